@@ -1,0 +1,73 @@
+//! The interface between experiments, tasks and optimizers.
+//!
+//! A [`Task`] is a stochastic loss oracle in the authors' sense (`training_iteration_handler`):
+//! each fresh evaluation draws a new sample (a new minibatch, a new random-walk step of the
+//! bowl's centre), and an evaluation on the *same* sample is available for methods that need two
+//! gradients per iteration (O-LBFGS). A [`Minimizer`] is one optimizer iteration against a task.
+
+use lodo_core::{Optimizer, Real, StepError};
+
+/// A stochastic objective over `dim()` parameters of type `T`.
+pub trait Task<T: Real>: Send {
+    /// A short name for tables and file names.
+    fn name(&self) -> &str;
+
+    /// Number of parameters `n`.
+    fn dim(&self) -> usize;
+
+    /// The starting point `x₀`.
+    fn initial_point(&self) -> Vec<T>;
+
+    /// Draws a fresh sample, then returns the loss at `x` on it and writes its gradient.
+    fn loss_grad(&mut self, x: &[T], grad: &mut [T]) -> T;
+
+    /// Loss and gradient at `x` on the sample of the last [`Task::loss_grad`] call.
+    fn loss_grad_same_sample(&mut self, x: &[T], grad: &mut [T]) -> T;
+
+    /// Hessian-vector product `H(x)·v` on the current sample, if the task can give it exactly.
+    fn hessian_vector(&mut self, _x: &[T], _v: &[T], _out: &mut [T]) -> Option<()> {
+        None
+    }
+
+    /// The task's known loss floor (e.g. the bowl's Newton reference `½·tr(H)`), if any.
+    fn reference_loss(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// One optimizer, run iteration by iteration against a [`Task`].
+pub trait Minimizer<T: Real>: Send {
+    /// Runs one iteration from `x` (updated in place); returns the training loss of the fresh
+    /// sample drawn this iteration (at the point the gradient was taken).
+    ///
+    /// # Errors
+    /// The optimizer's [`StepError`]; `x` is then unchanged.
+    fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError>;
+}
+
+/// Runs any one-gradient-per-step [`Optimizer`] (LODO, Adam, …) as a [`Minimizer`].
+pub struct FirstOrder<T, O> {
+    optimizer: O,
+    grad: Vec<T>,
+}
+
+impl<T: Real, O: Optimizer<T>> FirstOrder<T, O> {
+    /// Wraps `optimizer`.
+    pub fn new(optimizer: O) -> Self {
+        let grad = vec![T::zero(); optimizer.dim()];
+        Self { optimizer, grad }
+    }
+
+    /// The wrapped optimizer.
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+}
+
+impl<T: Real, O: Optimizer<T> + Send> Minimizer<T> for FirstOrder<T, O> {
+    fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
+        let loss = task.loss_grad(x, &mut self.grad);
+        self.optimizer.step(x, &self.grad)?;
+        Ok(loss)
+    }
+}

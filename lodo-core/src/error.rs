@@ -1,0 +1,195 @@
+//! Typed errors: bad hyperparameters ([`ConfigError`]), bad input to a step ([`StepError`]) and
+//! a state that cannot be restored ([`StateError`]).
+
+use core::fmt;
+
+/// A hyperparameter or shape that LODO cannot run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The problem has no parameters (`n = 0`).
+    EmptyProblem,
+    /// The initial learning rate `α₀` is not finite and positive.
+    InvalidAlpha0,
+    /// The meta learning rate `η` is not finite and positive.
+    InvalidMetaLearningRate,
+    /// The momentum `β` is outside `[0, 1)`.
+    InvalidMomentum,
+    /// The network has no layers (`N = 0`).
+    ZeroLayers,
+    /// The block size is zero (`k = 0`).
+    ZeroBlockSize,
+    /// The hidden width is smaller than the number of parameters.
+    HiddenTooSmall {
+        /// Requested hidden width `h`.
+        hidden: usize,
+        /// Number of parameters `n`.
+        dim: usize,
+    },
+    /// The hidden width is not a multiple of the block size.
+    HiddenNotMultipleOfBlock {
+        /// Requested hidden width `h`.
+        hidden: usize,
+        /// Block size `k`.
+        block_size: usize,
+    },
+    /// The hidden width does not fit the `u32` permutation indices, or `N·h·k` overflows `usize`.
+    TooLarge,
+    /// Adam's `β₁` is outside `[0, 1)`.
+    InvalidBeta1,
+    /// Adam's `β₂` is outside `[0, 1)`.
+    InvalidBeta2,
+    /// Adam's `ε` is not finite and positive.
+    InvalidEpsilon,
+    /// A learning rate of a first-order optimizer is not finite and positive.
+    InvalidLearningRate,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::EmptyProblem => write!(f, "the problem has no parameters (n = 0)"),
+            Self::InvalidAlpha0 => write!(f, "alpha0 must be finite and > 0"),
+            Self::InvalidMetaLearningRate => {
+                write!(f, "the meta learning rate must be finite and > 0")
+            }
+            Self::InvalidMomentum => write!(f, "beta (momentum) must lie in [0, 1)"),
+            Self::ZeroLayers => write!(f, "the number of layers N must be at least 1"),
+            Self::ZeroBlockSize => write!(f, "the block size k must be at least 1"),
+            Self::HiddenTooSmall { hidden, dim } => {
+                write!(
+                    f,
+                    "hidden width {hidden} is smaller than the dimension {dim}"
+                )
+            }
+            Self::HiddenNotMultipleOfBlock { hidden, block_size } => {
+                write!(
+                    f,
+                    "hidden width {hidden} is not a multiple of the block size {block_size}"
+                )
+            }
+            Self::TooLarge => write!(
+                f,
+                "the network is too large for this platform (h must fit u32)"
+            ),
+            Self::InvalidBeta1 => write!(f, "Adam beta1 must lie in [0, 1)"),
+            Self::InvalidBeta2 => write!(f, "Adam beta2 must lie in [0, 1)"),
+            Self::InvalidEpsilon => write!(f, "Adam epsilon must be finite and > 0"),
+            Self::InvalidLearningRate => write!(f, "the learning rate must be finite and > 0"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// Why a step was refused. On every variant the caller's parameters are unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepError {
+    /// The gradient's length is not the optimizer's dimension. Nothing changed.
+    GradientLength {
+        /// The optimizer's dimension `n`.
+        expected: usize,
+        /// The gradient's length.
+        found: usize,
+    },
+    /// The parameter slice's length is not the optimizer's dimension. Nothing changed.
+    ParamsLength {
+        /// The optimizer's dimension `n`.
+        expected: usize,
+        /// The parameter slice's length.
+        found: usize,
+    },
+    /// The gradient has a NaN or ±∞ entry. Nothing changed.
+    NonFiniteGradient {
+        /// Index of the first such entry.
+        index: usize,
+    },
+    /// The step would have written a non-finite value into the parameters. The parameters are
+    /// unchanged; the optimizer's internal state *has* advanced (meta-update and momentum), so
+    /// restore a clone or a saved state to retry.
+    NonFiniteStep {
+        /// Index of the first parameter that would have become non-finite.
+        index: usize,
+    },
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::GradientLength { expected, found } => {
+                write!(f, "gradient has length {found}, expected {expected}")
+            }
+            Self::ParamsLength { expected, found } => {
+                write!(f, "parameters have length {found}, expected {expected}")
+            }
+            Self::NonFiniteGradient { index } => {
+                write!(f, "gradient entry {index} is not finite; nothing changed")
+            }
+            Self::NonFiniteStep { index } => write!(
+                f,
+                "the step would make parameter {index} non-finite; parameters left unchanged"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for StepError {}
+
+/// A saved state that cannot be restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The state was written by an unknown format version.
+    UnsupportedFormat {
+        /// The version found.
+        found: u32,
+    },
+    /// The hyperparameters stored in the state are invalid.
+    Config(ConfigError),
+    /// A stored array has the wrong length.
+    Length {
+        /// Which array.
+        what: &'static str,
+        /// The length the other fields imply.
+        expected: usize,
+        /// The stored length.
+        found: usize,
+    },
+    /// A stored permutation is not a permutation of `0..h`.
+    NotAPermutation {
+        /// Index of the layer.
+        layer: usize,
+    },
+    /// A stored array holds a NaN or ±∞.
+    NonFinite {
+        /// Which array.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::UnsupportedFormat { found } => write!(f, "unsupported state format {found}"),
+            Self::Config(e) => write!(f, "invalid hyperparameters in state: {e}"),
+            Self::Length {
+                what,
+                expected,
+                found,
+            } => {
+                write!(f, "{what} has length {found}, expected {expected}")
+            }
+            Self::NotAPermutation { layer } => write!(f, "layer {layer}'s permutation is invalid"),
+            Self::NonFinite { what } => write!(f, "{what} holds a non-finite value"),
+        }
+    }
+}
+
+impl core::error::Error for StateError {}
+
+impl From<ConfigError> for StateError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}

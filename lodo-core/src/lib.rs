@@ -1,0 +1,66 @@
+//! LODO, the learned quasi-Newton optimizer of Liao, Dangovski, Foerster & Soljačić,
+//! *Learning to Optimize Quasi-Newton Methods* (TMLR 2023, arXiv 2210.06171).
+//!
+//! LODO steps `x ← x − G(θ)·m` with `m` an exponential average of gradients and
+//!
+//! $$ G(θ) = α₀\, Πᵀ Aᵀ A\, Π,\qquad A = B_N P_N ⋯ B_1 P_1, $$
+//!
+//! symmetric positive semidefinite by construction (§3). `θ` (the blocks `B_l`) is trained online
+//! by Adam on the hypergradient of the loss through the step just taken: no meta-training.
+//!
+//! | module | object |
+//! |---|---|
+//! | [`lodo`](crate::lodo) | the optimizer [`Lodo`] and its saved state [`LodoState`] |
+//! | [`preconditioner`] | `G(θ)`: [`BlockPreconditioner`] and the ablations [`Diagonal`], [`Global`], [`Residual`] |
+//! | [`meta`] | the meta-optimizers [`Adam`] (Keras form) and [`Sgd`] |
+//! | [`config`] | validated hyperparameters [`LodoConfig`] |
+//! | [`optimizer`] | the [`Optimizer`] trait every optimizer implements |
+//!
+//! # Features
+//! - `std` (default): std float intrinsics and runtime CPU detection in `lodo-kernels`.
+//!   Without it the crate is `#![no_std]` and needs only `alloc`; floats go through `libm`.
+//! - `serde`: (de)serialise [`LodoState`] (see its format table).
+//!
+//! # Determinism
+//! An explicit seed drives every random choice; the same seed on the same build gives a
+//! bit-identical trajectory.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(unconditional_recursion)]
+
+extern crate alloc;
+
+/// The workspace README, compiled so its example is checked as a doctest.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod config;
+pub mod error;
+pub mod lodo;
+pub mod meta;
+pub mod optimizer;
+pub mod permutation;
+pub mod preconditioner;
+pub mod random;
+mod real;
+
+pub use config::{LodoConfig, MetaKind};
+pub use error::{ConfigError, StateError, StepError};
+pub use lodo::{Lodo, LodoState, STATE_FORMAT};
+pub use meta::{Adam, MetaOptimizer, Sgd};
+pub use optimizer::Optimizer;
+pub use permutation::Permutation;
+pub use preconditioner::{
+    BlockPreconditioner, Diagonal, Global, Preconditioner, Residual, WeightSink,
+};
+pub use real::{Real, lit};
+
+/// LODO with the diagonal ablation `G = α₀·diag(w)`.
+pub type DiagonalLodo<T> = Lodo<T, Diagonal<T>>;
+/// LODO with the global ablation `G = α₀·w·I`.
+pub type GlobalLodo<T> = Lodo<T, Global<T>>;
+/// LODO with the residual-network ablation.
+pub type ResidualLodo<T> = Lodo<T, Residual<T>>;

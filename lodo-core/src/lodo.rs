@@ -1,0 +1,207 @@
+//! The LODO optimizer (paper §3, Algorithm 1): momentum, a learned preconditioner and its online
+//! meta-update, one gradient per step.
+//!
+//! Each call of [`Lodo::step`] receives `g_t = ∇ℓ(x_t)` at the current parameters and, in the
+//! authors' order:
+//! 1. computes the hypergradient `∇_θ ℓ(x_t) = −∇_θ⟨g_t, G(θ)·m_{t−1}⟩` through the step
+//!    `x_t = x_{t−1} − G(θ)·m_{t−1}` just taken,
+//! 2. takes a meta-step on `θ` with it (Adam, or SGD),
+//! 3. updates the momentum `m_t = β·m_{t−1} + (1−β)·g_t` (`m_0 = 0`),
+//! 4. applies the new step `x_{t+1} = x_t − G(θ_new)·m_t` to the caller's parameters.
+//!
+//! After construction a step allocates nothing.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::config::LodoConfig;
+use crate::error::{ConfigError, StateError, StepError};
+use crate::meta::MetaOptimizer;
+use crate::optimizer::{Optimizer, apply_descent, check_inputs};
+use crate::preconditioner::{BlockPreconditioner, Preconditioner};
+use crate::random::Stream;
+use crate::real::{Real, first_non_finite};
+
+/// The version of [`LodoState`]'s layout.
+pub const STATE_FORMAT: u32 = 1;
+
+/// Everything that determines a LODO run's future, and nothing else: the unit of
+/// save/restore (with the `serde` feature).
+///
+/// # Format
+/// A serde struct with these fields, in this order:
+///
+/// | field | meaning |
+/// |---|---|
+/// | `format` | [`STATE_FORMAT`] (currently 1) |
+/// | `beta` | momentum `β` |
+/// | `preconditioner` | the architecture: shape, `α₀`, permutations (forward indices `π`), weights `θ` |
+/// | `meta` | `{"Adam": {learning_rate, beta1, beta2, epsilon, t, m, v}}` or `{"Sgd": {learning_rate, dim}}` |
+/// | `momentum` | `m_t`, length `n` |
+/// | `steps` | steps taken |
+///
+/// Activations and scratch are not stored; [`Lodo::from_state`] validates every field and
+/// recomputes them, so a resumed run continues bit for bit. Any serde format that round-trips
+/// floats exactly works (e.g. `serde_json` with `float_roundtrip`, or a binary format).
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct LodoState<T, P> {
+    format: u32,
+    beta: T,
+    preconditioner: P,
+    meta: MetaOptimizer<T>,
+    momentum: Vec<T>,
+    steps: u64,
+}
+
+/// The LODO optimizer over `n` parameters with preconditioner architecture `P`
+/// (default: the paper's [`BlockPreconditioner`]).
+///
+/// # Examples
+/// ```
+/// use lodo_core::{Lodo, LodoConfig, Optimizer};
+///
+/// // Minimise ½‖x − 1‖² in 10 dimensions.
+/// let config = LodoConfig::default().with_alpha0(0.5)?;
+/// let mut lodo = Lodo::<f64>::new(10, config, 42)?;
+/// let mut x = vec![0.0; 10];
+/// for _ in 0..200 {
+///     let g: Vec<f64> = x.iter().map(|xi| xi - 1.0).collect();
+///     lodo.step(&mut x, &g)?;
+/// }
+/// assert!(x.iter().all(|xi| (xi - 1.0).abs() < 1e-3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Lodo<T, P = BlockPreconditioner<T>> {
+    state: LodoState<T, P>,
+    /// Scratch for `G(θ)·m_t`.
+    step: Vec<T>,
+}
+
+impl<T: Real, P: Preconditioner<T>> Lodo<T, P> {
+    /// A fresh optimizer for `n` parameters. `seed` alone determines the permutations and initial
+    /// blocks.
+    ///
+    /// # Errors
+    /// Any [`ConfigError`] the configuration has for this `n`.
+    pub fn new(n: usize, config: LodoConfig<T>, seed: u64) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::EmptyProblem);
+        }
+        let preconditioner = P::from_config(n, &config, &mut Stream::new(seed))?;
+        let meta = config.build_meta(preconditioner.weights().len())?;
+        Ok(Self {
+            state: LodoState {
+                format: STATE_FORMAT,
+                beta: config.beta(),
+                preconditioner,
+                meta,
+                momentum: vec![T::zero(); n],
+                steps: 0,
+            },
+            step: vec![T::zero(); n],
+        })
+    }
+
+    /// Restores an optimizer from a saved state, validating every field.
+    ///
+    /// # Errors
+    /// [`StateError`] naming the first inconsistency found.
+    pub fn from_state(mut state: LodoState<T, P>) -> Result<Self, StateError> {
+        if state.format != STATE_FORMAT {
+            return Err(StateError::UnsupportedFormat {
+                found: state.format,
+            });
+        }
+        if !(state.beta >= T::zero() && state.beta < T::one()) {
+            return Err(ConfigError::InvalidMomentum.into());
+        }
+        state.preconditioner.prepare()?;
+        let n = state.preconditioner.dim();
+        state
+            .meta
+            .validate_state(state.preconditioner.weights().len())?;
+        if state.momentum.len() != n {
+            return Err(StateError::Length {
+                what: "momentum",
+                expected: n,
+                found: state.momentum.len(),
+            });
+        }
+        if first_non_finite(&state.momentum).is_some() {
+            return Err(StateError::NonFinite { what: "momentum" });
+        }
+        let mut step = vec![T::zero(); n];
+        // Recreate the activations of m_t under θ, exactly as the last step left them.
+        state.preconditioner.apply(&state.momentum, &mut step);
+        Ok(Self { state, step })
+    }
+
+    /// The state to save (see [`LodoState`] for the format).
+    #[must_use]
+    pub fn state(&self) -> &LodoState<T, P> {
+        &self.state
+    }
+
+    /// The preconditioner.
+    #[must_use]
+    pub fn preconditioner(&self) -> &P {
+        &self.state.preconditioner
+    }
+
+    /// The momentum `m_t`.
+    #[must_use]
+    pub fn momentum(&self) -> &[T] {
+        &self.state.momentum
+    }
+
+    /// Steps taken.
+    #[must_use]
+    pub fn steps(&self) -> u64 {
+        self.state.steps
+    }
+
+    /// The meta-optimizer.
+    #[must_use]
+    pub fn meta(&self) -> &MetaOptimizer<T> {
+        &self.state.meta
+    }
+
+    /// One LODO step (see the [module docs](self)): `params ← params − G(θ_new)·m_t`.
+    ///
+    /// # Errors
+    /// [`StepError::GradientLength`], [`StepError::ParamsLength`] and
+    /// [`StepError::NonFiniteGradient`] change nothing. [`StepError::NonFiniteStep`] leaves
+    /// `params` unchanged but the optimizer has advanced.
+    pub fn step(&mut self, params: &mut [T], grad: &[T]) -> Result<(), StepError> {
+        let s = &mut self.state;
+        check_inputs(s.momentum.len(), params, grad)?;
+        // (1)+(2): hypergradient through the last step, fused with the meta-update per piece.
+        s.meta.begin_step();
+        let meta = &mut s.meta;
+        s.preconditioner
+            .backprop(grad, &mut |offset, theta, g_theta| {
+                meta.update(offset, theta, g_theta)
+            });
+        // (3): momentum.
+        let (beta, one_minus_beta) = (s.beta, T::one() - s.beta);
+        for (m, &g) in s.momentum.iter_mut().zip(grad) {
+            *m = beta * *m + one_minus_beta * g;
+        }
+        // (4): the new step with the new θ; its activations stay for the next hypergradient.
+        s.preconditioner.apply(&s.momentum, &mut self.step);
+        s.steps += 1;
+        apply_descent(params, &self.step)
+    }
+}
+
+impl<T: Real, P: Preconditioner<T>> Optimizer<T> for Lodo<T, P> {
+    fn dim(&self) -> usize {
+        self.state.momentum.len()
+    }
+
+    fn step(&mut self, params: &mut [T], grad: &[T]) -> Result<(), StepError> {
+        Lodo::step(self, params, grad)
+    }
+}

@@ -1,0 +1,96 @@
+//! The diagonal ablation (paper §5.3, "LODO-Diagonal"): `G(w) = α₀·diag(w)`, `w ← 1`.
+//!
+//! Hypergradient: `∇_w ⟨g, G m⟩ = α₀ (g ⊙ m)`. (The authors' registry labels this class as the
+//! global one and vice versa; here each name says what it computes.)
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights};
+use crate::config::LodoConfig;
+use crate::error::{ConfigError, StateError};
+use crate::random::Stream;
+use crate::real::Real;
+
+/// `G = α₀·diag(w)`; weights `θ = w` (length `n`).
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound(
+        serialize = "T: serde::Serialize",
+        deserialize = "T: serde::Deserialize<'de>"
+    ))
+)]
+pub struct Diagonal<T> {
+    alpha0: T,
+    w: Vec<T>,
+    #[cfg_attr(feature = "serde", serde(skip))]
+    m: Vec<T>,
+    #[cfg_attr(feature = "serde", serde(skip))]
+    grad: Vec<T>,
+}
+
+impl<T: Real> Preconditioner<T> for Diagonal<T> {
+    fn from_config(
+        n: usize,
+        config: &LodoConfig<T>,
+        _rng: &mut Stream,
+    ) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::EmptyProblem);
+        }
+        Ok(Self {
+            alpha0: config.alpha0(),
+            w: vec![T::one(); n],
+            m: vec![T::zero(); n],
+            grad: vec![T::zero(); n],
+        })
+    }
+
+    fn dim(&self) -> usize {
+        self.w.len()
+    }
+
+    fn weights(&self) -> &[T] {
+        &self.w
+    }
+
+    fn weights_mut(&mut self) -> &mut [T] {
+        &mut self.w
+    }
+
+    fn apply(&mut self, m: &[T], out: &mut [T]) {
+        check_len("m", m.len(), self.w.len());
+        self.m.copy_from_slice(m);
+        self.matvec(m, out);
+    }
+
+    fn matvec(&self, v: &[T], out: &mut [T]) {
+        check_len("v", v.len(), self.w.len());
+        check_len("out", out.len(), self.w.len());
+        for ((o, &vi), &wi) in out.iter_mut().zip(v).zip(&self.w) {
+            *o = self.alpha0 * wi * vi;
+        }
+    }
+
+    fn backprop(&mut self, g: &[T], sink: &mut WeightSink<'_, T>) {
+        check_len("g", g.len(), self.w.len());
+        let scale = -self.alpha0;
+        for ((d, &gi), &mi) in self.grad.iter_mut().zip(g).zip(&self.m) {
+            *d = scale * gi * mi;
+        }
+        sink(0, &mut self.w, &self.grad);
+    }
+
+    fn prepare(&mut self) -> Result<(), StateError> {
+        check_alpha(self.alpha0)?;
+        if self.w.is_empty() {
+            return Err(ConfigError::EmptyProblem.into());
+        }
+        check_weights(&self.w, self.w.len())?;
+        self.m = vec![T::zero(); self.w.len()];
+        self.grad = vec![T::zero(); self.w.len()];
+        Ok(())
+    }
+}

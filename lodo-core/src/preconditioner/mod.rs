@@ -1,0 +1,163 @@
+//! The preconditioner `G(θ)`: the symmetric map from the averaged gradient `m` to the step
+//! `G(θ)·m` (paper §3), and its hypergradient.
+//!
+//! Every architecture (the LODO network and the paper's ablations, §5.3) implements
+//! [`Preconditioner`]. The optimizer only ever calls [`Preconditioner::apply`] (forward, which
+//! remembers what the next hypergradient needs) and [`Preconditioner::backprop`].
+//!
+//! # Hypergradient
+//! The step just taken was `x_t = x_{t−1} − G(θ)·m_{t−1}`, and `g_t = ∇ℓ(x_t)`. By the chain rule
+//!
+//! $$ ∇_θ\, ℓ(x_t) = −\Big(\frac{∂\,[G(θ)\,m_{t−1}]}{∂θ}\Big)^{\!T} g_t
+//!                 = −∇_θ \langle g_t,\; G(θ)\, m_{t−1} \rangle, $$
+//!
+//! which every architecture computes exactly from the activations kept by the last `apply`.
+
+mod block;
+mod diagonal;
+mod global;
+mod residual;
+
+pub use block::BlockPreconditioner;
+pub use diagonal::Diagonal;
+pub use global::Global;
+pub use residual::Residual;
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::config::LodoConfig;
+use crate::error::{ConfigError, StateError};
+use crate::random::Stream;
+use crate::real::Real;
+
+/// Receives the hypergradient piece by piece: `(offset, θ[offset..offset+len], ∇θ[..len])`.
+pub type WeightSink<'a, T> = dyn FnMut(usize, &mut [T], &[T]) + 'a;
+
+/// A learned symmetric preconditioner `G(θ)` acting on `n`-vectors.
+pub trait Preconditioner<T: Real>: Clone {
+    /// Builds the initial preconditioner for `n` parameters.
+    ///
+    /// # Errors
+    /// Any [`ConfigError`] the architecture's shape checks find.
+    fn from_config(n: usize, config: &LodoConfig<T>, rng: &mut Stream)
+    -> Result<Self, ConfigError>;
+
+    /// The dimension `n`.
+    fn dim(&self) -> usize;
+
+    /// The trainable weights `θ` as one flat slice (layout documented per architecture).
+    fn weights(&self) -> &[T];
+
+    /// Mutable weights. Changing them invalidates what [`Preconditioner::apply`] remembered:
+    /// call `apply` again before [`Preconditioner::backprop`].
+    fn weights_mut(&mut self) -> &mut [T];
+
+    /// `out = G(θ)·m`, remembering the activations of `m` for the next
+    /// [`Preconditioner::backprop`].
+    ///
+    /// # Panics
+    /// If `m` or `out` does not have length `n`.
+    fn apply(&mut self, m: &[T], out: &mut [T]);
+
+    /// `out = G(θ)·v` without touching what `apply` remembered (allocates scratch).
+    ///
+    /// # Panics
+    /// If `v` or `out` does not have length `n`.
+    fn matvec(&self, v: &[T], out: &mut [T]);
+
+    /// Computes the hypergradient `∇_θ ℓ = −∇_θ⟨g, G(θ)·m⟩` for the `m` of the last `apply`
+    /// and hands it over piece by piece: `sink(offset, θ[offset..offset+len], ∇θ[..len])`.
+    /// The sink may update `θ` in place; each piece is handed over only after the old `θ` of that
+    /// piece has been used, so updating there is exact.
+    ///
+    /// # Panics
+    /// If `g` does not have length `n`.
+    fn backprop(&mut self, g: &[T], sink: &mut WeightSink<'_, T>);
+
+    /// Re-creates what `apply` remembers and validates the structure after deserialisation.
+    ///
+    /// # Errors
+    /// [`StateError`] if the stored structure is inconsistent.
+    fn prepare(&mut self) -> Result<(), StateError>;
+
+    /// The full hypergradient `−∇_θ⟨g, G(θ)·m⟩` into `out` (length `weights().len()`), leaving
+    /// `θ` unchanged.
+    ///
+    /// # Panics
+    /// If `g` has the wrong length or `out.len() != weights().len()`.
+    fn hypergradient(&mut self, g: &[T], out: &mut [T]) {
+        assert_eq!(
+            out.len(),
+            self.weights().len(),
+            "hypergradient: out has the wrong length"
+        );
+        self.backprop(g, &mut |offset, _theta, grad| {
+            out[offset..offset + grad.len()].copy_from_slice(grad);
+        });
+    }
+
+    /// The dense `n × n` matrix `G(θ)`, row-major, materialised column by column with
+    /// [`Preconditioner::matvec`].
+    fn to_dense(&self) -> Vec<T> {
+        let n = self.dim();
+        let mut dense = vec![T::zero(); n * n];
+        let mut e = vec![T::zero(); n];
+        let mut col = vec![T::zero(); n];
+        for j in 0..n {
+            e[j] = T::one();
+            self.matvec(&e, &mut col);
+            e[j] = T::zero();
+            for i in 0..n {
+                dense[i * n + j] = col[i];
+            }
+        }
+        dense
+    }
+}
+
+/// `out = α · src[..out.len()]` (the `α₀ Πᵀ` at the end of every architecture).
+#[inline]
+pub(crate) fn unpad_scaled<T: Real>(alpha: T, src: &[T], out: &mut [T]) {
+    for (o, &s) in out.iter_mut().zip(src) {
+        *o = alpha * s;
+    }
+}
+
+/// `dst = Π v`: `v` followed by zeros.
+#[inline]
+pub(crate) fn pad<T: Real>(v: &[T], dst: &mut [T]) {
+    let (head, tail) = dst.split_at_mut(v.len());
+    head.copy_from_slice(v);
+    tail.fill(T::zero());
+}
+
+#[track_caller]
+pub(crate) fn check_len(what: &str, found: usize, expected: usize) {
+    assert!(
+        found == expected,
+        "{what} has length {found}, expected {expected}"
+    );
+}
+
+pub(crate) fn check_alpha<T: Real>(alpha0: T) -> Result<(), StateError> {
+    if alpha0.is_finite() && alpha0 > T::zero() {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidAlpha0.into())
+    }
+}
+
+pub(crate) fn check_weights<T: Real>(w: &[T], expected: usize) -> Result<(), StateError> {
+    if w.len() != expected {
+        return Err(StateError::Length {
+            what: "weights",
+            expected,
+            found: w.len(),
+        });
+    }
+    if crate::real::first_non_finite(w).is_some() {
+        return Err(StateError::NonFinite { what: "weights" });
+    }
+    Ok(())
+}
