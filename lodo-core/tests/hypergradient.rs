@@ -1,0 +1,193 @@
+//! The hypergradient `∇_θ ℓ(x_{t−1} − G(θ)·m)` of every architecture equals central finite
+//! differences (f64) and, for the LODO network, the dense-matrix formula; the f32 computation
+//! agrees with the f64 one from the same weights.
+
+mod common;
+
+use common::{DenseNetwork, cast, gaussians, random_spd, rel_err, to_f64};
+use lodo_core::random::Stream;
+use lodo_core::{
+    BlockPreconditioner, Diagonal, Global, LodoConfig, Preconditioner, Real, Residual, lit,
+};
+use proptest::prelude::*;
+
+/// A quadratic loss `ℓ(x) = ½ (x − c)ᵀ Q (x − c)` and the point before the step.
+struct Problem {
+    q: common::Dense,
+    c: Vec<f64>,
+    x_prev: Vec<f64>,
+    m: Vec<f64>,
+}
+
+impl Problem {
+    fn new(n: usize, seed: u64) -> Self {
+        let mut rng = Stream::new(seed);
+        Self {
+            q: random_spd(n, 0.1, 3.0, &mut rng),
+            c: gaussians(n, 1.0, &mut rng),
+            x_prev: gaussians(n, 1.0, &mut rng),
+            m: gaussians(n, 1.0, &mut rng),
+        }
+    }
+    fn loss(&self, x: &[f64]) -> f64 {
+        let e: Vec<f64> = x.iter().zip(&self.c).map(|(a, b)| a - b).collect();
+        0.5 * e
+            .iter()
+            .zip(self.q.matvec(&e))
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+    }
+    fn grad(&self, x: &[f64]) -> Vec<f64> {
+        let e: Vec<f64> = x.iter().zip(&self.c).map(|(a, b)| a - b).collect();
+        self.q.matvec(&e)
+    }
+    /// `ℓ(x_prev − G m)` with `G` given by `p`.
+    fn loss_after_step<P: Preconditioner<f64>>(&self, p: &P) -> f64 {
+        let mut s = vec![0.0; self.m.len()];
+        p.matvec(&self.m, &mut s);
+        let x: Vec<f64> = self.x_prev.iter().zip(&s).map(|(a, b)| a - b).collect();
+        self.loss(&x)
+    }
+    /// `g_t = ∇ℓ(x_t)` after the step taken with `apply` (which also records `m`).
+    fn gradient_after_apply<T: Real, P: Preconditioner<T>>(&self, p: &mut P) -> Vec<f64> {
+        let mut s = vec![T::nan(); self.m.len()];
+        p.apply(&cast(&self.m), &mut s);
+        let x: Vec<f64> = self
+            .x_prev
+            .iter()
+            .zip(to_f64(&s))
+            .map(|(a, b)| a - b)
+            .collect();
+        self.grad(&x)
+    }
+}
+
+fn analytic<T: Real, P: Preconditioner<T>>(p: &mut P, prob: &Problem) -> Vec<f64> {
+    let g = prob.gradient_after_apply(p);
+    let mut out = vec![T::nan(); p.weights().len()];
+    p.hypergradient(&cast(&g), &mut out);
+    to_f64(&out)
+}
+
+fn finite_differences<P: Preconditioner<f64>>(p: &P, prob: &Problem) -> Vec<f64> {
+    let mut q = p.clone();
+    (0..p.weights().len())
+        .map(|i| {
+            let w = p.weights()[i];
+            let h = 1e-6 * w.abs().max(1.0);
+            q.weights_mut()[i] = w + h;
+            let up = prob.loss_after_step(&q);
+            q.weights_mut()[i] = w - h;
+            let down = prob.loss_after_step(&q);
+            q.weights_mut()[i] = w;
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}
+
+fn perturb<T: Real, P: Preconditioner<T>>(p: &mut P, s: f64, seed: u64) {
+    let mut rng = Stream::new(seed);
+    for w in p.weights_mut() {
+        *w = *w + lit::<T>(s * rng.gaussian());
+    }
+}
+
+fn build<T: Real, P: Preconditioner<T>>(n: usize, config: &LodoConfig<T>, seed: u64) -> P {
+    P::from_config(n, config, &mut Stream::new(seed)).unwrap()
+}
+
+fn config<T: Real>(k: usize, layers: usize, alpha0: f64) -> LodoConfig<T> {
+    LodoConfig::default()
+        .with_block_size(k)
+        .and_then(|c| c.with_layers(layers))
+        .and_then(|c| c.with_alpha0(lit(alpha0)))
+        .unwrap()
+}
+
+/// The whole check for one architecture: f64 analytic vs FD, f32 analytic vs f64 analytic.
+fn check<P64, P32>(n: usize, k: usize, layers: usize, seed: u64)
+where
+    P64: Preconditioner<f64>,
+    P32: Preconditioner<f32>,
+{
+    let prob = Problem::new(n, seed);
+    let mut p64: P64 = build(n, &config(k, layers, 0.6), seed);
+    perturb(&mut p64, 0.3, seed ^ 9);
+    let exact = analytic(&mut p64, &prob);
+    let fd = finite_differences(&p64, &prob);
+    assert!(
+        rel_err(&exact, &fd) < 1e-6,
+        "f64 hypergradient vs FD: {}",
+        rel_err(&exact, &fd)
+    );
+
+    // f32 on the same weights (rounded), against f64 on those rounded weights.
+    let mut p32: P32 = build(n, &config(k, layers, 0.6), seed);
+    for (w32, &w64) in p32.weights_mut().iter_mut().zip(p64.weights()) {
+        *w32 = w64 as f32;
+    }
+    for (w64, &w32) in p64.weights_mut().iter_mut().zip(p32.weights()) {
+        *w64 = f64::from(w32);
+    }
+    let a32 = analytic(&mut p32, &prob);
+    let a64 = analytic(&mut p64, &prob);
+    let tol = 64.0 * f64::from(f32::EPSILON) * (4 * layers * k) as f64;
+    assert!(
+        rel_err(&a32, &a64) < tol,
+        "f32 vs f64 hypergradient: {} (tol {tol})",
+        rel_err(&a32, &a64)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn block_network(n in 1usize..9, k in 1usize..5, layers in 1usize..5, seed: u64) {
+        check::<BlockPreconditioner<f64>, BlockPreconditioner<f32>>(n, k, layers, seed);
+    }
+
+    #[test]
+    fn block_network_equals_dense_formula(n in 1usize..9, k in 1usize..5, layers in 1usize..5, seed: u64) {
+        let prob = Problem::new(n, seed);
+        let mut p: BlockPreconditioner<f64> = build(n, &config(k, layers, 0.6), seed);
+        perturb(&mut p, 0.3, seed ^ 9);
+        let exact = analytic(&mut p, &prob);
+        let g = prob.gradient_after_apply(&mut p);
+        let dense = DenseNetwork::of(&p).hypergradient(&g, &prob.m);
+        prop_assert!(rel_err(&exact, &dense) < 1e-12, "vs dense formula: {}", rel_err(&exact, &dense));
+    }
+
+    #[test]
+    fn residual(n in 1usize..9, layers in 1usize..6, seed: u64) {
+        check::<Residual<f64>, Residual<f32>>(n, 1, layers, seed);
+    }
+
+    #[test]
+    fn diagonal(n in 1usize..12, seed: u64) {
+        check::<Diagonal<f64>, Diagonal<f32>>(n, 1, 1, seed);
+    }
+
+    #[test]
+    fn global(n in 1usize..12, seed: u64) {
+        check::<Global<f64>, Global<f32>>(n, 1, 1, seed);
+    }
+}
+
+#[test]
+fn hypergradient_leaves_weights_unchanged_and_backprop_hands_over_every_weight_once() {
+    let prob = Problem::new(6, 3);
+    let mut p: BlockPreconditioner<f64> = build(6, &config(4, 3, 1.0), 3);
+    let before = p.weights().to_vec();
+    let _ = analytic(&mut p, &prob);
+    assert_eq!(common::bits(p.weights()), common::bits(&before));
+    let mut seen = vec![0u8; p.weights().len()];
+    let g = prob.gradient_after_apply(&mut p);
+    p.backprop(&g, &mut |offset, theta, grad| {
+        assert_eq!(theta.len(), grad.len());
+        seen[offset..offset + grad.len()]
+            .iter_mut()
+            .for_each(|s| *s += 1);
+    });
+    assert!(seen.iter().all(|&s| s == 1));
+}

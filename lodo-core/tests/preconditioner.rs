@@ -1,0 +1,183 @@
+//! Structure of `G(θ)`: symmetric, positive semidefinite, `α₀·I` at initialisation, and the
+//! structured mat-vec equal to the dense product `α₀ Πᵀ Aᵀ A Π` built from the same weights.
+
+mod common;
+
+use common::{Dense, DenseNetwork, cast, is_positive_definite, rel_err, to_f64};
+use lodo_core::random::Stream;
+use lodo_core::{
+    BlockPreconditioner, Diagonal, Global, LodoConfig, Preconditioner, Real, Residual, lit,
+};
+use proptest::prelude::*;
+
+fn block<T: Real>(
+    n: usize,
+    k: usize,
+    layers: usize,
+    alpha0: f64,
+    seed: u64,
+) -> BlockPreconditioner<T> {
+    let config = LodoConfig::<T>::default()
+        .with_block_size(k)
+        .and_then(|c| c.with_layers(layers))
+        .and_then(|c| c.with_alpha0(lit(alpha0)))
+        .unwrap();
+    BlockPreconditioner::from_config(n, &config, &mut Stream::new(seed)).unwrap()
+}
+
+/// Replaces the weights by Gaussians of scale `s` (a generic, non-orthogonal θ).
+fn randomize<T: Real, P: Preconditioner<T>>(p: &mut P, s: f64, seed: u64) {
+    let mut rng = Stream::new(seed);
+    for w in p.weights_mut() {
+        *w = lit(s * rng.gaussian());
+    }
+}
+
+fn dense_of<T: Real, P: Preconditioner<T>>(p: &P) -> Dense {
+    let n = p.dim();
+    Dense {
+        rows: n,
+        cols: n,
+        a: to_f64(&p.to_dense()),
+    }
+}
+
+/// `G = α₀ I` at initialisation, to a few ε per layer (each orthogonal block is exact to ε).
+fn identity_at_init<T: Real>(n: usize, k: usize, layers: usize, seed: u64) {
+    let alpha0 = 0.37;
+    let p = block::<T>(n, k, layers, alpha0, seed);
+    let g = dense_of(&p);
+    let eps = T::epsilon().to_f64().unwrap();
+    let tol = 8.0 * eps * (2 * layers * k) as f64 * alpha0;
+    for i in 0..n {
+        for j in 0..n {
+            let expect = if i == j { alpha0 } else { 0.0 };
+            assert!(
+                (g.at(i, j) - expect).abs() <= tol,
+                "G[{i}][{j}] = {} (tol {tol})",
+                g.at(i, j)
+            );
+        }
+    }
+}
+
+/// Symmetric to rounding, and `G + δI` positive definite for `δ = c·ε·‖G‖`.
+fn symmetric_psd<T: Real, P: Preconditioner<T>>(p: &P) {
+    let g = dense_of(p);
+    let n = g.rows;
+    let eps = T::epsilon().to_f64().unwrap();
+    let norm = g.max_abs() * n as f64;
+    for i in 0..n {
+        for j in 0..i {
+            let d = (g.at(i, j) - g.at(j, i)).abs();
+            assert!(d <= 64.0 * eps * norm, "asymmetry {d} at ({i},{j})");
+        }
+    }
+    let mut shifted = g.clone();
+    for i in 0..n {
+        shifted.set(i, i, g.at(i, i) + 64.0 * eps * norm.max(f64::MIN_POSITIVE));
+    }
+    assert!(
+        is_positive_definite(&shifted),
+        "G has an eigenvalue below −64ε‖G‖"
+    );
+}
+
+/// The structured `matvec` (and `apply`) equal the dense `α₀ Πᵀ Aᵀ A Π` from the same weights.
+fn structured_equals_dense<T: Real>(p: &mut BlockPreconditioner<T>, seed: u64) {
+    let dense = DenseNetwork::of(p).g();
+    let n = p.dim();
+    let v = common::gaussians(n, 1.0, &mut Stream::new(seed));
+    let expect = dense.matvec(&v);
+    let mut out = vec![T::nan(); n];
+    p.matvec(&cast(&v), &mut out);
+    let eps = T::epsilon().to_f64().unwrap();
+    let tol = 16.0 * eps * (4 * p.layers() * p.block_size()) as f64;
+    let scale = dense.max_abs() * n as f64;
+    assert!(
+        rel_err(&to_f64(&out), &expect) <= tol * scale.max(1.0),
+        "matvec differs"
+    );
+    let mut applied = vec![T::nan(); n];
+    p.apply(&cast(&v), &mut applied);
+    assert_eq!(
+        common::bits(&applied),
+        common::bits(&out),
+        "apply and matvec differ in bits"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn identity_at_initialisation(n in 1usize..24, k in 1usize..6, layers in 1usize..8, seed: u64) {
+        identity_at_init::<f64>(n, k, layers, seed);
+        identity_at_init::<f32>(n, k, layers, seed);
+    }
+
+    #[test]
+    fn block_network_is_symmetric_psd(n in 1usize..16, k in 1usize..5, layers in 1usize..6, seed: u64, s in 0.1f64..2.0) {
+        let mut p64 = block::<f64>(n, k, layers, 1.0, seed);
+        randomize(&mut p64, s, seed ^ 1);
+        symmetric_psd(&p64);
+        let mut p32 = block::<f32>(n, k, layers, 1.0, seed);
+        randomize(&mut p32, s, seed ^ 1);
+        symmetric_psd(&p32);
+    }
+
+    #[test]
+    fn structured_matvec_equals_dense(n in 1usize..16, k in 1usize..5, layers in 1usize..6, seed: u64) {
+        let mut p64 = block::<f64>(n, k, layers, 0.8, seed);
+        randomize(&mut p64, 0.7, seed ^ 2);
+        structured_equals_dense(&mut p64, seed ^ 3);
+        let mut p32 = block::<f32>(n, k, layers, 0.8, seed);
+        randomize(&mut p32, 0.7, seed ^ 2);
+        structured_equals_dense(&mut p32, seed ^ 3);
+    }
+
+    #[test]
+    fn residual_is_symmetric_and_psd_with_nonnegative_middle(n in 1usize..12, layers in 1usize..8, seed: u64) {
+        let config = LodoConfig::<f64>::default().with_layers(layers).unwrap();
+        let mut p = Residual::<f64>::from_config(n, &config, &mut Stream::new(seed)).unwrap();
+        // Keep c ≥ 0 (the documented PSD condition), perturb the diagonals.
+        let h = p.weights().len() / (layers + 1);
+        let mut rng = Stream::new(seed ^ 5);
+        for (i, w) in p.weights_mut().iter_mut().enumerate() {
+            *w = if i >= layers * h { rng.uniform() } else { 0.5 * rng.gaussian() };
+        }
+        symmetric_psd(&p);
+    }
+}
+
+#[test]
+fn default_hidden_width_is_k_ceil_2n_over_k() {
+    for (n, k, h) in [
+        (1, 4, 4),
+        (2, 4, 4),
+        (3, 4, 8),
+        (10, 4, 20),
+        (10, 3, 21),
+        (7, 1, 14),
+    ] {
+        let p = block::<f64>(n, k, 2, 1.0, 0);
+        assert_eq!(p.hidden(), h, "n = {n}, k = {k}");
+    }
+}
+
+#[test]
+fn diagonal_and_global_ablations_start_at_alpha0_identity() {
+    let config = LodoConfig::<f64>::default().with_alpha0(0.25).unwrap();
+    let d = Diagonal::<f64>::from_config(5, &config, &mut Stream::new(0)).unwrap();
+    let g = Global::<f64>::from_config(5, &config, &mut Stream::new(0)).unwrap();
+    for p in [dense_of(&d), dense_of(&g)] {
+        for i in 0..5 {
+            for j in 0..5 {
+                let expect = if i == j { 0.25 } else { 0.0 };
+                assert_eq!(p.at(i, j).to_bits(), f64::to_bits(expect));
+            }
+        }
+    }
+    assert_eq!(d.weights().len(), 5);
+    assert_eq!(g.weights().len(), 1);
+}
