@@ -1,2 +1,335 @@
-//! (in progress)
-fn main() {}
+//! Criterion benches of the lodo-kernels paths and of the full LODO step (issue 3).
+//!
+//! `cargo bench -p lodo-bench --bench kernels` runs everything; filter as usual, e.g.
+//! `cargo bench -p lodo-bench --bench kernels -- backward_pair_adam` or `-- step_f32`.
+//! `LODO_BENCH_N=1000,10000` picks the step sizes (default 1e3, 1e4, 1e5, 1e6).
+//!
+//! - One group per kernel and element type, one function per available path (reference,
+//!   avx2, avx512, neon) on identical inputs, including an awkward size (odd block count, not a
+//!   multiple of any lane width). Each path's output is checked against the reference before
+//!   timing. Throughput: elements of `θ` (or of the vector for permutations).
+//! - `step_f32` / `step_f64`: one steady-state step at each `n`, single thread: `lodo`
+//!   (`Lodo::step` as wired), `fused` (the same step with the hypergradient fused into Adam,
+//!   `BlockPreconditioner::backprop_meta`) on the best path and on the reference path, and a
+//!   plain `adam` step. Throughput: parameters `n`.
+//!
+//! Record the CPU (`/proc/cpuinfo`) and the commit with any result you keep.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lodo_core::meta::MetaOptimizer;
+use lodo_core::optimizer::apply_descent;
+use lodo_core::random::Stream;
+use lodo_core::{Adam, BlockPreconditioner, Lodo, LodoConfig, Optimizer, Preconditioner, Real};
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
+use lodo_kernels::{Kernels, Path, dispatch};
+
+const K: usize = 4;
+
+fn kernels() -> Vec<Kernels> {
+    Path::ALL
+        .into_iter()
+        .filter_map(|p| Kernels::new(p).ok())
+        .collect()
+}
+
+/// Widths `h`: in L1/L2, in L3, beyond L3; the last is an odd block count.
+const WIDTHS: [usize; 3] = [2_000, 200_000, 4 * 250_001];
+
+fn vals<T: Real>(n: usize, seed: usize) -> Vec<T> {
+    (0..n)
+        .map(|i| T::from(((i * 2_654_435_761 + seed * 97) % 2001) as f64 / 1000.0 - 1.0).unwrap())
+        .collect()
+}
+
+fn perm(h: usize) -> Vec<u32> {
+    let mut p: Vec<u32> = (0..h as u32).collect();
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..h).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        p.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    p
+}
+
+#[track_caller]
+fn agree<T: Real>(what: &str, path: Path, got: &[T], want: &[T]) {
+    let tol = T::epsilon() * T::from(64.0).unwrap();
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (T::one() + w.abs()),
+            "{what} [{path}] disagrees with the reference at {i}: {g:?} vs {w:?}"
+        );
+    }
+}
+
+fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
+    let reference = Kernels::reference();
+    for h in WIDTHS {
+        let hk = h * K;
+        let (b, x, w, d) = (
+            vals::<T>(hk, 1),
+            vals::<T>(h, 2),
+            vals::<T>(h, 3),
+            vals::<T>(h, 4),
+        );
+        let (pc, pe) = (vals::<T>(h, 5), vals::<T>(h, 6));
+        let p = perm(h);
+
+        let mut g = c.benchmark_group(format!("layer_forward_into_{ty}"));
+        g.throughput(Throughput::Elements(hk as u64));
+        let (mut p0, mut y0) = (vec![T::zero(); h], vec![T::zero(); h]);
+        reference.layer_forward_into(K, &b, &p, &x, &mut p0, &mut y0);
+        for kern in kernels() {
+            let (mut pp, mut y) = (vec![T::nan(); h], vec![T::nan(); h]);
+            kern.layer_forward_into(K, &b, &p, &x, &mut pp, &mut y);
+            agree("layer_forward_into", kern.path(), &y, &y0);
+            g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
+                bch.iter(|| {
+                    kern.layer_forward_into(K, black_box(&b), &p, black_box(&x), &mut pp, &mut y)
+                });
+            });
+        }
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("layer_backward_{ty}"));
+        g.throughput(Throughput::Elements(hk as u64));
+        let mut y0 = vec![T::zero(); h];
+        reference.layer_backward(K, &b, &p, &w, &mut y0);
+        for kern in kernels() {
+            let mut y = vec![T::nan(); h];
+            kern.layer_backward(K, &b, &p, &w, &mut y);
+            agree("layer_backward", kern.path(), &y, &y0);
+            g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
+                bch.iter(|| kern.layer_backward(K, black_box(&b), &p, black_box(&w), &mut y));
+            });
+        }
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("matvec_{ty}"));
+        g.throughput(Throughput::Elements(hk as u64));
+        let mut y0 = vec![T::zero(); h];
+        reference.matvec(K, &b, &x, &mut y0);
+        for kern in kernels() {
+            let mut y = vec![T::nan(); h];
+            kern.matvec(K, &b, &x, &mut y);
+            agree("matvec", kern.path(), &y, &y0);
+            g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
+                bch.iter(|| kern.matvec(K, black_box(&b), black_box(&x), &mut y));
+            });
+        }
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("gather_{ty}"));
+        g.throughput(Throughput::Elements(h as u64));
+        let mut y0 = vec![T::zero(); h];
+        reference.gather(&p, &x, &mut y0);
+        for kern in kernels() {
+            let mut y = vec![T::nan(); h];
+            kern.gather(&p, &x, &mut y);
+            assert!(
+                y.iter()
+                    .zip(&y0)
+                    .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()))
+            );
+            g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
+                bch.iter(|| kern.gather(&p, black_box(&x), &mut y));
+            });
+        }
+        g.finish();
+
+        // The fused hypergradient + Adam layer step, against the unfused sequence
+        // (outer_pair into a buffer, backward pair, then a separate Adam pass).
+        let mut g = c.benchmark_group(format!("backward_pair_adam_{ty}"));
+        g.throughput(Throughput::Elements(hk as u64));
+        let co = AdamCoefficients {
+            beta1: T::from(0.9).unwrap(),
+            beta2: T::from(0.999).unwrap(),
+            epsilon: T::from(1e-7).unwrap(),
+            rate: T::from(1e-3).unwrap(),
+        };
+        let scale = T::from(-1e-3).unwrap();
+        let pair = OuterPair {
+            scale,
+            a: &w,
+            c: &pc,
+            d: &d,
+            e: &pe,
+        };
+        let (mut th0, mut m0, mut v0) = (b.clone(), vec![T::zero(); hk], vec![T::zero(); hk]);
+        let (mut ya0, mut yd0) = (vec![T::zero(); h], vec![T::zero(); h]);
+        let st = AdamSlices {
+            theta: &mut th0,
+            m: &mut m0,
+            v: &mut v0,
+        };
+        reference.backward_pair_adam(K, &p, pair, st, co, &mut ya0, &mut yd0);
+        for kern in kernels() {
+            let (mut th, mut m, mut v) = (b.clone(), vec![T::zero(); hk], vec![T::zero(); hk]);
+            let (mut ya, mut yd) = (vec![T::nan(); h], vec![T::nan(); h]);
+            let st = AdamSlices {
+                theta: &mut th,
+                m: &mut m,
+                v: &mut v,
+            };
+            kern.backward_pair_adam(K, &p, pair, st, co, &mut ya, &mut yd);
+            agree("backward_pair_adam θ", kern.path(), &th, &th0);
+            agree("backward_pair_adam ya", kern.path(), &ya, &ya0);
+            g.bench_with_input(
+                BenchmarkId::new(format!("fused/{}", kern.path().name()), h),
+                &h,
+                |bch, _| {
+                    bch.iter(|| {
+                        let st = AdamSlices {
+                            theta: &mut th,
+                            m: &mut m,
+                            v: &mut v,
+                        };
+                        kern.backward_pair_adam(K, &p, pair, st, co, &mut ya, &mut yd);
+                    });
+                },
+            );
+            let mut grad = vec![T::zero(); hk];
+            g.bench_with_input(
+                BenchmarkId::new(format!("unfused/{}", kern.path().name()), h),
+                &h,
+                |bch, _| {
+                    bch.iter(|| {
+                        kern.outer_pair(K, pair, &mut grad);
+                        kern.layer_backward_pair(K, &th, &p, &w, &d, &mut ya, &mut yd);
+                        let (c1, c2) = (T::one() - co.beta1, T::one() - co.beta2);
+                        for (((t, mi), vi), &gi) in th.iter_mut().zip(&mut m).zip(&mut v).zip(&grad)
+                        {
+                            *mi = co.beta1 * *mi + c1 * gi;
+                            *vi = co.beta2 * *vi + c2 * gi * gi;
+                            *t = *t - co.rate * *mi / (vi.sqrt() + co.epsilon);
+                        }
+                    });
+                },
+            );
+        }
+        g.finish();
+    }
+}
+
+/// The step `Lodo::step` performs, with the fused hypergradient + Adam sweep.
+struct FusedStep<T: Real> {
+    pre: BlockPreconditioner<T>,
+    meta: MetaOptimizer<T>,
+    beta: T,
+    momentum: Vec<T>,
+    step: Vec<T>,
+}
+
+impl<T: Real> FusedStep<T> {
+    fn new(n: usize, config: LodoConfig<T>) -> Self {
+        let pre = BlockPreconditioner::from_config(n, &config, &mut Stream::new(1)).unwrap();
+        let dim = pre.weights().len();
+        Self {
+            pre,
+            meta: MetaOptimizer::Adam(Adam::new(dim, config.meta_lr()).unwrap()),
+            beta: config.beta(),
+            momentum: vec![T::zero(); n],
+            step: vec![T::zero(); n],
+        }
+    }
+
+    fn step(&mut self, x: &mut [T], g: &[T]) {
+        self.meta.begin_step();
+        self.pre.backprop_meta(g, &mut self.meta);
+        let (b, c) = (self.beta, T::one() - self.beta);
+        for (m, &gi) in self.momentum.iter_mut().zip(g) {
+            *m = b * *m + c * gi;
+        }
+        self.pre.apply(&self.momentum, &mut self.step);
+        apply_descent(x, &self.step).expect("finite");
+    }
+}
+
+fn gradient<T: Real>(t: usize, g: &mut [T]) {
+    for (i, gi) in g.iter_mut().enumerate() {
+        *gi = T::from((((i * 7 + t * 13) % 101) as f64 - 50.0) * 1e-3).unwrap();
+    }
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("LODO_BENCH_N")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000, 1_000_000])
+}
+
+fn bench_step<T: Real>(c: &mut Criterion, ty: &str) {
+    let mut group = c.benchmark_group(format!("step_{ty}"));
+    group.sample_size(10);
+    let best = dispatch::best();
+    let config = || {
+        LodoConfig::<T>::default()
+            .with_alpha0(T::from(1e-3).unwrap())
+            .unwrap()
+    };
+    for n in sizes() {
+        group.throughput(Throughput::Elements(n as u64));
+        let mut g = vec![T::zero(); n];
+        let mut x = vec![T::zero(); n];
+        let mut t = 0;
+        {
+            let mut fused = FusedStep::new(n, config());
+            for path in [best, Path::Reference] {
+                dispatch::force(path).unwrap();
+                group.bench_with_input(
+                    BenchmarkId::new(format!("fused/{}", path.name()), n),
+                    &n,
+                    |b, _| {
+                        b.iter(|| {
+                            t += 1;
+                            gradient(t % 17, &mut g);
+                            fused.step(black_box(&mut x), black_box(&g));
+                        });
+                    },
+                );
+            }
+        }
+        dispatch::force(best).unwrap();
+        {
+            let mut lodo = Lodo::<T>::new(n, config(), 1).unwrap();
+            group.bench_with_input(
+                BenchmarkId::new(format!("lodo/{}", best.name()), n),
+                &n,
+                |b, _| {
+                    b.iter(|| {
+                        t += 1;
+                        gradient(t % 17, &mut g);
+                        lodo.step(black_box(&mut x), black_box(&g)).unwrap();
+                    });
+                },
+            );
+        }
+        let mut adam = Adam::<T>::new(n, T::from(1e-3).unwrap()).unwrap();
+        group.bench_with_input(BenchmarkId::new("adam", n), &n, |b, _| {
+            b.iter(|| {
+                t += 1;
+                gradient(t % 17, &mut g);
+                adam.step(black_box(&mut x), black_box(&g)).unwrap();
+            });
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    bench_kernels::<f32>(c, "f32");
+    bench_kernels::<f64>(c, "f64");
+    bench_step::<f32>(c, "f32");
+    bench_step::<f64>(c, "f64");
+}
+
+criterion_group! {
+    name = kernel_benches;
+    config = Criterion::default().without_plots();
+    targets = benches
+}
+criterion_main!(kernel_benches);

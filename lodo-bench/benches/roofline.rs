@@ -1,2 +1,362 @@
-//! (in progress)
-fn main() {}
+//! Roofline report for the LODO step (issue 3). Run with
+//! `cargo bench -p lodo-bench --bench roofline` (single thread; about a minute and ~4 GB of RAM
+//! at n = 1e6 in f64). `LODO_ROOFLINE_QUICK=1` shrinks the sizes for a smoke run;
+//! `LODO_ROOFLINE_ONLY=f32` (or `f64`) runs one element type.
+//!
+//! In one run it measures:
+//! 1. **Streaming copy bandwidth**: `dst.copy_from_slice(src)` over two 256 MiB buffers (far
+//!    beyond the last-level cache), best of 6; bandwidth = bytes read + bytes written over time.
+//!    A read-only sum over one buffer is printed beside it.
+//! 2. **LODO step at n = 1e6** (f32, f64; `N = 16`, `k = 4`, `h = 2n`): the minimum traffic a step
+//!    must move, `θ, M, V` each read and written once = `6·N·h·k·sizeof(F)` bytes, divided by the
+//!    measured step time, as a fraction of the copy bandwidth.
+//! 3. **LODO step at n = 1e4** (state in cache): GFLOP/s against the core's FMA peak.
+//!
+//! Each figure is printed for the reference kernel path and for the best SIMD path, switched
+//! in-process with `lodo_kernels::dispatch::force`. Two step variants are timed:
+//! - `fused`: the step `Lodo::step` performs, with the hypergradient fused into Adam
+//!   (`BlockPreconditioner::backprop_meta`): meta-step, momentum, `apply`, descent;
+//! - `lodo`: `Lodo::step` as wired today (hypergradient handed to Adam through the weight sink,
+//!   so each layer's gradient is materialised once).
+//!
+//! # Flop count of one step (per layer, `h·k` weights)
+//! forward of `g`: `2hk`; fused backward sweep: two transposed block mat-vecs `4hk`, gradient
+//! `s·(a_r c_c + d_r e_c)` `4hk`, Keras Adam `12hk` (M: 3, V: 4, θ: 5 counting `√` and `÷` as
+//! one flop each); forward and backward of the new `m`: `4hk`. Total `26·N·h·k`, plus `5n` for
+//! momentum, scaling and descent. Permutations move data and count zero.
+//!
+//! # FMA peak
+//! Nominal: the `cpu MHz` of `/proc/cpuinfo` × 2 FMA units × (16 f32 | 8 f64) lanes × 2 flops,
+//! i.e. two 512-bit FMA ports (Ice Lake-SP and later Xeons; an assumption, stated in the
+//! output). Measured: 8 independent chains of 16-lane FMAs (`lodo_kernels::probe`) on the same
+//! path, which also shows what the frequency under load really is.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use lodo_core::meta::MetaOptimizer;
+use lodo_core::optimizer::apply_descent;
+use lodo_core::random::Stream;
+use lodo_core::{Adam, BlockPreconditioner, Lodo, LodoConfig, Optimizer, Preconditioner, Real};
+use lodo_kernels::{Kernels, Path, dispatch};
+
+const LAYERS: usize = 16;
+const K: usize = 4;
+
+fn copy_bandwidth() -> (f64, f64) {
+    let len = 32 << 20; // 32 Mi f64 = 256 MiB per buffer
+    let src: Vec<f64> = (0..len).map(|i| i as f64).collect();
+    let mut dst = vec![1.0f64; len];
+    let mut best = Duration::MAX;
+    for _ in 0..6 {
+        let t = Instant::now();
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+        best = best.min(t.elapsed());
+    }
+    let copy = 2.0 * (len * 8) as f64 / best.as_secs_f64() / 1e9;
+    let words: Vec<u64> = src.iter().map(|x| x.to_bits()).collect();
+    drop(dst);
+    let mut best = Duration::MAX;
+    for _ in 0..6 {
+        let t = Instant::now();
+        let s = black_box(&words)
+            .chunks_exact(8)
+            .fold([0u64; 8], |mut acc, c| {
+                for (a, &x) in acc.iter_mut().zip(c) {
+                    *a = a.wrapping_add(x);
+                }
+                acc
+            });
+        black_box(s);
+        best = best.min(t.elapsed());
+    }
+    let read = (len * 8) as f64 / best.as_secs_f64() / 1e9;
+    (copy, read)
+}
+
+/// The step `Lodo::step` performs, with the fused hypergradient + Adam sweep.
+struct FusedStep<T: Real> {
+    pre: BlockPreconditioner<T>,
+    meta: MetaOptimizer<T>,
+    beta: T,
+    momentum: Vec<T>,
+    step: Vec<T>,
+}
+
+impl<T: Real> FusedStep<T> {
+    fn new(n: usize, config: LodoConfig<T>, seed: u64) -> Self {
+        let pre =
+            BlockPreconditioner::from_config(n, &config, &mut Stream::new(seed)).expect("config");
+        let dim = pre.weights().len();
+        Self {
+            pre,
+            meta: MetaOptimizer::Adam(Adam::new(dim, config.meta_lr()).expect("lr")),
+            beta: config.beta(),
+            momentum: vec![T::zero(); n],
+            step: vec![T::zero(); n],
+        }
+    }
+
+    fn step(&mut self, x: &mut [T], g: &[T]) {
+        self.meta.begin_step();
+        self.pre.backprop_meta(g, &mut self.meta);
+        let (b, c) = (self.beta, T::one() - self.beta);
+        for (m, &gi) in self.momentum.iter_mut().zip(g) {
+            *m = b * *m + c * gi;
+        }
+        self.pre.apply(&self.momentum, &mut self.step);
+        apply_descent(x, &self.step).expect("finite");
+    }
+}
+
+fn gradient<T: Real>(t: usize, g: &mut [T]) {
+    for (i, gi) in g.iter_mut().enumerate() {
+        *gi = T::from((((i * 7 + t * 13) % 101) as f64 - 50.0) * 1e-3).expect("f64");
+    }
+}
+
+/// Best and median seconds of `reps` timed steps after `warm` untimed ones.
+fn time_steps(warm: usize, reps: usize, mut f: impl FnMut(usize)) -> (f64, f64) {
+    for t in 0..warm {
+        f(t);
+    }
+    let mut ts: Vec<f64> = (0..reps)
+        .map(|r| {
+            let t = Instant::now();
+            f(warm + r);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    ts.sort_by(f64::total_cmp);
+    (ts[0], ts[ts.len() / 2])
+}
+
+fn config<T: Real>() -> LodoConfig<T> {
+    LodoConfig::default()
+        .with_alpha0(T::from(1e-3).expect("f64"))
+        .expect("alpha0")
+}
+
+struct Row {
+    variant: &'static str,
+    path: Path,
+    best: f64,
+    median: f64,
+}
+
+fn measure<T: Real>(n: usize, paths: &[Path], reps: usize) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut g = vec![T::zero(); n];
+    let mut x = vec![T::zero(); n];
+    // Build once, then switch paths; the state keeps evolving, which does not change the work.
+    let mut fused = FusedStep::<T>::new(n, config(), 1);
+    for &path in paths {
+        dispatch::force(path).expect("available");
+        let (best, median) = time_steps(2, reps, |t| {
+            gradient(t % 17, &mut g);
+            fused.step(black_box(&mut x), black_box(&g));
+        });
+        rows.push(Row {
+            variant: "fused",
+            path,
+            best,
+            median,
+        });
+        // Where the time goes: `apply` alone (forward + backward of m: θ read twice).
+        let mut out = vec![T::zero(); n];
+        let m = fused.momentum.clone();
+        let (best, median) = time_steps(1, reps, |_| fused.pre.apply(black_box(&m), &mut out));
+        rows.push(Row {
+            variant: "apply only",
+            path,
+            best,
+            median,
+        });
+    }
+    drop(fused);
+    let mut lodo = Lodo::<T>::new(n, config(), 1).expect("config");
+    for &path in paths {
+        dispatch::force(path).expect("available");
+        let (best, median) = time_steps(2, reps, |t| {
+            gradient(t % 17, &mut g);
+            lodo.step(black_box(&mut x), black_box(&g)).expect("finite");
+        });
+        rows.push(Row {
+            variant: "lodo",
+            path,
+            best,
+            median,
+        });
+    }
+    drop(lodo);
+    let mut adam = Adam::<T>::new(n, T::from(1e-3).expect("f64")).expect("lr");
+    let (best, median) = time_steps(2, reps.max(5), |t| {
+        gradient(t % 17, &mut g);
+        adam.step(black_box(&mut x), black_box(&g)).expect("finite");
+    });
+    rows.push(Row {
+        variant: "adam",
+        path: Path::Reference,
+        best,
+        median,
+    });
+    rows
+}
+
+fn cpu_mhz() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn fma_peak<T: Real>(path: Path) -> f64 {
+    let kernels = Kernels::new(path).expect("available");
+    let x = T::from(0.999_999).expect("f64");
+    let y = T::from(1e-7).expect("f64");
+    // Grow the run until it takes 0.2 s (the reference path's `mul_add` is a software routine),
+    // then keep the best of three runs of that length.
+    let run = |iters: usize| {
+        let t = Instant::now();
+        let (flops, sum) = lodo_kernels::probe::fma_chains::<T>(kernels, iters, x, y);
+        black_box(sum);
+        let secs = t.elapsed().as_secs_f64();
+        (secs, secs / flops as f64)
+    };
+    let mut iters = 10_000;
+    let mut best = loop {
+        let (secs, per_flop) = run(iters);
+        if secs > 0.2 {
+            break per_flop;
+        }
+        iters *= 2;
+    };
+    for _ in 0..2 {
+        best = best.min(run(iters).1);
+    }
+    1.0 / best / 1e9
+}
+
+fn report<T: Real>(name: &str, bytes: usize, copy_gbs: f64, simd: Path, quick: bool) {
+    let paths = [Path::Reference, simd];
+    let big = if quick { 100_000 } else { 1_000_000 };
+    let h = 2 * big;
+    let weights = LAYERS * h * K;
+    let min_bytes = 6.0 * (weights * bytes) as f64;
+    println!(
+        "\n## {name}, n = {big} (N·h·k = {weights}; 6·N·h·k·sizeof = {:.2} GB)",
+        min_bytes / 1e9
+    );
+    println!("| variant | path | best step | median | 6NhkF/best | of copy bw |");
+    println!("|---|---|---|---|---|---|");
+    for r in measure::<T>(big, &paths, 3) {
+        if r.variant == "apply only" {
+            let gbs = 2.0 * (weights * bytes) as f64 / r.best / 1e9;
+            println!(
+                "| apply only | {} | {:.1} ms | {:.1} ms | 2NhkF/best = {gbs:.2} GB/s | {:.1}% |",
+                r.path.name(),
+                r.best * 1e3,
+                r.median * 1e3,
+                100.0 * gbs / copy_gbs
+            );
+            continue;
+        }
+        if r.variant == "adam" {
+            // Plain Adam moves 7n numbers (x, g, M, V read; x, M, V written): its own figure.
+            let gbs = 7.0 * (big * bytes) as f64 / r.best / 1e9;
+            println!(
+                "| adam (own traffic 7nF) | - | {:.1} ms | {:.1} ms | {gbs:.2} GB/s | {:.1}% |",
+                r.best * 1e3,
+                r.median * 1e3,
+                100.0 * gbs / copy_gbs
+            );
+            continue;
+        }
+        let gbs = min_bytes / r.best / 1e9;
+        let path = r.path.name();
+        println!(
+            "| {} | {path} | {:.1} ms | {:.1} ms | {gbs:.2} GB/s | {:.1}% |",
+            r.variant,
+            r.best * 1e3,
+            r.median * 1e3,
+            100.0 * gbs / copy_gbs
+        );
+    }
+    let small = 10_000;
+    let h = 2 * small;
+    let flops = 26.0 * (LAYERS * h * K) as f64 + 5.0 * small as f64;
+    let peak_ref = fma_peak::<T>(Path::Reference);
+    let peak_simd = fma_peak::<T>(simd);
+    let lanes = 64 / bytes;
+    let nominal = cpu_mhz().map(|mhz| mhz * 1e-3 * 2.0 * lanes as f64 * 2.0);
+    println!(
+        "\n## {name}, n = {small}: {:.2} Mflop per step (26·N·h·k + 5n)",
+        flops / 1e6
+    );
+    println!(
+        "FMA peak: nominal {} GFLOP/s (cpu MHz × 2 ports × {lanes} lanes × 2); measured chains: \
+         {peak_simd:.1} GFLOP/s on {simd}, {peak_ref:.1} GFLOP/s on reference (no hardware FMA \
+         there: `mul_add` is a libm call)",
+        nominal.map_or_else(|| "?".into(), |p| format!("{p:.1}"))
+    );
+    println!("| variant | path | best step | GFLOP/s | of measured {simd} peak |");
+    println!("|---|---|---|---|---|");
+    for r in measure::<T>(small, &paths, 30) {
+        if r.variant == "apply only" {
+            continue;
+        }
+        if r.variant == "adam" {
+            println!("| adam | - | {:.1} µs | - | - |", r.best * 1e6);
+            continue;
+        }
+        let gf = flops / r.best / 1e9;
+        println!(
+            "| {} | {} | {:.1} µs | {gf:.2} | {:.1}% |",
+            r.variant,
+            r.path.name(),
+            r.best * 1e6,
+            100.0 * gf / peak_simd
+        );
+    }
+}
+
+fn main() {
+    // Criterion-style filters are passed by `cargo bench`; this program takes none.
+    let quick = std::env::var_os("LODO_ROOFLINE_QUICK").is_some();
+    let simd = dispatch::best();
+    println!(
+        "# LODO roofline ({}; best kernel path: {simd})",
+        cpu_model()
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start (2 cores, shared): {}", load.trim());
+    }
+    let (copy, read) = copy_bandwidth();
+    println!(
+        "streaming copy: {copy:.2} GB/s (read + written, 2 × 256 MiB, best of 6); read-only sum: {read:.2} GB/s"
+    );
+    let only = std::env::var("LODO_ROOFLINE_ONLY").unwrap_or_default();
+    if only != "f64" {
+        report::<f32>("f32", 4, copy, simd, quick);
+    }
+    if only != "f32" {
+        report::<f64>("f64", 8, copy, simd, quick);
+    }
+    dispatch::force(simd).expect("available");
+}

@@ -10,7 +10,7 @@
 //!
 //! | module | object |
 //! |---|---|
-//! | [`lodo`](crate::lodo) | the optimizer [`Lodo`] and its saved state [`LodoState`] |
+//! | [`lodo`] | the optimizer [`Lodo`] and its saved state [`LodoState`] |
 //! | [`preconditioner`] | `G(θ)`: [`BlockPreconditioner`] and the ablations [`Diagonal`], [`Global`], [`Residual`] |
 //! | [`meta`] | the meta-optimizers [`Adam`] (Keras form) and [`Sgd`] |
 //! | [`config`] | validated hyperparameters [`LodoConfig`] |

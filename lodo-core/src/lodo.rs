@@ -179,11 +179,7 @@ impl<T: Real, P: Preconditioner<T>> Lodo<T, P> {
         check_inputs(s.momentum.len(), params, grad)?;
         // (1)+(2): hypergradient through the last step, fused with the meta-update per piece.
         s.meta.begin_step();
-        let meta = &mut s.meta;
-        s.preconditioner
-            .backprop(grad, &mut |offset, theta, g_theta| {
-                meta.update(offset, theta, g_theta)
-            });
+        s.preconditioner.backprop_meta(grad, &mut s.meta);
         // (3): momentum.
         let (beta, one_minus_beta) = (s.beta, T::one() - s.beta);
         for (m, &g) in s.momentum.iter_mut().zip(grad) {

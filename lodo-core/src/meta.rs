@@ -7,8 +7,31 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use lodo_kernels::Kernels;
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
+
 use crate::error::{ConfigError, StateError, StepError};
 use crate::real::{Real, first_non_finite, lit};
+
+/// One block layer's share of a fused LODO backward step (see
+/// [`MetaOptimizer::update_block_layer`]): the layer's weights `θ_l` (`h·k` numbers at
+/// `offset` in the flat weight vector), its permutation, the two outer products of its
+/// hypergradient and the two backward outputs to write.
+#[derive(Debug)]
+pub struct BlockLayerStep<'a, T> {
+    /// Block size `k`.
+    pub k: usize,
+    /// The layer's permutation `π` (forward indices).
+    pub perm: &'a [u32],
+    /// `∇_{θ_l} = s·(a cᵀ + d eᵀ)` per block.
+    pub pair: OuterPair<'a, T>,
+    /// The layer's weights `θ_l`, updated in place.
+    pub theta: &'a mut [T],
+    /// Receives `Pᵀ θ_lᵀ a` with the old `θ_l`.
+    pub ya: &'a mut [T],
+    /// Receives `Pᵀ θ_lᵀ d` with the old `θ_l`.
+    pub yd: &'a mut [T],
+}
 
 /// Adam in the authors' (Keras) form, with bias correction folded into the rate:
 ///
@@ -125,6 +148,39 @@ impl<T: Real> Adam<T> {
             *vi = b2 * *vi + c2 * gi * gi;
             *th = *th - rate * *mi / (vi.sqrt() + eps);
         }
+    }
+
+    /// The coefficients of the open step (`rate` as in [`Adam::update`]).
+    fn coefficients(&self) -> AdamCoefficients<T> {
+        AdamCoefficients {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            epsilon: self.epsilon,
+            rate: self.rate.unwrap_or_else(|| self.rate_at(self.t.max(1))),
+        }
+    }
+
+    /// The fused form of [`Adam::update`] for one block layer: the backward outputs with the
+    /// old `θ_l`, then Adam on `θ_l[offset..]` with the gradient `s·(a_b c_bᵀ + d_b e_bᵀ)`
+    /// computed block by block and never stored ([`lodo_kernels::block_diagonal::backward_pair_adam`]).
+    ///
+    /// # Panics
+    /// If the shapes disagree (see the kernel) or the range exceeds the dimension.
+    #[track_caller]
+    pub fn update_block_layer(
+        &mut self,
+        kernels: Kernels,
+        offset: usize,
+        step: BlockLayerStep<'_, T>,
+    ) {
+        let co = self.coefficients();
+        let end = offset + step.theta.len();
+        let state = AdamSlices {
+            theta: step.theta,
+            m: &mut self.m[offset..end],
+            v: &mut self.v[offset..end],
+        };
+        kernels.backward_pair_adam(step.k, step.perm, step.pair, state, co, step.ya, step.yd);
     }
 
     /// Number of variables.
@@ -274,6 +330,34 @@ impl<T: Real> MetaOptimizer<T> {
         match self {
             Self::Adam(a) => a.update(offset, theta, g),
             Self::Sgd(s) => s.update(theta, g),
+        }
+    }
+
+    /// One block layer of LODO's backward step with its meta-update: the backward outputs
+    /// `ya, yd` with the old `θ_l`, then `θ_l` updated with the hypergradient
+    /// `s·(a_b c_bᵀ + d_b e_bᵀ)`. Adam fuses both ([`Adam::update_block_layer`]: `θ, M, V` read
+    /// and written once, no gradient stored); SGD materialises the gradient in `scratch`
+    /// (`θ_l.len()` numbers) and applies [`Sgd::update`].
+    ///
+    /// # Panics
+    /// If the shapes disagree or `scratch` is too short for SGD.
+    #[track_caller]
+    pub fn update_block_layer(
+        &mut self,
+        kernels: Kernels,
+        offset: usize,
+        step: BlockLayerStep<'_, T>,
+        scratch: &mut [T],
+    ) {
+        match self {
+            Self::Adam(a) => a.update_block_layer(kernels, offset, step),
+            Self::Sgd(s) => {
+                let grad = &mut scratch[..step.theta.len()];
+                kernels.outer_pair(step.k, step.pair, grad);
+                let (a, d) = (step.pair.a, step.pair.d);
+                kernels.layer_backward_pair(step.k, step.theta, step.perm, a, d, step.ya, step.yd);
+                s.update(step.theta, grad);
+            }
         }
     }
 

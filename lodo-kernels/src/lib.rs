@@ -3,26 +3,28 @@
 //!
 //! LODO's preconditioner is `G = α₀ Πᵀ Aᵀ A Π` with `A = B_N P_N ⋯ B_1 P_1`: every layer is a
 //! permutation `P_l` followed by a block-diagonal matrix `B_l` of `k × k` blocks. This crate holds
-//! the mat-vecs those layers need, in the fused forms the optimizer step uses:
-//!
-//! | kernel | formula |
-//! |---|---|
-//! | [`permutation::gather`] | `y = P x`, `y[j] = x[π(j)]` |
-//! | [`permutation::scatter`] | `y = Pᵀ x`, `y[π(j)] = x[j]` |
-//! | [`block_diagonal::matvec`] | `y = B x` |
-//! | [`block_diagonal::matvec_transpose`] | `y = Bᵀ x` |
-//! | [`block_diagonal::layer_forward`] | `p = P u`, `u ← B p` (`p` kept) |
-//! | [`block_diagonal::layer_backward`] | `y = Pᵀ Bᵀ w` (one pass) |
-//! | [`block_diagonal::outer_pair`] | `Δ_b = s (a_b c_bᵀ + d_b e_bᵀ)` per block |
+//! the mat-vecs those layers need, in the fused forms the optimizer step uses, including the
+//! hypergradient fused with the Keras-Adam update of the blocks
+//! ([`block_diagonal::backward_pair_adam`]). See [`block_diagonal`] and [`permutation`] for the
+//! kernel tables.
 //!
 //! # Storage
 //! A block-diagonal matrix with `h / k` blocks is a slice of `h · k` numbers: block `b` occupies
 //! `[b·k², (b+1)·k²)` in row-major order, so `B_b[r][c] = blocks[b·k² + r·k + c]`.
 //! A permutation is a slice of `u32` indices `π` with `(P x)[j] = x[π(j)]`.
 //!
+//! # Paths
+//! Every kernel has a portable reference body (module `reference`, hidden from the docs) and SIMD bodies for x86-64
+//! AVX2+FMA, AVX-512F and aarch64 NEON, chosen at run time ([`dispatch`]). `f32` and `f64` take
+//! the SIMD bodies; other float types the reference. The free functions use
+//! [`dispatch::selected`]; a [`Kernels`] handle runs one chosen path.
+//!
 //! # Features
-//! - `std` (default): reserved for runtime CPU detection. Without it the crate is `#![no_std]`
-//!   and allocation-free.
+//! - `std` (default): runtime CPU detection (cached), the `LODO_KERNEL` override, hardware
+//!   `fma`/`sqrt` through std. Without it the crate is `#![no_std]` and allocation-free, the
+//!   path is fixed at compile time by `cfg!(target_feature)` (build with
+//!   `-C target-feature=+avx2,+fma` or `-C target-cpu=native` to get SIMD), and the SIMD bodies
+//!   use separate multiply and add (libm's `fma` is a software routine).
 //!
 //! Every entry point is safe; shapes are checked with `assert!` (see each `# Panics`).
 #![no_std]
@@ -33,4 +35,18 @@
 extern crate std;
 
 pub mod block_diagonal;
+pub mod dispatch;
+pub mod gemm;
 pub mod permutation;
+#[doc(hidden)]
+pub mod probe;
+pub mod tuning;
+
+pub use dispatch::{Kernels, Path, Unavailable};
+
+/// The portable reference bodies of every kernel, for tests and benches.
+#[doc(hidden)]
+pub mod reference {
+    pub use crate::block_diagonal::reference::*;
+    pub use crate::permutation::reference::*;
+}

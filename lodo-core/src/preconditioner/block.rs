@@ -10,10 +10,12 @@
 //! $$ ∇_{B_l} ⟨g, G m⟩ = α₀ \big(w_l(m)\, p_l(g)^T + w_l(g)\, p_l(m)^T\big)
 //!    \quad\text{(restricted to the blocks).} $$
 //!
-//! `p_l(m)` and `w_l(m)` are exactly the intermediates of the previous step's `G(θ)·m`, so they
-//! are kept from there; a step computes one forward pass of `g` (keeping `p_l(g)`), one backward
-//! pass of `g` fused with the gradient and meta-update layer by layer, and one forward and backward
-//! pass of the new `m`.
+//! A step keeps `p_l(m)` from the previous step's `G(θ)·m` (its forward pass) and the forward
+//! output `AΠm`; `w_l(m)` is recomputed during the backward sweep, beside `w_l(g)`, from the same
+//! read of `B_l` (so it is never stored). A step computes one forward pass of `g` (keeping
+//! `p_l(g)`), one backward sweep of both streams fused with the gradient and meta-update layer by
+//! layer ([`BlockPreconditioner::backprop_meta`]; with Adam the layer gradient is never
+//! materialised), and one forward and backward pass of the new `m`.
 //!
 //! # Weight layout
 //! `θ = [B_1, …, B_N]`, each `B_l` as `h·k` numbers in [`lodo_kernels::block_diagonal`]'s layout.
@@ -21,16 +23,20 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use lodo_kernels::block_diagonal::{layer_backward, layer_forward, outer_pair};
+use lodo_kernels::Kernels;
+use lodo_kernels::block_diagonal::OuterPair;
+use lodo_kernels::permutation::{gather_rows, scatter_rows};
 
 use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad, unpad_scaled};
 use crate::config::LodoConfig;
 use crate::error::{ConfigError, StateError};
+use crate::meta::{BlockLayerStep, MetaOptimizer};
 use crate::permutation::Permutation;
 use crate::random::Stream;
 use crate::real::{Real, lit};
 
-/// The LODO preconditioner network. See the [module docs](self) for the math.
+/// The LODO preconditioner network (paper §3): `G(θ) = α₀ Πᵀ Aᵀ A Π`, `A = B_N P_N ⋯ B_1 P_1`;
+/// its hypergradient and the fused meta-update are described on [`BlockPreconditioner::backprop_meta`].
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
@@ -56,14 +62,16 @@ pub struct BlockPreconditioner<T> {
 struct Cache<T> {
     /// `p_l(m)` for every layer, `N·h`.
     p_m: Vec<T>,
-    /// `w_l(m)` for every layer, `N·h`.
-    w_m: Vec<T>,
     /// `p_l(g)` for every layer, `N·h`.
     p_g: Vec<T>,
-    /// Two `h`-vectors.
+    /// `AΠm` of the last `apply` (the start of `w_l(m)`'s backward sweep), `h`.
+    u_m: Vec<T>,
+    /// Four `h`-vectors: the two streams and their next values.
     u: Vec<T>,
     tmp: Vec<T>,
-    /// One layer's gradient, `h·k`.
+    wa: Vec<T>,
+    wa_next: Vec<T>,
+    /// One layer's gradient (`h·k`), for the SGD and sink paths only.
     grad: Vec<T>,
 }
 
@@ -71,10 +79,12 @@ impl<T> Default for Cache<T> {
     fn default() -> Self {
         Self {
             p_m: Vec::new(),
-            w_m: Vec::new(),
             p_g: Vec::new(),
+            u_m: Vec::new(),
             u: Vec::new(),
             tmp: Vec::new(),
+            wa: Vec::new(),
+            wa_next: Vec::new(),
             grad: Vec::new(),
         }
     }
@@ -84,13 +94,23 @@ impl<T: Real> Cache<T> {
     fn new(layers: usize, h: usize, k: usize) -> Self {
         Self {
             p_m: vec![T::zero(); layers * h],
-            w_m: vec![T::zero(); layers * h],
             p_g: vec![T::zero(); layers * h],
+            u_m: vec![T::zero(); h],
             u: vec![T::zero(); h],
             tmp: vec![T::zero(); h],
+            wa: vec![T::zero(); h],
+            wa_next: vec![T::zero(); h],
             grad: vec![T::zero(); h * k],
         }
     }
+}
+
+/// Where the backward sweep sends each layer's hypergradient.
+enum Update<'s, 'm, T> {
+    /// Handed over materialised (`(offset, θ_l, ∇θ_l)`).
+    Sink(&'s mut WeightSink<'m, T>),
+    /// Fused with the meta-optimizer's update.
+    Meta(&'s mut MetaOptimizer<T>),
 }
 
 impl<T: Real> BlockPreconditioner<T> {
@@ -124,19 +144,89 @@ impl<T: Real> BlockPreconditioner<T> {
         self.hidden * self.block_size
     }
 
-    /// Forward `u ← A Π v` into `u`, keeping each layer input `p_l` in `keep` (`N·h`), or in
-    /// `tmp` when `keep` is `None`.
-    fn forward(&self, v: &[T], u: &mut [T], tmp: &mut [T], mut keep: Option<&mut [T]>) {
+    /// Forward `u ← A Π v`, keeping each layer input `p_l` in `keep` (`N·h` numbers: layer `l`
+    /// at `l·h`), or reusing `keep[..h]` when `keep` has only `h`. Each layer is one pass of
+    /// the fused kernel `p = P u`, `tmp = B p`, then the buffers swap.
+    fn forward(&self, kern: Kernels, v: &[T], u: &mut Vec<T>, tmp: &mut Vec<T>, keep: &mut [T]) {
         let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
+        let keep_all = keep.len() == self.layers() * h;
         pad(v, u);
         for (l, perm) in self.permutations.iter().enumerate() {
             let b = &self.blocks[l * ll..(l + 1) * ll];
-            let p = match keep.as_deref_mut() {
-                Some(keep) => &mut keep[l * h..(l + 1) * h],
-                None => &mut *tmp,
+            let p = if keep_all {
+                &mut keep[l * h..(l + 1) * h]
+            } else {
+                &mut keep[..h]
             };
-            layer_forward(k, b, perm.forward(), u, p);
+            kern.layer_forward_into(k, b, perm.forward(), u, p, tmp);
+            core::mem::swap(u, tmp);
         }
+    }
+
+    /// Backward `u ← P_1ᵀ B_1ᵀ ⋯ P_Nᵀ B_Nᵀ u` with the current `θ` (single stream, one fused
+    /// pass per layer).
+    fn backward(&self, kern: Kernels, u: &mut Vec<T>, tmp: &mut Vec<T>) {
+        let (k, ll) = (self.block_size, self.layer_len());
+        for (l, perm) in self.permutations.iter().enumerate().rev() {
+            let b = &self.blocks[l * ll..(l + 1) * ll];
+            kern.layer_backward(k, b, perm.forward(), u, tmp);
+            core::mem::swap(u, tmp);
+        }
+    }
+
+    /// The hypergradient sweep: forward of `g`, then both backward streams layer by layer with
+    /// each layer's gradient sent to `update` after the old `θ_l` has been used.
+    fn sweep(&mut self, g: &[T], mut update: Update<'_, '_, T>) {
+        check_len("g", g.len(), self.n);
+        let kern = Kernels::selected();
+        let mut cache = core::mem::take(&mut self.cache);
+        let Cache {
+            p_m,
+            p_g,
+            u_m,
+            u,
+            tmp,
+            wa,
+            wa_next,
+            grad,
+        } = &mut cache;
+        self.forward(kern, g, u, tmp, p_g);
+        let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
+        let scale = -self.alpha0;
+        // u holds w_N(g) = AΠg, wa holds w_N(m) = AΠm; walk the layers back.
+        wa.copy_from_slice(u_m);
+        for (l, perm) in self.permutations.iter().enumerate().rev() {
+            let layer = l * h..(l + 1) * h;
+            let pair = OuterPair {
+                scale,
+                a: wa,
+                c: &p_g[layer.clone()],
+                d: u,
+                e: &p_m[layer],
+            };
+            let theta = &mut self.blocks[l * ll..(l + 1) * ll];
+            match &mut update {
+                Update::Sink(sink) => {
+                    kern.outer_pair(k, pair, grad);
+                    kern.layer_backward_pair(k, theta, perm.forward(), wa, u, wa_next, tmp);
+                    sink(l * ll, theta, grad);
+                }
+                Update::Meta(meta) => {
+                    let step = BlockLayerStep {
+                        k,
+                        perm: perm.forward(),
+                        pair,
+                        theta,
+                        ya: wa_next,
+                        yd: tmp,
+                    };
+                    meta.update_block_layer(kern, l * ll, step, grad);
+                }
+            }
+            core::mem::swap(wa, wa_next);
+            core::mem::swap(u, tmp);
+        }
+        self.cache = cache;
     }
 }
 
@@ -146,6 +236,8 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         config: &LodoConfig<T>,
         rng: &mut Stream,
     ) -> Result<Self, ConfigError> {
+        // Choose the kernel path now (reading `LODO_KERNEL` allocates), so steps never do.
+        let _ = Kernels::selected();
         let k = config.block_size();
         let h = config.hidden_for(n, k)?;
         let layers = config.layers();
@@ -187,21 +279,14 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
     fn apply(&mut self, m: &[T], out: &mut [T]) {
         check_len("m", m.len(), self.n);
         check_len("out", out.len(), self.n);
+        let kern = Kernels::selected();
         let mut cache = core::mem::take(&mut self.cache);
-        let Cache { p_m, w_m, u, .. } = &mut cache;
-        self.forward(m, u, &mut [], Some(p_m));
-        let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
-        for (l, perm) in self.permutations.iter().enumerate().rev() {
-            let w_l = &mut w_m[l * h..(l + 1) * h];
-            w_l.copy_from_slice(u);
-            layer_backward(
-                k,
-                &self.blocks[l * ll..(l + 1) * ll],
-                perm.forward(),
-                w_l,
-                u,
-            );
-        }
+        let Cache {
+            p_m, u_m, u, tmp, ..
+        } = &mut cache;
+        self.forward(kern, m, u, tmp, p_m);
+        u_m.copy_from_slice(u);
+        self.backward(kern, u, tmp);
         unpad_scaled(self.alpha0, u, out);
         self.cache = cache;
     }
@@ -209,56 +294,58 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
     fn matvec(&self, v: &[T], out: &mut [T]) {
         check_len("v", v.len(), self.n);
         check_len("out", out.len(), self.n);
-        let (k, ll) = (self.block_size, self.layer_len());
-        let mut u = vec![T::zero(); self.hidden];
-        let mut tmp = vec![T::zero(); self.hidden];
-        self.forward(v, &mut u, &mut tmp, None);
-        for (l, perm) in self.permutations.iter().enumerate().rev() {
-            layer_backward(
-                k,
-                &self.blocks[l * ll..(l + 1) * ll],
-                perm.forward(),
-                &u,
-                &mut tmp,
-            );
-            core::mem::swap(&mut u, &mut tmp);
-        }
+        let kern = Kernels::selected();
+        let h = self.hidden;
+        let (mut u, mut tmp, mut p) = (vec![T::zero(); h], vec![T::zero(); h], vec![T::zero(); h]);
+        self.forward(kern, v, &mut u, &mut tmp, &mut p);
+        self.backward(kern, &mut u, &mut tmp);
         unpad_scaled(self.alpha0, &u, out);
     }
 
     fn backprop(&mut self, g: &[T], sink: &mut WeightSink<'_, T>) {
-        check_len("g", g.len(), self.n);
-        let mut cache = core::mem::take(&mut self.cache);
-        let Cache {
-            p_m,
-            w_m,
-            p_g,
-            u,
-            tmp,
-            grad,
-        } = &mut cache;
-        self.forward(g, u, tmp, Some(p_g));
-        let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
-        let scale = -self.alpha0;
-        // u holds w_N(g) = AΠg; walk the layers back.
-        let (mut w, mut next): (&mut [T], &mut [T]) = (u, tmp);
-        for (l, perm) in self.permutations.iter().enumerate().rev() {
-            let layer = l * h..(l + 1) * h;
-            outer_pair(
-                k,
-                scale,
-                &w_m[layer.clone()],
-                &p_g[layer.clone()],
-                w,
-                &p_m[layer],
-                grad,
-            );
-            let b = &mut self.blocks[l * ll..(l + 1) * ll];
-            layer_backward(k, b, perm.forward(), w, next);
-            sink(l * ll, b, grad);
-            core::mem::swap(&mut w, &mut next);
+        self.sweep(g, Update::Sink(sink));
+    }
+
+    // [`Preconditioner::backprop`] fused with the meta-update: computes the hypergradient
+    // `−∇_θ⟨g, G(θ)·m⟩` for the `m` of the last `apply` and updates `θ` with `meta`, layer by
+    // layer. With Adam each layer's gradient is formed block by block inside the update
+    // kernel ([`lodo_kernels::block_diagonal::backward_pair_adam`]): `θ`, `M` and `V` are read
+    // and written once and no gradient is stored. With SGD the layer gradient is materialised
+    // in scratch. Same result as `backprop` with a sink calling [`MetaOptimizer::update`], up
+    // to the rounding of the fused multiply-adds of the SIMD kernel paths (bit for bit on the
+    // reference path).
+    //
+    // Open the meta-step ([`MetaOptimizer::begin_step`]) first.
+    //
+    // # Panics
+    // If `g` does not have length `n` or `meta` does not have `weights().len()` variables.
+    fn backprop_meta(&mut self, g: &[T], meta: &mut MetaOptimizer<T>) {
+        self.sweep(g, Update::Meta(meta));
+    }
+
+    /// All `n` columns at once: `X = Π I` (`h × n`) through every layer with the batched block
+    /// products ([`lodo_kernels::block_diagonal::matmat`], matrixmultiply for wide batches).
+    fn to_dense(&self) -> Vec<T> {
+        let (n, h, k, ll) = (self.n, self.hidden, self.block_size, self.layer_len());
+        let kern = Kernels::selected();
+        let mut x = vec![T::zero(); h * n];
+        let mut t = vec![T::zero(); h * n];
+        for j in 0..n {
+            x[j * n + j] = T::one();
         }
-        self.cache = cache;
+        for (l, perm) in self.permutations.iter().enumerate() {
+            gather_rows(perm.forward(), n, &x, &mut t);
+            kern.matmat(k, &self.blocks[l * ll..(l + 1) * ll], n, &t, &mut x);
+        }
+        for (l, perm) in self.permutations.iter().enumerate().rev() {
+            kern.matmat_transpose(k, &self.blocks[l * ll..(l + 1) * ll], n, &x, &mut t);
+            scatter_rows(perm.forward(), n, &t, &mut x);
+        }
+        x.truncate(n * n);
+        for e in &mut x {
+            *e = self.alpha0 * *e;
+        }
+        x
     }
 
     fn prepare(&mut self) -> Result<(), StateError> {
@@ -290,7 +377,86 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
             p.rebuild_inverse(l)?;
         }
         check_weights(&self.blocks, layers * h * k)?;
+        let _ = Kernels::selected();
         self.cache = Cache::new(layers, h, k);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{Adam, Sgd};
+
+    fn filled(n: usize, seed: u64) -> Vec<f64> {
+        (0..n)
+            .map(|i| ((i as u64 * 2_654_435_761 + seed * 97) % 1000) as f64 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// The fused sweep equals `backprop` + `MetaOptimizer::update` (the unfused definition):
+    /// bit for bit on the reference kernel path, within a rounding bound on SIMD paths.
+    fn fused_matches_unfused(make: fn(usize) -> MetaOptimizer<f64>) {
+        let n = 37;
+        let config = LodoConfig::<f64>::default().with_layers(3).unwrap();
+        let mut p = BlockPreconditioner::from_config(n, &config, &mut Stream::new(5)).unwrap();
+        let (m, g) = (filled(n, 1), filled(n, 2));
+        let mut out = vec![0.0; n];
+        p.apply(&m, &mut out);
+        let meta = make(p.weights().len());
+        let (mut p_fused, mut meta_fused) = (p.clone(), meta.clone());
+        let mut meta_plain = meta;
+        for step in 0..3 {
+            meta_plain.begin_step();
+            p.backprop(&g, &mut |o, th, gr| meta_plain.update(o, th, gr));
+            meta_fused.begin_step();
+            p_fused.backprop_meta(&g, &mut meta_fused);
+            let exact = Kernels::selected().path() == lodo_kernels::Path::Reference;
+            for (i, (&a, &b)) in p.weights().iter().zip(p_fused.weights()).enumerate() {
+                if exact {
+                    assert_eq!(a.to_bits(), b.to_bits(), "step {step}, weight {i}");
+                } else {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * (1.0 + a.abs()),
+                        "step {step}, {i}: {a} {b}"
+                    );
+                }
+            }
+            p.apply(&m, &mut out);
+            p_fused.apply(&m, &mut out);
+        }
+    }
+
+    #[test]
+    fn fused_adam_matches_unfused() {
+        fused_matches_unfused(|d| MetaOptimizer::Adam(Adam::new(d, 1e-2).unwrap()));
+    }
+
+    #[test]
+    fn fused_sgd_matches_unfused() {
+        fused_matches_unfused(|d| MetaOptimizer::Sgd(Sgd::new(d, 1e-2).unwrap()));
+    }
+
+    #[test]
+    fn batched_dense_equals_matvec_columns() {
+        let n = 9;
+        let config = LodoConfig::<f64>::default().with_layers(4).unwrap();
+        let mut p = BlockPreconditioner::from_config(n, &config, &mut Stream::new(3)).unwrap();
+        let w = filled(p.weights().len(), 4);
+        p.weights_mut().copy_from_slice(&w);
+        let dense = p.to_dense();
+        let (mut e, mut col) = (vec![0.0; n], vec![0.0; n]);
+        for j in 0..n {
+            e[j] = 1.0;
+            p.matvec(&e, &mut col);
+            e[j] = 0.0;
+            for i in 0..n {
+                let (a, b) = (dense[i * n + j], col[i]);
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "({i},{j}): {a} vs {b}"
+                );
+            }
+        }
     }
 }

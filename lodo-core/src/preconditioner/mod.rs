@@ -13,10 +13,10 @@
 //!
 //! which every architecture computes exactly from the activations kept by the last `apply`.
 
-mod block;
-mod diagonal;
-mod global;
-mod residual;
+pub mod block;
+pub mod diagonal;
+pub mod global;
+pub mod residual;
 
 pub use block::BlockPreconditioner;
 pub use diagonal::Diagonal;
@@ -28,6 +28,7 @@ use alloc::vec::Vec;
 
 use crate::config::LodoConfig;
 use crate::error::{ConfigError, StateError};
+use crate::meta::MetaOptimizer;
 use crate::random::Stream;
 use crate::real::Real;
 
@@ -74,6 +75,18 @@ pub trait Preconditioner<T: Real>: Clone {
     /// # Panics
     /// If `g` does not have length `n`.
     fn backprop(&mut self, g: &[T], sink: &mut WeightSink<'_, T>);
+
+    /// The hypergradient step of [`crate::Lodo`]: [`Preconditioner::backprop`] with every piece
+    /// handed straight to `meta.update`. Architectures override it to fuse the gradient with the
+    /// meta-update (the LODO network reads and writes each block's `θ`, `M`, `V` once).
+    ///
+    /// # Panics
+    /// If `g` does not have length `n` or `meta` was built for another number of weights.
+    fn backprop_meta(&mut self, g: &[T], meta: &mut MetaOptimizer<T>) {
+        self.backprop(g, &mut |offset, theta, grad| {
+            meta.update(offset, theta, grad)
+        });
+    }
 
     /// Re-creates what `apply` remembers and validates the structure after deserialisation.
     ///

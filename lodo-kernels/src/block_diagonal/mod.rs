@@ -1,0 +1,723 @@
+//! Block-diagonal mat-vecs and the fused layer kernels of LODO's network.
+//!
+//! `B = diag(B_0, …, B_{h/k−1})` with `k × k` blocks stored row-major, one after another
+//! (`B_b[r][c] = blocks[b·k² + r·k + c]`). One LODO layer is `u ↦ B P u` (paper §3,
+//! `A = B_N P_N ⋯ B_1 P_1`); its adjoint is `w ↦ Pᵀ Bᵀ w`.
+//!
+//! | kernel | formula |
+//! |---|---|
+//! | [`matvec`] | $y = B x$ |
+//! | [`matvec_transpose`] | $y = B^T x$ |
+//! | [`layer_forward_into`] | $p = P x,\ y = B p$ (one pass) |
+//! | [`layer_forward`] | $p = P u,\ u \gets B p$ (in place, two passes) |
+//! | [`layer_backward`] | $y = P^T B^T w$ (one pass) |
+//! | [`layer_backward_pair`] | $y_a = P^T B^T a,\ y_d = P^T B^T d$ (one read of $B$) |
+//! | [`outer_pair`] | $Δ_b = s\,(a_b c_b^T + d_b e_b^T)$ |
+//! | [`backward_pair_adam`] | the two backward passes, then Adam on $B$ with gradient $Δ$, $B$, $M$, $V$ read and written once |
+//! | [`matmat`], [`matmat_transpose`] | $Y = B X$, $Y = B^T X$ for many right-hand sides (matrixmultiply) |
+//!
+//! # Accuracy
+//! The reference bodies ([`crate::reference`]) sum each output in index order `0, …, k−1` with
+//! multiply-then-add. The SIMD paths keep that order but fuse each multiply-add (one rounding
+//! instead of two), so for an output `y = Σ_{j<k} b_j x_j` they differ from the reference by at
+//! most `2k·ε·Σ_j |b_j x_j|` (`ε` the unit round-off; each path is within `k·ε·Σ|b_j x_j|` of
+//! the exact sum). The fused Adam update differs by the rounding of its two multiply-adds,
+//! propagated through `√` and the division; the tests bound it relative to the size of the
+//! terms. Every path is deterministic: the same path gives the same bits.
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+mod fast;
+pub mod reference;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use num_traits::Float;
+
+use crate::dispatch::{Kernels, Path};
+use crate::gemm::{Accum, Op, gemm};
+use crate::tuning::{ADAM_TILE_MAX_K, MATMAT_GEMM_MIN_COLS};
+
+/// The two outer products of a layer's hypergradient: `Δ_b = s·(a_b c_bᵀ + d_b e_bᵀ)`.
+///
+/// In LODO (see `lodo-core`'s block preconditioner) `a = w_l(m)`, `c = p_l(g)`, `d = w_l(g)`,
+/// `e = p_l(m)` and `s = −α₀`.
+#[derive(Clone, Copy, Debug)]
+pub struct OuterPair<'a, T> {
+    /// The scale `s`.
+    pub scale: T,
+    /// Row vector of the first product (length `h`).
+    pub a: &'a [T],
+    /// Column vector of the first product (length `h`).
+    pub c: &'a [T],
+    /// Row vector of the second product (length `h`).
+    pub d: &'a [T],
+    /// Column vector of the second product (length `h`).
+    pub e: &'a [T],
+}
+
+/// One block layer's weights `θ` and its Adam moments `M`, `V` (each `h·k` numbers).
+#[derive(Debug)]
+pub struct AdamSlices<'a, T> {
+    /// The weights `θ`.
+    pub theta: &'a mut [T],
+    /// The first moment `M`.
+    pub m: &'a mut [T],
+    /// The second moment `V`.
+    pub v: &'a mut [T],
+}
+
+/// The coefficients of one Keras-Adam step: `rate = η·√(1−β₂ᵗ)/(1−β₁ᵗ)` is precomputed by
+/// the caller.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamCoefficients<T> {
+    /// `β₁`.
+    pub beta1: T,
+    /// `β₂`.
+    pub beta2: T,
+    /// `ε`.
+    pub epsilon: T,
+    /// `η·√(1−β₂ᵗ)/(1−β₁ᵗ)`.
+    pub rate: T,
+}
+
+pub(crate) mod check {
+    use super::{AdamSlices, OuterPair};
+
+    #[track_caller]
+    #[inline]
+    pub(crate) fn square(k: usize, blocks: usize, x: usize) {
+        assert!(k > 0, "block size k must be positive");
+        assert_eq!(x % k, 0, "vector length must be a multiple of k");
+        assert_eq!(
+            Some(blocks),
+            x.checked_mul(k),
+            "blocks must hold (h/k)·k² = h·k numbers"
+        );
+    }
+
+    #[track_caller]
+    #[inline]
+    pub(crate) fn vec_eq(what: &str, expected: usize, found: usize) {
+        assert!(
+            expected == found,
+            "{what} has length {found}, expected {expected}"
+        );
+    }
+
+    #[track_caller]
+    #[inline]
+    pub(crate) fn pair_shapes<T>(k: usize, pair: &OuterPair<'_, T>, out: usize) {
+        square(k, out, pair.a.len());
+        vec_eq("c", pair.a.len(), pair.c.len());
+        vec_eq("d", pair.a.len(), pair.d.len());
+        vec_eq("e", pair.a.len(), pair.e.len());
+    }
+
+    #[track_caller]
+    #[inline]
+    pub(crate) fn adam_shapes<T>(
+        k: usize,
+        perm: &[u32],
+        pair: &OuterPair<'_, T>,
+        state: &AdamSlices<'_, T>,
+        ya: usize,
+        yd: usize,
+    ) {
+        pair_shapes(k, pair, state.theta.len());
+        vec_eq("M", state.theta.len(), state.m.len());
+        vec_eq("V", state.theta.len(), state.v.len());
+        vec_eq("perm", pair.a.len(), perm.len());
+        vec_eq("ya", pair.a.len(), ya);
+        vec_eq("yd", pair.a.len(), yd);
+    }
+}
+
+/// Generates the `#[target_feature]` wrappers of one instruction set around the fast bodies,
+/// each with a `k = 4` copy (fully unrolled) and a generic-`k` copy.
+macro_rules! simd_bodies {
+    ($features:literal) => {
+        use num_traits::Float;
+
+        use $crate::block_diagonal::fast;
+        use $crate::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
+
+        /// Fused multiply-adds need std's `mul_add` (libm's is a software routine).
+        const FMA: bool = cfg!(feature = "std");
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn matvec<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
+            if k == 4 {
+                fast::matvec::<T, FMA, 4>(k, blocks, x, y)
+            } else {
+                fast::matvec::<T, FMA, 0>(k, blocks, x, y)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn matvec_transpose<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
+            if k == 4 {
+                fast::matvec_transpose::<T, FMA, 4>(k, blocks, x, y)
+            } else {
+                fast::matvec_transpose::<T, FMA, 0>(k, blocks, x, y)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn layer_forward_into<T: Float>(
+            k: usize,
+            blocks: &[T],
+            perm: &[u32],
+            x: &[T],
+            p: &mut [T],
+            y: &mut [T],
+        ) {
+            if k == 4 {
+                fast::layer_forward_into::<T, FMA, 4>(k, blocks, perm, x, p, y)
+            } else {
+                fast::layer_forward_into::<T, FMA, 0>(k, blocks, perm, x, p, y)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn layer_backward<T: Float>(
+            k: usize,
+            blocks: &[T],
+            perm: &[u32],
+            w: &[T],
+            y: &mut [T],
+        ) {
+            if k == 4 {
+                fast::layer_backward::<T, FMA, 4>(k, blocks, perm, w, y)
+            } else {
+                fast::layer_backward::<T, FMA, 0>(k, blocks, perm, w, y)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn layer_backward_pair<T: Float>(
+            k: usize,
+            blocks: &[T],
+            perm: &[u32],
+            a: &[T],
+            d: &[T],
+            ya: &mut [T],
+            yd: &mut [T],
+        ) {
+            if k == 4 {
+                fast::layer_backward_pair::<T, FMA, 4>(k, blocks, perm, a, d, ya, yd)
+            } else {
+                fast::layer_backward_pair::<T, FMA, 0>(k, blocks, perm, a, d, ya, yd)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn outer_pair<T: Float>(k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
+            if k == 4 {
+                fast::outer_pair::<T, FMA, 4>(k, pair, out)
+            } else {
+                fast::outer_pair::<T, FMA, 0>(k, pair, out)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn backward_pair_adam<T: Float>(
+            k: usize,
+            perm: &[u32],
+            pair: OuterPair<'_, T>,
+            state: AdamSlices<'_, T>,
+            co: AdamCoefficients<T>,
+            ya: &mut [T],
+            yd: &mut [T],
+        ) {
+            if k == 4 {
+                fast::backward_pair_adam::<T, FMA, 4>(k, perm, pair, state, co, ya, yd)
+            } else {
+                fast::backward_pair_adam::<T, FMA, 0>(k, perm, pair, state, co, ya, yd)
+            }
+        }
+    };
+}
+pub(crate) use simd_bodies;
+
+/// Runs `$name` on the path `$kernels` selects for `$T`.
+macro_rules! dispatch {
+    ($kernels:expr, $T:ty, $name:ident($($arg:expr),* $(,)?)) => {
+        match $kernels.path_for::<$T>() {
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => {
+                // SAFETY: a `Kernels` holds `Path::Avx512` only after `Path::is_available`
+                // confirmed avx512f + avx2 + fma (`Kernels::new`, or `dispatch::selected` via
+                // `initial`/`force`); those are exactly the features this body enables.
+                unsafe { x86::avx512::$name::<$T>($($arg),*) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => {
+                // SAFETY: a `Kernels` holds `Path::Avx2` only after `Path::is_available`
+                // confirmed avx2 + fma (`Kernels::new`, or `dispatch::selected`), the features
+                // this body enables.
+                unsafe { x86::avx2::$name::<$T>($($arg),*) }
+            }
+            #[cfg(target_arch = "aarch64")]
+            Path::Neon => {
+                // SAFETY: a `Kernels` holds `Path::Neon` only after `Path::is_available`
+                // confirmed neon (`Kernels::new`, or `dispatch::selected`).
+                unsafe { aarch64::neon::$name::<$T>($($arg),*) }
+            }
+            _ => reference::$name($($arg),*),
+        }
+    };
+}
+
+impl Kernels {
+    /// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`. See [`matvec`].
+    ///
+    /// # Panics
+    /// As [`matvec`].
+    #[track_caller]
+    pub fn matvec<T: Float + 'static>(self, k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
+        check::square(k, blocks.len(), x.len());
+        check::vec_eq("y", x.len(), y.len());
+        dispatch!(self, T, matvec(k, blocks, x, y));
+    }
+
+    /// `y = Bᵀ x`. See [`matvec_transpose`].
+    ///
+    /// # Panics
+    /// As [`matvec`].
+    #[track_caller]
+    pub fn matvec_transpose<T: Float + 'static>(
+        self,
+        k: usize,
+        blocks: &[T],
+        x: &[T],
+        y: &mut [T],
+    ) {
+        check::square(k, blocks.len(), x.len());
+        check::vec_eq("y", x.len(), y.len());
+        dispatch!(self, T, matvec_transpose(k, blocks, x, y));
+    }
+
+    /// `p = P x`, `y = B p` in one pass. See [`layer_forward_into`].
+    ///
+    /// # Panics
+    /// As [`layer_forward_into`].
+    #[allow(clippy::too_many_arguments)]
+    #[track_caller]
+    pub fn layer_forward_into<T: Float + 'static>(
+        self,
+        k: usize,
+        blocks: &[T],
+        perm: &[u32],
+        x: &[T],
+        p: &mut [T],
+        y: &mut [T],
+    ) {
+        check::square(k, blocks.len(), x.len());
+        check::vec_eq("perm", x.len(), perm.len());
+        check::vec_eq("p", x.len(), p.len());
+        check::vec_eq("y", x.len(), y.len());
+        dispatch!(self, T, layer_forward_into(k, blocks, perm, x, p, y));
+    }
+
+    /// `p = P u`, then `u ← B p`. See [`layer_forward`].
+    ///
+    /// # Panics
+    /// As [`layer_forward`].
+    #[track_caller]
+    pub fn layer_forward<T: Float + 'static>(
+        self,
+        k: usize,
+        blocks: &[T],
+        perm: &[u32],
+        u: &mut [T],
+        p: &mut [T],
+    ) {
+        self.gather(perm, u, p);
+        self.matvec(k, blocks, p, u);
+    }
+
+    /// `y = Pᵀ Bᵀ w`. See [`layer_backward`].
+    ///
+    /// # Panics
+    /// As [`layer_backward`].
+    #[track_caller]
+    pub fn layer_backward<T: Float + 'static>(
+        self,
+        k: usize,
+        blocks: &[T],
+        perm: &[u32],
+        w: &[T],
+        y: &mut [T],
+    ) {
+        check::square(k, blocks.len(), w.len());
+        check::vec_eq("perm", w.len(), perm.len());
+        check::vec_eq("y", w.len(), y.len());
+        dispatch!(self, T, layer_backward(k, blocks, perm, w, y));
+    }
+
+    /// `ya = Pᵀ Bᵀ a`, `yd = Pᵀ Bᵀ d`. See [`layer_backward_pair`].
+    ///
+    /// # Panics
+    /// As [`layer_backward_pair`].
+    #[track_caller]
+    #[allow(clippy::too_many_arguments)]
+    pub fn layer_backward_pair<T: Float + 'static>(
+        self,
+        k: usize,
+        blocks: &[T],
+        perm: &[u32],
+        a: &[T],
+        d: &[T],
+        ya: &mut [T],
+        yd: &mut [T],
+    ) {
+        check::square(k, blocks.len(), a.len());
+        check::vec_eq("perm", a.len(), perm.len());
+        check::vec_eq("d", a.len(), d.len());
+        check::vec_eq("ya", a.len(), ya.len());
+        check::vec_eq("yd", a.len(), yd.len());
+        dispatch!(self, T, layer_backward_pair(k, blocks, perm, a, d, ya, yd));
+    }
+
+    /// `Δ_b = s·(a_b c_bᵀ + d_b e_bᵀ)`. See [`outer_pair`].
+    ///
+    /// # Panics
+    /// As [`outer_pair`].
+    #[track_caller]
+    pub fn outer_pair<T: Float + 'static>(self, k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
+        check::pair_shapes(k, &pair, out.len());
+        dispatch!(self, T, outer_pair(k, pair, out));
+    }
+
+    /// The fused layer step. See [`backward_pair_adam`].
+    ///
+    /// # Panics
+    /// As [`backward_pair_adam`].
+    #[allow(clippy::too_many_arguments)]
+    #[track_caller]
+    pub fn backward_pair_adam<T: Float + 'static>(
+        self,
+        k: usize,
+        perm: &[u32],
+        pair: OuterPair<'_, T>,
+        state: AdamSlices<'_, T>,
+        coefficients: AdamCoefficients<T>,
+        ya: &mut [T],
+        yd: &mut [T],
+    ) {
+        check::adam_shapes(k, perm, &pair, &state, ya.len(), yd.len());
+        if k > ADAM_TILE_MAX_K {
+            return reference::backward_pair_adam(k, perm, pair, state, coefficients, ya, yd);
+        }
+        dispatch!(
+            self,
+            T,
+            backward_pair_adam(k, perm, pair, state, coefficients, ya, yd)
+        );
+    }
+
+    /// `Y = B X` for `cols` right-hand sides. See [`matmat`].
+    ///
+    /// # Panics
+    /// As [`matmat`].
+    #[track_caller]
+    pub fn matmat<T: Float + 'static>(
+        self,
+        k: usize,
+        blocks: &[T],
+        cols: usize,
+        x: &[T],
+        y: &mut [T],
+    ) {
+        self.matmat_op(Op::NoTranspose, k, blocks, cols, x, y);
+    }
+
+    /// `Y = Bᵀ X` for `cols` right-hand sides. See [`matmat_transpose`].
+    ///
+    /// # Panics
+    /// As [`matmat`].
+    #[track_caller]
+    pub fn matmat_transpose<T: Float + 'static>(
+        self,
+        k: usize,
+        blocks: &[T],
+        cols: usize,
+        x: &[T],
+        y: &mut [T],
+    ) {
+        self.matmat_op(Op::Transpose, k, blocks, cols, x, y);
+    }
+
+    #[track_caller]
+    fn matmat_op<T: Float + 'static>(
+        self,
+        op: Op,
+        k: usize,
+        blocks: &[T],
+        cols: usize,
+        x: &[T],
+        y: &mut [T],
+    ) {
+        assert!(cols > 0, "matmat: cols must be positive");
+        assert_eq!(x.len() % cols, 0, "matmat: x.len() must be h·cols");
+        let h = x.len() / cols;
+        check::square(k, blocks.len(), h);
+        check::vec_eq("y", x.len(), y.len());
+        let per_block = k * cols;
+        let use_gemm = cols >= MATMAT_GEMM_MIN_COLS && self.path() != Path::Reference;
+        for ((bb, xb), yb) in blocks
+            .chunks_exact(k * k)
+            .zip(x.chunks_exact(per_block))
+            .zip(y.chunks_exact_mut(per_block))
+        {
+            if use_gemm {
+                gemm(Accum::Replace, op, k, k, cols, T::one(), bb, xb, yb);
+            } else {
+                for r in 0..k {
+                    for j in 0..cols {
+                        let mut acc = T::zero();
+                        for c in 0..k {
+                            let brc = match op {
+                                Op::NoTranspose => bb[r * k + c],
+                                Op::Transpose => bb[c * k + r],
+                            };
+                            acc = acc + brc * xb[c * cols + j];
+                        }
+                        yb[r * cols + j] = acc;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`.
+///
+/// # Panics
+/// - if `k == 0` or `x.len()` is not a multiple of `k`;
+/// - if `blocks.len() != x.len() · k` or `y.len() != x.len()`.
+///
+/// # Examples
+/// ```
+/// // One 2×2 block [[1, 2], [3, 4]].
+/// let mut y = [0.0; 2];
+/// lodo_kernels::block_diagonal::matvec(2, &[1.0, 2.0, 3.0, 4.0], &[1.0, 1.0], &mut y);
+/// assert_eq!(y, [3.0, 7.0]);
+/// ```
+#[track_caller]
+pub fn matvec<T: Float + 'static>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
+    Kernels::selected().matvec(k, blocks, x, y);
+}
+
+/// `y = Bᵀ x`: `y_b[c] = Σ_r B_b[r][c] x_b[r]`.
+///
+/// # Panics
+/// As [`matvec`].
+///
+/// # Examples
+/// ```
+/// let mut y = [0.0; 2];
+/// lodo_kernels::block_diagonal::matvec_transpose(2, &[1.0, 2.0, 3.0, 4.0], &[1.0, 1.0], &mut y);
+/// assert_eq!(y, [4.0, 6.0]);
+/// ```
+#[track_caller]
+pub fn matvec_transpose<T: Float + 'static>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
+    Kernels::selected().matvec_transpose(k, blocks, x, y);
+}
+
+/// One forward layer, out of place and in one pass: `p = P x` (kept: it is the layer input the
+/// hypergradient needs), `y = B p`.
+///
+/// # Panics
+/// - as [`matvec`] for `k`, `blocks` and `x`;
+/// - if `perm`, `p` or `y` does not have the length of `x`;
+/// - if an index of `perm` is out of bounds.
+///
+/// # Examples
+/// ```
+/// // P swaps the two entries; B = [[1, 2], [3, 4]].
+/// let (mut p, mut y) = ([0.0; 2], [0.0; 2]);
+/// lodo_kernels::block_diagonal::layer_forward_into(
+///     2, &[1.0, 2.0, 3.0, 4.0], &[1, 0], &[10.0, 1.0], &mut p, &mut y);
+/// assert_eq!(p, [1.0, 10.0]);
+/// assert_eq!(y, [21.0, 43.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn layer_forward_into<T: Float + 'static>(
+    k: usize,
+    blocks: &[T],
+    perm: &[u32],
+    x: &[T],
+    p: &mut [T],
+    y: &mut [T],
+) {
+    Kernels::selected().layer_forward_into(k, blocks, perm, x, p, y);
+}
+
+/// One forward layer in place: `p = P u`, then `u ← B p` (two passes; prefer
+/// [`layer_forward_into`]).
+///
+/// # Panics
+/// As [`matvec`] and [`crate::permutation::gather`] (all vectors have length `perm.len()`).
+#[track_caller]
+pub fn layer_forward<T: Float + 'static>(
+    k: usize,
+    blocks: &[T],
+    perm: &[u32],
+    u: &mut [T],
+    p: &mut [T],
+) {
+    Kernels::selected().layer_forward(k, blocks, perm, u, p);
+}
+
+/// One backward (adjoint) layer: `y = Pᵀ Bᵀ w`, i.e. `y[π(b·k + c)] = Σ_r B_b[r][c] w_b[r]`.
+///
+/// # Panics
+/// - as [`matvec`] for `k`, `blocks` and `w`;
+/// - if `perm` or `y` does not have the length of `w`; if an index of `perm` is out of bounds.
+///
+/// # Examples
+/// ```
+/// let mut y = [0.0; 2];
+/// lodo_kernels::block_diagonal::layer_backward(2, &[1.0, 2.0, 3.0, 4.0], &[1, 0], &[1.0, 1.0], &mut y);
+/// assert_eq!(y, [6.0, 4.0]);
+/// ```
+#[track_caller]
+pub fn layer_backward<T: Float + 'static>(
+    k: usize,
+    blocks: &[T],
+    perm: &[u32],
+    w: &[T],
+    y: &mut [T],
+) {
+    Kernels::selected().layer_backward(k, blocks, perm, w, y);
+}
+
+/// Two backward layers through one read of the blocks: `ya = Pᵀ Bᵀ a`, `yd = Pᵀ Bᵀ d`.
+///
+/// # Panics
+/// As [`layer_backward`], for `a` and `d`, `ya` and `yd`.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn layer_backward_pair<T: Float + 'static>(
+    k: usize,
+    blocks: &[T],
+    perm: &[u32],
+    a: &[T],
+    d: &[T],
+    ya: &mut [T],
+    yd: &mut [T],
+) {
+    Kernels::selected().layer_backward_pair(k, blocks, perm, a, d, ya, yd);
+}
+
+/// Per-block sum of two outer products: `Δ_b[r][c] = s · (a_b[r] c_b[c] + d_b[r] e_b[c])`,
+/// the gradient of `s·(⟨a, B c⟩ + ⟨d, B e⟩)` with respect to the blocks of `B`.
+///
+/// # Panics
+/// - if `k == 0`, the vectors differ in length or are not a multiple of `k`;
+/// - if `out.len() != a.len() · k`.
+///
+/// # Examples
+/// ```
+/// use lodo_kernels::block_diagonal::{outer_pair, OuterPair};
+/// let mut out = [0.0; 1];
+/// let pair = OuterPair { scale: 2.0, a: &[1.0], c: &[3.0], d: &[4.0], e: &[5.0] };
+/// outer_pair(1, pair, &mut out);
+/// assert_eq!(out, [46.0]);
+/// ```
+#[track_caller]
+pub fn outer_pair<T: Float + 'static>(k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
+    Kernels::selected().outer_pair(k, pair, out);
+}
+
+/// The fused LODO layer step: the backward passes of both streams with the **old** `θ`,
+///
+/// $$ y_a = P^T θ^T a,\qquad y_d = P^T θ^T d, $$
+///
+/// then, block by block, the hypergradient `g = s·(a_b c_bᵀ + d_b e_bᵀ)` (never stored beyond
+/// a small tile) and the Keras-Adam update
+///
+/// $$ M \gets β_1 M + (1-β_1) g,\quad V \gets β_2 V + (1-β_2) g^2,\quad
+///    θ \gets θ - \mathrm{rate}\,\frac{M}{\sqrt V + ε}, $$
+///
+/// reading and writing each of `θ`, `M`, `V` once. `rate = η√(1−β₂ᵗ)/(1−β₁ᵗ)`.
+///
+/// # Panics
+/// - if `k == 0`, the vectors `a, c, d, e, ya, yd, perm` differ in length or are not a
+///   multiple of `k`;
+/// - if `θ`, `M` or `V` does not have `a.len() · k` numbers;
+/// - if an index of `perm` is out of bounds.
+///
+/// # Examples
+/// ```
+/// use lodo_kernels::block_diagonal::{backward_pair_adam, AdamCoefficients, AdamSlices, OuterPair};
+/// let (mut theta, mut m, mut v) = ([2.0], [0.0], [0.0]);
+/// let (mut ya, mut yd) = ([0.0], [0.0]);
+/// let pair = OuterPair { scale: 1.0, a: &[1.0], c: &[1.0], d: &[3.0], e: &[0.0] };
+/// let co = AdamCoefficients { beta1: 0.5, beta2: 0.75, epsilon: 0.0, rate: 1.0 };
+/// backward_pair_adam(1, &[0], pair, AdamSlices { theta: &mut theta, m: &mut m, v: &mut v },
+///     co, &mut ya, &mut yd);
+/// assert_eq!((ya, yd), ([2.0], [6.0])); // old θ = 2
+/// assert_eq!((m, v), ([0.5], [0.25]));  // g = 1
+/// assert_eq!(theta, [1.0]);             // 2 − 0.5/√0.25
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn backward_pair_adam<T: Float + 'static>(
+    k: usize,
+    perm: &[u32],
+    pair: OuterPair<'_, T>,
+    state: AdamSlices<'_, T>,
+    coefficients: AdamCoefficients<T>,
+    ya: &mut [T],
+    yd: &mut [T],
+) {
+    Kernels::selected().backward_pair_adam(k, perm, pair, state, coefficients, ya, yd);
+}
+
+/// `Y = B X` for `cols` right-hand sides at once: `X` and `Y` are `h × cols`, row-major
+/// (`X[i][j] = x[i·cols + j]`). Each block is one `k × k` by `k × cols` product, done by
+/// matrixmultiply from [`crate::tuning::MATMAT_GEMM_MIN_COLS`] columns on (SIMD paths), by
+/// plain loops otherwise. Used for dense materialisation of `G`.
+///
+/// # Panics
+/// - if `cols == 0` or `x.len()` is not a multiple of `cols`;
+/// - as [`matvec`] with `h = x.len() / cols`;
+/// - if `y.len() != x.len()`.
+///
+/// # Examples
+/// ```
+/// // B = [[1, 2], [3, 4]] applied to the two columns of the identity.
+/// let mut y = [0.0; 4];
+/// lodo_kernels::block_diagonal::matmat(2, &[1.0, 2.0, 3.0, 4.0], 2, &[1.0, 0.0, 0.0, 1.0], &mut y);
+/// assert_eq!(y, [1.0, 2.0, 3.0, 4.0]);
+/// ```
+#[track_caller]
+pub fn matmat<T: Float + 'static>(k: usize, blocks: &[T], cols: usize, x: &[T], y: &mut [T]) {
+    Kernels::selected().matmat(k, blocks, cols, x, y);
+}
+
+/// `Y = Bᵀ X` for `cols` right-hand sides (layout as [`matmat`]).
+///
+/// # Panics
+/// As [`matmat`].
+#[track_caller]
+pub fn matmat_transpose<T: Float + 'static>(
+    k: usize,
+    blocks: &[T],
+    cols: usize,
+    x: &[T],
+    y: &mut [T],
+) {
+    Kernels::selected().matmat_transpose(k, blocks, cols, x, y);
+}

@@ -1,0 +1,140 @@
+//! Portable reference bodies, written as the formulas read: one loop per index, plain
+//! multiply-then-add, sums in index order `0, 1, …, k−1`. Every other path is tested against
+//! these. Shapes are checked as in the safe entry points (see their `# Panics`).
+
+use num_traits::Float;
+
+use super::check::{adam_shapes, pair_shapes, square, vec_eq};
+use super::{AdamCoefficients, AdamSlices, OuterPair};
+
+/// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`.
+#[track_caller]
+pub fn matvec<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
+    square(k, blocks.len(), x.len());
+    vec_eq("y", x.len(), y.len());
+    for b in 0..x.len() / k {
+        for r in 0..k {
+            let mut acc = T::zero();
+            for c in 0..k {
+                acc = acc + blocks[b * k * k + r * k + c] * x[b * k + c];
+            }
+            y[b * k + r] = acc;
+        }
+    }
+}
+
+/// `y = Bᵀ x`: `y_b[c] = Σ_r B_b[r][c] x_b[r]`.
+#[track_caller]
+pub fn matvec_transpose<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
+    square(k, blocks.len(), x.len());
+    vec_eq("y", x.len(), y.len());
+    for b in 0..x.len() / k {
+        for c in 0..k {
+            let mut acc = T::zero();
+            for r in 0..k {
+                acc = acc + blocks[b * k * k + r * k + c] * x[b * k + r];
+            }
+            y[b * k + c] = acc;
+        }
+    }
+}
+
+/// `p = P x`, then `y = B p`.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn layer_forward_into<T: Float>(
+    k: usize,
+    blocks: &[T],
+    perm: &[u32],
+    x: &[T],
+    p: &mut [T],
+    y: &mut [T],
+) {
+    crate::permutation::reference::gather(perm, x, p);
+    matvec(k, blocks, p, y);
+}
+
+/// `y = Pᵀ Bᵀ w`: `y[π(b·k + c)] = Σ_r B_b[r][c] w_b[r]`.
+#[track_caller]
+pub fn layer_backward<T: Float>(k: usize, blocks: &[T], perm: &[u32], w: &[T], y: &mut [T]) {
+    square(k, blocks.len(), w.len());
+    vec_eq("y", w.len(), y.len());
+    vec_eq("perm", w.len(), perm.len());
+    for b in 0..w.len() / k {
+        for c in 0..k {
+            let mut acc = T::zero();
+            for r in 0..k {
+                acc = acc + blocks[b * k * k + r * k + c] * w[b * k + r];
+            }
+            y[perm[b * k + c] as usize] = acc;
+        }
+    }
+}
+
+/// `ya = Pᵀ Bᵀ a` and `yd = Pᵀ Bᵀ d`.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn layer_backward_pair<T: Float>(
+    k: usize,
+    blocks: &[T],
+    perm: &[u32],
+    a: &[T],
+    d: &[T],
+    ya: &mut [T],
+    yd: &mut [T],
+) {
+    layer_backward(k, blocks, perm, a, ya);
+    layer_backward(k, blocks, perm, d, yd);
+}
+
+/// `Δ_b[r][c] = s · (a_b[r] c_b[c] + d_b[r] e_b[c])`.
+#[track_caller]
+pub fn outer_pair<T: Float>(k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
+    pair_shapes(k, &pair, out.len());
+    let OuterPair { scale, a, c, d, e } = pair;
+    for b in 0..a.len() / k {
+        for r in 0..k {
+            for col in 0..k {
+                out[b * k * k + r * k + col] =
+                    scale * (a[b * k + r] * c[b * k + col] + d[b * k + r] * e[b * k + col]);
+            }
+        }
+    }
+}
+
+/// The fused layer step: with the old `θ`, `ya = Pᵀ θᵀ a` and `yd = Pᵀ θᵀ d`; then with
+/// `g = s·(a_b c_bᵀ + d_b e_bᵀ)` per block, the Keras-Adam update
+/// `M ← β₁M + (1−β₁)g`, `V ← β₂V + (1−β₂)g²`, `θ ← θ − rate·M/(√V + ε)`.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn backward_pair_adam<T: Float>(
+    k: usize,
+    perm: &[u32],
+    pair: OuterPair<'_, T>,
+    state: AdamSlices<'_, T>,
+    coefficients: AdamCoefficients<T>,
+    ya: &mut [T],
+    yd: &mut [T],
+) {
+    adam_shapes(k, perm, &pair, &state, ya.len(), yd.len());
+    let AdamSlices { theta, m, v } = state;
+    layer_backward_pair(k, theta, perm, pair.a, pair.d, ya, yd);
+    let AdamCoefficients {
+        beta1,
+        beta2,
+        epsilon,
+        rate,
+    } = coefficients;
+    let OuterPair { scale, a, c, d, e } = pair;
+    for b in 0..a.len() / k {
+        for r in 0..k {
+            for col in 0..k {
+                let i = b * k * k + r * k + col;
+                let g = scale * (a[b * k + r] * c[b * k + col] + d[b * k + r] * e[b * k + col]);
+                m[i] = beta1 * m[i] + (T::one() - beta1) * g;
+                v[i] = beta2 * v[i] + (T::one() - beta2) * g * g;
+                theta[i] = theta[i] - rate * m[i] / (v[i].sqrt() + epsilon);
+            }
+        }
+    }
+}

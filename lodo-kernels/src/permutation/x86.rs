@@ -1,0 +1,16 @@
+//! x86-64 gather bodies: the reference loop compiled with AVX2 / AVX-512F, where LLVM may use
+//! hardware gathers. Bit-exact by construction (only moves data).
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn gather_avx2<T: Copy>(perm: &[u32], x: &[T], y: &mut [T]) {
+    for (yj, &pj) in y.iter_mut().zip(perm) {
+        *yj = x[pj as usize];
+    }
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) fn gather_avx512<T: Copy>(perm: &[u32], x: &[T], y: &mut [T]) {
+    for (yj, &pj) in y.iter_mut().zip(perm) {
+        *yj = x[pj as usize];
+    }
+}

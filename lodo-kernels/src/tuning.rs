@@ -1,0 +1,27 @@
+//! Named thresholds of the kernels, each with what it cuts and where it was chosen.
+
+/// Elements of `θ` handled per tile by the fused hypergradient + Adam kernel
+/// ([`crate::block_diagonal::backward_pair_adam`]). Phase 1 of a tile computes the block
+/// gradients into a stack buffer of this many elements; phase 2 streams `θ, M, V` through the
+/// Adam update. 512 elements (2 KiB f32, 4 KiB f64) keep the buffer and the tile's `θ` in L1
+/// (48 KiB per core on the Xeon this was written on) while the update loop is long enough for
+/// full-width vectors. Not tuned further; the kernel is bandwidth-bound at large `n`.
+pub const ADAM_TILE: usize = 512;
+
+/// Largest block size the tiled fast path of the fused kernel handles (`k² ≤ ADAM_TILE`);
+/// larger blocks use the reference body on every path.
+pub const ADAM_TILE_MAX_K: usize = 22;
+
+/// Minimum number of right-hand sides for which the batched block mat-vec
+/// ([`crate::block_diagonal::matmat`]) calls matrixmultiply per block instead of the plain
+/// loops. matrixmultiply packs its operands, which costs more than the product for a handful of
+/// columns. The value is a conservative choice, not a measurement; the batched path is used for
+/// dense materialisation (tests, diagnostics), not in the optimizer step.
+pub const MATMAT_GEMM_MIN_COLS: usize = 32;
+
+/// How many blocks ahead the SIMD bodies prefetch the randomly addressed elements of a
+/// permutation (the gathered input of a forward layer, the scattered outputs of a backward
+/// layer). At `h = 2·10⁶` f32 (8 MB, beyond L2) a plain scatter cost ≈ 22 ns per element and
+/// ≈ 12 ns with prefetching 32 elements ahead; a gather ≈ 14 → 8 ns (shared, loaded 2-core
+/// Xeon; noisy). 8 blocks of `k = 4` is that distance.
+pub const PREFETCH_BLOCKS: usize = 8;

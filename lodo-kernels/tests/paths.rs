@@ -1,0 +1,548 @@
+//! Every kernel path against the reference bodies (issue 3, STYLE §10).
+//!
+//! Sizes: block counts 0..=9 (odd ones included) and `k ∈ {1, 2, 3, 4, 5, 8}`, so lengths are
+//! rarely lane-width multiples. Values: O(1) blocks and vectors scaled by `10^e`,
+//! `e ∈ [−30, 30]`. Outputs are pre-filled with NaN. Permutations are checked bit for bit;
+//! float kernels within the bounds derived in `lodo_kernels::block_diagonal` (“Accuracy”):
+//! `|fast − ref| ≤ 2k·ε·Σ|b_j x_j| + 2k·ε·MIN_POSITIVE` per output (the last term covers
+//! subnormal products), and for Adam the first-order propagation of those roundings (see
+//! `adam_bound`), with a safety factor 4. `LODO_KERNEL`, when set, must name an available path
+//! (the `selected_path_is_available` test fails otherwise). `PROPTEST_CASES` overrides the case
+//! count (default 64 per test).
+
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
+use lodo_kernels::{Kernels, Path, dispatch, gemm, permutation, reference};
+use num_traits::{Float, ToPrimitive};
+use proptest::prelude::*;
+
+fn kernels() -> Vec<Kernels> {
+    Path::ALL
+        .into_iter()
+        .filter_map(|p| Kernels::new(p).ok())
+        .collect()
+}
+
+#[test]
+fn selected_path_is_available() {
+    // Panics (fails) if LODO_KERNEL forces an unknown or unavailable path.
+    let p = dispatch::selected();
+    assert!(p.is_available());
+    if let Ok(name) = std::env::var("LODO_KERNEL") {
+        assert_eq!(p.name(), name, "LODO_KERNEL was not honoured");
+    }
+    // Paths this CPU has must be usable through the handle.
+    for p in Path::ALL {
+        assert_eq!(Kernels::new(p).is_ok(), p.is_available());
+    }
+    assert!(Kernels::new(Path::Reference).is_ok());
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    k: usize,
+    nb: usize,
+    scale_exp: i32,
+    perm: Vec<u32>,
+    unit: Vec<f64>,
+}
+
+impl Case {
+    fn h(&self) -> usize {
+        self.k * self.nb
+    }
+    /// `len` values in (−1, 1) starting at `off` (cycled), times `scale`.
+    fn vals<T: Float>(&self, off: usize, len: usize, scale: f64) -> Vec<T> {
+        (0..len)
+            .map(|i| T::from(self.unit[(off + i * 7) % self.unit.len()] * scale).unwrap())
+            .collect()
+    }
+    fn scale(&self) -> f64 {
+        10f64.powi(self.scale_exp)
+    }
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop::sample::select(vec![1usize, 2, 3, 4, 4, 5, 8]),
+        0usize..=9,
+        -30i32..=30,
+    )
+        .prop_flat_map(|(k, nb, e)| {
+            let h = k * nb;
+            let perm = Just((0..h as u32).collect::<Vec<_>>()).prop_shuffle();
+            let unit = prop::collection::vec(-1.0f64..1.0, 64);
+            (Just(k), Just(nb), Just(e), perm, unit)
+        })
+        .prop_map(|(k, nb, scale_exp, perm, unit)| Case {
+            k,
+            nb,
+            scale_exp,
+            perm,
+            unit,
+        })
+}
+
+fn nan<T: Float>(n: usize) -> Vec<T> {
+    vec![T::nan(); n]
+}
+
+/// Same class and within `tol` (both non-finite with equal bits counts as equal).
+fn close<T: Float + std::fmt::Debug>(what: &str, path: Path, got: &[T], want: &[T], tol: &[f64]) {
+    assert_eq!(got.len(), want.len());
+    for i in 0..got.len() {
+        let (g, w) = (got[i], want[i]);
+        assert!(!w.is_nan(), "{what}: reference left NaN at {i}");
+        if !w.is_finite() {
+            assert!(g == w, "{what} [{path}] {i}: {g:?} vs reference {w:?}");
+            continue;
+        }
+        let d = (g.to_f64().unwrap() - w.to_f64().unwrap()).abs();
+        assert!(
+            d <= tol[i],
+            "{what} [{path}] {i}: {g:?} vs reference {w:?}, |Δ| {d:e} > {:e}",
+            tol[i]
+        );
+    }
+}
+
+fn eps<T: Float>() -> f64 {
+    T::epsilon().to_f64().unwrap()
+}
+fn tiny<T: Float>() -> f64 {
+    T::min_positive_value().to_f64().unwrap() * eps::<T>()
+}
+
+/// `4 · (2k·ε·Σ_j |b_j x_j| + 2k·tiny)` for each output of `y = B x` (or `Bᵀ x` with `tr`).
+fn matvec_tol<T: Float>(k: usize, b: &[T], x: &[T], tr: bool) -> Vec<f64> {
+    let f = |v: T| v.to_f64().unwrap().abs();
+    (0..x.len())
+        .map(|i| {
+            let (blk, r) = (i / k, i % k);
+            let s: f64 = (0..k)
+                .map(|j| {
+                    let bij = if tr {
+                        b[blk * k * k + j * k + r]
+                    } else {
+                        b[blk * k * k + r * k + j]
+                    };
+                    f(bij) * f(x[blk * k + j])
+                })
+                .sum();
+            4.0 * (2.0 * k as f64 * eps::<T>() * s + 2.0 * k as f64 * tiny::<T>())
+        })
+        .collect()
+}
+
+fn scatter_tol(perm: &[u32], tol: Vec<f64>) -> Vec<f64> {
+    let mut out = vec![0.0; tol.len()];
+    for (j, &p) in perm.iter().enumerate() {
+        out[p as usize] = tol[j];
+    }
+    out
+}
+
+macro_rules! float_tests {
+    ($m:ident, $T:ty) => {
+        mod $m {
+            use super::*;
+            type T = $T;
+
+            fn blocks(c: &Case) -> Vec<T> {
+                c.vals(3, c.h() * c.k, 1.0)
+            }
+
+            pub(super) fn matvecs(c: &Case) {
+                let (k, h, s) = (c.k, c.h(), c.scale());
+                let (b, x) = (blocks(c), c.vals::<T>(11, h, s));
+                let mut want = nan::<T>(h);
+                reference::matvec(k, &b, &x, &mut want);
+                let mut want_t = nan::<T>(h);
+                reference::matvec_transpose(k, &b, &x, &mut want_t);
+                for kern in kernels() {
+                    let mut y = nan::<T>(h);
+                    kern.matvec(k, &b, &x, &mut y);
+                    close(
+                        "matvec",
+                        kern.path(),
+                        &y,
+                        &want,
+                        &matvec_tol(k, &b, &x, false),
+                    );
+                    let mut y = nan::<T>(h);
+                    kern.matvec_transpose(k, &b, &x, &mut y);
+                    close(
+                        "matvec_transpose",
+                        kern.path(),
+                        &y,
+                        &want_t,
+                        &matvec_tol(k, &b, &x, true),
+                    );
+                    // Same path, same bits.
+                    let mut y2 = nan::<T>(h);
+                    kern.matvec_transpose(k, &b, &x, &mut y2);
+                    assert!(y.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()));
+                }
+            }
+
+            pub(super) fn layers(c: &Case) {
+                let (k, h, s) = (c.k, c.h(), c.scale());
+                let (b, x, w) = (blocks(c), c.vals::<T>(5, h, s), c.vals::<T>(17, h, s));
+                let d = c.vals::<T>(29, h, s);
+                let (mut p0, mut y0) = (nan::<T>(h), nan::<T>(h));
+                reference::layer_forward_into(k, &b, &c.perm, &x, &mut p0, &mut y0);
+                let mut yb0 = nan::<T>(h);
+                reference::layer_backward(k, &b, &c.perm, &w, &mut yb0);
+                let (mut ya0, mut yd0) = (nan::<T>(h), nan::<T>(h));
+                reference::layer_backward_pair(k, &b, &c.perm, &w, &d, &mut ya0, &mut yd0);
+                let fwd_tol = matvec_tol(k, &b, &p0, false);
+                let bwd_tol = scatter_tol(&c.perm, matvec_tol(k, &b, &w, true));
+                let bwd_tol_d = scatter_tol(&c.perm, matvec_tol(k, &b, &d, true));
+                for kern in kernels() {
+                    let (mut p, mut y) = (nan::<T>(h), nan::<T>(h));
+                    kern.layer_forward_into(k, &b, &c.perm, &x, &mut p, &mut y);
+                    assert!(
+                        p.iter().zip(&p0).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "p [{}]",
+                        kern.path()
+                    );
+                    close("layer_forward_into", kern.path(), &y, &y0, &fwd_tol);
+                    let (mut u, mut p2) = (x.clone(), nan::<T>(h));
+                    kern.layer_forward(k, &b, &c.perm, &mut u, &mut p2);
+                    close("layer_forward", kern.path(), &u, &y0, &fwd_tol);
+                    let mut yb = nan::<T>(h);
+                    kern.layer_backward(k, &b, &c.perm, &w, &mut yb);
+                    close("layer_backward", kern.path(), &yb, &yb0, &bwd_tol);
+                    let (mut ya, mut yd) = (nan::<T>(h), nan::<T>(h));
+                    kern.layer_backward_pair(k, &b, &c.perm, &w, &d, &mut ya, &mut yd);
+                    close("layer_backward_pair a", kern.path(), &ya, &ya0, &bwd_tol);
+                    close("layer_backward_pair d", kern.path(), &yd, &yd0, &bwd_tol_d);
+                    // The pair equals the single-stream kernel bit for bit on the same path.
+                    assert!(ya.iter().zip(&yb).all(|(a, b)| a.to_bits() == b.to_bits()));
+                }
+            }
+
+            /// ⟨y, B P x⟩ = ⟨Pᵀ Bᵀ y, x⟩ within `4k·ε·Σ|y_r B_rc (Px)_c|` (+ tiny terms).
+            pub(super) fn adjoint(c: &Case) {
+                let (k, h, s) = (c.k, c.h(), c.scale().sqrt());
+                let (b, x, y) = (blocks(c), c.vals::<T>(5, h, s), c.vals::<T>(13, h, s));
+                for kern in kernels() {
+                    let (mut p, mut bpx) = (nan::<T>(h), nan::<T>(h));
+                    kern.layer_forward_into(k, &b, &c.perm, &x, &mut p, &mut bpx);
+                    let mut bty = nan::<T>(h);
+                    kern.layer_backward(k, &b, &c.perm, &y, &mut bty);
+                    let f = |v: T| v.to_f64().unwrap();
+                    let lhs: f64 = y.iter().zip(&bpx).map(|(&a, &b)| f(a) * f(b)).sum();
+                    let rhs: f64 = bty.iter().zip(&x).map(|(&a, &b)| f(a) * f(b)).sum();
+                    let mut mag = 0.0;
+                    for blk in 0..c.nb {
+                        for r in 0..k {
+                            for col in 0..k {
+                                mag += (f(y[blk * k + r])
+                                    * f(b[blk * k * k + r * k + col])
+                                    * f(p[blk * k + col]))
+                                .abs();
+                            }
+                        }
+                    }
+                    let tol =
+                        4.0 * k as f64 * eps::<T>() * mag + 8.0 * (h * k) as f64 * tiny::<T>() * s;
+                    assert!(
+                        (lhs - rhs).abs() <= tol,
+                        "[{}] {lhs:e} vs {rhs:e} (tol {tol:e})",
+                        kern.path()
+                    );
+                }
+            }
+
+            pub(super) fn outer_and_adam(c: &Case, rate: f64) {
+                let (k, h, s) = (c.k, c.h(), c.scale());
+                let (a, cc, d, e) = (
+                    c.vals::<T>(1, h, s),
+                    c.vals::<T>(2, h, 1.0),
+                    c.vals::<T>(3, h, s),
+                    c.vals::<T>(4, h, 1.0),
+                );
+                let scale: T = -0.5;
+                let pair = OuterPair {
+                    scale,
+                    a: &a,
+                    c: &cc,
+                    d: &d,
+                    e: &e,
+                };
+                let hk = h * k;
+                let theta0 = c.vals::<T>(9, hk, 1.0);
+                let m0 = c.vals::<T>(10, hk, s);
+                let v0: Vec<T> = m0
+                    .iter()
+                    .map(|&x| {
+                        let v = x * x * 0.5;
+                        if v.is_finite() { v } else { T::max_value() }
+                    })
+                    .collect();
+                let co = AdamCoefficients {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    epsilon: 1e-7,
+                    rate: rate as T,
+                };
+                // Reference.
+                let mut g0 = nan::<T>(hk);
+                reference::outer_pair(k, pair, &mut g0);
+                let (mut th_r, mut m_r, mut v_r) = (theta0.clone(), m0.clone(), v0.clone());
+                let (mut ya_r, mut yd_r) = (nan::<T>(h), nan::<T>(h));
+                reference::backward_pair_adam(
+                    k,
+                    &c.perm,
+                    pair,
+                    AdamSlices {
+                        theta: &mut th_r,
+                        m: &mut m_r,
+                        v: &mut v_r,
+                    },
+                    co,
+                    &mut ya_r,
+                    &mut yd_r,
+                );
+                let f = |v: T| v.to_f64().unwrap();
+                let gabs: Vec<f64> = (0..hk)
+                    .map(|i| {
+                        let (blk, r, col) = (i / (k * k), (i / k) % k, i % k);
+                        f(scale).abs()
+                            * ((f(a[blk * k + r]) * f(cc[blk * k + col])).abs()
+                                + (f(d[blk * k + r]) * f(e[blk * k + col])).abs())
+                    })
+                    .collect();
+                let g_tol: Vec<f64> = gabs
+                    .iter()
+                    .map(|&x| 4.0 * (6.0 * eps::<T>() * x + 4.0 * tiny::<T>()))
+                    .collect();
+                let (dm, dv, dth) = adam_bound::<T>(&co, &theta0, &m0, &v0, &g0, &gabs, &m_r, &v_r);
+                let ya_tol = scatter_tol(&c.perm, matvec_tol(k, &theta0, &a, true));
+                let yd_tol = scatter_tol(&c.perm, matvec_tol(k, &theta0, &d, true));
+                for kern in kernels() {
+                    let mut g = nan::<T>(hk);
+                    kern.outer_pair(k, pair, &mut g);
+                    close("outer_pair", kern.path(), &g, &g0, &g_tol);
+                    let (mut th, mut m, mut v) = (theta0.clone(), m0.clone(), v0.clone());
+                    let (mut ya, mut yd) = (nan::<T>(h), nan::<T>(h));
+                    kern.backward_pair_adam(
+                        k,
+                        &c.perm,
+                        pair,
+                        AdamSlices {
+                            theta: &mut th,
+                            m: &mut m,
+                            v: &mut v,
+                        },
+                        co,
+                        &mut ya,
+                        &mut yd,
+                    );
+                    close("adam ya", kern.path(), &ya, &ya_r, &ya_tol);
+                    close("adam yd", kern.path(), &yd, &yd_r, &yd_tol);
+                    close("adam M", kern.path(), &m, &m_r, &dm);
+                    close("adam V", kern.path(), &v, &v_r, &dv);
+                    close("adam θ", kern.path(), &th, &th_r, &dth);
+                }
+            }
+
+            pub(super) fn matmat(c: &Case, cols: usize) {
+                let (k, h, s) = (c.k, c.h(), c.scale());
+                let b = blocks(c);
+                let x = c.vals::<T>(7, h * cols, s);
+                for kern in kernels() {
+                    for tr in [false, true] {
+                        let mut y = nan::<T>(h * cols);
+                        if tr {
+                            kern.matmat_transpose(k, &b, cols, &x, &mut y)
+                        } else {
+                            kern.matmat(k, &b, cols, &x, &mut y)
+                        }
+                        for j in 0..cols {
+                            let col: Vec<T> = (0..h).map(|i| x[i * cols + j]).collect();
+                            let mut want = nan::<T>(h);
+                            if tr {
+                                reference::matvec_transpose(k, &b, &col, &mut want)
+                            } else {
+                                reference::matvec(k, &b, &col, &mut want)
+                            }
+                            let got: Vec<T> = (0..h).map(|i| y[i * cols + j]).collect();
+                            // matrixmultiply may sum in another order: bound 2k·ε·Σ|b x| per side.
+                            close(
+                                "matmat",
+                                kern.path(),
+                                &got,
+                                &want,
+                                &matvec_tol(k, &b, &col, tr),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+
+float_tests!(f32s, f32);
+float_tests!(f64s, f64);
+
+/// First-order bound on |fast − ref| for Adam's `M`, `V`, `θ`, from the gradient's bound
+/// `dg = 6ε·gabs` and a few ε per operation, times 4.
+#[allow(clippy::too_many_arguments)]
+fn adam_bound<T: Float>(
+    co: &AdamCoefficients<T>,
+    theta0: &[T],
+    m0: &[T],
+    v0: &[T],
+    g: &[T],
+    gabs: &[f64],
+    m: &[T],
+    v: &[T],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let e = eps::<T>();
+    let t = tiny::<T>();
+    let f = |x: T| x.to_f64().unwrap();
+    let (b1, b2, ea, rate) = (f(co.beta1), f(co.beta2), f(co.epsilon), f(co.rate));
+    let (mut dm, mut dv, mut dth) = (vec![], vec![], vec![]);
+    for i in 0..g.len() {
+        let dg = 6.0 * e * gabs[i] + 4.0 * t;
+        let gi = f(g[i]).abs().max(gabs[i]);
+        let dmi = (1.0 - b1) * dg + 3.0 * e * (b1 * f(m0[i]).abs() + (1.0 - b1) * gi) + 4.0 * t;
+        let dvi =
+            (1.0 - b2) * 2.0 * gi * dg + 4.0 * e * (b2 * f(v0[i]) + (1.0 - b2) * gi * gi) + 4.0 * t;
+        let (mi, vi) = (f(m[i]), f(v[i]).max(0.0));
+        let sq = vi.sqrt();
+        let dsq = if sq > 0.0 {
+            (dvi / (2.0 * sq)).min(dvi.sqrt())
+        } else {
+            dvi.sqrt()
+        } + 2.0 * e * sq;
+        let den = sq + ea;
+        let u = mi / den;
+        // V overflowed (f32 at 1e30 scales): both sides divide by ∞ and leave θ unchanged.
+        let du = if den.is_finite() {
+            dmi / den + mi.abs() * dsq / (den * den) + 2.0 * e * u.abs()
+        } else {
+            0.0
+        };
+        let dthi = rate * du + 2.0 * e * (f(theta0[i]).abs() + rate * u.abs()) + 4.0 * t;
+        dm.push(4.0 * dmi);
+        dv.push(4.0 * dvi);
+        dth.push(4.0 * dthi);
+    }
+    (dm, dv, dth)
+}
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn matvecs_match_reference(c in case()) {
+        f32s::matvecs(&c);
+        f64s::matvecs(&c);
+    }
+
+    #[test]
+    fn layers_match_reference(c in case()) {
+        f32s::layers(&c);
+        f64s::layers(&c);
+    }
+
+    #[test]
+    fn adjoint_identity(c in case()) {
+        f32s::adjoint(&c);
+        f64s::adjoint(&c);
+    }
+
+    #[test]
+    fn fused_adam_matches_reference(c in case(), rate in 1e-4f64..1.0) {
+        f32s::outer_and_adam(&c, rate);
+        f64s::outer_and_adam(&c, rate);
+    }
+
+    #[test]
+    fn matmat_matches_matvec(c in case(), cols in prop::sample::select(vec![1usize, 3, 32, 37])) {
+        f32s::matmat(&c, cols);
+        f64s::matmat(&c, cols);
+    }
+
+    #[test]
+    fn permutations_bit_exact(c in case()) {
+        let h = c.h();
+        let x: Vec<f64> = c.vals(0, h, c.scale());
+        let xs: Vec<f32> = c.vals(0, h, c.scale());
+        let mut want = vec![f64::NAN; h];
+        reference::gather(&c.perm, &x, &mut want);
+        let mut want_s = vec![f32::NAN; h];
+        reference::gather(&c.perm, &xs, &mut want_s);
+        for kern in kernels() {
+            let mut y = vec![f64::NAN; h];
+            kern.gather(&c.perm, &x, &mut y);
+            prop_assert!(y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+            let mut back = vec![f64::NAN; h];
+            kern.scatter(&c.perm, &y, &mut back);
+            prop_assert!(back.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()), "scatter∘gather ≠ id");
+            let mut ys = vec![f32::NAN; h];
+            kern.gather(&c.perm, &xs, &mut ys);
+            prop_assert!(ys.iter().zip(&want_s).all(|(a, b)| a.to_bits() == b.to_bits()));
+            let mut backs = vec![f32::NAN; h];
+            kern.scatter(&c.perm, &ys, &mut backs);
+            prop_assert!(backs.iter().zip(&xs).all(|(a, b)| a.to_bits() == b.to_bits()));
+            // gather ∘ scatter = id as well
+            let mut s = vec![f64::NAN; h];
+            kern.scatter(&c.perm, &x, &mut s);
+            let mut g = vec![f64::NAN; h];
+            kern.gather(&c.perm, &s, &mut g);
+            prop_assert!(g.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        if h > 0 {
+            let cols = 3;
+            let xr: Vec<f64> = c.vals(1, h * cols, 1.0);
+            let mut yr = vec![f64::NAN; h * cols];
+            permutation::gather_rows(&c.perm, cols, &xr, &mut yr);
+            let mut back = vec![f64::NAN; h * cols];
+            permutation::scatter_rows(&c.perm, cols, &yr, &mut back);
+            prop_assert!(back.iter().zip(&xr).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+
+    #[test]
+    fn gemm_matches_loops(m in 0usize..6, k in 0usize..6, n in 1usize..40, tr in any::<bool>(), add in any::<bool>()) {
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.91).cos()).collect();
+        let c0: Vec<f64> = (0..m * n).map(|i| i as f64 * 0.5).collect();
+        let op = if tr { gemm::Op::Transpose } else { gemm::Op::NoTranspose };
+        let acc = if add { gemm::Accum::Add } else { gemm::Accum::Replace };
+        let mut c = if add { c0.clone() } else { vec![f64::NAN; m * n] };
+        gemm::gemm(acc, op, m, k, n, 2.0, &a, &b, &mut c);
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                let mut mag = 0.0;
+                for l in 0..k {
+                    let ail = if tr { a[l * m + i] } else { a[i * k + l] };
+                    s += ail * b[l * n + j];
+                    mag += (ail * b[l * n + j]).abs();
+                }
+                let want = if add { c0[i * n + j] + 2.0 * s } else { 2.0 * s };
+                let tol = 4.0 * (k as f64 + 2.0) * f64::EPSILON * (2.0 * mag + c0[i * n + j].abs());
+                prop_assert!((c[i * n + j] - want).abs() <= tol, "({i},{j}) {} vs {want}", c[i * n + j]);
+            }
+        }
+    }
+}
