@@ -1,36 +1,444 @@
 //! `lodo-bench`: the LODO research harness command line.
 //!
-//! Until the full harness lands, `reproduce` runs LODO and Adam on a 100-dimensional noisy
-//! quadratic bowl (eigenvalues log-spaced in [1e−3, 1]) and prints their final-window losses.
+//! `lodo-bench reproduce` tunes every optimizer on the noisy quadratic bowl and on Rosenbrock
+//! with the authors' evolution strategy, runs the seeded main runs, LODO's ablations and the
+//! frozen-preconditioner test, and writes `results/report.md`, CSVs and SVG/PNG figures. Each
+//! experiment is also its own subcommand (`lodo-bench help`).
 
-use lodo_core::{Adam, Lodo, LodoConfig, Optimizer};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
-fn main() -> anyhow::Result<()> {
-    let n = 100;
-    let steps = 20_000;
-    let eig: Vec<f64> = (0..n).map(|i| 10f64.powf(-3.0 + 3.0 * i as f64 / (n - 1) as f64)).collect();
-    let mut rng = lodo_core::random::Stream::new(0);
-    let run = |opt: &mut dyn Optimizer<f64>, rng: &mut lodo_core::random::Stream| -> anyhow::Result<f64> {
-        let (mut x, mut c, mut g) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        let mut tail = 0.0;
-        for t in 0..steps {
-            c.iter_mut().for_each(|ci| *ci += rng.gaussian());
-            let mut loss = 0.0;
-            for i in 0..n {
-                g[i] = eig[i] * (x[i] - c[i]);
-                loss += 0.5 * eig[i] * (x[i] - c[i]).powi(2);
-            }
-            if t >= steps * 9 / 10 {
-                tail += loss / (steps / 10) as f64;
-            }
-            opt.step(&mut x, &g)?;
-        }
-        Ok(tail)
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use lodo_bench::baselines::OptimizerKind;
+use lodo_bench::experiment::protocol::{Budget, Plan, TaskResults, run_plan, task_report};
+use lodo_bench::experiment::{Interrupted, STOP, TaskSpec};
+use lodo_bench::report::write_atomic;
+use lodo_bench::tasks::BowlOptions;
+use lodo_bench::tune::{bowl_schedule, rosenbrock_schedule, scaled};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lodo-bench",
+    version,
+    about = "LODO research harness: the paper's synthetic experiments, baselines, tuning, tables and plots"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Everything: tuning + main runs + ablations (+ frozen test) on the bowl and Rosenbrock.
+    Reproduce(Common),
+    /// The noisy quadratic bowl: tuning, main runs, ablations, Hessian error, frozen test.
+    Bowl(TaskArgs),
+    /// Rosenbrock: tuning, main runs, ablations, trajectories.
+    Rosenbrock(TaskArgs),
+    /// Only tune (writes <out>/<task>/tuned.json, which `--no-tune` runs reuse).
+    Tune(TuneArgs),
+    /// Only the frozen-preconditioner test on the bowl.
+    Frozen(TaskArgs),
+    /// The MNIST autoregression experiment (paper §5.2).
+    Mnist(lodo_bench::mnist::cli::MnistArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// The paper's scale (8 runs, 100,000 bowl steps, the authors' full tuning schedules).
+    #[arg(long)]
+    full: bool,
+    /// Runs per optimizer (default 8 with --full, else the quick scale's).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: Option<u64>,
+    /// Steps (loss-gradient evaluations) per main run.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: Option<u64>,
+    /// Base seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Worker threads (0: all cores). Results are identical for any value.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+struct TaskArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Comma-separated optimizers (default: the task's list).
+    #[arg(long, value_delimiter = ',')]
+    optimizers: Option<Vec<OptimizerKind>>,
+    /// Skip tuning: use <out>/<task>/tuned.json if present, else the authors' defaults.
+    #[arg(long)]
+    no_tune: bool,
+    /// Skip the LODO ablations.
+    #[arg(long)]
+    no_ablations: bool,
+    #[command(flatten)]
+    bowl: BowlArgs,
+    #[command(flatten)]
+    tuning: TuningArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct TuneArgs {
+    /// Task to tune on: bowl or rosenbrock.
+    #[arg(long, value_parser = ["bowl", "rosenbrock"])]
+    task: String,
+    /// Comma-separated optimizers (default: the task's list).
+    #[arg(long, value_delimiter = ',')]
+    optimizers: Option<Vec<OptimizerKind>>,
+    #[arg(long)]
+    full: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[command(flatten)]
+    bowl: BowlArgs,
+    #[command(flatten)]
+    tuning: TuningArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct BowlArgs {
+    /// Bowl dimension n.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    dim: u64,
+    /// Smallest Hessian eigenvalue.
+    #[arg(long, default_value_t = 1e-3)]
+    eig_min: f64,
+    /// Largest Hessian eigenvalue.
+    #[arg(long, default_value_t = 1.0)]
+    eig_max: f64,
+    /// Standard deviation of the centre's random-walk step.
+    #[arg(long, default_value_t = 1.0)]
+    noise: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+struct TuningArgs {
+    /// Candidates per tuning generation (default 32 with --full).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    population: Option<u64>,
+    /// Cap on the steps of a tuning run (default: the authors' schedule with --full).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    tune_steps: Option<u64>,
+}
+
+/// The bowl's optimizers in the paper's table (LARS cannot leave x₀ = 0 on the bowl).
+const BOWL: [OptimizerKind; 9] = [
+    OptimizerKind::Momentum,
+    OptimizerKind::RmsProp,
+    OptimizerKind::Adam,
+    OptimizerKind::Yogi,
+    OptimizerKind::Lbfgs,
+    OptimizerKind::OLbfgs,
+    OptimizerKind::Bfgs,
+    OptimizerKind::LevenbergMarquardt,
+    OptimizerKind::Lodo,
+];
+
+const ROSENBROCK: [OptimizerKind; 10] = [
+    OptimizerKind::Momentum,
+    OptimizerKind::RmsProp,
+    OptimizerKind::Adam,
+    OptimizerKind::Yogi,
+    OptimizerKind::Lars,
+    OptimizerKind::Lbfgs,
+    OptimizerKind::OLbfgs,
+    OptimizerKind::Bfgs,
+    OptimizerKind::LevenbergMarquardt,
+    OptimizerKind::Lodo,
+];
+
+/// The quick (default) scale: measured to finish `reproduce` in about 15 minutes on 2 cores.
+mod quick {
+    pub const BOWL_RUNS: usize = 8;
+    pub const BOWL_STEPS: u64 = 40_000;
+    pub const BOWL_TUNE_STEPS: u64 = 4_000;
+    pub const BOWL_POPULATION: usize = 12;
+    pub const ROSENBROCK_RUNS: usize = 8;
+    pub const ROSENBROCK_STEPS: u64 = 200;
+    pub const ROSENBROCK_POPULATION: usize = 32;
+    pub const HESSIAN_POINTS: u64 = 40;
+}
+
+fn budget(task: &str, common: &Common, tuning: &TuningArgs) -> Budget {
+    let bowl = task == "bowl";
+    let full = common.full;
+    let runs = common.runs.map_or(
+        if full {
+            8
+        } else if bowl {
+            quick::BOWL_RUNS
+        } else {
+            quick::ROSENBROCK_RUNS
+        },
+        |r| r as usize,
+    );
+    let steps = common.steps.unwrap_or(match (bowl, full) {
+        (true, true) => 100_000,
+        (true, false) => quick::BOWL_STEPS,
+        (false, _) => quick::ROSENBROCK_STEPS,
+    });
+    let base = if bowl {
+        bowl_schedule()
+    } else {
+        rosenbrock_schedule()
     };
-    let mut lodo = Lodo::<f64>::new(n, LodoConfig::default().with_alpha0(0.5)?, 0)?;
-    let mut adam = Adam::new(n, 0.1)?;
-    println!("noisy quadratic bowl, n = {n}, {steps} steps, Newton floor ½·tr(H) = {:.4}", 0.5 * eig.iter().sum::<f64>());
-    println!("LODO final-10% mean loss: {:.4}", run(&mut lodo, &mut rng)?);
-    println!("Adam final-10% mean loss: {:.4}", run(&mut adam, &mut rng)?);
+    let population = tuning.population.map_or(
+        if full {
+            32
+        } else if bowl {
+            quick::BOWL_POPULATION
+        } else {
+            quick::ROSENBROCK_POPULATION
+        },
+        |p| p as usize,
+    );
+    let cap = tuning.tune_steps.unwrap_or(if full || !bowl {
+        u64::MAX
+    } else {
+        quick::BOWL_TUNE_STEPS
+    });
+    Budget {
+        runs,
+        steps,
+        schedule: scaled(&base, cap, population),
+        curve_points: 500,
+        hessian_points: if bowl {
+            if full { 1000 } else { quick::HESSIAN_POINTS }
+        } else {
+            0
+        },
+        hessian_probes: 100,
+    }
+}
+
+fn bowl_spec(b: &BowlArgs) -> Result<TaskSpec> {
+    let o = BowlOptions {
+        dim: usize::try_from(b.dim)?,
+        eig_min: b.eig_min,
+        eig_max: b.eig_max,
+        noise: b.noise,
+    };
+    o.validate().map_err(anyhow::Error::msg)?;
+    Ok(TaskSpec::Bowl(o))
+}
+
+/// Creates `out` and checks that a file can be written there.
+fn check_out(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    let probe = out.join(".lodo-bench-write-test");
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("the output folder {} is not writable", out.display()))?;
+    let _ = std::fs::remove_file(probe);
     Ok(())
+}
+
+fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?)
+}
+
+fn plan(task: &str, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
+    let spec = if task == "bowl" {
+        bowl_spec(&args.bowl)?
+    } else {
+        TaskSpec::Rosenbrock
+    };
+    let default: &[OptimizerKind] = if task == "bowl" { &BOWL } else { &ROSENBROCK };
+    let optimizers = if frozen_only {
+        vec![]
+    } else {
+        args.optimizers.clone().unwrap_or_else(|| default.to_vec())
+    };
+    Ok(Plan {
+        spec,
+        optimizers,
+        ablations: if args.no_ablations || frozen_only {
+            vec![]
+        } else {
+            OptimizerKind::ABLATIONS.to_vec()
+        },
+        budget: budget(task, &args.common, &args.tuning),
+        tune: !args.no_tune && !frozen_only,
+        frozen: task == "bowl",
+        seed: args.common.seed,
+        out: args.common.out.join(task),
+    })
+}
+
+fn header(cmd: &str, threads: usize, seconds: f64) -> String {
+    format!(
+        "# LODO reproduction report\n\nCommand: `lodo-bench {cmd}`; {} worker threads; total wall time {:.0} s ({:.1} min). Generated by lodo-bench {}.\n\nLosses are training losses of fresh samples; \"final-10% loss\" is each run's mean loss over the last 10% of its steps (the authors' score), \"steps\" count loss-gradient evaluations (O-LBFGS/L-BFGS take two per iteration). Diverged runs are excluded from mean ± std and counted separately.\n\n",
+        if threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            threads
+        },
+        seconds,
+        seconds / 60.0,
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
+fn run_task(task: &str, args: &TaskArgs, frozen_only: bool) -> Result<TaskResults> {
+    let p = plan(task, args, frozen_only)?;
+    let res = run_plan(&p)?;
+    let md = task_report(&res, ".");
+    // A frozen-only run must not replace the task's full report.
+    let name = if frozen_only {
+        "frozen_report.md"
+    } else {
+        "report.md"
+    };
+    write_atomic(&p.out.join(name), md.as_bytes())?;
+    Ok(res)
+}
+
+fn print_tables(res: &TaskResults) {
+    let floor = res.spec.floor();
+    let s: Vec<_> = res.main.iter().map(|g| g.summary()).collect();
+    eprintln!("\n{}", lodo_bench::report::results_table(&s, floor));
+    if !res.ablations.is_empty() {
+        let s: Vec<_> = res.ablations.iter().map(|g| g.summary()).collect();
+        eprintln!("{}", lodo_bench::report::results_table(&s, floor));
+    }
+    if !res.frozen.is_empty() {
+        let s: Vec<_> = res.frozen.iter().map(|g| g.summary()).collect();
+        eprintln!("{}", lodo_bench::report::results_table(&s, floor));
+    }
+}
+
+fn task_command(task: &str, args: &TaskArgs, frozen_only: bool) -> Result<()> {
+    check_out(&args.common.out)?;
+    pool(args.common.threads)?.install(|| -> Result<()> {
+        let res = run_task(task, args, frozen_only)?;
+        print_tables(&res);
+        let name = if frozen_only {
+            "frozen_report.md"
+        } else {
+            "report.md"
+        };
+        eprintln!(
+            "report: {}",
+            args.common.out.join(task).join(name).display()
+        );
+        Ok(())
+    })
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: stopping; files of finished runs are complete (Ctrl-C again to quit now)"
+        );
+    })
+    .context("installing the Ctrl-C handler")?;
+    let start = Instant::now();
+    match cli.command {
+        Command::Mnist(args) => lodo_bench::mnist::cli::run(&args),
+        Command::Reproduce(common) => {
+            check_out(&common.out)?;
+            let threads = common.threads;
+            pool(threads)?.install(|| -> Result<()> {
+                let args = |c: &Common| TaskArgs {
+                    common: c.clone(),
+                    optimizers: None,
+                    no_tune: false,
+                    no_ablations: false,
+                    bowl: BowlArgs {
+                        dim: 100,
+                        eig_min: 1e-3,
+                        eig_max: 1.0,
+                        noise: 1.0,
+                    },
+                    tuning: TuningArgs {
+                        population: None,
+                        tune_steps: None,
+                    },
+                };
+                let a = args(&common);
+                let rosen = run_task("rosenbrock", &a, false)?;
+                print_tables(&rosen);
+                let bowl = run_task("bowl", &a, false)?;
+                print_tables(&bowl);
+                let cmd = format!(
+                    "reproduce{} --seed {}",
+                    if common.full { " --full" } else { "" },
+                    common.seed
+                );
+                let mut md = header(&cmd, threads, start.elapsed().as_secs_f64());
+                md.push_str(&task_report(&bowl, "bowl"));
+                md.push_str(&task_report(&rosen, "rosenbrock"));
+                let path = common.out.join("report.md");
+                write_atomic(&path, md.as_bytes())?;
+                eprintln!(
+                    "report: {} ({:.1} min)",
+                    path.display(),
+                    start.elapsed().as_secs_f64() / 60.0
+                );
+                Ok(())
+            })
+        }
+        Command::Bowl(args) => task_command("bowl", &args, false),
+        Command::Rosenbrock(args) => task_command("rosenbrock", &args, false),
+        Command::Frozen(args) => task_command("bowl", &args, true),
+        Command::Tune(t) => {
+            check_out(&t.out)?;
+            let args = TaskArgs {
+                common: Common {
+                    full: t.full,
+                    runs: None,
+                    steps: None,
+                    seed: t.seed,
+                    out: t.out.clone(),
+                    threads: t.threads,
+                },
+                optimizers: t.optimizers.clone(),
+                no_tune: false,
+                no_ablations: true,
+                bowl: t.bowl.clone(),
+                tuning: t.tuning.clone(),
+            };
+            let p = plan(&t.task, &args, false)?;
+            pool(t.threads)?.install(|| -> Result<()> {
+                std::fs::create_dir_all(&p.out)?;
+                let tuned = lodo_bench::experiment::protocol::hyperparameters(&p)?;
+                for tu in tuned {
+                    eprintln!("{}: {:?} = {:?}", tu.optimizer, tu.names, tu.values);
+                }
+                eprintln!("written: {}", p.out.join("tuned.json").display());
+                Ok(())
+            })
+        }
+    }
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        if e.downcast_ref::<Interrupted>().is_some() {
+            eprintln!("interrupted: the files of every finished run are complete");
+            std::process::exit(130);
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

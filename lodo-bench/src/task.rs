@@ -29,6 +29,12 @@ pub trait Task<T: Real>: Send {
         None
     }
 
+    /// `true` if the Hessian is the same at every point and on every sample (a quadratic), so a
+    /// method may assemble it once. Default `false`.
+    fn constant_hessian(&self) -> bool {
+        false
+    }
+
     /// The task's known loss floor (e.g. the bowl's Newton reference `½·tr(H)`), if any.
     fn reference_loss(&self) -> Option<f64> {
         None
@@ -43,6 +49,20 @@ pub trait Minimizer<T: Real>: Send {
     /// # Errors
     /// The optimizer's [`StepError`]; `x` is then unchanged.
     fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError>;
+
+    /// Loss-gradient evaluations one [`Minimizer::iterate`] makes (2 for the L-BFGS variants,
+    /// which re-evaluate on the same sample). Step budgets count evaluations, as the authors'
+    /// `TrainingIterationHandler` counts samples.
+    fn evaluations_per_iteration(&self) -> usize {
+        1
+    }
+
+    /// `out = G·v` for a minimizer with a learned preconditioner `G` (LODO): returns `false`
+    /// (and leaves `out` alone) for every other minimizer. Used for the Hessian-error metric
+    /// `‖I − G·H‖_F/√n`.
+    fn preconditioner_matvec(&self, _v: &[T], _out: &mut [T]) -> bool {
+        false
+    }
 }
 
 /// Runs any one-gradient-per-step [`Optimizer`] (LODO, Adam, …) as a [`Minimizer`].

@@ -1,0 +1,95 @@
+//! LODO as a [`Minimizer`], exposing its preconditioner, and LODO with a frozen `G`.
+
+use lodo_core::{Lodo, Optimizer, Preconditioner, Real, StepError};
+
+use super::registry::{BuildError, check_unit};
+use crate::task::{Minimizer, Task};
+
+/// LODO (any preconditioner architecture `P`) run against a [`Task`], one gradient per step;
+/// [`Minimizer::preconditioner_matvec`] gives `G(θ)·v` for the Hessian-error metric.
+#[derive(Clone, Debug)]
+pub struct LodoMinimizer<T, P> {
+    lodo: Lodo<T, P>,
+    grad: Vec<T>,
+}
+
+impl<T: Real, P: Preconditioner<T>> LodoMinimizer<T, P> {
+    /// Wraps `lodo`.
+    pub fn new(lodo: Lodo<T, P>) -> Self {
+        let grad = vec![T::zero(); lodo.dim()];
+        Self { lodo, grad }
+    }
+
+    /// The optimizer.
+    #[must_use]
+    pub fn lodo(&self) -> &Lodo<T, P> {
+        &self.lodo
+    }
+}
+
+impl<T: Real, P: Preconditioner<T> + Send> Minimizer<T> for LodoMinimizer<T, P> {
+    fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
+        let loss = task.loss_grad(x, &mut self.grad);
+        self.lodo.step(x, &self.grad)?;
+        Ok(loss)
+    }
+
+    fn preconditioner_matvec(&self, v: &[T], out: &mut [T]) -> bool {
+        self.lodo.preconditioner().matvec(v, out);
+        true
+    }
+}
+
+/// LODO with `θ` frozen (the authors' `LODOWithCopiedHessianMinimizationProcedure`): momentum
+/// and the fixed learned preconditioner, no meta-update:
+///
+/// $$ m ← β m + (1−β) g,\qquad x ← x − G(θ_\text{frozen})\, m. $$
+#[derive(Clone, Debug)]
+pub struct FrozenLodo<T, P> {
+    preconditioner: P,
+    beta: T,
+    m: Vec<T>,
+    g: Vec<T>,
+    step: Vec<T>,
+}
+
+impl<T: Real, P: Preconditioner<T>> FrozenLodo<T, P> {
+    /// Freezes `preconditioner` (e.g. a clone of a trained LODO's) with momentum `β`.
+    ///
+    /// # Errors
+    /// [`BuildError::Hyperparameter`] unless `0 ≤ β < 1`.
+    pub fn new(preconditioner: P, beta: T) -> Result<Self, BuildError> {
+        check_unit("beta", beta)?;
+        let n = preconditioner.dim();
+        Ok(Self {
+            preconditioner,
+            beta,
+            m: vec![T::zero(); n],
+            g: vec![T::zero(); n],
+            step: vec![T::zero(); n],
+        })
+    }
+}
+
+impl<T: Real, P: Preconditioner<T> + Send> Minimizer<T> for FrozenLodo<T, P> {
+    fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
+        lodo_core::optimizer::check_inputs(self.m.len(), x, &self.g)?;
+        let loss = task.loss_grad(x, &mut self.g);
+        if let Some(index) = self.g.iter().position(|v| !v.is_finite()) {
+            return Err(StepError::NonFiniteGradient { index });
+        }
+        let mut m = self.m.clone();
+        for (mi, &gi) in m.iter_mut().zip(&self.g) {
+            *mi = self.beta * *mi + (T::one() - self.beta) * gi;
+        }
+        self.preconditioner.matvec(&m, &mut self.step);
+        lodo_core::optimizer::apply_descent(x, &self.step)?;
+        self.m = m;
+        Ok(loss)
+    }
+
+    fn preconditioner_matvec(&self, v: &[T], out: &mut [T]) -> bool {
+        self.preconditioner.matvec(v, out);
+        true
+    }
+}

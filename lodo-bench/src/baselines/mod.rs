@@ -1,0 +1,42 @@
+//! The optimizers the authors compared LODO against (paper §5, `training/minimization_procedure.py`
+//! and Keras), in their exact forms, plus the LODO minimizers and a name registry.
+//!
+//! | module | optimizers |
+//! |---|---|
+//! | [`first_order`] | [`Momentum`] (Keras SGD), [`RmsProp`] (Keras), [`Yogi`] (authors' form), [`Lars`] (authors' form); Adam is [`lodo_core::Adam`] (Keras form) |
+//! | [`quasi_newton`] | [`Lbfgs`] (L-BFGS without line search and O-LBFGS, Schraudolph, Yu & Günter 2007 §3.2–3.3), [`Bfgs`] (dense, fixed step) |
+//! | [`levenberg_marquardt`] | [`LevenbergMarquardt`] (dense Hessian from Hessian-vector products) |
+//! | [`lodo`] | [`LodoMinimizer`] (LODO and its ablations) and [`FrozenLodo`] (a fixed learned `G`) |
+//! | [`registry`] | [`OptimizerKind`]: names, hyperparameters, authors' defaults, construction |
+//!
+//! First-order methods implement [`lodo_core::Optimizer`] (run them through
+//! [`crate::task::FirstOrder`]); the others implement [`crate::task::Minimizer`] directly.
+//! Every step is atomic: on a [`lodo_core::StepError`] the parameters are unchanged.
+
+pub mod first_order;
+pub mod levenberg_marquardt;
+pub mod lodo;
+pub mod quasi_newton;
+pub mod registry;
+
+pub use first_order::{Lars, Momentum, RmsProp, Yogi};
+pub use levenberg_marquardt::LevenbergMarquardt;
+pub use lodo::{FrozenLodo, LodoMinimizer};
+pub use quasi_newton::{Bfgs, Lbfgs, LbfgsVariant};
+pub use registry::{BuildContext, BuildError, HyperParam, OptimizerKind, Scale};
+
+use lodo_core::{Real, StepError};
+
+/// `Err(NonFiniteStep)` at the first index where `x + s` is not finite.
+pub(crate) fn check_ascent<T: Real>(x: &[T], s: &[T]) -> Result<(), StepError> {
+    match x.iter().zip(s).position(|(&a, &b)| !(a + b).is_finite()) {
+        Some(index) => Err(StepError::NonFiniteStep { index }),
+        None => Ok(()),
+    }
+}
+
+/// `⟨a, b⟩`.
+#[inline]
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    a.iter().zip(b).fold(T::zero(), |acc, (&x, &y)| acc + x * y)
+}

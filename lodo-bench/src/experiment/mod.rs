@@ -1,0 +1,381 @@
+//! Experiment runners: one run of a minimizer on a task with its metrics ([`run`]), seeds, the
+//! task catalogue ([`TaskSpec`]), and the paper's protocol ([`protocol`]).
+
+pub mod protocol;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use lodo_core::random::Stream;
+use serde::Serialize;
+
+use crate::baselines::{BuildContext, OptimizerKind};
+use crate::task::{Minimizer, Task};
+use crate::tasks::{BowlOptions, NoisyQuadraticBowl, Rosenbrock};
+
+/// Set by the Ctrl-C handler; runs poll it and stop with [`Interrupted`].
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// A run stopped because [`STOP`] was set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// SplitMix64 finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A seed derived from `base` and a path of indices (SplitMix64 chained): independent streams for
+/// every (experiment, optimizer, run) without shared state, so results do not depend on the order
+/// or thread in which runs execute.
+#[must_use]
+pub fn derive_seed(base: u64, parts: &[u64]) -> u64 {
+    parts.iter().fold(mix(base), |acc, &p| mix(acc ^ mix(p)))
+}
+
+/// A task of the harness, buildable from a seed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TaskSpec {
+    /// The noisy quadratic bowl; the seed draws the eigenvectors and the random walk.
+    Bowl(BowlOptions),
+    /// The Rosenbrock variant (deterministic).
+    Rosenbrock,
+}
+
+impl TaskSpec {
+    /// The task's name (`"bowl"`, `"rosenbrock"`).
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Bowl(_) => "bowl",
+            Self::Rosenbrock => "rosenbrock",
+        }
+    }
+
+    /// Dimension.
+    #[must_use]
+    pub fn dim(&self) -> usize {
+        match self {
+            Self::Bowl(o) => o.dim,
+            Self::Rosenbrock => 2,
+        }
+    }
+
+    /// A fresh task.
+    ///
+    /// # Errors
+    /// Invalid bowl options.
+    pub fn make(&self, seed: u64) -> Result<Box<dyn Task<f64>>, String> {
+        Ok(match self {
+            Self::Bowl(o) => Box::new(NoisyQuadraticBowl::new(*o, seed)?),
+            Self::Rosenbrock => Box::new(Rosenbrock),
+        })
+    }
+
+    /// The loss floor drawn on plots (the bowl's Newton reference).
+    #[must_use]
+    pub fn floor(&self) -> Option<f64> {
+        match self {
+            Self::Bowl(o) => Some(o.newton_floor()),
+            Self::Rosenbrock => None,
+        }
+    }
+
+    /// The build context of a run of `steps` evaluations.
+    #[must_use]
+    pub fn context(&self, steps: u64, seed: u64) -> BuildContext {
+        BuildContext {
+            dim: self.dim(),
+            total_steps: steps,
+            seed,
+            // The authors split Rosenbrock's two coordinates into two LARS "layers".
+            layer_starts: matches!(self, Self::Rosenbrock).then(|| vec![0, 1]),
+            hessian_vector: true,
+        }
+    }
+}
+
+/// What [`run`] records besides the loss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunOptions {
+    /// Budget of loss-gradient evaluations (iterations × evaluations per iteration).
+    pub steps: u64,
+    /// Points kept of the learning curve (each the mean loss over its bin of iterations).
+    pub curve_points: usize,
+    /// Measure the Hessian error every this many evaluations (0: never); needs a minimizer with
+    /// a preconditioner and a task with Hessian-vector products.
+    pub hessian_every: u64,
+    /// Random probes per Hessian-error measurement (the authors use 100).
+    pub hessian_probes: usize,
+    /// Also compute the exact `‖I − GH‖_F/√n` from dense `G` and `H` when `n ≤` this.
+    pub exact_hessian_max_dim: usize,
+    /// Keep every iterate (for trajectory plots; only sensible for small problems).
+    pub trajectory: bool,
+}
+
+impl RunOptions {
+    /// `steps` evaluations, 500 curve points, no extra metrics.
+    #[must_use]
+    pub fn new(steps: u64) -> Self {
+        Self {
+            steps,
+            curve_points: 500,
+            hessian_every: 0,
+            hessian_probes: 100,
+            exact_hessian_max_dim: 256,
+            trajectory: false,
+        }
+    }
+}
+
+/// One Hessian-error measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct HessianPoint {
+    /// Evaluations so far.
+    pub step: u64,
+    /// `sqrt(mean_v ‖v − G H v‖²)` over random unit probes `v` (the authors' estimator).
+    pub probe: f64,
+    /// `‖I − G H‖_F / √n` from dense matrices (NaN if not computed).
+    pub exact: f64,
+}
+
+/// The record of one run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunRecord {
+    /// `(evaluations at the end of the bin, mean loss over the bin)`.
+    pub curve: Vec<(u64, f64)>,
+    /// Mean training loss over the final 10% of evaluations; `+∞` if diverged.
+    pub final_loss: f64,
+    /// The run produced a non-finite loss or a refused (non-finite) step, or could not be built.
+    pub diverged: bool,
+    /// Why it diverged, if it did.
+    pub note: Option<String>,
+    /// Wall seconds spent in the optimizer and task (metrics excluded).
+    pub seconds: f64,
+    /// Evaluations per second.
+    pub steps_per_sec: f64,
+    /// Hessian-error measurements.
+    pub hessian: Vec<HessianPoint>,
+    /// Every iterate (if asked), starting with `x₀`.
+    pub trajectory: Vec<Vec<f64>>,
+}
+
+impl RunRecord {
+    /// A record of a run that could not even start.
+    #[must_use]
+    pub fn failed(note: String) -> Self {
+        Self {
+            curve: Vec::new(),
+            final_loss: f64::INFINITY,
+            diverged: true,
+            note: Some(note),
+            seconds: 0.0,
+            steps_per_sec: 0.0,
+            hessian: Vec::new(),
+            trajectory: Vec::new(),
+        }
+    }
+}
+
+/// The Hessian error of `minimizer`'s preconditioner on `task` at `x`; `None` if either lacks
+/// what it needs.
+pub fn hessian_error(
+    task: &mut dyn Task<f64>,
+    minimizer: &dyn Minimizer<f64>,
+    x: &[f64],
+    probes: usize,
+    exact_max_dim: usize,
+    rng: &mut Stream,
+) -> Option<(f64, f64)> {
+    let n = x.len();
+    let (mut v, mut hv, mut ghv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut total = 0.0;
+    for _ in 0..probes {
+        for vi in &mut v {
+            *vi = rng.gaussian();
+        }
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|a| *a /= norm);
+        task.hessian_vector(x, &v, &mut hv)?;
+        if !minimizer.preconditioner_matvec(&hv, &mut ghv) {
+            return None;
+        }
+        total += v
+            .iter()
+            .zip(&ghv)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>();
+    }
+    let probe = (total / probes.max(1) as f64).sqrt();
+    let mut exact = f64::NAN;
+    if n <= exact_max_dim {
+        // Column j of GH is G·(H e_j).
+        let mut sum = 0.0;
+        let mut e = vec![0.0; n];
+        for j in 0..n {
+            e[j] = 1.0;
+            task.hessian_vector(x, &e, &mut hv)?;
+            e[j] = 0.0;
+            minimizer.preconditioner_matvec(&hv, &mut ghv);
+            for (i, &gh) in ghv.iter().enumerate() {
+                let d = if i == j { 1.0 - gh } else { -gh };
+                sum += d * d;
+            }
+        }
+        exact = (sum / n as f64).sqrt();
+    }
+    Some((probe, exact))
+}
+
+/// Runs `minimizer` on `task` from the task's `x₀` for `options.steps` evaluations.
+///
+/// A non-finite loss or a refused step ends the run as diverged (`final_loss = +∞`).
+///
+/// # Errors
+/// [`Interrupted`] if [`STOP`] is set during the run.
+pub fn run(
+    task: &mut dyn Task<f64>,
+    minimizer: &mut dyn Minimizer<f64>,
+    options: &RunOptions,
+    metric_seed: u64,
+) -> Result<RunRecord, Interrupted> {
+    let epi = minimizer.evaluations_per_iteration().max(1) as u64;
+    let iters = (options.steps / epi).max(1);
+    let steps = iters * epi;
+    let window = (steps / 10).max(1);
+    let window_start = steps - window; // iterations whose evaluation count is > this
+    let bin = (iters / options.curve_points.max(1) as u64).max(1);
+    let mut x = task.initial_point();
+    let mut rec = RunRecord {
+        curve: Vec::with_capacity((iters / bin + 1) as usize),
+        final_loss: f64::INFINITY,
+        diverged: false,
+        note: None,
+        seconds: 0.0,
+        steps_per_sec: 0.0,
+        hessian: Vec::new(),
+        trajectory: Vec::new(),
+    };
+    if options.trajectory {
+        rec.trajectory.push(x.clone());
+    }
+    let mut rng = Stream::new(metric_seed);
+    let (mut bin_sum, mut bin_len) = (0.0, 0u64);
+    let (mut win_sum, mut win_len) = (0.0, 0u64);
+    let mut measure = |task: &mut dyn Task<f64>,
+                       m: &dyn Minimizer<f64>,
+                       x: &[f64],
+                       step: u64,
+                       out: &mut Vec<HessianPoint>| {
+        if let Some((probe, exact)) = hessian_error(
+            task,
+            m,
+            x,
+            options.hessian_probes,
+            options.exact_hessian_max_dim,
+            &mut rng,
+        ) {
+            out.push(HessianPoint { step, probe, exact });
+        }
+    };
+    if options.hessian_every > 0 {
+        measure(task, minimizer, &x, 0, &mut rec.hessian);
+    }
+    let mut elapsed = 0.0;
+    let mut start = Instant::now();
+    for it in 0..iters {
+        if it % 256 == 0 && STOP.load(Ordering::Relaxed) {
+            return Err(Interrupted);
+        }
+        let evals = (it + 1) * epi;
+        let loss = match minimizer.iterate(task, &mut x) {
+            Ok(l) if l.is_finite() => l,
+            Ok(l) => {
+                rec.diverged = true;
+                rec.note = Some(format!("loss {l} at step {evals}"));
+                break;
+            }
+            Err(e) => {
+                rec.diverged = true;
+                rec.note = Some(format!("{e} at step {evals}"));
+                break;
+            }
+        };
+        if options.trajectory {
+            rec.trajectory.push(x.clone());
+        }
+        bin_sum += loss;
+        bin_len += 1;
+        if bin_len == bin || it + 1 == iters {
+            rec.curve.push((evals, bin_sum / bin_len as f64));
+            bin_sum = 0.0;
+            bin_len = 0;
+        }
+        if evals > window_start {
+            win_sum += loss;
+            win_len += 1;
+        }
+        if options.hessian_every > 0 && evals % options.hessian_every < epi {
+            elapsed += start.elapsed().as_secs_f64();
+            measure(task, minimizer, &x, evals, &mut rec.hessian);
+            start = Instant::now();
+        }
+    }
+    elapsed += start.elapsed().as_secs_f64();
+    rec.seconds = elapsed;
+    let done = rec.curve.last().map_or(0, |c| c.0);
+    rec.steps_per_sec = if elapsed > 0.0 {
+        done as f64 / elapsed
+    } else {
+        0.0
+    };
+    if !rec.diverged && win_len > 0 {
+        let mean = win_sum / win_len as f64;
+        if mean.is_finite() {
+            rec.final_loss = mean;
+        } else {
+            rec.diverged = true;
+        }
+    }
+    Ok(rec)
+}
+
+/// Builds `kind` with `values` for `spec` and runs it on a fresh task drawn from `seed`.
+/// A build error gives a diverged record with the message.
+///
+/// # Errors
+/// [`Interrupted`].
+pub fn run_optimizer(
+    spec: &TaskSpec,
+    kind: OptimizerKind,
+    values: &[f64],
+    options: &RunOptions,
+    seed: u64,
+) -> Result<RunRecord, Interrupted> {
+    let mut task = match spec.make(derive_seed(seed, &[1])) {
+        Ok(t) => t,
+        Err(e) => return Ok(RunRecord::failed(e)),
+    };
+    let ctx = spec.context(options.steps, derive_seed(seed, &[2]));
+    let mut minimizer = match kind.build::<f64>(values, &ctx) {
+        Ok(m) => m,
+        Err(e) => return Ok(RunRecord::failed(e.to_string())),
+    };
+    run(
+        task.as_mut(),
+        minimizer.as_mut(),
+        options,
+        derive_seed(seed, &[3]),
+    )
+}

@@ -1,0 +1,165 @@
+//! The command line: clear errors for bad options, a tiny end-to-end run, and Ctrl-C leaving
+//! complete files.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lodo-bench"))
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("lodo-bench-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn unknown_optimizer_is_a_clear_error() {
+    let out = bin()
+        .args(["rosenbrock", "--optimizers", "Adam,AdamW", "--out"])
+        .arg(tmp("unknown"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown optimizer \"AdamW\""), "{err}");
+    assert!(err.contains("LODO"), "lists the known names: {err}");
+}
+
+#[test]
+fn zero_steps_and_zero_runs_are_rejected() {
+    for flag in ["--steps", "--runs"] {
+        let out = bin().args(["bowl", flag, "0"]).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(flag) && err.contains("0 is not in 1.."),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn unwritable_output_folder_is_a_clear_error() {
+    let dir = tmp("blocked");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("file");
+    std::fs::write(&file, b"").unwrap();
+    let out = bin()
+        .args(["rosenbrock", "--out"])
+        .arg(file.join("sub"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot create the output folder"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn tiny_rosenbrock_run_writes_report_tables_and_figures() {
+    let dir = tmp("tiny");
+    let out = bin()
+        .args([
+            "rosenbrock",
+            "--runs",
+            "2",
+            "--population",
+            "4",
+            "--optimizers",
+            "Adam,LODO",
+            "--no-ablations",
+            "--threads",
+            "2",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = dir.join("rosenbrock");
+    let report = std::fs::read_to_string(t.join("report.md")).unwrap();
+    assert!(
+        report.contains("| Adam (tuned) |") && report.contains("| LODO |"),
+        "{report}"
+    );
+    for f in [
+        "summary.csv",
+        "tuned.json",
+        "tuning/LODO.csv",
+        "curves/LODO/run1.csv",
+        "trajectories/Adam.csv",
+        "learning_curves.svg",
+        "learning_curves.png",
+        "trajectories.svg",
+        "trajectories.png",
+    ] {
+        assert!(t.join(f).is_file(), "{f} missing");
+    }
+    let png = std::fs::read(t.join("trajectories.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_leaves_complete_files_for_finished_runs() {
+    let dir = tmp("ctrlc");
+    let child = bin()
+        .args([
+            "bowl",
+            "--no-tune",
+            "--no-ablations",
+            "--optimizers",
+            "Momentum,LODO",
+            "--runs",
+            "4",
+            "--steps",
+            "30000",
+            "--dim",
+            "20",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let some (fast) Momentum runs finish, then interrupt.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        // The machine was fast enough to finish everything: nothing to check.
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let curves = dir.join("bowl/curves");
+    let mut complete = 0;
+    for opt in std::fs::read_dir(&curves).into_iter().flatten() {
+        for f in std::fs::read_dir(opt.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            assert_eq!(p.extension().unwrap(), "csv", "no temporary files: {p:?}");
+            let c = lodo_bench::report::read_curve_csv(&p).unwrap();
+            assert_eq!(
+                c.last().unwrap().0,
+                30000,
+                "a finished run's curve is complete"
+            );
+            complete += 1;
+        }
+    }
+    assert!(complete < 8, "interrupted before the end");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,181 @@
+//! The run loop: final-window score, divergence, Hessian error, determinism across threads.
+
+use lodo_bench::baselines::OptimizerKind;
+use lodo_bench::experiment::{RunOptions, TaskSpec, derive_seed, run, run_optimizer};
+use lodo_bench::task::{Minimizer, Task};
+use lodo_bench::tasks::BowlOptions;
+use lodo_core::StepError;
+
+/// Loss t at the t-th fresh evaluation (1-based); the minimizer does nothing.
+struct Counter(u64);
+impl Task<f64> for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+    fn dim(&self) -> usize {
+        1
+    }
+    fn initial_point(&self) -> Vec<f64> {
+        vec![0.0]
+    }
+    fn loss_grad(&mut self, _x: &[f64], g: &mut [f64]) -> f64 {
+        self.0 += 1;
+        g[0] = 0.0;
+        self.0 as f64
+    }
+    fn loss_grad_same_sample(&mut self, _x: &[f64], g: &mut [f64]) -> f64 {
+        g[0] = 0.0;
+        self.0 as f64
+    }
+}
+struct Idle(usize);
+impl Minimizer<f64> for Idle {
+    fn iterate(&mut self, task: &mut dyn Task<f64>, x: &mut [f64]) -> Result<f64, StepError> {
+        let mut g = [0.0];
+        let l = task.loss_grad(x, &mut g);
+        for _ in 1..self.0 {
+            task.loss_grad_same_sample(x, &mut g);
+        }
+        Ok(l)
+    }
+    fn evaluations_per_iteration(&self) -> usize {
+        self.0
+    }
+}
+
+#[test]
+fn final_window_is_the_mean_over_the_last_tenth_of_steps() {
+    let mut opts = RunOptions::new(100);
+    opts.curve_points = 10;
+    let rec = run(&mut Counter(0), &mut Idle(1), &opts, 0).unwrap();
+    // Losses 91..=100: mean 95.5.
+    assert_eq!(rec.final_loss.to_bits(), 95.5f64.to_bits());
+    assert!(!rec.diverged);
+    assert_eq!(rec.curve.len(), 10);
+    assert_eq!(
+        (rec.curve[0].0, rec.curve[0].1.to_bits()),
+        (10, 5.5f64.to_bits())
+    ); // losses 1..=10
+    assert_eq!(
+        (rec.curve[9].0, rec.curve[9].1.to_bits()),
+        (100, 95.5f64.to_bits())
+    );
+    // Two evaluations per iteration: 50 iterations, the window holds the last 5 iterations
+    // (evaluations 92, 94, …, 100), whose fresh losses are 46..=50.
+    let rec = run(&mut Counter(0), &mut Idle(2), &opts, 0).unwrap();
+    assert_eq!(rec.final_loss.to_bits(), 48.0f64.to_bits());
+    assert_eq!(rec.curve.last().unwrap().0, 100);
+}
+
+#[test]
+fn divergence_is_detected_and_scored_infinite() {
+    let spec = TaskSpec::Bowl(BowlOptions {
+        dim: 10,
+        ..BowlOptions::default()
+    });
+    let rec = run_optimizer(
+        &spec,
+        OptimizerKind::Momentum,
+        &[1e3, 0.0],
+        &RunOptions::new(2000),
+        1,
+    )
+    .unwrap();
+    assert!(
+        rec.diverged,
+        "lr = 1000 on eigenvalues up to 1 must blow up"
+    );
+    assert_eq!(rec.final_loss.to_bits(), f64::INFINITY.to_bits());
+    assert!(rec.note.is_some());
+    // An invalid hyperparameter is a diverged record with the message, not a panic.
+    let rec = run_optimizer(
+        &spec,
+        OptimizerKind::Adam,
+        &[1e-3, 1.5, 0.9],
+        &RunOptions::new(10),
+        1,
+    )
+    .unwrap();
+    assert!(rec.diverged && rec.note.unwrap().contains("beta_1"));
+}
+
+#[test]
+fn hessian_error_of_fresh_lodo_is_that_of_alpha0_identity() {
+    // At step 0, G = α₀ I, so ‖I − α₀H‖_F/√n = sqrt(mean_i (1 − α₀λ_i)²).
+    let o = BowlOptions {
+        dim: 16,
+        ..BowlOptions::default()
+    };
+    let spec = TaskSpec::Bowl(o);
+    let alpha = 0.5;
+    let mut opts = RunOptions::new(100);
+    opts.hessian_every = 50;
+    opts.hessian_probes = 400;
+    let rec = run_optimizer(&spec, OptimizerKind::Lodo, &[alpha, 1e-3, 0.9], &opts, 3).unwrap();
+    assert_eq!(rec.hessian.len(), 3);
+    assert_eq!(rec.hessian[0].step, 0);
+    let lambda = o.eigenvalues();
+    let expect = (lambda
+        .iter()
+        .map(|l| (1.0 - alpha * l).powi(2))
+        .sum::<f64>()
+        / 16.0)
+        .sqrt();
+    let h0 = rec.hessian[0];
+    assert!(
+        (h0.exact - expect).abs() < 1e-12,
+        "{} vs {expect}",
+        h0.exact
+    );
+    // The probe estimate: 400 unit probes, relative error a few percent.
+    assert!(
+        (h0.probe - expect).abs() < 0.05 * expect,
+        "{} vs {expect}",
+        h0.probe
+    );
+    // Non-LODO minimizers have no preconditioner: no measurements.
+    let rec = run_optimizer(&spec, OptimizerKind::Adam, &[1e-3, 0.9, 0.999], &opts, 3).unwrap();
+    assert!(rec.hessian.is_empty());
+}
+
+#[test]
+fn runs_are_bit_identical_for_any_thread_count() {
+    use rayon::prelude::*;
+    let spec = TaskSpec::Bowl(BowlOptions {
+        dim: 20,
+        ..BowlOptions::default()
+    });
+    let kinds = [
+        OptimizerKind::Lodo,
+        OptimizerKind::OLbfgs,
+        OptimizerKind::Yogi,
+    ];
+    let go = |threads: usize| -> Vec<u64> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                (0..6)
+                    .into_par_iter()
+                    .map(|i| {
+                        let k = kinds[i % 3];
+                        let r = run_optimizer(
+                            &spec,
+                            k,
+                            &k.defaults(),
+                            &RunOptions::new(300),
+                            derive_seed(0, &[i as u64]),
+                        )
+                        .unwrap();
+                        r.curve.iter().fold(r.final_loss.to_bits(), |h, c| {
+                            h.rotate_left(5) ^ c.1.to_bits()
+                        })
+                    })
+                    .collect()
+            })
+    };
+    assert_eq!(go(1), go(2));
+    assert_ne!(derive_seed(0, &[1]), derive_seed(0, &[2]));
+    assert_ne!(derive_seed(0, &[1, 2]), derive_seed(0, &[2, 1]));
+}
