@@ -1,16 +1,28 @@
-//! The MNIST pixel-autoregression task (paper §5.2). (in progress)
+//! The MNIST pixel-autoregression task (paper §5.2; the authors' `tasks/autoregression_mnist.py`):
+//! predict the byte value of one queried pixel of an MNIST digit from the pixels before it in
+//! raster order, with a 94,696-parameter residual CNN.
+//!
+//! | module | contents |
+//! |---|---|
+//! | [`idx`] | the IDX file reader (gzip or raw) and [`idx::Mnist`] |
+//! | [`kernels`] | the CNN's vectorisable inner loops (1×1 conv as GEMM, depthwise 3×3, pooling, `atan`) |
+//! | [`net`] | the model: parameter layout, init, forward, backward, dataset loss, sampling |
+//! | [`task`] | [`task::MnistTask`], the [`crate::task::Task`] the optimizers train |
+//! | [`cli`] | `lodo-bench mnist`: the experiment, its report and pictures |
+
+pub mod idx;
+pub mod kernels;
+pub mod net;
+pub mod task;
+
+mod experiment;
+
+/// The float types the network runs in (`f32`, and `f64` for gradient checks).
+pub trait Scalar: lodo_core::Real + kernels::Atan {}
+
+impl<T: lodo_core::Real + kernels::Atan> Scalar for T {}
 
 /// The `lodo-bench mnist` subcommand.
 pub mod cli {
-    /// Options of `lodo-bench mnist`.
-    #[derive(clap::Args, Debug, Clone)]
-    pub struct MnistArgs {}
-
-    /// Runs the MNIST experiment.
-    ///
-    /// # Errors
-    /// Any I/O or data error.
-    pub fn run(_args: &MnistArgs) -> anyhow::Result<()> {
-        anyhow::bail!("the MNIST experiment is not implemented yet")
-    }
+    pub use super::experiment::{MnistArgs, run};
 }
