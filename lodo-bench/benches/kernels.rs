@@ -9,19 +9,15 @@
 //!   multiple of any lane width). Each path's output is checked against the reference before
 //!   timing. Throughput: elements of `θ` (or of the vector for permutations).
 //! - `step_f32` / `step_f64`: one steady-state step at each `n`, single thread: `lodo`
-//!   (`Lodo::step` as wired), `fused` (the same step with the hypergradient fused into Adam,
-//!   `BlockPreconditioner::backprop_meta`) on the best path and on the reference path, and a
-//!   plain `adam` step. Throughput: parameters `n`.
+//!   (`Lodo::step`, hypergradient fused into Adam) on the best path and on the reference path,
+//!   and a plain `adam` step. Throughput: parameters `n`.
 //!
 //! Record the CPU (`/proc/cpuinfo`) and the commit with any result you keep.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use lodo_core::meta::MetaOptimizer;
-use lodo_core::optimizer::apply_descent;
-use lodo_core::random::Stream;
-use lodo_core::{Adam, BlockPreconditioner, Lodo, LodoConfig, Optimizer, Preconditioner, Real};
+use lodo_core::{Adam, Lodo, LodoConfig, Optimizer, Real};
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
 use lodo_kernels::{Kernels, Path, dispatch};
 
@@ -215,40 +211,6 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
     }
 }
 
-/// The step `Lodo::step` performs, with the fused hypergradient + Adam sweep.
-struct FusedStep<T: Real> {
-    pre: BlockPreconditioner<T>,
-    meta: MetaOptimizer<T>,
-    beta: T,
-    momentum: Vec<T>,
-    step: Vec<T>,
-}
-
-impl<T: Real> FusedStep<T> {
-    fn new(n: usize, config: LodoConfig<T>) -> Self {
-        let pre = BlockPreconditioner::from_config(n, &config, &mut Stream::new(1)).unwrap();
-        let dim = pre.weights().len();
-        Self {
-            pre,
-            meta: MetaOptimizer::Adam(Adam::new(dim, config.meta_lr()).unwrap()),
-            beta: config.beta(),
-            momentum: vec![T::zero(); n],
-            step: vec![T::zero(); n],
-        }
-    }
-
-    fn step(&mut self, x: &mut [T], g: &[T]) {
-        self.meta.begin_step();
-        self.pre.backprop_meta(g, &mut self.meta);
-        let (b, c) = (self.beta, T::one() - self.beta);
-        for (m, &gi) in self.momentum.iter_mut().zip(g) {
-            *m = b * *m + c * gi;
-        }
-        self.pre.apply(&self.momentum, &mut self.step);
-        apply_descent(x, &self.step).expect("finite");
-    }
-}
-
 fn gradient<T: Real>(t: usize, g: &mut [T]) {
     for (i, gi) in g.iter_mut().enumerate() {
         *gi = T::from((((i * 7 + t * 13) % 101) as f64 - 50.0) * 1e-3).unwrap();
@@ -277,37 +239,23 @@ fn bench_step<T: Real>(c: &mut Criterion, ty: &str) {
         let mut x = vec![T::zero(); n];
         let mut t = 0;
         {
-            let mut fused = FusedStep::new(n, config());
+            let mut lodo = Lodo::<T>::new(n, config(), 1).unwrap();
             for path in [best, Path::Reference] {
                 dispatch::force(path).unwrap();
                 group.bench_with_input(
-                    BenchmarkId::new(format!("fused/{}", path.name()), n),
+                    BenchmarkId::new(format!("lodo/{}", path.name()), n),
                     &n,
                     |b, _| {
                         b.iter(|| {
                             t += 1;
                             gradient(t % 17, &mut g);
-                            fused.step(black_box(&mut x), black_box(&g));
+                            lodo.step(black_box(&mut x), black_box(&g)).unwrap();
                         });
                     },
                 );
             }
         }
         dispatch::force(best).unwrap();
-        {
-            let mut lodo = Lodo::<T>::new(n, config(), 1).unwrap();
-            group.bench_with_input(
-                BenchmarkId::new(format!("lodo/{}", best.name()), n),
-                &n,
-                |b, _| {
-                    b.iter(|| {
-                        t += 1;
-                        gradient(t % 17, &mut g);
-                        lodo.step(black_box(&mut x), black_box(&g)).unwrap();
-                    });
-                },
-            );
-        }
         let mut adam = Adam::<T>::new(n, T::from(1e-3).unwrap()).unwrap();
         group.bench_with_input(BenchmarkId::new("adam", n), &n, |b, _| {
             b.iter(|| {

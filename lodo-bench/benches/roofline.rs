@@ -13,11 +13,8 @@
 //! 3. **LODO step at n = 1e4** (state in cache): GFLOP/s against the core's FMA peak.
 //!
 //! Each figure is printed for the reference kernel path and for the best SIMD path, switched
-//! in-process with `lodo_kernels::dispatch::force`. Two step variants are timed:
-//! - `fused`: the step `Lodo::step` performs, with the hypergradient fused into Adam
-//!   (`BlockPreconditioner::backprop_meta`): meta-step, momentum, `apply`, descent;
-//! - `lodo`: `Lodo::step` as wired today (hypergradient handed to Adam through the weight sink,
-//!   so each layer's gradient is materialised once).
+//! in-process with `lodo_kernels::dispatch::force`. Timed: `lodo` (`Lodo::step`: hypergradient
+//! fused into Adam, momentum, `apply`, descent), `apply only` (where the time goes) and `adam`.
 //!
 //! # Flop count of one step (per layer, `h·k` weights)
 //! forward of `g`: `2hk`; fused backward sweep: two transposed block mat-vecs `4hk`, gradient
@@ -34,8 +31,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use lodo_core::meta::MetaOptimizer;
-use lodo_core::optimizer::apply_descent;
 use lodo_core::random::Stream;
 use lodo_core::{Adam, BlockPreconditioner, Lodo, LodoConfig, Optimizer, Preconditioner, Real};
 use lodo_kernels::{Kernels, Path, dispatch};
@@ -73,41 +68,6 @@ fn copy_bandwidth() -> (f64, f64) {
     }
     let read = (len * 8) as f64 / best.as_secs_f64() / 1e9;
     (copy, read)
-}
-
-/// The step `Lodo::step` performs, with the fused hypergradient + Adam sweep.
-struct FusedStep<T: Real> {
-    pre: BlockPreconditioner<T>,
-    meta: MetaOptimizer<T>,
-    beta: T,
-    momentum: Vec<T>,
-    step: Vec<T>,
-}
-
-impl<T: Real> FusedStep<T> {
-    fn new(n: usize, config: LodoConfig<T>, seed: u64) -> Self {
-        let pre =
-            BlockPreconditioner::from_config(n, &config, &mut Stream::new(seed)).expect("config");
-        let dim = pre.weights().len();
-        Self {
-            pre,
-            meta: MetaOptimizer::Adam(Adam::new(dim, config.meta_lr()).expect("lr")),
-            beta: config.beta(),
-            momentum: vec![T::zero(); n],
-            step: vec![T::zero(); n],
-        }
-    }
-
-    fn step(&mut self, x: &mut [T], g: &[T]) {
-        self.meta.begin_step();
-        self.pre.backprop_meta(g, &mut self.meta);
-        let (b, c) = (self.beta, T::one() - self.beta);
-        for (m, &gi) in self.momentum.iter_mut().zip(g) {
-            *m = b * *m + c * gi;
-        }
-        self.pre.apply(&self.momentum, &mut self.step);
-        apply_descent(x, &self.step).expect("finite");
-    }
 }
 
 fn gradient<T: Real>(t: usize, g: &mut [T]) {
@@ -149,33 +109,11 @@ fn measure<T: Real>(n: usize, paths: &[Path], reps: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut g = vec![T::zero(); n];
     let mut x = vec![T::zero(); n];
-    // Build once, then switch paths; the state keeps evolving, which does not change the work.
-    let mut fused = FusedStep::<T>::new(n, config(), 1);
-    for &path in paths {
-        dispatch::force(path).expect("available");
-        let (best, median) = time_steps(2, reps, |t| {
-            gradient(t % 17, &mut g);
-            fused.step(black_box(&mut x), black_box(&g));
-        });
-        rows.push(Row {
-            variant: "fused",
-            path,
-            best,
-            median,
-        });
-        // Where the time goes: `apply` alone (forward + backward of m: θ read twice).
-        let mut out = vec![T::zero(); n];
-        let m = fused.momentum.clone();
-        let (best, median) = time_steps(1, reps, |_| fused.pre.apply(black_box(&m), &mut out));
-        rows.push(Row {
-            variant: "apply only",
-            path,
-            best,
-            median,
-        });
-    }
-    drop(fused);
+    // Build once, then switch paths (the kernels are looked up on every call); the state keeps
+    // evolving, which does not change the work.
     let mut lodo = Lodo::<T>::new(n, config(), 1).expect("config");
+    let mut pre =
+        BlockPreconditioner::<T>::from_config(n, &config(), &mut Stream::new(1)).expect("config");
     for &path in paths {
         dispatch::force(path).expect("available");
         let (best, median) = time_steps(2, reps, |t| {
@@ -188,8 +126,18 @@ fn measure<T: Real>(n: usize, paths: &[Path], reps: usize) -> Vec<Row> {
             best,
             median,
         });
+        // Where the time goes: `apply` alone (forward + backward of m: θ read twice).
+        let mut out = vec![T::zero(); n];
+        let m = lodo.momentum().to_vec();
+        let (best, median) = time_steps(1, reps, |_| pre.apply(black_box(&m), &mut out));
+        rows.push(Row {
+            variant: "apply only",
+            path,
+            best,
+            median,
+        });
     }
-    drop(lodo);
+    drop((lodo, pre));
     let mut adam = Adam::<T>::new(n, T::from(1e-3).expect("f64")).expect("lr");
     let (best, median) = time_steps(2, reps.max(5), |t| {
         gradient(t % 17, &mut g);
