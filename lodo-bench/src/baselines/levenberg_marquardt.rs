@@ -149,17 +149,8 @@ impl<T: Real> Minimizer<T> for LevenbergMarquardt<T> {
     /// Besides the length and non-finite checks, [`StepError::NonFiniteStep`] when the task has
     /// no Hessian-vector product or the damped system is singular (`x` unchanged).
     fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
-        let n = self.n;
-        if x.len() != n {
-            return Err(StepError::ParamsLength {
-                expected: n,
-                found: x.len(),
-            });
-        }
-        let loss = task.loss_grad(x, &mut self.g);
-        if let Some(index) = self.g.iter().position(|v| !v.is_finite()) {
-            return Err(StepError::NonFiniteGradient { index });
-        }
+        let loss = super::fresh_gradient(task, x, &mut self.g)?;
+        let n = self.g.len();
         if task.constant_hessian() {
             if self.cached.is_none() {
                 self.cached = Some(self.damped_newton_matrix(task, x)?);

@@ -73,11 +73,7 @@ impl<T: Real, P: Preconditioner<T>> FrozenLodo<T, P> {
 
 impl<T: Real, P: Preconditioner<T> + Send> Minimizer<T> for FrozenLodo<T, P> {
     fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
-        lodo_core::optimizer::check_inputs(self.m.len(), x, &self.g)?;
-        let loss = task.loss_grad(x, &mut self.g);
-        if let Some(index) = self.g.iter().position(|v| !v.is_finite()) {
-            return Err(StepError::NonFiniteGradient { index });
-        }
+        let loss = super::fresh_gradient(task, x, &mut self.g)?;
         let mut m = self.m.clone();
         for (mi, &gi) in m.iter_mut().zip(&self.g) {
             *mi = self.beta * *mi + (T::one() - self.beta) * gi;

@@ -27,6 +27,32 @@ pub use registry::{BuildContext, BuildError, HyperParam, OptimizerKind, Scale};
 
 use lodo_core::{Real, StepError};
 
+use crate::task::Task;
+
+/// The checks every baseline makes before it moves: `x` has the optimizer's length
+/// (`g.len()`), then the task is evaluated on a fresh sample into `g`, and a non-finite gradient
+/// is refused. Returns the sampled loss.
+///
+/// # Errors
+/// [`StepError::ParamsLength`] (task not evaluated) or [`StepError::NonFiniteGradient`].
+pub(crate) fn fresh_gradient<T: Real>(
+    task: &mut dyn Task<T>,
+    x: &[T],
+    g: &mut [T],
+) -> Result<T, StepError> {
+    if x.len() != g.len() {
+        return Err(StepError::ParamsLength {
+            expected: g.len(),
+            found: x.len(),
+        });
+    }
+    let loss = task.loss_grad(x, g);
+    match g.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(StepError::NonFiniteGradient { index }),
+        None => Ok(loss),
+    }
+}
+
 /// `Err(NonFiniteStep)` at the first index where `x + s` is not finite.
 pub(crate) fn check_ascent<T: Real>(x: &[T], s: &[T]) -> Result<(), StepError> {
     match x.iter().zip(s).position(|(&a, &b)| !(a + b).is_finite()) {

@@ -143,17 +143,7 @@ impl<T: Real> Lbfgs<T> {
 
 impl<T: Real> Minimizer<T> for Lbfgs<T> {
     fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
-        let n = self.g.len();
-        if x.len() != n {
-            return Err(StepError::ParamsLength {
-                expected: n,
-                found: x.len(),
-            });
-        }
-        let loss = task.loss_grad(x, &mut self.g);
-        if let Some(index) = self.g.iter().position(|v| !v.is_finite()) {
-            return Err(StepError::NonFiniteGradient { index });
-        }
+        let loss = super::fresh_gradient(task, x, &mut self.g)?;
         self.direction();
         let rate = self.eta0 * self.tau / (self.tau + lit(self.t as f64));
         for p in &mut self.p {
@@ -241,17 +231,8 @@ impl<T: Real> Bfgs<T> {
 
 impl<T: Real> Minimizer<T> for Bfgs<T> {
     fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
+        let loss = super::fresh_gradient(task, x, &mut self.g)?;
         let n = self.n;
-        if x.len() != n {
-            return Err(StepError::ParamsLength {
-                expected: n,
-                found: x.len(),
-            });
-        }
-        let loss = task.loss_grad(x, &mut self.g);
-        if let Some(index) = self.g.iter().position(|v| !v.is_finite()) {
-            return Err(StepError::NonFiniteGradient { index });
-        }
         let mut h_new = None;
         if self.started {
             let y: Vec<T> = self
