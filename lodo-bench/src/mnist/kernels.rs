@@ -146,24 +146,12 @@ pub fn conv1x1_loop<T: Scalar, const CI: usize, const CO: usize>(
     b: &[T],
     y: &mut [T],
 ) {
-    let w: &[[T; CO]; CI] = w.as_chunks::<CO>().0.try_into().expect("W is CI×CO");
     let b: &[T; CO] = b.try_into().expect("b has CO entries");
-    let (x, xr) = x.as_chunks::<CI>();
-    let (y, yr) = y.as_chunks_mut::<CO>();
-    assert!(
-        xr.is_empty() && yr.is_empty() && x.len() == y.len(),
-        "shapes"
-    );
-    for (xp, yp) in x.iter().zip(y.iter_mut()) {
-        let mut acc = *b;
-        for k in 0..CI {
-            let a = xp[k];
-            for j in 0..CO {
-                acc[j] = acc[j] + a * w[k][j];
-            }
-        }
-        *yp = acc;
-    }
+    let (rows, rest) = y.as_chunks_mut::<CO>();
+    assert!(rest.is_empty(), "shapes");
+    rows.fill(*b);
+    // Same accumulation order as starting each row's sum at `b`: bit-identical.
+    conv1x1_acc_loop::<T, CI, CO>(x, w, y);
 }
 
 /// `Y[p] += X[p]·W` for every position (`X: P×CI`, `W: CI×CO`, `Y: P×CO`): the plain loop,
