@@ -18,7 +18,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lodo_core::{Adam, Lodo, LodoConfig, Optimizer, Real};
-use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
 use lodo_kernels::{Kernels, Path, dispatch};
 
 const K: usize = 4;
@@ -105,6 +105,23 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
         }
         g.finish();
 
+        // The optimizer's backward layer: the permutation as a gather on the way in.
+        let mut g = c.benchmark_group(format!("layer_backward_gathered_{ty}"));
+        g.throughput(Throughput::Elements(hk as u64));
+        let mut z0 = vec![T::zero(); h];
+        reference.layer_backward_gathered(K, &b, Some(&p), &w, &mut z0);
+        for kern in kernels() {
+            let mut z = vec![T::nan(); h];
+            kern.layer_backward_gathered(K, &b, Some(&p), &w, &mut z);
+            agree("layer_backward_gathered", kern.path(), &z, &z0);
+            g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
+                bch.iter(|| {
+                    kern.layer_backward_gathered(K, black_box(&b), Some(&p), black_box(&w), &mut z)
+                });
+            });
+        }
+        g.finish();
+
         let mut g = c.benchmark_group(format!("matvec_{ty}"));
         g.throughput(Throughput::Elements(hk as u64));
         let mut y0 = vec![T::zero(); h];
@@ -137,8 +154,8 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
         }
         g.finish();
 
-        // The fused hypergradient + Adam layer step, against the unfused sequence
-        // (outer_pair into a buffer, backward pair, then a separate Adam pass).
+        // The fused hypergradient + Adam layer step, against the unfused sequence (the layer
+        // gradient materialised by `backward_pair_gradient`, then a separate Adam pass).
         let mut g = c.benchmark_group(format!("backward_pair_adam_{ty}"));
         g.throughput(Throughput::Elements(hk as u64));
         let co = AdamCoefficients {
@@ -147,33 +164,33 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
             epsilon: T::from(1e-7).unwrap(),
             rate: T::from(1e-3).unwrap(),
         };
-        let scale = T::from(-1e-3).unwrap();
-        let pair = OuterPair {
-            scale,
-            a: &w,
+        let ad: Vec<T> = w.iter().zip(&d).flat_map(|(&x, &y)| [x, y]).collect();
+        let pair = GatheredPair {
+            scale: T::from(-1e-3).unwrap(),
+            ad: &ad,
+            index: Some(&p),
             c: &pc,
-            d: &d,
             e: &pe,
         };
         let (mut th0, mut m0, mut v0) = (b.clone(), vec![T::zero(); hk], vec![T::zero(); hk]);
-        let (mut ya0, mut yd0) = (vec![T::zero(); h], vec![T::zero(); h]);
+        let mut zad0 = vec![T::zero(); 2 * h];
         let st = AdamSlices {
             theta: &mut th0,
             m: &mut m0,
             v: &mut v0,
         };
-        reference.backward_pair_adam(K, &p, pair, st, co, &mut ya0, &mut yd0);
+        reference.backward_pair_adam(K, pair, st, co, &mut zad0);
         for kern in kernels() {
             let (mut th, mut m, mut v) = (b.clone(), vec![T::zero(); hk], vec![T::zero(); hk]);
-            let (mut ya, mut yd) = (vec![T::nan(); h], vec![T::nan(); h]);
+            let mut zad = vec![T::nan(); 2 * h];
             let st = AdamSlices {
                 theta: &mut th,
                 m: &mut m,
                 v: &mut v,
             };
-            kern.backward_pair_adam(K, &p, pair, st, co, &mut ya, &mut yd);
+            kern.backward_pair_adam(K, pair, st, co, &mut zad);
             agree("backward_pair_adam θ", kern.path(), &th, &th0);
-            agree("backward_pair_adam ya", kern.path(), &ya, &ya0);
+            agree("backward_pair_adam zad", kern.path(), &zad, &zad0);
             g.bench_with_input(
                 BenchmarkId::new(format!("fused/{}", kern.path().name()), h),
                 &h,
@@ -184,7 +201,7 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
                             m: &mut m,
                             v: &mut v,
                         };
-                        kern.backward_pair_adam(K, &p, pair, st, co, &mut ya, &mut yd);
+                        kern.backward_pair_adam(K, pair, st, co, &mut zad);
                     });
                 },
             );
@@ -194,8 +211,7 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
                 &h,
                 |bch, _| {
                     bch.iter(|| {
-                        kern.outer_pair(K, pair, &mut grad);
-                        kern.layer_backward_pair(K, &th, &p, &w, &d, &mut ya, &mut yd);
+                        kern.backward_pair_gradient(K, pair, &th, &mut grad, &mut zad);
                         let (c1, c2) = (T::one() - co.beta1, T::one() - co.beta2);
                         for (((t, mi), vi), &gi) in th.iter_mut().zip(&mut m).zip(&mut v).zip(&grad)
                         {

@@ -8,29 +8,26 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use lodo_kernels::Kernels;
-use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
 
 use crate::error::{ConfigError, StateError, StepError};
 use crate::real::{Real, first_non_finite, lit};
 
 /// One block layer's share of a fused LODO backward step (see
 /// [`MetaOptimizer::update_block_layer`]): the layer's weights `θ_l` (`h·k` numbers at
-/// `offset` in the flat weight vector), its permutation, the two outer products of its
-/// hypergradient and the two backward outputs to write.
+/// `offset` in the flat weight vector), the inputs of its hypergradient and the backward
+/// outputs to write.
 #[derive(Debug)]
 pub struct BlockLayerStep<'a, T> {
     /// Block size `k`.
     pub k: usize,
-    /// The layer's permutation `π` (forward indices).
-    pub perm: &'a [u32],
-    /// `∇_{θ_l} = s·(a cᵀ + d eᵀ)` per block.
-    pub pair: OuterPair<'a, T>,
+    /// The interleaved incoming cotangents, their gather index and the layer inputs: the layer
+    /// gradient is `s·(â_b c_bᵀ + d̂_b e_bᵀ)` ([`GatheredPair`]).
+    pub pair: GatheredPair<'a, T>,
     /// The layer's weights `θ_l`, updated in place.
     pub theta: &'a mut [T],
-    /// Receives `Pᵀ θ_lᵀ a` with the old `θ_l`.
-    pub ya: &'a mut [T],
-    /// Receives `Pᵀ θ_lᵀ d` with the old `θ_l`.
-    pub yd: &'a mut [T],
+    /// Receives `θ_lᵀ â` and `θ_lᵀ d̂` with the old `θ_l`, interleaved (`2h` numbers).
+    pub zad: &'a mut [T],
 }
 
 /// Adam in the authors' (Keras) form, with bias correction folded into the rate:
@@ -180,7 +177,7 @@ impl<T: Real> Adam<T> {
             m: &mut self.m[offset..end],
             v: &mut self.v[offset..end],
         };
-        kernels.backward_pair_adam(step.k, step.perm, step.pair, state, co, step.ya, step.yd);
+        kernels.backward_pair_adam(step.k, step.pair, state, co, step.zad);
     }
 
     /// Number of variables.
@@ -334,10 +331,11 @@ impl<T: Real> MetaOptimizer<T> {
     }
 
     /// One block layer of LODO's backward step with its meta-update: the backward outputs
-    /// `ya, yd` with the old `θ_l`, then `θ_l` updated with the hypergradient
-    /// `s·(a_b c_bᵀ + d_b e_bᵀ)`. Adam fuses both ([`Adam::update_block_layer`]: `θ, M, V` read
+    /// `zad` with the old `θ_l`, then `θ_l` updated with the hypergradient
+    /// `s·(â_b c_bᵀ + d̂_b e_bᵀ)`. Adam fuses both ([`Adam::update_block_layer`]: `θ, M, V` read
     /// and written once, no gradient stored); SGD materialises the gradient in `scratch`
-    /// (`θ_l.len()` numbers) and applies [`Sgd::update`].
+    /// (`θ_l.len()` numbers, [`lodo_kernels::block_diagonal::backward_pair_gradient`]) and
+    /// applies [`Sgd::update`].
     ///
     /// # Panics
     /// If the shapes disagree or `scratch` is too short for SGD.
@@ -353,9 +351,7 @@ impl<T: Real> MetaOptimizer<T> {
             Self::Adam(a) => a.update_block_layer(kernels, offset, step),
             Self::Sgd(s) => {
                 let grad = &mut scratch[..step.theta.len()];
-                kernels.outer_pair(step.k, step.pair, grad);
-                let (a, d) = (step.pair.a, step.pair.d);
-                kernels.layer_backward_pair(step.k, step.theta, step.perm, a, d, step.ya, step.yd);
+                kernels.backward_pair_gradient(step.k, step.pair, step.theta, grad, step.zad);
                 s.update(step.theta, grad);
             }
         }

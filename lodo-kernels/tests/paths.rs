@@ -10,7 +10,7 @@
 //! (the `selected_path_is_available` test fails otherwise). `PROPTEST_CASES` overrides the case
 //! count (default 64 per test).
 
-use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair, OuterPair};
 use lodo_kernels::{Kernels, Path, dispatch, gemm, permutation, reference};
 use num_traits::{Float, ToPrimitive};
 use proptest::prelude::*;
@@ -64,7 +64,9 @@ impl Case {
 fn case() -> impl Strategy<Value = Case> {
     (
         prop::sample::select(vec![1usize, 2, 3, 4, 4, 5, 8]),
-        0usize..=9,
+        // Few blocks (edge cases), and enough to span several tiles of the fused kernels
+        // (`tuning::ADAM_TILE / k²` blocks per tile: 32 for k = 4, 512 for k = 1).
+        prop_oneof![0usize..=9, 30usize..=700],
         -30i32..=30,
     )
         .prop_flat_map(|(k, nb, e)| {
@@ -219,6 +221,43 @@ macro_rules! float_tests {
                     // The pair equals the single-stream kernel bit for bit on the same path.
                     assert!(ya.iter().zip(&yb).all(|(a, b)| a.to_bits() == b.to_bits()));
                 }
+                // The gathered adjoint layer: z = Bᵀ Q w, with and without an index; against
+                // the reference, and against the definition Bᵀ (Q w) built from other kernels.
+                let qw: Vec<T> = c.perm.iter().map(|&j| w[j as usize]).collect();
+                let gat_tol = matvec_tol(k, &b, &qw, true);
+                let plain_tol = matvec_tol(k, &b, &w, true);
+                let mut zq0 = nan::<T>(h);
+                reference::layer_backward_gathered(k, &b, Some(&c.perm), &w, &mut zq0);
+                let mut zdef = nan::<T>(h);
+                reference::matvec_transpose(k, &b, &qw, &mut zdef);
+                assert!(
+                    zq0.iter()
+                        .zip(&zdef)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+                let mut zn0 = nan::<T>(h);
+                reference::layer_backward_gathered(k, &b, None, &w, &mut zn0);
+                let mut zdef = nan::<T>(h);
+                reference::matvec_transpose(k, &b, &w, &mut zdef);
+                assert!(
+                    zn0.iter()
+                        .zip(&zdef)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+                for kern in kernels() {
+                    let mut z = nan::<T>(h);
+                    kern.layer_backward_gathered(k, &b, Some(&c.perm), &w, &mut z);
+                    close("layer_backward_gathered", kern.path(), &z, &zq0, &gat_tol);
+                    let mut z = nan::<T>(h);
+                    kern.layer_backward_gathered(k, &b, None, &w, &mut z);
+                    close(
+                        "layer_backward_gathered (no index)",
+                        kern.path(),
+                        &z,
+                        &zn0,
+                        &plain_tol,
+                    );
+                }
             }
 
             /// ⟨y, B P x⟩ = ⟨Pᵀ Bᵀ y, x⟩ within `4k·ε·Σ|y_r B_rc (Px)_c|` (+ tiny terms).
@@ -263,13 +302,6 @@ macro_rules! float_tests {
                     c.vals::<T>(4, h, 1.0),
                 );
                 let scale: T = -0.5;
-                let pair = OuterPair {
-                    scale,
-                    a: &a,
-                    c: &cc,
-                    d: &d,
-                    e: &e,
-                };
                 let hk = h * k;
                 let theta0 = c.vals::<T>(9, hk, 1.0);
                 let m0 = c.vals::<T>(10, hk, s);
@@ -286,64 +318,107 @@ macro_rules! float_tests {
                     epsilon: 1e-7,
                     rate: rate as T,
                 };
-                // Reference.
-                let mut g0 = nan::<T>(hk);
-                reference::outer_pair(k, pair, &mut g0);
-                let (mut th_r, mut m_r, mut v_r) = (theta0.clone(), m0.clone(), v0.clone());
-                let (mut ya_r, mut yd_r) = (nan::<T>(h), nan::<T>(h));
-                reference::backward_pair_adam(
-                    k,
-                    &c.perm,
-                    pair,
-                    AdamSlices {
-                        theta: &mut th_r,
-                        m: &mut m_r,
-                        v: &mut v_r,
-                    },
-                    co,
-                    &mut ya_r,
-                    &mut yd_r,
-                );
-                let f = |v: T| v.to_f64().unwrap();
-                let gabs: Vec<f64> = (0..hk)
-                    .map(|i| {
-                        let (blk, r, col) = (i / (k * k), (i / k) % k, i % k);
-                        f(scale).abs()
-                            * ((f(a[blk * k + r]) * f(cc[blk * k + col])).abs()
-                                + (f(d[blk * k + r]) * f(e[blk * k + col])).abs())
-                    })
-                    .collect();
-                let g_tol: Vec<f64> = gabs
-                    .iter()
-                    .map(|&x| 4.0 * (6.0 * eps::<T>() * x + 4.0 * tiny::<T>()))
-                    .collect();
-                let (dm, dv, dth) = adam_bound::<T>(&co, &theta0, &m0, &v0, &g0, &gabs, &m_r, &v_r);
-                let ya_tol = scatter_tol(&c.perm, matvec_tol(k, &theta0, &a, true));
-                let yd_tol = scatter_tol(&c.perm, matvec_tol(k, &theta0, &d, true));
-                for kern in kernels() {
-                    let mut g = nan::<T>(hk);
-                    kern.outer_pair(k, pair, &mut g);
-                    close("outer_pair", kern.path(), &g, &g0, &g_tol);
-                    let (mut th, mut m, mut v) = (theta0.clone(), m0.clone(), v0.clone());
-                    let (mut ya, mut yd) = (nan::<T>(h), nan::<T>(h));
-                    kern.backward_pair_adam(
+                // The kernels see a and d interleaved, read through the index (or not).
+                let ad: Vec<T> = a.iter().zip(&d).flat_map(|(&x, &y)| [x, y]).collect();
+                let gathered = |x: &[T], index: Option<&[u32]>| -> Vec<T> {
+                    index.map_or_else(
+                        || x.to_vec(),
+                        |q| q.iter().map(|&j| x[j as usize]).collect(),
+                    )
+                };
+                let interleaved = |x: &[T], y: &[T]| -> Vec<T> {
+                    x.iter().zip(y).flat_map(|(&u, &w)| [u, w]).collect()
+                };
+                for index in [Some(&c.perm[..]), None] {
+                    let (ag, dg) = (gathered(&a, index), gathered(&d, index));
+                    let split = OuterPair {
+                        scale,
+                        a: &ag,
+                        c: &cc,
+                        d: &dg,
+                        e: &e,
+                    };
+                    let gp = GatheredPair {
+                        scale,
+                        ad: &ad,
+                        index,
+                        c: &cc,
+                        e: &e,
+                    };
+                    // Reference, against its definition from the unfused kernels: bit for bit.
+                    let mut g0 = nan::<T>(hk);
+                    let mut zad0 = nan::<T>(2 * h);
+                    reference::backward_pair_gradient(k, gp, &theta0, &mut g0, &mut zad0);
+                    let mut gdef = nan::<T>(hk);
+                    reference::outer_pair(k, split, &mut gdef);
+                    let (mut za_def, mut zd_def) = (nan::<T>(h), nan::<T>(h));
+                    reference::matvec_transpose(k, &theta0, &ag, &mut za_def);
+                    reference::matvec_transpose(k, &theta0, &dg, &mut zd_def);
+                    let same =
+                        |x: &[T], y: &[T]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+                    assert!(same(&g0, &gdef));
+                    assert!(same(&zad0, &interleaved(&za_def, &zd_def)));
+                    let (mut th_r, mut m_r, mut v_r) = (theta0.clone(), m0.clone(), v0.clone());
+                    let mut zad_r = nan::<T>(2 * h);
+                    reference::backward_pair_adam(
                         k,
-                        &c.perm,
-                        pair,
+                        gp,
                         AdamSlices {
-                            theta: &mut th,
-                            m: &mut m,
-                            v: &mut v,
+                            theta: &mut th_r,
+                            m: &mut m_r,
+                            v: &mut v_r,
                         },
                         co,
-                        &mut ya,
-                        &mut yd,
+                        &mut zad_r,
                     );
-                    close("adam ya", kern.path(), &ya, &ya_r, &ya_tol);
-                    close("adam yd", kern.path(), &yd, &yd_r, &yd_tol);
-                    close("adam M", kern.path(), &m, &m_r, &dm);
-                    close("adam V", kern.path(), &v, &v_r, &dv);
-                    close("adam θ", kern.path(), &th, &th_r, &dth);
+                    assert!(same(&zad_r, &zad0));
+                    let f = |v: T| v.to_f64().unwrap();
+                    let gabs: Vec<f64> = (0..hk)
+                        .map(|i| {
+                            let (blk, r, col) = (i / (k * k), (i / k) % k, i % k);
+                            f(scale).abs()
+                                * ((f(ag[blk * k + r]) * f(cc[blk * k + col])).abs()
+                                    + (f(dg[blk * k + r]) * f(e[blk * k + col])).abs())
+                        })
+                        .collect();
+                    let g_tol: Vec<f64> = gabs
+                        .iter()
+                        .map(|&x| 4.0 * (6.0 * eps::<T>() * x + 4.0 * tiny::<T>()))
+                        .collect();
+                    let (dm, dv, dth) =
+                        adam_bound::<T>(&co, &theta0, &m0, &v0, &g0, &gabs, &m_r, &v_r);
+                    let z_tol: Vec<f64> = matvec_tol(k, &theta0, &ag, true)
+                        .into_iter()
+                        .zip(matvec_tol(k, &theta0, &dg, true))
+                        .flat_map(|(x, y)| [x, y])
+                        .collect();
+                    for kern in kernels() {
+                        let mut g = nan::<T>(hk);
+                        kern.outer_pair(k, split, &mut g);
+                        close("outer_pair", kern.path(), &g, &g0, &g_tol);
+                        let (mut g, mut zad) = (nan::<T>(hk), nan::<T>(2 * h));
+                        kern.backward_pair_gradient(k, gp, &theta0, &mut g, &mut zad);
+                        close("pair gradient", kern.path(), &g, &g0, &g_tol);
+                        close("pair zad", kern.path(), &zad, &zad0, &z_tol);
+                        let (mut th, mut m, mut v) = (theta0.clone(), m0.clone(), v0.clone());
+                        let mut zad_a = nan::<T>(2 * h);
+                        kern.backward_pair_adam(
+                            k,
+                            gp,
+                            AdamSlices {
+                                theta: &mut th,
+                                m: &mut m,
+                                v: &mut v,
+                            },
+                            co,
+                            &mut zad_a,
+                        );
+                        // The fused step's backward outputs equal the unfused kernel's bits.
+                        assert!(same(&zad_a, &zad), "[{}] adam zad", kern.path());
+                        close("adam M", kern.path(), &m, &m_r, &dm);
+                        close("adam V", kern.path(), &v, &v_r, &dv);
+                        close("adam θ", kern.path(), &th, &th_r, &dth);
+                    }
                 }
             }
 

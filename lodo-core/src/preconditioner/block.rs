@@ -17,6 +17,13 @@
 //! layer ([`BlockPreconditioner::backprop_meta`]; with Adam the layer gradient is never
 //! materialised), and one forward and backward pass of the new `m`.
 //!
+//! # Permutations are gathers
+//! Forward, `p_l = P_l u_{l−1}` is a gather by `π_l`. Backward, the sweep keeps
+//! `z_l = B_lᵀ w_l` unpermuted and the layer below reads `w_{l−1} = P_lᵀ z_l` through the
+//! inverse, `w_{l−1}[i] = z_l[π_l⁻¹(i)]`
+//! ([`lodo_kernels::block_diagonal::layer_backward_gathered`]); the last `P_1ᵀ` is a gather of
+//! the `n` outputs only. Every permutation is a read from a random place, never a store to one.
+//!
 //! # Weight layout
 //! `θ = [B_1, …, B_N]`, each `B_l` as `h·k` numbers in [`lodo_kernels::block_diagonal`]'s layout.
 
@@ -24,10 +31,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use lodo_kernels::Kernels;
-use lodo_kernels::block_diagonal::OuterPair;
+use lodo_kernels::block_diagonal::GatheredPair;
 use lodo_kernels::permutation::{gather_rows, scatter_rows};
 
-use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad, unpad_scaled};
+use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad};
 use crate::config::LodoConfig;
 use crate::error::{ConfigError, StateError};
 use crate::meta::{BlockLayerStep, MetaOptimizer};
@@ -66,11 +73,12 @@ struct Cache<T> {
     p_g: Vec<T>,
     /// `AΠm` of the last `apply` (the start of `w_l(m)`'s backward sweep), `h`.
     u_m: Vec<T>,
-    /// Four `h`-vectors: the two streams and their next values.
+    /// Two `h`-vectors: a stream and its next value (forward passes, the backward of `apply`).
     u: Vec<T>,
     tmp: Vec<T>,
-    wa: Vec<T>,
-    wa_next: Vec<T>,
+    /// The two streams of the hypergradient sweep interleaved (`2h`), and their next values.
+    wad: Vec<T>,
+    wad_next: Vec<T>,
     /// One layer's gradient (`h·k`), for the SGD and sink paths only.
     grad: Vec<T>,
 }
@@ -83,8 +91,8 @@ impl<T> Default for Cache<T> {
             u_m: Vec::new(),
             u: Vec::new(),
             tmp: Vec::new(),
-            wa: Vec::new(),
-            wa_next: Vec::new(),
+            wad: Vec::new(),
+            wad_next: Vec::new(),
             grad: Vec::new(),
         }
     }
@@ -98,8 +106,8 @@ impl<T: Real> Cache<T> {
             u_m: vec![T::zero(); h],
             u: vec![T::zero(); h],
             tmp: vec![T::zero(); h],
-            wa: vec![T::zero(); h],
-            wa_next: vec![T::zero(); h],
+            wad: vec![T::zero(); 2 * h],
+            wad_next: vec![T::zero(); 2 * h],
             grad: vec![T::zero(); h * k],
         }
     }
@@ -163,14 +171,25 @@ impl<T: Real> BlockPreconditioner<T> {
         }
     }
 
-    /// Backward `u ← P_1ᵀ B_1ᵀ ⋯ P_Nᵀ B_Nᵀ u` with the current `θ` (single stream, one fused
-    /// pass per layer).
-    fn backward(&self, kern: Kernels, u: &mut Vec<T>, tmp: &mut Vec<T>) {
+    /// The gather index through which layer `l` reads its cotangent: `π_{l+1}⁻¹`, or none for
+    /// the top layer (nothing follows `B_N`).
+    fn cotangent_index(&self, l: usize) -> Option<&[u32]> {
+        self.permutations.get(l + 1).map(Permutation::inverse)
+    }
+
+    /// Backward `out = α₀ Πᵀ P_1ᵀ B_1ᵀ ⋯ P_Nᵀ B_Nᵀ u` with the current `θ`: one gathered
+    /// transposed pass per layer (`z_l = B_lᵀ P_{l+1}ᵀ z_{l+1}`), then the `n` kept outputs of
+    /// `P_1ᵀ z_1` gathered through `π_1⁻¹` and scaled.
+    fn backward(&self, kern: Kernels, u: &mut Vec<T>, tmp: &mut Vec<T>, out: &mut [T]) {
         let (k, ll) = (self.block_size, self.layer_len());
-        for (l, perm) in self.permutations.iter().enumerate().rev() {
+        for l in (0..self.layers()).rev() {
             let b = &self.blocks[l * ll..(l + 1) * ll];
-            kern.layer_backward(k, b, perm.forward(), u, tmp);
+            kern.layer_backward_gathered(k, b, self.cotangent_index(l), u, tmp);
             core::mem::swap(u, tmp);
+        }
+        let first = self.permutations[0].inverse();
+        for (o, &i) in out.iter_mut().zip(first) {
+            *o = self.alpha0 * u[i as usize];
         }
     }
 
@@ -186,45 +205,44 @@ impl<T: Real> BlockPreconditioner<T> {
             u_m,
             u,
             tmp,
-            wa,
-            wa_next,
+            wad,
+            wad_next,
             grad,
         } = &mut cache;
         self.forward(kern, g, u, tmp, p_g);
         let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
-        let scale = -self.alpha0;
-        // u holds w_N(g) = AΠg, wa holds w_N(m) = AΠm; walk the layers back.
-        wa.copy_from_slice(u_m);
-        for (l, perm) in self.permutations.iter().enumerate().rev() {
+        // The top cotangents w_N(m) = AΠm, w_N(g) = AΠg, interleaved; below the top layer wad
+        // holds the unpermuted z_{l+1} of both streams, read through π_{l+1}⁻¹.
+        for ((pair, &a), &d) in wad.chunks_exact_mut(2).zip(u_m.iter()).zip(u.iter()) {
+            pair[0] = a;
+            pair[1] = d;
+        }
+        for l in (0..self.layers()).rev() {
             let layer = l * h..(l + 1) * h;
-            let pair = OuterPair {
-                scale,
-                a: wa,
+            let pair = GatheredPair {
+                scale: -self.alpha0,
+                ad: wad,
+                index: self.permutations.get(l + 1).map(Permutation::inverse),
                 c: &p_g[layer.clone()],
-                d: u,
                 e: &p_m[layer],
             };
             let theta = &mut self.blocks[l * ll..(l + 1) * ll];
             match &mut update {
                 Update::Sink(sink) => {
-                    kern.outer_pair(k, pair, grad);
-                    kern.layer_backward_pair(k, theta, perm.forward(), wa, u, wa_next, tmp);
+                    kern.backward_pair_gradient(k, pair, theta, grad, wad_next);
                     sink(l * ll, theta, grad);
                 }
                 Update::Meta(meta) => {
                     let step = BlockLayerStep {
                         k,
-                        perm: perm.forward(),
                         pair,
                         theta,
-                        ya: wa_next,
-                        yd: tmp,
+                        zad: wad_next,
                     };
                     meta.update_block_layer(kern, l * ll, step, grad);
                 }
             }
-            core::mem::swap(wa, wa_next);
-            core::mem::swap(u, tmp);
+            core::mem::swap(wad, wad_next);
         }
         self.cache = cache;
     }
@@ -286,8 +304,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         } = &mut cache;
         self.forward(kern, m, u, tmp, p_m);
         u_m.copy_from_slice(u);
-        self.backward(kern, u, tmp);
-        unpad_scaled(self.alpha0, u, out);
+        self.backward(kern, u, tmp, out);
         self.cache = cache;
     }
 
@@ -298,8 +315,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         let h = self.hidden;
         let (mut u, mut tmp, mut p) = (vec![T::zero(); h], vec![T::zero(); h], vec![T::zero(); h]);
         self.forward(kern, v, &mut u, &mut tmp, &mut p);
-        self.backward(kern, &mut u, &mut tmp);
-        unpad_scaled(self.alpha0, &u, out);
+        self.backward(kern, &mut u, &mut tmp, out);
     }
 
     fn backprop(&mut self, g: &[T], sink: &mut WeightSink<'_, T>) {

@@ -9,8 +9,8 @@
 
 use num_traits::Float;
 
-use super::{AdamCoefficients, AdamSlices, OuterPair};
-use crate::tuning::{ADAM_TILE, PREFETCH_BLOCKS};
+use super::{AdamCoefficients, AdamSlices, GatheredPair, OuterPair};
+use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K, PREFETCH_BLOCKS};
 
 /// `acc + a·b`, fused when `FMA`.
 #[inline(always)]
@@ -46,6 +46,37 @@ fn prefetch<T>(_p: *const T) {}
 #[inline(always)]
 fn block_k<const K: usize>(k: usize) -> usize {
     if K == 0 { k } else { K }
+}
+
+/// `y_a = B_bᵀ a_b`, `y_d = B_bᵀ d_b` for one `K × K` block (`K > 0`), written as combinations
+/// of the block's rows (`y[c] += B[r][c]·a[r]` for `r = 0, …, K−1`), which vectorises across
+/// `c` without horizontal sums. Each output is accumulated in the reference order.
+#[inline(always)]
+fn transpose_pair_fixed<T: Float, const FMA: bool, const K: usize>(
+    bb: &[T],
+    ab: &[T],
+    db: &[T],
+) -> ([T; K], [T; K]) {
+    let (mut sa, mut sd) = ([T::zero(); K], [T::zero(); K]);
+    for ((row, &ar), &dr) in bb.chunks_exact(K).zip(ab).zip(db) {
+        for ((&brc, ya), yd) in row.iter().zip(sa.iter_mut()).zip(sd.iter_mut()) {
+            *ya = madd::<T, FMA>(brc, ar, *ya);
+            *yd = madd::<T, FMA>(brc, dr, *yd);
+        }
+    }
+    (sa, sd)
+}
+
+/// `y = B_bᵀ w_b` for one `K × K` block (`K > 0`), as [`transpose_pair_fixed`].
+#[inline(always)]
+fn transpose_fixed<T: Float, const FMA: bool, const K: usize>(bb: &[T], wb: &[T]) -> [T; K] {
+    let mut y = [T::zero(); K];
+    for (row, &wr) in bb.chunks_exact(K).zip(wb) {
+        for (&brc, yc) in row.iter().zip(y.iter_mut()) {
+            *yc = madd::<T, FMA>(brc, wr, *yc);
+        }
+    }
+    y
 }
 
 #[inline(always)]
@@ -84,6 +115,10 @@ pub(crate) fn matvec_transpose<T: Float, const FMA: bool, const K: usize>(
         .zip(x.chunks_exact(k))
         .zip(y.chunks_exact_mut(k))
     {
+        if K > 0 {
+            yb.copy_from_slice(&transpose_fixed::<T, FMA, K>(bb, xb));
+            continue;
+        }
         for (c, yc) in yb.iter_mut().enumerate() {
             let mut acc = T::zero();
             for (r, &xr) in xb.iter().enumerate() {
@@ -144,6 +179,12 @@ pub(crate) fn layer_backward<T: Float, const FMA: bool, const K: usize>(
         .enumerate()
     {
         prefetch_block(y, perm, (b + PREFETCH_BLOCKS) * k, k);
+        if K > 0 {
+            for (&j, yc) in pib.iter().zip(transpose_fixed::<T, FMA, K>(bb, wb)) {
+                y[j as usize] = yc;
+            }
+            continue;
+        }
         for (c, &j) in pib.iter().enumerate() {
             let mut acc = T::zero();
             for (r, &wr) in wb.iter().enumerate() {
@@ -176,6 +217,14 @@ pub(crate) fn layer_backward_pair<T: Float, const FMA: bool, const K: usize>(
     {
         prefetch_block(ya, perm, (b + PREFETCH_BLOCKS) * k, k);
         prefetch_block(yd, perm, (b + PREFETCH_BLOCKS) * k, k);
+        if K > 0 {
+            let (sa, sd) = transpose_pair_fixed::<T, FMA, K>(bb, ab, db);
+            for ((&j, a), d) in pib.iter().zip(sa).zip(sd) {
+                ya[j as usize] = a;
+                yd[j as usize] = d;
+            }
+            continue;
+        }
         for (c, &j) in pib.iter().enumerate() {
             let (mut sa, mut sd) = (T::zero(), T::zero());
             for r in 0..k {
@@ -211,27 +260,169 @@ pub(crate) fn outer_pair<T: Float, const FMA: bool, const K: usize>(
     }
 }
 
-/// The fused layer step, tile by tile (`k² ≤ ADAM_TILE`, checked by the caller).
+/// Per block: `ŵ_b = (Q w)_b` gathered (prefetched `PREFETCH_BLOCKS` ahead), `z_b = B_bᵀ ŵ_b`
+/// written in order.
+#[inline(always)]
+pub(crate) fn layer_backward_gathered<T: Float, const FMA: bool, const K: usize>(
+    k: usize,
+    blocks: &[T],
+    index: Option<&[u32]>,
+    w: &[T],
+    z: &mut [T],
+) {
+    let Some(q) = index else {
+        return matvec_transpose::<T, FMA, K>(k, blocks, w, z);
+    };
+    let k = block_k::<K>(k);
+    for (b, ((bb, zb), qb)) in blocks
+        .chunks_exact(k * k)
+        .zip(z.chunks_exact_mut(k))
+        .zip(q.chunks_exact(k))
+        .enumerate()
+    {
+        prefetch_block(w, q, (b + PREFETCH_BLOCKS) * k, k);
+        if K > 0 {
+            let mut wb = [T::zero(); K];
+            for (x, &j) in wb.iter_mut().zip(qb) {
+                *x = w[j as usize];
+            }
+            zb.copy_from_slice(&transpose_fixed::<T, FMA, K>(bb, &wb));
+            continue;
+        }
+        for (c, zc) in zb.iter_mut().enumerate() {
+            let mut acc = T::zero();
+            for (r, &j) in qb.iter().enumerate() {
+                acc = madd::<T, FMA>(bb[r * k + c], w[j as usize], acc);
+            }
+            *zc = acc;
+        }
+    }
+}
+
+/// Hints the cache to fetch the pair `ad[2i], ad[2i+1]` for every `i` in `index[next..next + k]`.
+#[inline(always)]
+fn prefetch_pairs<T>(ad: &[T], index: &[u32], next: usize, k: usize) {
+    if let Some(idx) = index.get(next..next + k) {
+        for &i in idx {
+            prefetch(ad.as_ptr().wrapping_add(2 * i as usize));
+        }
+    }
+}
+
+/// One tile of a fused backward layer: for each block, gather the pair `â_b, d̂_b` (prefetched
+/// `PREFETCH_BLOCKS` ahead, both numbers of a pair from one cache line), read the block once,
+/// write `z_a, z_d` interleaved in order and the block gradient `s·(â_b c_bᵀ + d̂_b e_bᵀ)`.
+/// `v0` is the tile's first vector index; `th_t`, `g_t` hold its blocks, `zad_t` its pairs.
+#[inline(always)]
+fn pair_tile<T: Float, const FMA: bool, const K: usize>(
+    k: usize,
+    pair: &GatheredPair<'_, T>,
+    v0: usize,
+    th_t: &[T],
+    g_t: &mut [T],
+    zad_t: &mut [T],
+) {
+    let kk = k * k;
+    let GatheredPair {
+        scale,
+        ad,
+        index,
+        c,
+        e,
+    } = *pair;
+    let (mut abuf, mut dbuf) = ([T::zero(); ADAM_TILE_MAX_K], [T::zero(); ADAM_TILE_MAX_K]);
+    let (ab, db) = (&mut abuf[..k], &mut dbuf[..k]);
+    let v1 = v0 + th_t.len() / k;
+    let blocks = th_t
+        .chunks_exact(kk)
+        .zip(g_t.chunks_exact_mut(kk))
+        .zip(zad_t.chunks_exact_mut(2 * k))
+        .zip(c[v0..v1].chunks_exact(k))
+        .zip(e[v0..v1].chunks_exact(k));
+    for (bt, ((((bb, gb), zb), cb), eb)) in blocks.enumerate() {
+        let at = v0 + bt * k;
+        match index {
+            Some(q) => {
+                prefetch_pairs(ad, q, at + PREFETCH_BLOCKS * k, k);
+                for ((x, y), &j) in ab.iter_mut().zip(db.iter_mut()).zip(&q[at..at + k]) {
+                    let j = 2 * j as usize;
+                    *x = ad[j];
+                    *y = ad[j + 1];
+                }
+            }
+            None => {
+                for ((x, y), p) in ab
+                    .iter_mut()
+                    .zip(db.iter_mut())
+                    .zip(ad[2 * at..2 * (at + k)].chunks_exact(2))
+                {
+                    *x = p[0];
+                    *y = p[1];
+                }
+            }
+        }
+        if K > 0 {
+            let (sa, sd) = transpose_pair_fixed::<T, FMA, K>(bb, ab, db);
+            for ((z, a), d) in zb.chunks_exact_mut(2).zip(sa).zip(sd) {
+                z[0] = a;
+                z[1] = d;
+            }
+        } else {
+            for (col, z) in zb.chunks_exact_mut(2).enumerate() {
+                let (mut sa, mut sd) = (T::zero(), T::zero());
+                for r in 0..k {
+                    sa = madd::<T, FMA>(bb[r * k + col], ab[r], sa);
+                    sd = madd::<T, FMA>(bb[r * k + col], db[r], sd);
+                }
+                z[0] = sa;
+                z[1] = sd;
+            }
+        }
+        for ((grow, &ar), &dr) in gb.chunks_exact_mut(k).zip(ab.iter()).zip(db.iter()) {
+            for ((gi, &cc), &ec) in grow.iter_mut().zip(cb).zip(eb) {
+                *gi = scale * madd::<T, FMA>(ar, cc, dr * ec);
+            }
+        }
+    }
+}
+
+/// The backward layer with its gradient written out, tile by tile.
+#[inline(always)]
+pub(crate) fn backward_pair_gradient<T: Float, const FMA: bool, const K: usize>(
+    k: usize,
+    pair: GatheredPair<'_, T>,
+    theta: &[T],
+    grad: &mut [T],
+    zad: &mut [T],
+) {
+    let k = block_k::<K>(k);
+    let tile = (ADAM_TILE / (k * k)) * k * k;
+    for (t, ((th_t, g_t), zad_t)) in theta
+        .chunks(tile)
+        .zip(grad.chunks_mut(tile))
+        .zip(zad.chunks_mut(2 * tile / k))
+        .enumerate()
+    {
+        pair_tile::<T, FMA, K>(k, &pair, t * tile / k, th_t, g_t, zad_t);
+    }
+}
+
+/// The fused layer step, tile by tile (`k ≤ ADAM_TILE_MAX_K`, checked by the caller).
 ///
-/// Phase 1 reads each block of the tile once (from memory), writes both backward outputs and
-/// the block's gradient into a stack buffer; phase 2 runs the Adam update over the tile's
-/// `θ, M, V` (θ now from L1) as one straight elementwise loop. Each of `θ, M, V` crosses the
-/// memory bus once in each direction.
-#[allow(clippy::too_many_arguments)]
+/// Phase 1 ([`pair_tile`]) reads each block of the tile once (from memory), writes both
+/// backward outputs and the block's gradient into a stack buffer; phase 2 runs the Adam update
+/// over the tile's `θ, M, V` (θ now from L1) as one straight elementwise loop. Each of `θ, M, V`
+/// crosses the memory bus once in each direction.
 #[inline(always)]
 pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
     k: usize,
-    perm: &[u32],
-    pair: OuterPair<'_, T>,
+    pair: GatheredPair<'_, T>,
     state: AdamSlices<'_, T>,
     co: AdamCoefficients<T>,
-    ya: &mut [T],
-    yd: &mut [T],
+    zad: &mut [T],
 ) {
     let k = block_k::<K>(k);
-    let kk = k * k;
-    let tile_blocks = ADAM_TILE / kk;
-    let OuterPair { scale, a, c, d, e } = pair;
+    let tile = (ADAM_TILE / (k * k)) * k * k;
     let AdamSlices { theta, m, v } = state;
     let AdamCoefficients {
         beta1,
@@ -242,40 +433,13 @@ pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
     let (c1, c2) = (T::one() - beta1, T::one() - beta2);
     let mut grad = [T::zero(); ADAM_TILE];
     let tiles = theta
-        .chunks_mut(tile_blocks * kk)
-        .zip(m.chunks_mut(tile_blocks * kk))
-        .zip(v.chunks_mut(tile_blocks * kk));
-    for (t, ((th_t, m_t), v_t)) in tiles.enumerate() {
-        let v0 = t * tile_blocks * k;
-        let v1 = v0 + th_t.len() / k;
+        .chunks_mut(tile)
+        .zip(m.chunks_mut(tile))
+        .zip(v.chunks_mut(tile))
+        .zip(zad.chunks_mut(2 * tile / k));
+    for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
         let g_t = &mut grad[..th_t.len()];
-        let blocks = th_t
-            .chunks_exact(kk)
-            .zip(g_t.chunks_exact_mut(kk))
-            .zip(a[v0..v1].chunks_exact(k))
-            .zip(d[v0..v1].chunks_exact(k))
-            .zip(c[v0..v1].chunks_exact(k))
-            .zip(e[v0..v1].chunks_exact(k))
-            .zip(perm[v0..v1].chunks_exact(k));
-        for (bt, ((((((bb, gb), ab), db), cb), eb), pib)) in blocks.enumerate() {
-            let next = v0 + (bt + PREFETCH_BLOCKS) * k;
-            prefetch_block(ya, perm, next, k);
-            prefetch_block(yd, perm, next, k);
-            for (col, &j) in pib.iter().enumerate() {
-                let (mut sa, mut sd) = (T::zero(), T::zero());
-                for r in 0..k {
-                    sa = madd::<T, FMA>(bb[r * k + col], ab[r], sa);
-                    sd = madd::<T, FMA>(bb[r * k + col], db[r], sd);
-                }
-                ya[j as usize] = sa;
-                yd[j as usize] = sd;
-            }
-            for ((grow, &ar), &dr) in gb.chunks_exact_mut(k).zip(ab).zip(db) {
-                for ((gi, &cc), &ec) in grow.iter_mut().zip(cb).zip(eb) {
-                    *gi = scale * madd::<T, FMA>(ar, cc, dr * ec);
-                }
-            }
-        }
+        pair_tile::<T, FMA, K>(k, &pair, t * tile / k, th_t, g_t, zad_t);
         for (((th, mi), vi), &gi) in th_t.iter_mut().zip(m_t).zip(v_t).zip(g_t.iter()) {
             let mn = madd::<T, FMA>(beta1, *mi, c1 * gi);
             let vn = madd::<T, FMA>(beta2, *vi, c2 * gi * gi);

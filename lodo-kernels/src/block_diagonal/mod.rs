@@ -12,8 +12,10 @@
 //! | [`layer_forward`] | $p = P u,\ u \gets B p$ (in place, two passes) |
 //! | [`layer_backward`] | $y = P^T B^T w$ (one pass) |
 //! | [`layer_backward_pair`] | $y_a = P^T B^T a,\ y_d = P^T B^T d$ (one read of $B$) |
+//! | [`layer_backward_gathered`] | $z = B^T Q w$, $(Q w)_j = w_{q(j)}$ (the optimizer's backward layer) |
 //! | [`outer_pair`] | $Δ_b = s\,(a_b c_b^T + d_b e_b^T)$ |
-//! | [`backward_pair_adam`] | the two backward passes, then Adam on $B$ with gradient $Δ$, $B$, $M$, $V$ read and written once |
+//! | [`backward_pair_gradient`] | $z_a = B^T Q a,\ z_d = B^T Q d$ and $Δ_b = s\,((Qa)_b c_b^T + (Qd)_b e_b^T)$, with $a, d$ interleaved ([`GatheredPair`]) |
+//! | [`backward_pair_adam`] | the same, then Adam on $B$ with gradient $Δ$: $B$, $M$, $V$ read and written once |
 //! | [`matmat`], [`matmat_transpose`] | $Y = B X$, $Y = B^T X$ for many right-hand sides (matrixmultiply) |
 //!
 //! # Accuracy
@@ -56,6 +58,30 @@ pub struct OuterPair<'a, T> {
     pub e: &'a [T],
 }
 
+/// The inputs of one fused backward layer of LODO's hypergradient sweep
+/// ([`backward_pair_gradient`], [`backward_pair_adam`]).
+///
+/// The two incoming cotangents are stored interleaved, `ad[2i] = a_i`, `ad[2i+1] = d_i`, so the
+/// permutation fetches both with one random access. They are read through the gather index `q`,
+/// `â_j = a_{q(j)}`, `d̂_j = d_{q(j)}` (no index: `â = a`, `d̂ = d`). The layer gradient is
+/// `Δ_b = s·(â_b c_bᵀ + d̂_b e_bᵀ)`.
+///
+/// In LODO (see `lodo-core`'s block preconditioner) `a = z_{l+1}(m)`, `d = z_{l+1}(g)`, `q = π_{l+1}⁻¹`
+/// (so `â = w_l(m)`, `d̂ = w_l(g)`), `c = p_l(g)`, `e = p_l(m)` and `s = −α₀`.
+#[derive(Clone, Copy, Debug)]
+pub struct GatheredPair<'a, T> {
+    /// The scale `s`.
+    pub scale: T,
+    /// The interleaved cotangents (length `2h`).
+    pub ad: &'a [T],
+    /// The gather index `q` (length `h`), or `None` for the identity.
+    pub index: Option<&'a [u32]>,
+    /// Column vector of the first product (length `h`).
+    pub c: &'a [T],
+    /// Column vector of the second product (length `h`).
+    pub e: &'a [T],
+}
+
 /// One block layer's weights `θ` and its Adam moments `M`, `V` (each `h·k` numbers).
 #[derive(Debug)]
 pub struct AdamSlices<'a, T> {
@@ -82,7 +108,7 @@ pub struct AdamCoefficients<T> {
 }
 
 pub(crate) mod check {
-    use super::{AdamSlices, OuterPair};
+    use super::{AdamSlices, GatheredPair, OuterPair};
 
     #[track_caller]
     #[inline]
@@ -114,22 +140,36 @@ pub(crate) mod check {
         vec_eq("e", pair.a.len(), pair.e.len());
     }
 
+    /// Shapes of a fused backward layer: `θ` and the gradient or moments have `h·k` numbers.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn gathered_shapes<T>(
+        k: usize,
+        pair: &GatheredPair<'_, T>,
+        theta: usize,
+        zad: usize,
+    ) {
+        let h = pair.c.len();
+        square(k, theta, h);
+        vec_eq("ad", 2 * h, pair.ad.len());
+        vec_eq("e", h, pair.e.len());
+        if let Some(q) = pair.index {
+            vec_eq("index", h, q.len());
+        }
+        vec_eq("zad", 2 * h, zad);
+    }
+
     #[track_caller]
     #[inline]
     pub(crate) fn adam_shapes<T>(
         k: usize,
-        perm: &[u32],
-        pair: &OuterPair<'_, T>,
+        pair: &GatheredPair<'_, T>,
         state: &AdamSlices<'_, T>,
-        ya: usize,
-        yd: usize,
+        zad: usize,
     ) {
-        pair_shapes(k, pair, state.theta.len());
+        gathered_shapes(k, pair, state.theta.len(), zad);
         vec_eq("M", state.theta.len(), state.m.len());
         vec_eq("V", state.theta.len(), state.v.len());
-        vec_eq("perm", pair.a.len(), perm.len());
-        vec_eq("ya", pair.a.len(), ya);
-        vec_eq("yd", pair.a.len(), yd);
     }
 }
 
@@ -140,7 +180,7 @@ macro_rules! simd_bodies {
         use num_traits::Float;
 
         use $crate::block_diagonal::fast;
-        use $crate::block_diagonal::{AdamCoefficients, AdamSlices, OuterPair};
+        use $crate::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair, OuterPair};
 
         /// Fused multiply-adds need std's `mul_add` (libm's is a software routine).
         const FMA: bool = cfg!(feature = "std");
@@ -228,19 +268,49 @@ macro_rules! simd_bodies {
 
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn backward_pair_adam<T: Float>(
+        pub(crate) fn layer_backward_gathered<T: Float>(
             k: usize,
-            perm: &[u32],
-            pair: OuterPair<'_, T>,
-            state: AdamSlices<'_, T>,
-            co: AdamCoefficients<T>,
-            ya: &mut [T],
-            yd: &mut [T],
+            blocks: &[T],
+            index: Option<&[u32]>,
+            w: &[T],
+            z: &mut [T],
         ) {
             if k == 4 {
-                fast::backward_pair_adam::<T, FMA, 4>(k, perm, pair, state, co, ya, yd)
+                fast::layer_backward_gathered::<T, FMA, 4>(k, blocks, index, w, z)
             } else {
-                fast::backward_pair_adam::<T, FMA, 0>(k, perm, pair, state, co, ya, yd)
+                fast::layer_backward_gathered::<T, FMA, 0>(k, blocks, index, w, z)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn backward_pair_gradient<T: Float>(
+            k: usize,
+            pair: GatheredPair<'_, T>,
+            theta: &[T],
+            grad: &mut [T],
+            zad: &mut [T],
+        ) {
+            if k == 4 {
+                fast::backward_pair_gradient::<T, FMA, 4>(k, pair, theta, grad, zad)
+            } else {
+                fast::backward_pair_gradient::<T, FMA, 0>(k, pair, theta, grad, zad)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn backward_pair_adam<T: Float>(
+            k: usize,
+            pair: GatheredPair<'_, T>,
+            state: AdamSlices<'_, T>,
+            co: AdamCoefficients<T>,
+            zad: &mut [T],
+        ) {
+            if k == 4 {
+                fast::backward_pair_adam::<T, FMA, 4>(k, pair, state, co, zad)
+            } else {
+                fast::backward_pair_adam::<T, FMA, 0>(k, pair, state, co, zad)
             }
         }
     };
@@ -397,30 +467,69 @@ impl Kernels {
         dispatch!(self, T, outer_pair(k, pair, out));
     }
 
+    /// `z = Bᵀ Q w`. See [`layer_backward_gathered`].
+    ///
+    /// # Panics
+    /// As [`layer_backward_gathered`].
+    #[track_caller]
+    pub fn layer_backward_gathered<T: Float + 'static>(
+        self,
+        k: usize,
+        blocks: &[T],
+        index: Option<&[u32]>,
+        w: &[T],
+        z: &mut [T],
+    ) {
+        check::square(k, blocks.len(), w.len());
+        check::vec_eq("z", w.len(), z.len());
+        if let Some(q) = index {
+            check::vec_eq("index", w.len(), q.len());
+        }
+        dispatch!(self, T, layer_backward_gathered(k, blocks, index, w, z));
+    }
+
+    /// The backward layer with its gradient materialised. See [`backward_pair_gradient`].
+    ///
+    /// # Panics
+    /// As [`backward_pair_gradient`].
+    #[track_caller]
+    pub fn backward_pair_gradient<T: Float + 'static>(
+        self,
+        k: usize,
+        pair: GatheredPair<'_, T>,
+        theta: &[T],
+        grad: &mut [T],
+        zad: &mut [T],
+    ) {
+        check::gathered_shapes(k, &pair, theta.len(), zad.len());
+        check::vec_eq("grad", theta.len(), grad.len());
+        if k > ADAM_TILE_MAX_K {
+            return reference::backward_pair_gradient(k, pair, theta, grad, zad);
+        }
+        dispatch!(self, T, backward_pair_gradient(k, pair, theta, grad, zad));
+    }
+
     /// The fused layer step. See [`backward_pair_adam`].
     ///
     /// # Panics
     /// As [`backward_pair_adam`].
-    #[allow(clippy::too_many_arguments)]
     #[track_caller]
     pub fn backward_pair_adam<T: Float + 'static>(
         self,
         k: usize,
-        perm: &[u32],
-        pair: OuterPair<'_, T>,
+        pair: GatheredPair<'_, T>,
         state: AdamSlices<'_, T>,
         coefficients: AdamCoefficients<T>,
-        ya: &mut [T],
-        yd: &mut [T],
+        zad: &mut [T],
     ) {
-        check::adam_shapes(k, perm, &pair, &state, ya.len(), yd.len());
+        check::adam_shapes(k, &pair, &state, zad.len());
         if k > ADAM_TILE_MAX_K {
-            return reference::backward_pair_adam(k, perm, pair, state, coefficients, ya, yd);
+            return reference::backward_pair_adam(k, pair, state, coefficients, zad);
         }
         dispatch!(
             self,
             T,
-            backward_pair_adam(k, perm, pair, state, coefficients, ya, yd)
+            backward_pair_adam(k, pair, state, coefficients, zad)
         );
     }
 
@@ -640,12 +749,75 @@ pub fn outer_pair<T: Float + 'static>(k: usize, pair: OuterPair<'_, T>, out: &mu
     Kernels::selected().outer_pair(k, pair, out);
 }
 
-/// The fused LODO layer step: the backward passes of both streams with the **old** `θ`,
+/// One backward (adjoint) layer with the permutation applied on the way in, as a gather:
+/// `z = Bᵀ Q w`, `z_b[c] = Σ_r B_b[r][c] w[q(b·k + r)]` (`Q = I` without an index).
 ///
-/// $$ y_a = P^T θ^T a,\qquad y_d = P^T θ^T d, $$
+/// LODO's backward sweep `w_{l−1} = P_lᵀ B_lᵀ w_l` is run as `z_l = B_lᵀ P_{l+1}ᵀ z_{l+1}` with
+/// `P_{l+1}ᵀ` a gather by `π_{l+1}⁻¹`: every permutation is then a read from a random place
+/// (which a prefetch can cover) instead of a store to one (which costs a read and a write of a
+/// whole cache line).
 ///
-/// then, block by block, the hypergradient `g = s·(a_b c_bᵀ + d_b e_bᵀ)` (never stored beyond
-/// a small tile) and the Keras-Adam update
+/// # Panics
+/// - as [`matvec`] for `k`, `blocks` and `w`;
+/// - if `index` or `z` does not have the length of `w`; if an index is out of bounds.
+///
+/// # Examples
+/// ```
+/// // Q swaps the two entries; Bᵀ = [[1, 3], [2, 4]].
+/// let mut z = [0.0; 2];
+/// lodo_kernels::block_diagonal::layer_backward_gathered(
+///     2, &[1.0, 2.0, 3.0, 4.0], Some(&[1, 0]), &[10.0, 1.0], &mut z);
+/// assert_eq!(z, [31.0, 42.0]);
+/// ```
+#[track_caller]
+pub fn layer_backward_gathered<T: Float + 'static>(
+    k: usize,
+    blocks: &[T],
+    index: Option<&[u32]>,
+    w: &[T],
+    z: &mut [T],
+) {
+    Kernels::selected().layer_backward_gathered(k, blocks, index, w, z);
+}
+
+/// One backward layer of LODO's hypergradient sweep with its gradient materialised: with the
+/// gathered cotangents `â`, `d̂` of `pair` ([`GatheredPair`]),
+///
+/// $$ z_a = θ^T \hat a,\quad z_d = θ^T \hat d \ \text{(interleaved into zad)},\qquad
+///    \mathrm{grad}_b = s\,(\hat a_b c_b^T + \hat d_b e_b^T). $$
+///
+/// The unfused form of [`backward_pair_adam`] (for SGD and for handing the gradient over).
+///
+/// # Panics
+/// - if `k == 0`, `h = c.len()` is not a multiple of `k`, or `ad`, `zad` do not have `2h`
+///   numbers, `e` (and `index`) `h`, `θ` and `grad` `h·k`;
+/// - if an index is out of bounds.
+///
+/// # Examples
+/// ```
+/// use lodo_kernels::block_diagonal::{backward_pair_gradient, GatheredPair};
+/// // h = 2, k = 1: θ = diag(2, 3); the index swaps the two entries.
+/// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 10.0, 2.0, 20.0], index: Some(&[1, 0]),
+///     c: &[1.0, 1.0], e: &[0.0, 1.0] };
+/// let (mut grad, mut zad) = ([0.0; 2], [0.0; 4]);
+/// backward_pair_gradient(1, pair, &[2.0, 3.0], &mut grad, &mut zad);
+/// assert_eq!(zad, [4.0, 40.0, 3.0, 30.0]); // â = (2, 1), d̂ = (20, 10)
+/// assert_eq!(grad, [2.0, 11.0]);            // â c + d̂ e
+/// ```
+#[track_caller]
+pub fn backward_pair_gradient<T: Float + 'static>(
+    k: usize,
+    pair: GatheredPair<'_, T>,
+    theta: &[T],
+    grad: &mut [T],
+    zad: &mut [T],
+) {
+    Kernels::selected().backward_pair_gradient(k, pair, theta, grad, zad);
+}
+
+/// The fused LODO layer step: [`backward_pair_gradient`] with the **old** `θ`, then the
+/// Keras-Adam update with that gradient `g`, block by block (`g` is never stored beyond a small
+/// tile),
 ///
 /// $$ M \gets β_1 M + (1-β_1) g,\quad V \gets β_2 V + (1-β_2) g^2,\quad
 ///    θ \gets θ - \mathrm{rate}\,\frac{M}{\sqrt V + ε}, $$
@@ -653,36 +825,29 @@ pub fn outer_pair<T: Float + 'static>(k: usize, pair: OuterPair<'_, T>, out: &mu
 /// reading and writing each of `θ`, `M`, `V` once. `rate = η√(1−β₂ᵗ)/(1−β₁ᵗ)`.
 ///
 /// # Panics
-/// - if `k == 0`, the vectors `a, c, d, e, ya, yd, perm` differ in length or are not a
-///   multiple of `k`;
-/// - if `θ`, `M` or `V` does not have `a.len() · k` numbers;
-/// - if an index of `perm` is out of bounds.
+/// As [`backward_pair_gradient`], with `M`, `V` in place of `grad`.
 ///
 /// # Examples
 /// ```
-/// use lodo_kernels::block_diagonal::{backward_pair_adam, AdamCoefficients, AdamSlices, OuterPair};
+/// use lodo_kernels::block_diagonal::{backward_pair_adam, AdamCoefficients, AdamSlices, GatheredPair};
 /// let (mut theta, mut m, mut v) = ([2.0], [0.0], [0.0]);
-/// let (mut ya, mut yd) = ([0.0], [0.0]);
-/// let pair = OuterPair { scale: 1.0, a: &[1.0], c: &[1.0], d: &[3.0], e: &[0.0] };
+/// let mut zad = [0.0; 2];
+/// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 3.0], index: None, c: &[1.0], e: &[0.0] };
 /// let co = AdamCoefficients { beta1: 0.5, beta2: 0.75, epsilon: 0.0, rate: 1.0 };
-/// backward_pair_adam(1, &[0], pair, AdamSlices { theta: &mut theta, m: &mut m, v: &mut v },
-///     co, &mut ya, &mut yd);
-/// assert_eq!((ya, yd), ([2.0], [6.0])); // old θ = 2
+/// backward_pair_adam(1, pair, AdamSlices { theta: &mut theta, m: &mut m, v: &mut v }, co, &mut zad);
+/// assert_eq!(zad, [2.0, 6.0]);          // old θ = 2
 /// assert_eq!((m, v), ([0.5], [0.25]));  // g = 1
 /// assert_eq!(theta, [1.0]);             // 2 − 0.5/√0.25
 /// ```
-#[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn backward_pair_adam<T: Float + 'static>(
     k: usize,
-    perm: &[u32],
-    pair: OuterPair<'_, T>,
+    pair: GatheredPair<'_, T>,
     state: AdamSlices<'_, T>,
     coefficients: AdamCoefficients<T>,
-    ya: &mut [T],
-    yd: &mut [T],
+    zad: &mut [T],
 ) {
-    Kernels::selected().backward_pair_adam(k, perm, pair, state, coefficients, ya, yd);
+    Kernels::selected().backward_pair_adam(k, pair, state, coefficients, zad);
 }
 
 /// `Y = B X` for `cols` right-hand sides at once: `X` and `Y` are `h × cols`, row-major

@@ -4,8 +4,8 @@
 
 use num_traits::Float;
 
-use super::check::{adam_shapes, pair_shapes, square, vec_eq};
-use super::{AdamCoefficients, AdamSlices, OuterPair};
+use super::check::{adam_shapes, gathered_shapes, pair_shapes, square, vec_eq};
+use super::{AdamCoefficients, AdamSlices, GatheredPair, OuterPair};
 
 /// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`.
 #[track_caller]
@@ -102,35 +102,116 @@ pub fn outer_pair<T: Float>(k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
     }
 }
 
-/// The fused layer step: with the old `θ`, `ya = Pᵀ θᵀ a` and `yd = Pᵀ θᵀ d`; then with
-/// `g = s·(a_b c_bᵀ + d_b e_bᵀ)` per block, the Keras-Adam update
+/// `z = Bᵀ Q w`: `z_b[c] = Σ_r B_b[r][c] ŵ_b[r]` with `ŵ[j] = w[q(j)]` (`ŵ = w` without an
+/// index).
+#[track_caller]
+pub fn layer_backward_gathered<T: Float>(
+    k: usize,
+    blocks: &[T],
+    index: Option<&[u32]>,
+    w: &[T],
+    z: &mut [T],
+) {
+    square(k, blocks.len(), w.len());
+    vec_eq("z", w.len(), z.len());
+    if let Some(q) = index {
+        vec_eq("index", w.len(), q.len());
+    }
+    let at = |j: usize| index.map_or(w[j], |q| w[q[j] as usize]);
+    for b in 0..w.len() / k {
+        for c in 0..k {
+            let mut acc = T::zero();
+            for r in 0..k {
+                acc = acc + blocks[b * k * k + r * k + c] * at(b * k + r);
+            }
+            z[b * k + c] = acc;
+        }
+    }
+}
+
+/// `z_a = θᵀ â`, `z_d = θᵀ d̂` interleaved into `zad`, and `grad_b = s·(â_b c_bᵀ + d̂_b e_bᵀ)`,
+/// with `â_j = ad[2q(j)]`, `d̂_j = ad[2q(j)+1]` (see [`GatheredPair`]).
+#[track_caller]
+pub fn backward_pair_gradient<T: Float>(
+    k: usize,
+    pair: GatheredPair<'_, T>,
+    theta: &[T],
+    grad: &mut [T],
+    zad: &mut [T],
+) {
+    gathered_shapes(k, &pair, theta.len(), zad.len());
+    vec_eq("grad", theta.len(), grad.len());
+    let GatheredPair {
+        scale,
+        ad,
+        index,
+        c,
+        e,
+    } = pair;
+    let src = |j: usize| index.map_or(j, |q| q[j] as usize);
+    let (a, d) = (|j: usize| ad[2 * src(j)], |j: usize| ad[2 * src(j) + 1]);
+    for b in 0..c.len() / k {
+        for col in 0..k {
+            let (mut sa, mut sd) = (T::zero(), T::zero());
+            for r in 0..k {
+                sa = sa + theta[b * k * k + r * k + col] * a(b * k + r);
+                sd = sd + theta[b * k * k + r * k + col] * d(b * k + r);
+            }
+            zad[2 * (b * k + col)] = sa;
+            zad[2 * (b * k + col) + 1] = sd;
+        }
+        for r in 0..k {
+            for col in 0..k {
+                grad[b * k * k + r * k + col] =
+                    scale * (a(b * k + r) * c[b * k + col] + d(b * k + r) * e[b * k + col]);
+            }
+        }
+    }
+}
+
+/// [`backward_pair_gradient`] with the old `θ`, then per element the Keras-Adam update
 /// `M ← β₁M + (1−β₁)g`, `V ← β₂V + (1−β₂)g²`, `θ ← θ − rate·M/(√V + ε)`.
-#[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn backward_pair_adam<T: Float>(
     k: usize,
-    perm: &[u32],
-    pair: OuterPair<'_, T>,
+    pair: GatheredPair<'_, T>,
     state: AdamSlices<'_, T>,
     coefficients: AdamCoefficients<T>,
-    ya: &mut [T],
-    yd: &mut [T],
+    zad: &mut [T],
 ) {
-    adam_shapes(k, perm, &pair, &state, ya.len(), yd.len());
+    adam_shapes(k, &pair, &state, zad.len());
     let AdamSlices { theta, m, v } = state;
-    layer_backward_pair(k, theta, perm, pair.a, pair.d, ya, yd);
     let AdamCoefficients {
         beta1,
         beta2,
         epsilon,
         rate,
     } = coefficients;
-    let OuterPair { scale, a, c, d, e } = pair;
-    for b in 0..a.len() / k {
+    let GatheredPair {
+        scale,
+        ad,
+        index,
+        c,
+        e,
+    } = pair;
+    let src = |j: usize| index.map_or(j, |q| q[j] as usize);
+    let (a, d) = (|j: usize| ad[2 * src(j)], |j: usize| ad[2 * src(j) + 1]);
+    let kk = k * k;
+    for b in 0..c.len() / k {
+        // The backward products with this block's old θ, then its update.
+        for col in 0..k {
+            let (mut sa, mut sd) = (T::zero(), T::zero());
+            for r in 0..k {
+                sa = sa + theta[b * kk + r * k + col] * a(b * k + r);
+                sd = sd + theta[b * kk + r * k + col] * d(b * k + r);
+            }
+            zad[2 * (b * k + col)] = sa;
+            zad[2 * (b * k + col) + 1] = sd;
+        }
         for r in 0..k {
             for col in 0..k {
-                let i = b * k * k + r * k + col;
-                let g = scale * (a[b * k + r] * c[b * k + col] + d[b * k + r] * e[b * k + col]);
+                let i = b * kk + r * k + col;
+                let g = scale * (a(b * k + r) * c[b * k + col] + d(b * k + r) * e[b * k + col]);
                 m[i] = beta1 * m[i] + (T::one() - beta1) * g;
                 v[i] = beta2 * v[i] + (T::one() - beta2) * g * g;
                 theta[i] = theta[i] - rate * m[i] / (v[i].sqrt() + epsilon);
