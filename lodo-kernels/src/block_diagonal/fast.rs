@@ -67,6 +67,20 @@ fn transpose_pair_fixed<T: Float, const FMA: bool, const K: usize>(
     (sa, sd)
 }
 
+/// `y = B_b x_b` for one `K × K` block (`K > 0`): `y[r] = Σ_c B[r][c]·x[c]` summed in the
+/// reference order `c = 0, …, K−1`, written column by column so the `K` outputs advance together
+/// (no horizontal sums).
+#[inline(always)]
+fn block_fixed<T: Float, const FMA: bool, const K: usize>(bb: &[T], xb: &[T]) -> [T; K] {
+    let mut y = [T::zero(); K];
+    for (c, &xc) in xb.iter().enumerate().take(K) {
+        for (r, yr) in y.iter_mut().enumerate() {
+            *yr = madd::<T, FMA>(bb[r * K + c], xc, *yr);
+        }
+    }
+    y
+}
+
 /// `y = B_bᵀ w_b` for one `K × K` block (`K > 0`), as [`transpose_pair_fixed`].
 #[inline(always)]
 fn transpose_fixed<T: Float, const FMA: bool, const K: usize>(bb: &[T], wb: &[T]) -> [T; K] {
@@ -92,6 +106,10 @@ pub(crate) fn matvec<T: Float, const FMA: bool, const K: usize>(
         .zip(x.chunks_exact(k))
         .zip(y.chunks_exact_mut(k))
     {
+        if K > 0 {
+            yb.copy_from_slice(&block_fixed::<T, FMA, K>(bb, xb));
+            continue;
+        }
         for (row, yr) in bb.chunks_exact(k).zip(yb.iter_mut()) {
             let mut acc = T::zero();
             for (&brc, &xc) in row.iter().zip(xb) {
@@ -151,6 +169,10 @@ pub(crate) fn layer_forward_into<T: Float, const FMA: bool, const K: usize>(
         prefetch_block(x, perm, (b + PREFETCH_BLOCKS) * k, k);
         for (pc, &j) in pb.iter_mut().zip(pib) {
             *pc = x[j as usize];
+        }
+        if K > 0 {
+            yb.copy_from_slice(&block_fixed::<T, FMA, K>(bb, pb));
+            continue;
         }
         for (row, yr) in bb.chunks_exact(k).zip(yb.iter_mut()) {
             let mut acc = T::zero();
