@@ -10,7 +10,15 @@
 //! 2. **LODO step at n = 1e6** (f32, f64; `N = 16`, `k = 4`, `h = 2n`): the minimum traffic a step
 //!    must move, `θ, M, V` each read and written once = `6·N·h·k·sizeof(F)` bytes, divided by the
 //!    measured step time, as a fraction of the copy bandwidth.
-//! 3. **LODO step at n = 1e4** (state in cache): GFLOP/s against the core's FMA peak.
+//! 3. **The data-movement floor of the step's design** at n = 1e6, from two figures measured in
+//!    the same run: one random gather of `h` numbers (`P x` with this layer size, on the SIMD
+//!    path) and the copy bandwidth. A step makes `4N` such passes (forward of `g`, the
+//!    hypergradient sweep whose two streams share one gather, forward and backward of the new `m`)
+//!    and reads `θ` four times and writes it once, and `M`, `V` once each way:
+//!    `9·N·h·k·sizeof(F)` bytes. `floor = 4N·t_gather + 9·NhkF / copy bw` assumes nothing
+//!    overlaps; its fraction of the copy bandwidth by the measure (`6NhkF/floor`) is an
+//!    estimate of the best this design can report here, not a bound proved for every machine.
+//! 4. **LODO step at n = 1e4** (state in cache): GFLOP/s against the core's FMA peak.
 //!
 //! Each figure is printed for the reference kernel path and for the best SIMD path, switched
 //! in-process with `lodo_kernels::dispatch::force`. Timed: `lodo` (`Lodo::step`: hypergradient
@@ -152,6 +160,18 @@ fn measure<T: Real>(n: usize, paths: &[Path], reps: usize) -> Vec<Row> {
     rows
 }
 
+/// One random gather of `h` numbers on `path` (best of 5), and the floor
+/// `4N·t_gather + 9·weight_bytes / copy bandwidth` (see the module docs).
+fn design_floor<T: Real>(h: usize, weight_bytes: usize, copy_gbs: f64, path: Path) -> (f64, f64) {
+    let kernels = Kernels::new(path).expect("available");
+    let perm = Stream::new(3).permutation(h);
+    let x: Vec<T> = (0..h).map(|i| T::from(i % 1000).expect("f64")).collect();
+    let mut y = vec![T::zero(); h];
+    let (t_gather, _) = time_steps(1, 5, |_| kernels.gather(&perm, black_box(&x), &mut y));
+    let stream = 9.0 * weight_bytes as f64 / (copy_gbs * 1e9);
+    (t_gather, 4.0 * LAYERS as f64 * t_gather + stream)
+}
+
 fn cpu_mhz() -> Option<f64> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     info.lines()
@@ -246,6 +266,15 @@ fn report<T: Real>(name: &str, bytes: usize, copy_gbs: f64, simd: Path, quick: b
             100.0 * gbs / copy_gbs
         );
     }
+    let (t_gather, floor) = design_floor::<T>(h, weights * bytes, copy_gbs, simd);
+    let floor_gbs = min_bytes / floor / 1e9;
+    println!(
+        "| data-movement floor | 4N gathers of h ({:.2} ms each, {:.2} ns per number) + 9NhkF at copy bw | {:.1} ms | - | {floor_gbs:.2} GB/s | {:.1}% |",
+        t_gather * 1e3,
+        t_gather / h as f64 * 1e9,
+        floor * 1e3,
+        100.0 * floor_gbs / copy_gbs
+    );
     let small = 10_000;
     let h = 2 * small;
     let flops = 26.0 * (LAYERS * h * K) as f64 + 5.0 * small as f64;
