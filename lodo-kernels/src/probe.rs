@@ -4,7 +4,9 @@
 
 use num_traits::Float;
 
-use crate::dispatch::{Kernels, Path};
+use crate::dispatch::Kernels;
+#[cfg(target_arch = "x86_64")]
+use crate::dispatch::Path;
 
 /// Chains of independent accumulators, enough to cover FMA latency × ports on current cores.
 const CHAINS: usize = 8;

@@ -9,7 +9,9 @@ pub mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use crate::dispatch::{Kernels, Path, is_native};
+use crate::dispatch::Kernels;
+#[cfg(target_arch = "x86_64")]
+use crate::dispatch::{Path, is_native};
 
 #[track_caller]
 #[inline]
