@@ -8,6 +8,12 @@
 //! 10% of a common wall-clock budget (`--seconds`, default: the shortest run's training time),
 //! the test loss (mean over every query position of the first `--test-images` test digits, as
 //! the authors' `evaluate_loss_on_dataset`), steps/s and diverged runs.
+//!
+//! With `--tune`, the harness's evolution strategy ([`crate::tune::tune`]) first tunes LODO's α₀
+//! and η (and β with `--tune-beta`) and each baseline's learning rate at a reduced scale
+//! (`--tune-generations` × `--tune-population` candidates of `--tune-steps` steps at batch
+//! `--tune-batch`; σ from the end of the authors' schedule), starting from the given values; the
+//! experiment then runs with the tuned values, and the report lists them. See `lodo-bench/MNIST.md`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,10 +25,12 @@ use lodo_core::{DiagonalLodo, GlobalLodo, Lodo, LodoConfig, ResidualLodo};
 use super::idx::Mnist;
 use super::net::{self, PIX, SIDE};
 use super::task::MnistTask;
-use crate::baselines::{Lars, Momentum, RmsProp, Yogi};
+use crate::baselines::{HyperParam, Lars, Momentum, RmsProp, Scale, Yogi};
+use crate::experiment::derive_seed;
 use crate::plot::{LineChart, Series};
 use crate::report::{file_stem, fmt_num, write_atomic, write_csv};
 use crate::task::{FirstOrder, Minimizer, Task};
+use crate::tune::{Generation, TuneOutcome, rosenbrock_schedule, tune};
 
 /// Options of `lodo-bench mnist`.
 #[derive(clap::Args, Debug, Clone)]
@@ -71,6 +79,42 @@ pub struct MnistArgs {
     /// LODO's momentum β (authors' MNIST tuning: 0.934).
     #[arg(long, default_value_t = 0.934)]
     pub beta: f64,
+    /// Adam's learning rate (authors' default 1e-3).
+    #[arg(long, default_value_t = 1e-3)]
+    pub adam_lr: f64,
+    /// Momentum's (Keras SGD) learning rate (authors' default 0.01).
+    #[arg(long, default_value_t = 0.01)]
+    pub momentum_lr: f64,
+    /// RMSprop's learning rate (authors' default 1e-3).
+    #[arg(long, default_value_t = 1e-3)]
+    pub rmsprop_lr: f64,
+    /// Yogi's learning rate (authors' default 1e-3).
+    #[arg(long, default_value_t = 1e-3)]
+    pub yogi_lr: f64,
+    /// LARS's learning rate (authors' default 1e-3).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lars_lr: f64,
+    /// Tune first, with the harness's evolution strategy at reduced scale (`--tune-*`), starting
+    /// from the values above: LODO's α₀ and η (and β with `--tune-beta`), each baseline's
+    /// learning rate; then run the experiment with the tuned values (ablations and sweeps take
+    /// LODO's). Writes `tuned.json` and `tuning.csv`.
+    #[arg(long)]
+    pub tune: bool,
+    /// With `--tune`: tune LODO's β too.
+    #[arg(long)]
+    pub tune_beta: bool,
+    /// Batch size of a tuning run.
+    #[arg(long, default_value_t = 32)]
+    pub tune_batch: usize,
+    /// Steps of a tuning run.
+    #[arg(long, default_value_t = 30)]
+    pub tune_steps: u64,
+    /// Candidates per tuning generation.
+    #[arg(long, default_value_t = 6)]
+    pub tune_population: usize,
+    /// Tuning generations (1–10): the last ones of the authors' σ schedule.
+    #[arg(long, default_value_t = 3)]
+    pub tune_generations: usize,
     /// Test digits for the test loss (each evaluated at all 784 query positions; 0 = all).
     #[arg(long, default_value_t = 8)]
     pub test_images: usize,
@@ -125,8 +169,8 @@ fn lodo_spec(label: &str, variant: LodoVariant, beta: f64, layers: usize, block:
     }
 }
 
-fn specs(args: &MnistArgs) -> anyhow::Result<Vec<Spec>> {
-    let b = args.beta;
+fn specs(args: &MnistArgs, beta: f64) -> anyhow::Result<Vec<Spec>> {
+    let b = beta;
     let mut names = args.optimizers.clone();
     if args.ablations {
         for a in [
@@ -225,7 +269,43 @@ fn lars_layer_starts() -> Vec<usize> {
     t.chunks(2).map(|pair| pair[0].0).collect()
 }
 
-fn build(spec: &Spec, args: &MnistArgs, seed: u64) -> anyhow::Result<Box<dyn Minimizer<f32>>> {
+/// The hyperparameters the optimizers are built with: the command line's (authors' values by
+/// default), or the tuned ones.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Hyper {
+    alpha0: f64,
+    meta_lr: f64,
+    beta: f64,
+    adam_lr: f64,
+    momentum_lr: f64,
+    rmsprop_lr: f64,
+    yogi_lr: f64,
+    lars_lr: f64,
+}
+
+impl Hyper {
+    fn from_args(a: &MnistArgs) -> Self {
+        Self {
+            alpha0: a.alpha0,
+            meta_lr: a.meta_lr,
+            beta: a.beta,
+            adam_lr: a.adam_lr,
+            momentum_lr: a.momentum_lr,
+            rmsprop_lr: a.rmsprop_lr,
+            yogi_lr: a.yogi_lr,
+            lars_lr: a.lars_lr,
+        }
+    }
+}
+
+/// `spec` built with `h` (LODO's β comes from the spec, for the sweeps); `total_steps` is
+/// LARS's schedule length.
+fn build(
+    spec: &Spec,
+    h: &Hyper,
+    total_steps: u64,
+    seed: u64,
+) -> anyhow::Result<Box<dyn Minimizer<f32>>> {
     let n = net::N_PARAMS;
     Ok(match spec.kind {
         Kind::Lodo {
@@ -239,8 +319,8 @@ fn build(spec: &Spec, args: &MnistArgs, seed: u64) -> anyhow::Result<Box<dyn Min
                 c = LodoConfig::residual();
             }
             c = c
-                .with_alpha0(args.alpha0 as f32)?
-                .with_meta_lr(args.meta_lr as f32)?
+                .with_alpha0(h.alpha0 as f32)?
+                .with_meta_lr(h.meta_lr as f32)?
                 .with_beta(beta as f32)?;
             if !matches!(variant, LodoVariant::Residual) {
                 c = c.with_layers(layers)?.with_block_size(block)?;
@@ -263,20 +343,371 @@ fn build(spec: &Spec, args: &MnistArgs, seed: u64) -> anyhow::Result<Box<dyn Min
                 }
             }
         }
-        // The authors' defaults (`training/hyperparameter_setup.py`).
-        Kind::Adam => Box::new(FirstOrder::new(lodo_core::Adam::<f32>::new(n, 1e-3)?)),
-        Kind::Momentum => Box::new(FirstOrder::new(Momentum::<f32>::new(n, 0.01, 0.0)?)),
-        Kind::RmsProp => Box::new(FirstOrder::new(RmsProp::<f32>::new(n, 1e-3, 0.9, 0.0)?)),
-        Kind::Yogi => Box::new(FirstOrder::new(Yogi::<f32>::new(n, 1e-3, 0.9, 0.999)?)),
+        // The other hyperparameters at the authors' defaults (`training/hyperparameter_setup.py`).
+        Kind::Adam => Box::new(FirstOrder::new(lodo_core::Adam::<f32>::new(
+            n,
+            h.adam_lr as f32,
+        )?)),
+        Kind::Momentum => Box::new(FirstOrder::new(Momentum::<f32>::new(
+            n,
+            h.momentum_lr as f32,
+            0.0,
+        )?)),
+        Kind::RmsProp => Box::new(FirstOrder::new(RmsProp::<f32>::new(
+            n,
+            h.rmsprop_lr as f32,
+            0.9,
+            0.0,
+        )?)),
+        Kind::Yogi => Box::new(FirstOrder::new(Yogi::<f32>::new(
+            n,
+            h.yogi_lr as f32,
+            0.9,
+            0.999,
+        )?)),
         Kind::Lars => Box::new(FirstOrder::new(Lars::<f32>::new(
             n,
-            1e-3,
+            h.lars_lr as f32,
             0.9,
             5e-4,
-            args.steps,
+            total_steps,
             &lars_layer_starts(),
         )?)),
     })
+}
+
+/// A finished training run: `(step, seconds since start, training loss)` per step.
+struct Trained {
+    curve: Vec<(u64, f64, f64)>,
+    diverged: bool,
+    train_seconds: f64,
+    params: Vec<f32>,
+}
+
+/// Trains `spec` (built with `h`) for `steps` steps of batch `batch` from the seeded initial
+/// network; stops at the first non-finite loss, gradient or step (diverged). Logs every 10
+/// steps if `log`.
+fn train(
+    spec: &Spec,
+    h: &Hyper,
+    images: &Arc<Vec<u8>>,
+    batch: usize,
+    steps: u64,
+    seed: u64,
+    log: bool,
+) -> anyhow::Result<Trained> {
+    let mut task = MnistTask::new(images.clone(), batch, seed)?;
+    let mut x: Vec<f32> = Task::<f32>::initial_point(&task);
+    let mut m = build(spec, h, steps, seed)?;
+    let mut curve = Vec::with_capacity(steps as usize);
+    let mut diverged = false;
+    let start = Instant::now();
+    for step in 1..=steps {
+        match m.iterate(&mut task, &mut x) {
+            Ok(loss) if loss.is_finite() => {
+                curve.push((step, start.elapsed().as_secs_f64(), f64::from(loss)));
+            }
+            _ => {
+                diverged = true;
+                break;
+            }
+        }
+        if log && (step % 10 == 0 || step == steps) {
+            let last = curve.len().saturating_sub(10);
+            let recent: Vec<f64> = curve[last..].iter().map(|p| p.2).collect();
+            eprintln!(
+                "[mnist] {} seed {seed}: step {step}/{steps} loss(10-step mean) {:.4}  {:.1}s",
+                spec.label,
+                mean(&recent),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(Trained {
+        curve,
+        diverged,
+        train_seconds: start.elapsed().as_secs_f64(),
+        params: x,
+    })
+}
+
+/// The optimizers `--tune` tunes, each with the hyperparameters it tunes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tunable {
+    Lodo,
+    Adam,
+    Momentum,
+    RmsProp,
+    Yogi,
+    Lars,
+}
+
+impl Tunable {
+    /// Which tuning a spec's hyperparameters come from (LODO's ablations and sweeps: LODO's).
+    fn of(kind: &Kind) -> Self {
+        match kind {
+            Kind::Lodo { .. } => Self::Lodo,
+            Kind::Adam => Self::Adam,
+            Kind::Momentum => Self::Momentum,
+            Kind::RmsProp => Self::RmsProp,
+            Kind::Yogi => Self::Yogi,
+            Kind::Lars => Self::Lars,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Lodo => "LODO",
+            Self::Adam => "Adam",
+            Self::Momentum => "Momentum",
+            Self::RmsProp => "RMSprop",
+            Self::Yogi => "Yogi",
+            Self::Lars => "LARS",
+        }
+    }
+
+    /// The tuned hyperparameters (names as in the harness registry) with their current values
+    /// in `h` as defaults.
+    fn params(self, h: &Hyper, tune_beta: bool) -> Vec<HyperParam> {
+        let p = |name, default, scale| HyperParam {
+            name,
+            default,
+            scale,
+        };
+        match self {
+            Self::Lodo => {
+                let mut v = vec![
+                    p("initial_lr", h.alpha0, Scale::Log),
+                    p("meta_lr", h.meta_lr, Scale::Log),
+                ];
+                if tune_beta {
+                    v.push(p("beta", h.beta, Scale::Decay));
+                }
+                v
+            }
+            Self::Adam => vec![p("lr", h.adam_lr, Scale::Log)],
+            Self::Momentum => vec![p("lr", h.momentum_lr, Scale::Log)],
+            Self::RmsProp => vec![p("lr", h.rmsprop_lr, Scale::Log)],
+            Self::Yogi => vec![p("lr", h.yogi_lr, Scale::Log)],
+            Self::Lars => vec![p("lr", h.lars_lr, Scale::Log)],
+        }
+    }
+
+    /// `h` with this optimizer's tuned hyperparameters set to `v` (in [`Self::params`] order).
+    fn apply(self, h: &Hyper, v: &[f64]) -> Hyper {
+        let mut h = *h;
+        match self {
+            Self::Lodo => {
+                h.alpha0 = v[0];
+                h.meta_lr = v[1];
+                if let Some(&b) = v.get(2) {
+                    h.beta = b;
+                }
+            }
+            Self::Adam => h.adam_lr = v[0],
+            Self::Momentum => h.momentum_lr = v[0],
+            Self::RmsProp => h.rmsprop_lr = v[0],
+            Self::Yogi => h.yogi_lr = v[0],
+            Self::Lars => h.lars_lr = v[0],
+        }
+        h
+    }
+
+    /// The configuration a tuning run trains.
+    fn spec(self, h: &Hyper) -> Spec {
+        let kind = match self {
+            Self::Lodo => {
+                return lodo_spec("LODO", LodoVariant::Block, h.beta, 16, 4);
+            }
+            Self::Adam => Kind::Adam,
+            Self::Momentum => Kind::Momentum,
+            Self::RmsProp => Kind::RmsProp,
+            Self::Yogi => Kind::Yogi,
+            Self::Lars => Kind::Lars,
+        };
+        Spec {
+            label: self.label().into(),
+            kind,
+        }
+    }
+}
+
+/// The tuning schedule: the last `generations` σ's of the authors' Rosenbrock schedule
+/// (3, 3, 3, 2.5, 2, 1.5, 1, 0.75, 0.5, 0.3), each generation `population` candidates of `steps`
+/// steps. The start values are already tuned (the authors' MNIST values), so the fine end of
+/// their σ sequence is the part that applies.
+fn tune_schedule(generations: usize, steps: u64, population: usize) -> Vec<Generation> {
+    let base = rosenbrock_schedule();
+    base[base.len() - generations.min(base.len())..]
+        .iter()
+        .map(|g| Generation {
+            sigma: g.sigma,
+            steps,
+            population,
+        })
+        .collect()
+}
+
+/// One optimizer's tuning.
+struct Tuning {
+    opt: Tunable,
+    params: Vec<HyperParam>,
+    outcome: TuneOutcome,
+    seconds: f64,
+}
+
+/// Tunes every optimizer `specs` need, from `h`; returns `h` with the tuned values and the
+/// tunings. A candidate is scored by the mean training loss over the last 10% of its steps
+/// (`+∞` if it diverged or its values are out of range).
+fn tune_all(
+    args: &MnistArgs,
+    specs: &[Spec],
+    h: &Hyper,
+    images: &Arc<Vec<u8>>,
+) -> anyhow::Result<(Hyper, Vec<Tuning>)> {
+    let mut needed: Vec<Tunable> = Vec::new();
+    for s in specs {
+        let t = Tunable::of(&s.kind);
+        if !needed.contains(&t) {
+            needed.push(t);
+        }
+    }
+    let schedule = tune_schedule(args.tune_generations, args.tune_steps, args.tune_population);
+    let mut tuned = *h;
+    let mut out = Vec::new();
+    for (i, &opt) in needed.iter().enumerate() {
+        let params = opt.params(h, args.tune_beta);
+        let start: Vec<f64> = params.iter().map(|p| p.default).collect();
+        let t0 = Instant::now();
+        let seed = derive_seed(args.seed, &[0x6d6e_6973_7475_6e65, i as u64]);
+        let outcome = tune(&params, &start, &schedule, seed, |values, steps, s| {
+            let hv = opt.apply(h, values);
+            let spec = opt.spec(&hv);
+            let score = match train(&spec, &hv, images, args.tune_batch, steps, s, false) {
+                Ok(t) => final_window(&t.curve, t.diverged, steps),
+                // Out-of-range values (rejected by the optimizer) score as diverged.
+                Err(_) => f64::INFINITY,
+            };
+            eprintln!(
+                "[mnist tune] {} {} → score {score:.4}",
+                opt.label(),
+                params
+                    .iter()
+                    .zip(values)
+                    .map(|(p, v)| format!("{}={v:.4e}", p.name))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            Ok::<f64, anyhow::Error>(score)
+        })?;
+        let seconds = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "[mnist tune] {} tuned: {:?} ({seconds:.1}s)",
+            opt.label(),
+            outcome.best
+        );
+        tuned = opt.apply(&tuned, &outcome.best);
+        out.push(Tuning {
+            opt,
+            params,
+            outcome,
+            seconds,
+        });
+    }
+    Ok((tuned, out))
+}
+
+/// A hyperparameter value as the report and `tuned.json` readers compare it.
+fn fmt_hp(x: f64) -> String {
+    format!("{x:.4e}")
+}
+
+/// The report's tuning section.
+fn tuning_markdown(args: &MnistArgs, tunings: &[Tuning]) -> String {
+    let schedule = tune_schedule(args.tune_generations, args.tune_steps, args.tune_population);
+    let sigmas: Vec<String> = schedule.iter().map(|g| g.sigma.to_string()).collect();
+    let total: f64 = tunings.iter().map(|t| t.seconds).sum();
+    let mut md = format!(
+        "\n## Tuning\n\nThe harness's evolution strategy (`lodo_bench::tune`, the authors' \
+         `hyperparameter_tuning_parent2.py`) at reduced scale: {} generation(s) × {} candidates, \
+         each candidate {} steps at batch {} from its own seeded initial network and batches; \
+         score = mean training loss over the last 10% of its steps (∞ if diverged); σ = [{}] in \
+         normalised coordinates (log for learning rates, log(1−β) for β), the last generations \
+         of the authors' schedule; the next mean is the mean of the best half. Start: the values \
+         given (by default the authors' MNIST values for LODO and their defaults for the \
+         baselines). The ablations and sweeps use LODO's tuned values. Tuning took {:.0} s. All \
+         candidates: `tuning.csv`; the values: `tuned.json`.\n\n\
+         | optimizer | hyperparameter | start | tuned | best score, last generation | seconds |\n\
+         |---|---|---|---|---|---|\n",
+        schedule.len(),
+        args.tune_population,
+        args.tune_steps,
+        args.tune_batch,
+        sigmas.join(", "),
+        total
+    );
+    for t in tunings {
+        let best_last = t.outcome.generations.last().map_or(f64::NAN, |g| {
+            g.iter().map(|c| c.score).fold(f64::INFINITY, f64::min)
+        });
+        for (j, p) in t.params.iter().enumerate() {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {:.0} |\n",
+                t.opt.label(),
+                p.name,
+                fmt_hp(p.default),
+                fmt_hp(t.outcome.best[j]),
+                fmt_num(best_last),
+                t.seconds
+            ));
+        }
+    }
+    md
+}
+
+/// Writes `tuned.json` (`{optimizer: {hyperparameter: value}}`) and `tuning.csv` (every
+/// candidate).
+fn write_tuning(out: &Path, tunings: &[Tuning]) -> anyhow::Result<()> {
+    let mut json = serde_json::Map::new();
+    let mut rows = Vec::new();
+    for t in tunings {
+        let mut o = serde_json::Map::new();
+        for (p, v) in t.params.iter().zip(&t.outcome.best) {
+            o.insert(p.name.into(), serde_json::json!(v));
+        }
+        json.insert(t.opt.label().into(), serde_json::Value::Object(o));
+        for (g, cands) in t.outcome.generations.iter().enumerate() {
+            for (i, c) in cands.iter().enumerate() {
+                for (p, v) in t.params.iter().zip(&c.values) {
+                    rows.push(vec![
+                        t.opt.label().to_string(),
+                        g.to_string(),
+                        i.to_string(),
+                        p.name.to_string(),
+                        format!("{v:e}"),
+                        format!("{:e}", c.score),
+                    ]);
+                }
+            }
+        }
+    }
+    write_atomic(
+        &out.join("tuned.json"),
+        serde_json::to_string_pretty(&serde_json::Value::Object(json))?.as_bytes(),
+    )?;
+    write_csv(
+        &out.join("tuning.csv"),
+        &[
+            "optimizer",
+            "generation",
+            "candidate",
+            "hyperparameter",
+            "value",
+            "score",
+        ],
+        &rows,
+    )?;
+    Ok(())
 }
 
 /// One finished run.
@@ -300,14 +731,14 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
-/// Mean loss over the final 10% of the step budget (`+∞` if diverged).
-fn final_window_steps(r: &Run, steps: u64) -> f64 {
-    if r.diverged {
+/// Mean loss over the final 10% (at least one step) of the step budget (`+∞` if diverged).
+fn final_window(curve: &[(u64, f64, f64)], diverged: bool, steps: u64) -> f64 {
+    if diverged {
         return f64::INFINITY;
     }
     let from = steps - (steps / 10).max(1);
     mean(
-        &r.curve
+        &curve
             .iter()
             .filter(|p| p.0 > from)
             .map(|p| p.2)
@@ -408,6 +839,7 @@ fn write_outputs(
     runs: &[Run],
     header: &str,
     specs: &[Spec],
+    footer: &str,
 ) -> anyhow::Result<()> {
     let out = &args.out;
     // curves.csv
@@ -450,7 +882,7 @@ fn write_outputs(
         }
         let a: Vec<f64> = rs
             .iter()
-            .map(|r| final_window_steps(r, args.steps))
+            .map(|r| final_window(&r.curve, r.diverged, args.steps))
             .collect();
         let b: Vec<f64> = rs.iter().map(|r| final_window_time(r, wall)).collect();
         let t: Vec<f64> = rs.iter().map(|r| r.test_loss).collect();
@@ -518,7 +950,7 @@ fn write_outputs(
     };
     chart("step", by_step).draw(&out.join("curves_step"))?;
     chart("seconds", by_time).draw(&out.join("curves_time"))?;
-    if let Some((l, r)) = best {
+    if let (Some((l, r)), true) = (best, args.samples > 0) {
         md.push_str(&format!(
             "\nDigits sampled from the {} network (seed {}, test loss {}): `digits.png`.\n",
             r.label,
@@ -529,19 +961,39 @@ fn write_outputs(
     md.push_str(
         "\nFiles: `curves.csv` (every step), `curves_step.{svg,png}`, `curves_time.{svg,png}`.\n",
     );
+    md.push_str(footer);
     write_atomic(&out.join("report.md"), md.as_bytes())?;
     Ok(())
 }
 
-/// Runs the MNIST experiment.
+/// Runs the MNIST experiment (tuning first with `--tune`).
 ///
 /// # Errors
 /// Bad options, unreadable or malformed data, unwritable output folder.
 pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
     anyhow::ensure!(args.steps > 0, "--steps must be positive");
     anyhow::ensure!(args.batch > 0, "--batch must be positive");
     anyhow::ensure!(args.runs > 0, "--runs must be positive");
-    let specs = specs(args)?;
+    if args.tune {
+        anyhow::ensure!(args.tune_steps > 0, "--tune-steps must be positive");
+        anyhow::ensure!(args.tune_batch > 0, "--tune-batch must be positive");
+        anyhow::ensure!(
+            args.tune_population >= 2,
+            "--tune-population must be at least 2"
+        );
+        anyhow::ensure!(
+            (1..=10).contains(&args.tune_generations),
+            "--tune-generations must be 1 to 10"
+        );
+    }
+    let mut hyper = Hyper::from_args(args);
+    // Validates the names and values before any work.
+    let mut specs = specs(args, hyper.beta)?;
+    for s in &specs {
+        build(s, &hyper, args.steps, 0)
+            .with_context(|| format!("{}: bad hyperparameters", s.label))?;
+    }
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(t) = args.threads {
         anyhow::ensure!(t > 0, "--threads must be positive");
@@ -557,7 +1009,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
     let mnist = Mnist::load(&args.data)?;
     // The authors hold out the last 64 training digits for validation; we do the same.
     let n_train = mnist.train.n.saturating_sub(64).max(1);
-    let train = Arc::new(mnist.train.slice(0..n_train).pixels);
+    let train_images = Arc::new(mnist.train.slice(0..n_train).pixels);
     let n_test = if args.test_images == 0 {
         mnist.test.n
     } else {
@@ -565,15 +1017,31 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
     };
     let test = mnist.test.slice(0..n_test).pixels;
     let threads = pool.current_num_threads();
+
+    let mut tuning_md = String::new();
+    let mut tuning_seconds = 0.0;
+    let (mut lodo_tuned, mut baselines_tuned) = (false, false);
+    if args.tune {
+        let (tuned, tunings) = pool.install(|| tune_all(args, &specs, &hyper, &train_images))?;
+        hyper = tuned;
+        specs = self::specs(args, hyper.beta)?;
+        write_tuning(&args.out, &tunings)?;
+        tuning_md = tuning_markdown(args, &tunings);
+        tuning_seconds = tunings.iter().map(|t| t.seconds).sum();
+        lodo_tuned = tunings.iter().any(|t| t.opt == Tunable::Lodo);
+        baselines_tuned = tunings.iter().any(|t| t.opt != Tunable::Lodo);
+    }
+    let source =
+        |tuned: bool, what: &str| -> String { if tuned { "tuned".into() } else { what.into() } };
     let header = format!(
         "# MNIST autoregression (paper §5.2)\n\n\
          Model: the authors' 94,696-parameter residual CNN; batch {}; {} training digits from `{}` \
          (last 64 held out), test loss over {} test digits × 784 query positions; {} step(s) per \
          run, {} run(s) per optimizer, seed {}, {} thread(s), f32.\n\n\
-         LODO: α₀ = {}, η = {}, β = {} (the authors' MNIST tuning), N = 16, k = 4 unless named. \
-         Baselines at the authors' defaults: Adam η = 1e−3; Momentum η = 0.01, μ = 0; RMSprop \
-         η = 1e−3, ρ = 0.9; Yogi η = 1e−3 (β₁ 0.9, β₂ 0.999, ε 1e−3); LARS η = 1e−3, μ = 0.9, \
-         w = 5e−4, per layer.\n",
+         LODO: α₀ = {}, η = {} ({}), β = {} ({}), N = 16, k = 4 unless named. \
+         Baselines ({}; other hyperparameters at the authors' defaults): Adam η = {}; Momentum \
+         η = {}, μ = 0; RMSprop η = {}, ρ = 0.9; Yogi η = {} (β₁ 0.9, β₂ 0.999, ε 1e−3); LARS \
+         η = {}, μ = 0.9, w = 5e−4, per layer.\n{}",
         args.batch,
         n_train,
         args.data.display(),
@@ -582,50 +1050,40 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         args.runs,
         args.seed,
         threads,
-        args.alpha0,
-        args.meta_lr,
-        args.beta
+        fmt_hp(hyper.alpha0),
+        fmt_hp(hyper.meta_lr),
+        source(lodo_tuned, "the authors' MNIST tuning"),
+        fmt_hp(hyper.beta),
+        source(lodo_tuned && args.tune_beta, "the authors' MNIST tuning"),
+        source(baselines_tuned, "learning rates: the authors' defaults"),
+        fmt_hp(hyper.adam_lr),
+        fmt_hp(hyper.momentum_lr),
+        fmt_hp(hyper.rmsprop_lr),
+        fmt_hp(hyper.yogi_lr),
+        fmt_hp(hyper.lars_lr),
+        tuning_md
     );
+    let experiment_start = Instant::now();
     let mut runs: Vec<Run> = Vec::new();
     for spec in &specs {
         for r in 0..args.runs {
             let seed = args.seed + r as u64;
-            let mut task = MnistTask::new(train.clone(), args.batch, seed)?;
-            let mut x: Vec<f32> = Task::<f32>::initial_point(&task);
-            let mut m = build(spec, args, seed)?;
-            let mut curve = Vec::with_capacity(args.steps as usize);
-            let mut diverged = false;
-            let start = Instant::now();
-            pool.install(|| {
-                for step in 1..=args.steps {
-                    match m.iterate(&mut task, &mut x) {
-                        Ok(loss) if loss.is_finite() => {
-                            curve.push((step, start.elapsed().as_secs_f64(), f64::from(loss)));
-                        }
-                        _ => {
-                            diverged = true;
-                            break;
-                        }
-                    }
-                    if step % 10 == 0 || step == args.steps {
-                        let last = curve.len().saturating_sub(10);
-                        let recent: Vec<f64> = curve[last..].iter().map(|p| p.2).collect();
-                        eprintln!(
-                            "[mnist] {} seed {seed}: step {step}/{} loss(10-step mean) {:.4}  {:.1}s",
-                            spec.label,
-                            args.steps,
-                            mean(&recent),
-                            start.elapsed().as_secs_f64()
-                        );
-                    }
-                }
-            });
-            let train_seconds = start.elapsed().as_secs_f64();
-            let test_loss = if diverged {
+            let t = pool.install(|| {
+                train(
+                    spec,
+                    &hyper,
+                    &train_images,
+                    args.batch,
+                    args.steps,
+                    seed,
+                    true,
+                )
+            })?;
+            let test_loss = if t.diverged {
                 f64::INFINITY
             } else {
                 let t0 = Instant::now();
-                let l = pool.install(|| net::dataset_loss(&x, &test));
+                let l = pool.install(|| net::dataset_loss(&t.params, &test));
                 eprintln!(
                     "[mnist] {} seed {seed}: test loss {l:.4} ({:.1}s)",
                     spec.label,
@@ -636,20 +1094,22 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
             runs.push(Run {
                 label: spec.label.clone(),
                 seed,
-                curve,
-                diverged,
-                train_seconds,
+                curve: t.curve,
+                diverged: t.diverged,
+                train_seconds: t.train_seconds,
                 test_loss,
-                params: x,
+                params: t.params,
             });
             // Complete, readable files after every run (an interrupted run keeps them).
-            write_outputs(args, &runs, &header, &specs)?;
+            write_outputs(args, &runs, &header, &specs, "")?;
             let stem = file_stem(&format!("{}_seed{seed}", spec.label));
             let last = runs.last().expect("just pushed");
             let bytes: Vec<u8> = last.params.iter().flat_map(|v| v.to_le_bytes()).collect();
             write_atomic(&args.out.join(format!("params_{stem}.f32le")), &bytes)?;
         }
     }
+    let experiment_seconds = experiment_start.elapsed().as_secs_f64();
+    let mut sampling_seconds = 0.0;
     if args.samples > 0 {
         let best = runs
             .iter()
@@ -659,15 +1119,24 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
             let t0 = Instant::now();
             let digits = pool.install(|| net::sample(&b.params, args.samples, args.seed));
             save_digit_grid(&digits, &args.out.join("digits.png"), 4)?;
+            sampling_seconds = t0.elapsed().as_secs_f64();
             eprintln!(
-                "[mnist] sampled {} digits from {} in {:.1}s → {}",
+                "[mnist] sampled {} digits from {} in {sampling_seconds:.1}s → {}",
                 args.samples,
                 b.label,
-                t0.elapsed().as_secs_f64(),
                 args.out.join("digits.png").display()
             );
         }
     }
+    let timing = format!(
+        "\nWall-clock ({threads} thread(s)): {:.0} s in all; tuning {:.0} s, training and test \
+         losses {:.0} s, sampling {:.0} s.\n",
+        started.elapsed().as_secs_f64(),
+        tuning_seconds,
+        experiment_seconds,
+        sampling_seconds
+    );
+    write_outputs(args, &runs, &header, &specs, &timing)?;
     eprintln!("[mnist] report: {}", args.out.join("report.md").display());
     Ok(())
 }

@@ -1,0 +1,168 @@
+//! `lodo-bench mnist --tune` end to end at a tiny scale: the tuner runs, `tuned.json` holds the
+//! best candidate of the (single) generation, and the experiment and report use the tuned values.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Parser;
+use lodo_bench::mnist::cli::{MnistArgs, run};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: MnistArgs,
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lodo-mnist-tune-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn args(out: &std::path::Path, optimizers: &str, extra: &[&str]) -> MnistArgs {
+    let mut argv = vec![
+        "mnist".to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--optimizers".into(),
+        optimizers.into(),
+        "--steps".into(),
+        "2".into(),
+        "--batch".into(),
+        "2".into(),
+        "--test-images".into(),
+        "1".into(),
+        "--samples".into(),
+        "0".into(),
+        "--threads".into(),
+        "1".into(),
+    ];
+    argv.extend(extra.iter().map(|s| (*s).to_string()));
+    Cli::try_parse_from(argv).unwrap().args
+}
+
+/// `(optimizer, hyperparameter) → (generation, candidate) → (value, score)` from `tuning.csv`.
+type Candidates = BTreeMap<(String, String), BTreeMap<(usize, usize), (f64, f64)>>;
+
+fn read_candidates(path: &std::path::Path) -> Candidates {
+    let mut out = Candidates::new();
+    let mut r = csv::Reader::from_path(path).unwrap();
+    for row in r.records() {
+        let row = row.unwrap();
+        let key = (row[0].to_string(), row[3].to_string());
+        let gc = (row[1].parse().unwrap(), row[2].parse().unwrap());
+        let v = (row[4].parse().unwrap(), row[5].parse().unwrap());
+        out.entry(key).or_default().insert(gc, v);
+    }
+    out
+}
+
+#[test]
+fn tuning_runs_and_its_values_reach_the_report() {
+    let out = out_dir("tiny");
+    let a = args(
+        &out,
+        "lodo,adam",
+        &[
+            "--tune",
+            "--tune-steps",
+            "3",
+            "--tune-batch",
+            "2",
+            "--tune-population",
+            "2",
+            "--tune-generations",
+            "1",
+        ],
+    );
+    run(&a).unwrap();
+    let tuned: BTreeMap<String, BTreeMap<String, f64>> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tuned.json")).unwrap()).unwrap();
+    let names: Vec<(&str, &str, f64)> = vec![
+        ("LODO", "initial_lr", a.alpha0),
+        ("LODO", "meta_lr", a.meta_lr),
+        ("Adam", "lr", a.adam_lr),
+    ];
+    assert_eq!(tuned.len(), 2, "{tuned:?}");
+    assert_eq!(tuned["LODO"].len(), 2, "β is not tuned without --tune-beta");
+    let cands = read_candidates(&out.join("tuning.csv"));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for (opt, hp, start) in names {
+        let v = tuned[opt][hp];
+        assert!(v.is_finite() && v > 0.0, "{opt} {hp} = {v}");
+        // With two candidates the next mean is the better one, so the tuned value is the
+        // better candidate's, not the start.
+        let c = &cands[&(opt.to_string(), hp.to_string())];
+        assert_eq!(c.len(), 2, "{opt} {hp}: two candidates in one generation");
+        let best = c
+            .values()
+            .min_by(|x, y| x.1.total_cmp(&y.1))
+            .copied()
+            .unwrap();
+        assert!(
+            (v - best.0).abs() <= 1e-9 * best.0,
+            "{opt} {hp}: tuned {v} is not the best candidate {best:?}"
+        );
+        assert!((v - start).abs() > 1e-6 * start, "{opt} {hp}: not moved");
+        // The tuning table row and the header of the experiment carry the tuned value.
+        let shown = format!("{v:.4e}");
+        assert!(
+            report.contains(&format!("| {opt} | {hp} | {start:.4e} | {shown} |")),
+            "{opt} {hp}: tuning row missing in\n{report}"
+        );
+        let header = match (opt, hp) {
+            ("LODO", "initial_lr") => format!("α₀ = {shown}"),
+            ("LODO", "meta_lr") => format!("η = {shown} (tuned)"),
+            _ => format!("Adam η = {shown}"),
+        };
+        assert!(report.contains(&header), "{header:?} missing in\n{report}");
+    }
+    // The experiment ran with them: one row per optimizer.
+    assert!(report.contains("| LODO | "), "{report}");
+    assert!(report.contains("| Adam | "), "{report}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn without_tune_nothing_is_tuned() {
+    let out = out_dir("plain");
+    let mut a = args(&out, "adam", &[]);
+    a.adam_lr = 2e-3;
+    run(&a).unwrap();
+    assert!(!out.join("tuned.json").exists());
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!report.contains("## Tuning"), "{report}");
+    assert!(
+        !report.contains("digits.png"),
+        "no digits with --samples 0: {report}"
+    );
+    assert!(
+        report.contains("Adam η = 2.0000e-3"),
+        "the given learning rate is used: {report}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn bad_tuning_options_are_refused() {
+    let out = out_dir("bad");
+    for extra in [
+        &["--tune", "--tune-population", "1"][..],
+        &["--tune", "--tune-generations", "11"],
+        &["--tune", "--tune-generations", "0"],
+        &["--tune", "--tune-steps", "0"],
+        &["--tune", "--tune-batch", "0"],
+    ] {
+        assert!(
+            run(&args(&out, "adam", extra)).is_err(),
+            "{extra:?} accepted"
+        );
+    }
+    let mut a = args(&out, "adam", &[]);
+    a.adam_lr = -1.0;
+    assert!(run(&a).is_err(), "a negative learning rate accepted");
+    let mut a = args(&out, "lodo", &[]);
+    a.alpha0 = f64::NAN;
+    assert!(run(&a).is_err(), "a NaN α₀ accepted");
+    let _ = std::fs::remove_dir_all(&out);
+}
