@@ -129,6 +129,45 @@ pub fn layer_backward_gathered<T: Float>(
     }
 }
 
+/// The gathered cotangents `(â_j, d̂_j) = (ad[2q(j)], ad[2q(j)+1])` of a [`GatheredPair`].
+fn cotangents<T: Float>(pair: &GatheredPair<'_, T>, j: usize) -> (T, T) {
+    let i = pair.index.map_or(j, |q| q[j] as usize);
+    (pair.ad[2 * i], pair.ad[2 * i + 1])
+}
+
+/// Block `b`'s backward products `z_a = θ_bᵀ â_b`, `z_d = θ_bᵀ d̂_b` (`θ_b`: its `k²` numbers),
+/// interleaved into `zad`.
+fn block_backward<T: Float>(
+    k: usize,
+    pair: &GatheredPair<'_, T>,
+    b: usize,
+    theta_b: &[T],
+    zad: &mut [T],
+) {
+    for col in 0..k {
+        let (mut sa, mut sd) = (T::zero(), T::zero());
+        for r in 0..k {
+            let (a, d) = cotangents(pair, b * k + r);
+            sa = sa + theta_b[r * k + col] * a;
+            sd = sd + theta_b[r * k + col] * d;
+        }
+        zad[2 * (b * k + col)] = sa;
+        zad[2 * (b * k + col) + 1] = sd;
+    }
+}
+
+/// Block `b`'s gradient entry `(r, col)`: `s·(â_r c_col + d̂_r e_col)`.
+fn gradient_entry<T: Float>(
+    k: usize,
+    pair: &GatheredPair<'_, T>,
+    b: usize,
+    r: usize,
+    col: usize,
+) -> T {
+    let (a, d) = cotangents(pair, b * k + r);
+    pair.scale * (a * pair.c[b * k + col] + d * pair.e[b * k + col])
+}
+
 /// `z_a = θᵀ â`, `z_d = θᵀ d̂` interleaved into `zad`, and `grad_b = s·(â_b c_bᵀ + d̂_b e_bᵀ)`,
 /// with `â_j = ad[2q(j)]`, `d̂_j = ad[2q(j)+1]` (see [`GatheredPair`]).
 #[track_caller]
@@ -141,29 +180,12 @@ pub fn backward_pair_gradient<T: Float>(
 ) {
     gathered_shapes(k, &pair, theta.len(), zad.len());
     vec_eq("grad", theta.len(), grad.len());
-    let GatheredPair {
-        scale,
-        ad,
-        index,
-        c,
-        e,
-    } = pair;
-    let src = |j: usize| index.map_or(j, |q| q[j] as usize);
-    let (a, d) = (|j: usize| ad[2 * src(j)], |j: usize| ad[2 * src(j) + 1]);
-    for b in 0..c.len() / k {
-        for col in 0..k {
-            let (mut sa, mut sd) = (T::zero(), T::zero());
-            for r in 0..k {
-                sa = sa + theta[b * k * k + r * k + col] * a(b * k + r);
-                sd = sd + theta[b * k * k + r * k + col] * d(b * k + r);
-            }
-            zad[2 * (b * k + col)] = sa;
-            zad[2 * (b * k + col) + 1] = sd;
-        }
+    let kk = k * k;
+    for b in 0..pair.c.len() / k {
+        block_backward(k, &pair, b, &theta[b * kk..(b + 1) * kk], zad);
         for r in 0..k {
             for col in 0..k {
-                grad[b * k * k + r * k + col] =
-                    scale * (a(b * k + r) * c[b * k + col] + d(b * k + r) * e[b * k + col]);
+                grad[b * kk + r * k + col] = gradient_entry(k, &pair, b, r, col);
             }
         }
     }
@@ -187,31 +209,14 @@ pub fn backward_pair_adam<T: Float>(
         epsilon,
         rate,
     } = coefficients;
-    let GatheredPair {
-        scale,
-        ad,
-        index,
-        c,
-        e,
-    } = pair;
-    let src = |j: usize| index.map_or(j, |q| q[j] as usize);
-    let (a, d) = (|j: usize| ad[2 * src(j)], |j: usize| ad[2 * src(j) + 1]);
     let kk = k * k;
-    for b in 0..c.len() / k {
+    for b in 0..pair.c.len() / k {
         // The backward products with this block's old θ, then its update.
-        for col in 0..k {
-            let (mut sa, mut sd) = (T::zero(), T::zero());
-            for r in 0..k {
-                sa = sa + theta[b * kk + r * k + col] * a(b * k + r);
-                sd = sd + theta[b * kk + r * k + col] * d(b * k + r);
-            }
-            zad[2 * (b * k + col)] = sa;
-            zad[2 * (b * k + col) + 1] = sd;
-        }
+        block_backward(k, &pair, b, &theta[b * kk..(b + 1) * kk], zad);
         for r in 0..k {
             for col in 0..k {
                 let i = b * kk + r * k + col;
-                let g = scale * (a(b * k + r) * c[b * k + col] + d(b * k + r) * e[b * k + col]);
+                let g = gradient_entry(k, &pair, b, r, col);
                 m[i] = beta1 * m[i] + (T::one() - beta1) * g;
                 v[i] = beta2 * v[i] + (T::one() - beta2) * g * g;
                 theta[i] = theta[i] - rate * m[i] / (v[i].sqrt() + epsilon);
