@@ -25,3 +25,11 @@ pub const MATMAT_GEMM_MIN_COLS: usize = 32;
 /// ≈ 12 ns with prefetching 32 elements ahead; a gather ≈ 14 → 8 ns (shared, loaded 2-core
 /// Xeon; noisy). 8 blocks of `k = 4` is that distance.
 pub const PREFETCH_BLOCKS: usize = 8;
+
+/// Whether [`crate::block_diagonal::matvec`] on the AVX-512 path runs the AVX2 body. Compiled
+/// with AVX-512 enabled, the compiler vectorises the plain block mat-vec across blocks with
+/// 16-lane shuffles that cost more than they save: `matvec_f32` in the kernels bench measured
+/// 10.1 µs (AVX-512 body) vs 3.0 µs (AVX2 body) at h = 2,000, and 5.2 ms vs 2.5 ms at
+/// h = 10⁶ (same run, shared machine). The fused layer kernels, whose gathers break that
+/// pattern, keep their AVX-512 bodies.
+pub const MATVEC_AVX512_RUNS_AVX2: bool = true;

@@ -355,6 +355,12 @@ impl Kernels {
     pub fn matvec<T: Float + 'static>(self, k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
         check::square(k, blocks.len(), x.len());
         check::vec_eq("y", x.len(), y.len());
+        #[cfg(target_arch = "x86_64")]
+        if crate::tuning::MATVEC_AVX512_RUNS_AVX2 && self.path_for::<T>() == Path::Avx512 {
+            // SAFETY: a `Kernels` holds `Path::Avx512` only after `Path::is_available`
+            // confirmed avx512f + avx2 + fma, which include the avx2 + fma this body enables.
+            return unsafe { x86::avx2::matvec::<T>(k, blocks, x, y) };
+        }
         dispatch!(self, T, matvec(k, blocks, x, y));
     }
 
