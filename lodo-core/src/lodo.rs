@@ -9,7 +9,8 @@
 //! 3. updates the momentum `m_t = β·m_{t−1} + (1−β)·g_t` (`m_0 = 0`),
 //! 4. applies the new step `x_{t+1} = x_t − G(θ_new)·m_t` to the caller's parameters.
 //!
-//! After construction a step allocates nothing.
+//! After construction a step allocates nothing (checked for the serial build; with the `parallel`
+//! feature, rayon's scheduler is outside that check).
 
 use alloc::vec;
 use alloc::vec::Vec;

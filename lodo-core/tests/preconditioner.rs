@@ -181,3 +181,48 @@ fn diagonal_and_global_ablations_start_at_alpha0_identity() {
     assert_eq!(d.weights().len(), 5);
     assert_eq!(g.weights().len(), 1);
 }
+
+/// `G·v` of a network wide enough to be split into parts by the `parallel` feature
+/// (`h ≥ PARALLEL_MIN_ROWS`) equals, bit for bit, the plain composition of whole-layer kernels:
+/// `u = A Π v` by `layer_forward_into`, then `Aᵀ u` by `layer_backward_gathered` through
+/// `π_{l+1}⁻¹`, and `α₀ Πᵀ P_1ᵀ` as a gather through `π_1⁻¹`. Serial builds check the wiring;
+/// `--features parallel` checks that the parts add up to the whole.
+#[test]
+fn wide_network_equals_whole_layer_kernels() {
+    use lodo_core::preconditioner::block::PARALLEL_MIN_ROWS;
+    use lodo_kernels::Kernels;
+    let n = PARALLEL_MIN_ROWS / 2 + 1001;
+    let config = LodoConfig::<f32>::default().with_layers(3).unwrap();
+    let pre = BlockPreconditioner::<f32>::from_config(n, &config, &mut Stream::new(11)).unwrap();
+    let (h, k) = (pre.hidden(), pre.block_size());
+    assert!(h >= PARALLEL_MIN_ROWS);
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let mut got = vec![0.0; n];
+    pre.matvec(&v, &mut got);
+
+    let kern = Kernels::selected();
+    let ll = h * k;
+    let theta = |l: usize| &pre.weights()[l * ll..(l + 1) * ll];
+    let mut u = vec![0.0f32; h];
+    u[..n].copy_from_slice(&v);
+    let (mut p, mut y) = (vec![0.0f32; h], vec![0.0f32; h]);
+    for (l, perm) in pre.permutations().iter().enumerate() {
+        kern.layer_forward_into(k, theta(l), perm.forward(), &u, &mut p, &mut y);
+        std::mem::swap(&mut u, &mut y);
+    }
+    for l in (0..pre.layers()).rev() {
+        let index = pre.permutations().get(l + 1).map(|p| p.inverse());
+        kern.layer_backward_gathered(k, theta(l), index, &u, &mut y);
+        std::mem::swap(&mut u, &mut y);
+    }
+    let first = pre.permutations()[0].inverse();
+    let want: Vec<f32> = first[..n]
+        .iter()
+        .map(|&i| pre.alpha0() * u[i as usize])
+        .collect();
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(a.to_bits(), b.to_bits(), "entry {i}: {a} vs {b}");
+    }
+}

@@ -248,6 +248,31 @@ macro_rules! float_tests {
                     let mut z = nan::<T>(h);
                     kern.layer_backward_gathered(k, &b, Some(&c.perm), &w, &mut z);
                     close("layer_backward_gathered", kern.path(), &z, &zq0, &gat_tol);
+                    // A layer computed in two parts (split at a block boundary, each part
+                    // reading the whole input through its indices) equals the whole, bit for bit.
+                    let cut = (c.nb / 2) * k;
+                    let mut zp = nan::<T>(h);
+                    let (z1, z2) = zp.split_at_mut(cut);
+                    let (q1, q2) = c.perm.split_at(cut);
+                    kern.layer_backward_gathered(k, &b[..cut * k], Some(q1), &w, z1);
+                    kern.layer_backward_gathered(k, &b[cut * k..], Some(q2), &w, z2);
+                    assert!(zp.iter().zip(&z).all(|(a, b)| a.to_bits() == b.to_bits()));
+                    let (mut p_all, mut y_all) = (nan::<T>(h), nan::<T>(h));
+                    kern.layer_forward_into(k, &b, &c.perm, &x, &mut p_all, &mut y_all);
+                    let (mut pp, mut yp) = (nan::<T>(h), nan::<T>(h));
+                    let ((p1, p2), (y1, y2)) = (pp.split_at_mut(cut), yp.split_at_mut(cut));
+                    kern.layer_forward_into(k, &b[..cut * k], q1, &x, p1, y1);
+                    kern.layer_forward_into(k, &b[cut * k..], q2, &x, p2, y2);
+                    assert!(
+                        pp.iter()
+                            .zip(&p_all)
+                            .all(|(a, b)| a.to_bits() == b.to_bits())
+                    );
+                    assert!(
+                        yp.iter()
+                            .zip(&y_all)
+                            .all(|(a, b)| a.to_bits() == b.to_bits())
+                    );
                     let mut z = nan::<T>(h);
                     kern.layer_backward_gathered(k, &b, None, &w, &mut z);
                     close(

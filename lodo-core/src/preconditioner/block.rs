@@ -166,7 +166,7 @@ impl<T: Real> BlockPreconditioner<T> {
             } else {
                 &mut keep[..h]
             };
-            kern.layer_forward_into(k, b, perm.forward(), u, p, tmp);
+            forward_layer(kern, k, b, perm.forward(), u, p, tmp);
             core::mem::swap(u, tmp);
         }
     }
@@ -184,7 +184,7 @@ impl<T: Real> BlockPreconditioner<T> {
         let (k, ll) = (self.block_size, self.layer_len());
         for l in (0..self.layers()).rev() {
             let b = &self.blocks[l * ll..(l + 1) * ll];
-            kern.layer_backward_gathered(k, b, self.cotangent_index(l), u, tmp);
+            backward_layer(kern, k, b, self.cotangent_index(l), u, tmp);
             core::mem::swap(u, tmp);
         }
         let first = self.permutations[0].inverse();
@@ -246,6 +246,78 @@ impl<T: Real> BlockPreconditioner<T> {
         }
         self.cache = cache;
     }
+}
+
+/// Hidden rows from which the `parallel` feature splits a forward or backward layer across
+/// rayon's threads. Below it a layer is a few microseconds and the fork-join costs more than it
+/// saves (the default `h = 2n` reaches it at `n = 16,384`).
+pub const PARALLEL_MIN_ROWS: usize = 1 << 15;
+
+/// Rows per part of a layer of `h` rows: whole blocks, the layer spread evenly over rayon's
+/// threads, or the whole layer below [`PARALLEL_MIN_ROWS`] or on one thread.
+#[cfg(feature = "parallel")]
+fn part_rows(h: usize, k: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads < 2 || h < PARALLEL_MIN_ROWS {
+        h.max(k)
+    } else {
+        (h / k).div_ceil(threads) * k
+    }
+}
+
+/// One forward layer `p = P u`, `y = B p` ([`Kernels::layer_forward_into`]); with the
+/// `parallel` feature, in parts of whole blocks on rayon's threads, each part reading all of
+/// `u` through its indices (the same operations per entry, so the same bits).
+fn forward_layer<T: Real>(
+    kern: Kernels,
+    k: usize,
+    b: &[T],
+    perm: &[u32],
+    u: &[T],
+    p: &mut [T],
+    y: &mut [T],
+) {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        let rows = part_rows(p.len(), k);
+        p.par_chunks_mut(rows)
+            .zip(y.par_chunks_mut(rows))
+            .zip(b.par_chunks(rows * k))
+            .zip(perm.par_chunks(rows))
+            .for_each(|(((p, y), b), perm)| kern.layer_forward_into(k, b, perm, u, p, y));
+    }
+    #[cfg(not(feature = "parallel"))]
+    kern.layer_forward_into(k, b, perm, u, p, y);
+}
+
+/// One backward layer `z = Bᵀ Q w` ([`Kernels::layer_backward_gathered`]); with the `parallel`
+/// feature in parts, as [`forward_layer`].
+fn backward_layer<T: Real>(
+    kern: Kernels,
+    k: usize,
+    b: &[T],
+    index: Option<&[u32]>,
+    w: &[T],
+    z: &mut [T],
+) {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        let rows = part_rows(z.len(), k);
+        z.par_chunks_mut(rows)
+            .zip(b.par_chunks(rows * k))
+            .enumerate()
+            .for_each(|(i, (z, b))| {
+                let at = i * rows..i * rows + z.len();
+                match index {
+                    Some(q) => kern.layer_backward_gathered(k, b, Some(&q[at]), w, z),
+                    None => kern.layer_backward_gathered(k, b, None, &w[at], z),
+                }
+            });
+    }
+    #[cfg(not(feature = "parallel"))]
+    kern.layer_backward_gathered(k, b, index, w, z);
 }
 
 impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {

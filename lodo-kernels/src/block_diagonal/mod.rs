@@ -396,10 +396,9 @@ impl Kernels {
         p: &mut [T],
         y: &mut [T],
     ) {
-        check::square(k, blocks.len(), x.len());
-        check::vec_eq("perm", x.len(), perm.len());
-        check::vec_eq("p", x.len(), p.len());
-        check::vec_eq("y", x.len(), y.len());
+        check::square(k, blocks.len(), perm.len());
+        check::vec_eq("p", perm.len(), p.len());
+        check::vec_eq("y", perm.len(), y.len());
         dispatch!(self, T, layer_forward_into(k, blocks, perm, x, p, y));
     }
 
@@ -486,10 +485,10 @@ impl Kernels {
         w: &[T],
         z: &mut [T],
     ) {
-        check::square(k, blocks.len(), w.len());
-        check::vec_eq("z", w.len(), z.len());
-        if let Some(q) = index {
-            check::vec_eq("index", w.len(), q.len());
+        check::square(k, blocks.len(), z.len());
+        match index {
+            Some(q) => check::vec_eq("index", z.len(), q.len()),
+            None => check::vec_eq("w", z.len(), w.len()),
         }
         dispatch!(self, T, layer_backward_gathered(k, blocks, index, w, z));
     }
@@ -651,10 +650,14 @@ pub fn matvec_transpose<T: Float + 'static>(k: usize, blocks: &[T], x: &[T], y: 
 /// One forward layer, out of place and in one pass: `p = P x` (kept: it is the layer input the
 /// hypergradient needs), `y = B p`.
 ///
+/// `perm`, `blocks`, `p` and `y` may cover a contiguous run of whole blocks of the layer while `x`
+/// is the whole input: a layer can be computed in parts (in parallel), each part reading `x`
+/// only through its indices.
+///
 /// # Panics
-/// - as [`matvec`] for `k`, `blocks` and `x`;
-/// - if `perm`, `p` or `y` does not have the length of `x`;
-/// - if an index of `perm` is out of bounds.
+/// - as [`matvec`] for `k`, `blocks` and `perm` (`h = perm.len()`);
+/// - if `p` or `y` does not have the length of `perm`;
+/// - if an index of `perm` is out of bounds of `x`.
 ///
 /// # Examples
 /// ```
@@ -763,9 +766,13 @@ pub fn outer_pair<T: Float + 'static>(k: usize, pair: OuterPair<'_, T>, out: &mu
 /// (which a prefetch can cover) instead of a store to one (which costs a read and a write of a
 /// whole cache line).
 ///
+/// With an index, `blocks`, `index` and `z` may cover a contiguous run of whole blocks while `w`
+/// is the whole input (a layer computed in parts, as [`layer_forward_into`]).
+///
 /// # Panics
-/// - as [`matvec`] for `k`, `blocks` and `w`;
-/// - if `index` or `z` does not have the length of `w`; if an index is out of bounds.
+/// - as [`matvec`] for `k`, `blocks` and `z`;
+/// - if `index` (or, without one, `w`) does not have the length of `z`; if an index is out of
+///   bounds of `w`.
 ///
 /// # Examples
 /// ```

@@ -50,7 +50,10 @@ pub fn layer_forward_into<T: Float>(
     p: &mut [T],
     y: &mut [T],
 ) {
-    crate::permutation::reference::gather(perm, x, p);
+    vec_eq("p", perm.len(), p.len());
+    for (pj, &i) in p.iter_mut().zip(perm) {
+        *pj = x[i as usize];
+    }
     matvec(k, blocks, p, y);
 }
 
@@ -112,13 +115,13 @@ pub fn layer_backward_gathered<T: Float>(
     w: &[T],
     z: &mut [T],
 ) {
-    square(k, blocks.len(), w.len());
-    vec_eq("z", w.len(), z.len());
-    if let Some(q) = index {
-        vec_eq("index", w.len(), q.len());
+    square(k, blocks.len(), z.len());
+    match index {
+        Some(q) => vec_eq("index", z.len(), q.len()),
+        None => vec_eq("w", z.len(), w.len()),
     }
     let at = |j: usize| index.map_or(w[j], |q| w[q[j] as usize]);
-    for b in 0..w.len() / k {
+    for b in 0..z.len() / k {
         for c in 0..k {
             let mut acc = T::zero();
             for r in 0..k {
