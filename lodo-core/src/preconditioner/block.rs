@@ -171,12 +171,6 @@ impl<T: Real> BlockPreconditioner<T> {
         }
     }
 
-    /// The gather index through which layer `l` reads its cotangent: `π_{l+1}⁻¹`, or none for
-    /// the top layer (nothing follows `B_N`).
-    fn cotangent_index(&self, l: usize) -> Option<&[u32]> {
-        self.permutations.get(l + 1).map(Permutation::inverse)
-    }
-
     /// Backward `out = α₀ Πᵀ P_1ᵀ B_1ᵀ ⋯ P_Nᵀ B_Nᵀ u` with the current `θ`: one gathered
     /// transposed pass per layer (`z_l = B_lᵀ P_{l+1}ᵀ z_{l+1}`), then the `n` kept outputs of
     /// `P_1ᵀ z_1` gathered through `π_1⁻¹` and scaled.
@@ -184,7 +178,7 @@ impl<T: Real> BlockPreconditioner<T> {
         let (k, ll) = (self.block_size, self.layer_len());
         for l in (0..self.layers()).rev() {
             let b = &self.blocks[l * ll..(l + 1) * ll];
-            backward_layer(kern, k, b, self.cotangent_index(l), u, tmp);
+            backward_layer(kern, k, b, cotangent_index(&self.permutations, l), u, tmp);
             core::mem::swap(u, tmp);
         }
         let first = self.permutations[0].inverse();
@@ -222,7 +216,7 @@ impl<T: Real> BlockPreconditioner<T> {
             let pair = GatheredPair {
                 scale: -self.alpha0,
                 ad: wad,
-                index: self.permutations.get(l + 1).map(Permutation::inverse),
+                index: cotangent_index(&self.permutations, l),
                 c: &p_g[layer.clone()],
                 e: &p_m[layer],
             };
@@ -246,6 +240,13 @@ impl<T: Real> BlockPreconditioner<T> {
         }
         self.cache = cache;
     }
+}
+
+/// The gather index through which layer `l` reads its incoming cotangent: `π_{l+1}⁻¹`, or none
+/// for the top layer (nothing follows `B_N`). A free function so the sweep can call it while it
+/// holds `θ` mutably.
+fn cotangent_index(permutations: &[Permutation], l: usize) -> Option<&[u32]> {
+    permutations.get(l + 1).map(Permutation::inverse)
 }
 
 /// Hidden rows from which the `parallel` feature splits a forward or backward layer across
