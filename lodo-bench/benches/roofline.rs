@@ -121,7 +121,8 @@ fn measure<T: Real>(n: usize, paths: &[Path], reps: usize) -> Vec<Row> {
     // evolving, which does not change the work.
     let mut lodo = Lodo::<T>::new(n, config(), 1).expect("config");
     let mut pre =
-        BlockPreconditioner::<T>::from_config(n, &config(), &mut Stream::new(1)).expect("config");
+        BlockPreconditioner::<T>::from_config(n, config().preconditioner(), &mut Stream::new(1))
+            .expect("config");
     for &path in paths {
         dispatch::force(path).expect("available");
         let (best, median) = time_steps(2, reps, |t| {

@@ -1,99 +1,77 @@
 //! Validated hyperparameters of LODO (paper §3 and Appendix; defaults from the authors'
 //! `training/lodo.py`).
+//!
+//! Each part owns its settings: [`LodoConfig`] holds what every LODO has (the momentum `β`), the
+//! preconditioner's configuration (e.g. [`crate::BlockConfig`]: `α₀`, `N`, `k`, `h`) and the
+//! meta-optimizer's (e.g. [`crate::AdamConfig`]: `η`, `β₁`, `β₂`, `ε`). Which parts a
+//! [`crate::Lodo`] has is decided by its type; `LodoConfig::default()` then picks the matching
+//! defaults:
+//!
+//! ```
+//! use lodo_core::{BlockConfig, DiagonalLodo, Lodo, LodoConfig, SgdConfig, SgdLodo};
+//!
+//! // The paper's LODO with α₀ = 0.5 and η = 1e-4.
+//! let config = LodoConfig::default().with_alpha0(0.5)?.with_meta_lr(1e-4)?;
+//! let lodo = Lodo::<f64>::new(10, config, 1)?;
+//! // Eight layers of 3 × 3 blocks, trained by SGD.
+//! let network = BlockConfig::default().with_layers(8)?.with_block_size(3)?;
+//! let config = LodoConfig::new(network, SgdConfig::default()).with_beta(0.5)?;
+//! let sgd: SgdLodo<f64> = Lodo::new(10, config, 1)?;
+//! // The diagonal ablation with its defaults.
+//! let diagonal = DiagonalLodo::<f32>::new(10, LodoConfig::default(), 1)?;
+//! # Ok::<(), lodo_core::ConfigError>(())
+//! ```
+
+use core::fmt::Debug;
 
 use crate::error::ConfigError;
+use crate::meta::{AdamConfig, MetaConfig};
+use crate::preconditioner::BlockConfig;
 use crate::real::{Real, lit};
 
-/// Which meta-optimizer trains `θ`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub enum MetaKind<T> {
-    /// Keras-form Adam (the paper's choice).
-    Adam {
-        /// `β₁` (default 0.9).
-        beta1: T,
-        /// `β₂` (default 0.999).
-        beta2: T,
-        /// `ε` (default 1e−7).
-        epsilon: T,
-    },
-    /// Plain SGD (the paper's "LODO-SGD" ablation).
-    Sgd,
-}
-
-/// LODO's hyperparameters. Every setter validates; [`LodoConfig::hidden_for`] validates the
-/// parts that depend on the problem size.
-///
-/// | symbol | field | default |
-/// |---|---|---|
-/// | `α₀` | initial learning rate, `G = α₀·I` at the start | 1.0 |
-/// | `η` | meta learning rate | 1e−3 |
-/// | `β` | momentum of the gradient average `m` | 0.9 |
-/// | `N` | layers of `A` | 16 (64 for [`LodoConfig::residual`]) |
-/// | `k` | block size | 4 |
-/// | `h` | hidden width | `k·⌈2n/k⌉` |
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct LodoConfig<T> {
-    alpha0: T,
-    meta_lr: T,
-    beta: T,
-    layers: usize,
-    block_size: usize,
-    hidden: Option<usize>,
-    meta: MetaKind<T>,
-}
-
-impl<T: Real> Default for LodoConfig<T> {
-    fn default() -> Self {
-        Self {
-            alpha0: T::one(),
-            meta_lr: lit(1e-3),
-            beta: lit(0.9),
-            layers: 16,
-            block_size: 4,
-            hidden: None,
-            meta: MetaKind::Adam {
-                beta1: lit(0.9),
-                beta2: lit(0.999),
-                epsilon: lit(1e-7),
-            },
-        }
-    }
-}
-
-impl<T: Real> LodoConfig<T> {
-    /// The defaults of the residual ablation (`N = 64`; the authors' `LODOWithResiduals`).
-    #[must_use]
-    pub fn residual() -> Self {
-        Self {
-            layers: 64,
-            ..Self::default()
-        }
-    }
+/// The configuration of a preconditioner architecture: validated plain data with the scale `α₀`
+/// every architecture has (`G = α₀·…`).
+pub trait PreconditionerConfig<T: Real>: Copy + Debug + PartialEq + Default {
+    /// `α₀`.
+    fn alpha0(&self) -> T;
 
     /// Sets `α₀`.
     ///
     /// # Errors
     /// [`ConfigError::InvalidAlpha0`] unless finite and positive.
-    pub fn with_alpha0(mut self, alpha0: T) -> Result<Self, ConfigError> {
-        if !(alpha0.is_finite() && alpha0 > T::zero()) {
-            return Err(ConfigError::InvalidAlpha0);
-        }
-        self.alpha0 = alpha0;
-        Ok(self)
-    }
+    fn with_alpha0(self, alpha0: T) -> Result<Self, ConfigError>;
+}
 
-    /// Sets the meta learning rate `η`.
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidMetaLearningRate`] unless finite and positive.
-    pub fn with_meta_lr(mut self, meta_lr: T) -> Result<Self, ConfigError> {
-        if !(meta_lr.is_finite() && meta_lr > T::zero()) {
-            return Err(ConfigError::InvalidMetaLearningRate);
+/// LODO's hyperparameters: the momentum `β` of the gradient average `m` (default 0.9), the
+/// preconditioner's configuration `PC` and the meta-optimizer's `MC`. Every setter validates;
+/// the parts that depend on the problem size are checked by [`crate::Lodo::new`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct LodoConfig<T, PC = BlockConfig<T>, MC = AdamConfig<T>> {
+    beta: T,
+    preconditioner: PC,
+    meta: MC,
+}
+
+impl<T: Real, PC: Default, MC: Default> Default for LodoConfig<T, PC, MC> {
+    fn default() -> Self {
+        Self {
+            beta: lit(0.9),
+            preconditioner: PC::default(),
+            meta: MC::default(),
         }
-        self.meta_lr = meta_lr;
-        Ok(self)
+    }
+}
+
+impl<T: Real, PC: PreconditionerConfig<T>, MC: MetaConfig<T>> LodoConfig<T, PC, MC> {
+    /// The given parts with the default momentum `β = 0.9`.
+    #[must_use]
+    pub fn new(preconditioner: PC, meta: MC) -> Self {
+        Self {
+            beta: lit(0.9),
+            preconditioner,
+            meta,
+        }
     }
 
     /// Sets the momentum `β` (0 disables momentum: the paper's "no momentum" ablation).
@@ -101,166 +79,138 @@ impl<T: Real> LodoConfig<T> {
     /// # Errors
     /// [`ConfigError::InvalidMomentum`] unless `0 ≤ β < 1`.
     pub fn with_beta(mut self, beta: T) -> Result<Self, ConfigError> {
-        if !(beta >= T::zero() && beta < T::one()) {
-            return Err(ConfigError::InvalidMomentum);
-        }
+        check_momentum(beta)?;
         self.beta = beta;
         Ok(self)
     }
 
-    /// Sets the number of layers `N`.
+    /// Sets the preconditioner's `α₀` (shorthand for [`PreconditionerConfig::with_alpha0`]).
     ///
     /// # Errors
-    /// [`ConfigError::ZeroLayers`] if `N = 0`.
-    pub fn with_layers(mut self, layers: usize) -> Result<Self, ConfigError> {
-        if layers == 0 {
-            return Err(ConfigError::ZeroLayers);
-        }
-        self.layers = layers;
+    /// [`ConfigError::InvalidAlpha0`] unless finite and positive.
+    pub fn with_alpha0(mut self, alpha0: T) -> Result<Self, ConfigError> {
+        self.preconditioner = self.preconditioner.with_alpha0(alpha0)?;
         Ok(self)
     }
 
-    /// Sets the block size `k`.
+    /// Sets the meta learning rate `η` (shorthand for [`MetaConfig::with_learning_rate`]).
     ///
     /// # Errors
-    /// [`ConfigError::ZeroBlockSize`] if `k = 0`.
-    pub fn with_block_size(mut self, block_size: usize) -> Result<Self, ConfigError> {
-        if block_size == 0 {
-            return Err(ConfigError::ZeroBlockSize);
-        }
-        self.block_size = block_size;
+    /// [`ConfigError::InvalidMetaLearningRate`] unless finite and positive.
+    pub fn with_meta_lr(mut self, meta_lr: T) -> Result<Self, ConfigError> {
+        self.meta = self
+            .meta
+            .with_learning_rate(meta_lr)
+            .map_err(|_| ConfigError::InvalidMetaLearningRate)?;
         Ok(self)
     }
 
-    /// Overrides the hidden width `h` (checked against `n` and `k` when the optimizer is built).
-    ///
-    /// # Errors
-    /// Never at this point; the `Result` keeps the builder uniform.
-    pub fn with_hidden(mut self, hidden: usize) -> Result<Self, ConfigError> {
-        self.hidden = Some(hidden);
-        Ok(self)
-    }
-
-    /// Uses Adam with the given `β₁`, `β₂`, `ε` as the meta-optimizer.
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidBeta1`], [`ConfigError::InvalidBeta2`] or
-    /// [`ConfigError::InvalidEpsilon`].
-    pub fn with_meta_adam(mut self, beta1: T, beta2: T, epsilon: T) -> Result<Self, ConfigError> {
-        let unit = |x: T| x >= T::zero() && x < T::one();
-        if !unit(beta1) {
-            return Err(ConfigError::InvalidBeta1);
-        }
-        if !unit(beta2) {
-            return Err(ConfigError::InvalidBeta2);
-        }
-        if !(epsilon.is_finite() && epsilon > T::zero()) {
-            return Err(ConfigError::InvalidEpsilon);
-        }
-        self.meta = MetaKind::Adam {
-            beta1,
-            beta2,
-            epsilon,
-        };
-        Ok(self)
-    }
-
-    /// Uses plain SGD as the meta-optimizer (the paper's LODO-SGD ablation).
+    /// Replaces the preconditioner's configuration (of the same architecture; a configuration
+    /// of another one makes another type: [`LodoConfig::new`]).
     #[must_use]
-    pub fn with_meta_sgd(mut self) -> Self {
-        self.meta = MetaKind::Sgd;
+    pub fn with_preconditioner(mut self, preconditioner: PC) -> Self {
+        self.preconditioner = preconditioner;
         self
     }
 
-    /// `α₀`.
+    /// Replaces the meta-optimizer's configuration (of the same meta-optimizer; see
+    /// [`LodoConfig::new`]).
     #[must_use]
-    pub fn alpha0(&self) -> T {
-        self.alpha0
+    pub fn with_meta(mut self, meta: MC) -> Self {
+        self.meta = meta;
+        self
     }
-    /// `η`.
-    #[must_use]
-    pub fn meta_lr(&self) -> T {
-        self.meta_lr
-    }
+
     /// `β`.
     #[must_use]
     pub fn beta(&self) -> T {
         self.beta
     }
-    /// `N`.
+
+    /// `α₀`.
     #[must_use]
-    pub fn layers(&self) -> usize {
-        self.layers
-    }
-    /// `k`.
-    #[must_use]
-    pub fn block_size(&self) -> usize {
-        self.block_size
-    }
-    /// The meta-optimizer.
-    #[must_use]
-    pub fn meta(&self) -> MetaKind<T> {
-        self.meta
+    pub fn alpha0(&self) -> T {
+        self.preconditioner.alpha0()
     }
 
-    /// The hidden width for `n` parameters with block size `k`: the override, or `k·⌈2n/k⌉`.
-    ///
-    /// # Errors
-    /// [`ConfigError::EmptyProblem`], [`ConfigError::HiddenTooSmall`],
-    /// [`ConfigError::HiddenNotMultipleOfBlock`] or [`ConfigError::TooLarge`].
-    pub fn hidden_for(&self, n: usize, k: usize) -> Result<usize, ConfigError> {
-        if n == 0 {
-            return Err(ConfigError::EmptyProblem);
-        }
-        let h = match self.hidden {
-            Some(h) => h,
-            None => n
-                .checked_mul(2)
-                .and_then(|t| t.div_ceil(k).checked_mul(k))
-                .ok_or(ConfigError::TooLarge)?,
-        };
-        if h < n {
-            return Err(ConfigError::HiddenTooSmall { hidden: h, dim: n });
-        }
-        if h % k != 0 {
-            return Err(ConfigError::HiddenNotMultipleOfBlock {
-                hidden: h,
-                block_size: k,
-            });
-        }
-        if h > u32::MAX as usize
-            || h.checked_mul(k)
-                .and_then(|x| x.checked_mul(self.layers + 1))
-                .is_none()
-        {
-            return Err(ConfigError::TooLarge);
-        }
-        Ok(h)
+    /// The meta learning rate `η`.
+    #[must_use]
+    pub fn meta_lr(&self) -> T {
+        self.meta.learning_rate()
     }
 
-    /// The meta-optimizer for `dim` weights.
-    pub(crate) fn build_meta(
-        &self,
-        dim: usize,
-    ) -> Result<crate::meta::MetaOptimizer<T>, ConfigError> {
-        use crate::meta::{Adam, MetaOptimizer, Sgd};
-        let bad_lr = |e| {
-            if e == ConfigError::InvalidLearningRate {
-                ConfigError::InvalidMetaLearningRate
-            } else {
-                e
-            }
-        };
-        Ok(match self.meta {
-            MetaKind::Adam {
-                beta1,
-                beta2,
-                epsilon,
-            } => MetaOptimizer::Adam(
-                Adam::with_hyperparameters(dim, self.meta_lr, beta1, beta2, epsilon)
-                    .map_err(bad_lr)?,
-            ),
-            MetaKind::Sgd => MetaOptimizer::Sgd(Sgd::new(dim, self.meta_lr).map_err(bad_lr)?),
-        })
+    /// The preconditioner's configuration.
+    #[must_use]
+    pub fn preconditioner(&self) -> &PC {
+        &self.preconditioner
     }
+
+    /// The meta-optimizer's configuration.
+    #[must_use]
+    pub fn meta(&self) -> &MC {
+        &self.meta
+    }
+}
+
+/// `0 ≤ β < 1`.
+pub(crate) fn check_momentum<T: Real>(beta: T) -> Result<(), ConfigError> {
+    if beta >= T::zero() && beta < T::one() {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidMomentum)
+    }
+}
+
+/// `α₀` finite and positive.
+pub(crate) fn check_alpha0<T: Real>(alpha0: T) -> Result<(), ConfigError> {
+    if alpha0.is_finite() && alpha0 > T::zero() {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidAlpha0)
+    }
+}
+
+/// The hidden width of a network of `layers` layers of `k × k` blocks over `n` parameters: the
+/// override, or `k·⌈2n/k⌉` (the authors' `h ≈ 2n`).
+///
+/// # Errors
+/// [`ConfigError::EmptyProblem`], [`ConfigError::HiddenTooSmall`],
+/// [`ConfigError::HiddenNotMultipleOfBlock`] or [`ConfigError::TooLarge`] (`h` beyond the `u32`
+/// permutation indices, or `(N+1)·h·k` beyond `usize`).
+pub fn hidden_width(
+    n: usize,
+    k: usize,
+    layers: usize,
+    hidden: Option<usize>,
+) -> Result<usize, ConfigError> {
+    if n == 0 {
+        return Err(ConfigError::EmptyProblem);
+    }
+    if k == 0 {
+        return Err(ConfigError::ZeroBlockSize);
+    }
+    let h = match hidden {
+        Some(h) => h,
+        None => n
+            .checked_mul(2)
+            .and_then(|t| t.div_ceil(k).checked_mul(k))
+            .ok_or(ConfigError::TooLarge)?,
+    };
+    if h < n {
+        return Err(ConfigError::HiddenTooSmall { hidden: h, dim: n });
+    }
+    if h % k != 0 {
+        return Err(ConfigError::HiddenNotMultipleOfBlock {
+            hidden: h,
+            block_size: k,
+        });
+    }
+    if h > u32::MAX as usize
+        || h.checked_mul(k)
+            .and_then(|x| x.checked_mul(layers.checked_add(1)?))
+            .is_none()
+    {
+        return Err(ConfigError::TooLarge);
+    }
+    Ok(h)
 }

@@ -140,7 +140,8 @@ impl core::error::Error for StepError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StateError {
-    /// The state was written by an unknown format version.
+    /// The state was written by a format version this build cannot read (it reads formats 1
+    /// and [`crate::STATE_FORMAT`]).
     UnsupportedFormat {
         /// The version found.
         found: u32,
@@ -166,12 +167,21 @@ pub enum StateError {
         /// Which array.
         what: &'static str,
     },
+    /// A stored array that must be non-negative (Adam's second moment) holds a negative value.
+    Negative {
+        /// Which array.
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for StateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::UnsupportedFormat { found } => write!(f, "unsupported state format {found}"),
+            Self::UnsupportedFormat { found } => write!(
+                f,
+                "state format {found} is not supported (this build reads formats 1 to {})",
+                crate::STATE_FORMAT
+            ),
             Self::Config(e) => write!(f, "invalid hyperparameters in state: {e}"),
             Self::Length {
                 what,
@@ -182,6 +192,7 @@ impl fmt::Display for StateError {
             }
             Self::NotAPermutation { layer } => write!(f, "layer {layer}'s permutation is invalid"),
             Self::NonFinite { what } => write!(f, "{what} holds a non-finite value"),
+            Self::Negative { what } => write!(f, "{what} holds a negative value"),
         }
     }
 }

@@ -12,8 +12,8 @@
 //! |---|---|
 //! | [`lodo`] | the optimizer [`Lodo`] and its saved state [`LodoState`] |
 //! | [`preconditioner`] | `G(θ)`: [`BlockPreconditioner`] and the ablations [`Diagonal`], [`Global`], [`Residual`] |
-//! | [`meta`] | the meta-optimizers [`Adam`] (Keras form) and [`Sgd`] |
-//! | [`config`] | validated hyperparameters [`LodoConfig`] |
+//! | [`meta`] | the [`MetaOptimizer`] trait; [`Adam`] (Keras form) and [`Sgd`] |
+//! | [`config`] | validated hyperparameters [`LodoConfig`]; each part owns its own ([`BlockConfig`], [`AdamConfig`], …) |
 //! | [`optimizer`] | the [`Optimizer`] trait every optimizer implements |
 //!
 //! # Features
@@ -47,20 +47,23 @@ pub mod preconditioner;
 pub mod random;
 mod real;
 
-pub use config::{LodoConfig, MetaKind};
+pub use config::{LodoConfig, PreconditionerConfig, hidden_width};
 pub use error::{ConfigError, StateError, StepError};
 pub use lodo::{Lodo, LodoState, STATE_FORMAT};
-pub use meta::{Adam, MetaOptimizer, Sgd};
+pub use meta::{Adam, AdamConfig, MetaConfig, MetaOptimizer, Sgd, SgdConfig};
 pub use optimizer::Optimizer;
 pub use permutation::Permutation;
 pub use preconditioner::{
-    BlockPreconditioner, Diagonal, Global, Preconditioner, Residual, WeightSink,
+    BlockConfig, BlockPreconditioner, Diagonal, DiagonalConfig, Global, GlobalConfig,
+    Preconditioner, Residual, ResidualConfig, WeightSink,
 };
 pub use real::{Real, lit};
 
-/// LODO with the diagonal ablation `G = α₀·diag(w)`.
+/// LODO with the diagonal ablation `G = α₀·diag(w)` (paper §5.3).
 pub type DiagonalLodo<T> = Lodo<T, Diagonal<T>>;
-/// LODO with the global ablation `G = α₀·w·I`.
+/// LODO with the global ablation `G = α₀·w·I` (paper §5.3).
 pub type GlobalLodo<T> = Lodo<T, Global<T>>;
-/// LODO with the residual-network ablation.
+/// LODO with the residual-network ablation (paper §5.3).
 pub type ResidualLodo<T> = Lodo<T, Residual<T>>;
+/// LODO whose meta-optimizer is plain SGD (the paper's "LODO-SGD" ablation, §5.3).
+pub type SgdLodo<T> = Lodo<T, BlockPreconditioner<T>, Sgd<T>>;

@@ -15,16 +15,28 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::config::LodoConfig;
+use crate::config::{LodoConfig, check_momentum};
 use crate::error::{ConfigError, StateError, StepError};
-use crate::meta::MetaOptimizer;
+use crate::meta::{Adam, MetaOptimizer};
 use crate::optimizer::{Optimizer, apply_descent, check_inputs};
 use crate::preconditioner::{BlockPreconditioner, Preconditioner};
 use crate::random::Stream;
 use crate::real::{Real, first_non_finite};
 
-/// The version of [`LodoState`]'s layout.
-pub const STATE_FORMAT: u32 = 1;
+/// The version of [`LodoState`]'s layout that this build writes.
+///
+/// | format | written by | layout |
+/// |---|---|---|
+/// | 1 | lodo-core 0.1 | the table on [`LodoState`]; `meta` is `{"Adam": …}` or `{"Sgd": …}` |
+/// | 2 | lodo-core 0.2 | the same fields; `meta` is tagged by [`MetaOptimizer::NAME`], so any meta-optimizer type can be saved |
+///
+/// [`Lodo::from_state`] reads both (a format-1 state continues bit for bit, checked against a
+/// state written by 0.1 in the tests) and refuses any other number with
+/// [`StateError::UnsupportedFormat`].
+pub const STATE_FORMAT: u32 = 2;
+
+/// The oldest format [`Lodo::from_state`] reads.
+const OLDEST_FORMAT: u32 = 1;
 
 /// Everything that determines a LODO run's future, and nothing else: the unit of
 /// save/restore (with the `serde` feature).
@@ -34,10 +46,10 @@ pub const STATE_FORMAT: u32 = 1;
 ///
 /// | field | meaning |
 /// |---|---|
-/// | `format` | [`STATE_FORMAT`] (currently 1) |
+/// | `format` | [`STATE_FORMAT`] (currently 2) |
 /// | `beta` | momentum `β` |
 /// | `preconditioner` | the architecture: shape, `α₀`, permutations (forward indices `π`), weights `θ` |
-/// | `meta` | `{"Adam": {learning_rate, beta1, beta2, epsilon, t, m, v}}` or `{"Sgd": {learning_rate, dim}}` |
+/// | `meta` | `{NAME: state}` ([`MetaOptimizer::NAME`]): `{"Adam": {learning_rate, beta1, beta2, epsilon, t, m, v}}` or `{"Sgd": {learning_rate, dim}}` |
 /// | `momentum` | `m_t`, length `n` |
 /// | `steps` | steps taken |
 ///
@@ -46,17 +58,33 @@ pub const STATE_FORMAT: u32 = 1;
 /// floats exactly works (e.g. `serde_json` with `float_roundtrip`, or a binary format).
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct LodoState<T, P> {
+#[cfg_attr(
+    feature = "serde",
+    serde(bound(
+        serialize = "T: Real + serde::Serialize, P: serde::Serialize, M: MetaOptimizer<T> + serde::Serialize",
+        deserialize = "T: Real + serde::Deserialize<'de>, P: serde::Deserialize<'de>, M: MetaOptimizer<T> + serde::Deserialize<'de>"
+    ))
+)]
+pub struct LodoState<T, P, M = Adam<T>> {
     format: u32,
     beta: T,
     preconditioner: P,
-    meta: MetaOptimizer<T>,
+    #[cfg_attr(feature = "serde", serde(with = "crate::meta::tagged"))]
+    meta: M,
     momentum: Vec<T>,
     steps: u64,
 }
 
-/// The LODO optimizer over `n` parameters with preconditioner architecture `P`
-/// (default: the paper's [`BlockPreconditioner`]).
+impl<T, P, M> LodoState<T, P, M> {
+    /// The format version this state was written in (see [`STATE_FORMAT`]).
+    #[must_use]
+    pub fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+/// The LODO optimizer over `n` parameters with preconditioner architecture `P` (default: the
+/// paper's [`BlockPreconditioner`]) trained by the meta-optimizer `M` (default: [`Adam`]).
 ///
 /// # Examples
 /// ```
@@ -74,24 +102,36 @@ pub struct LodoState<T, P> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct Lodo<T, P = BlockPreconditioner<T>> {
-    state: LodoState<T, P>,
+pub struct Lodo<T, P = BlockPreconditioner<T>, M = Adam<T>> {
+    state: LodoState<T, P, M>,
     /// Scratch for `G(θ)·m_t`.
     step: Vec<T>,
 }
 
-impl<T: Real, P: Preconditioner<T>> Lodo<T, P> {
+impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
     /// A fresh optimizer for `n` parameters. `seed` alone determines the permutations and initial
     /// blocks.
     ///
     /// # Errors
-    /// Any [`ConfigError`] the configuration has for this `n`.
-    pub fn new(n: usize, config: LodoConfig<T>, seed: u64) -> Result<Self, ConfigError> {
+    /// Any [`ConfigError`] the configuration has for this `n` (an invalid meta learning rate is
+    /// [`ConfigError::InvalidMetaLearningRate`]).
+    pub fn new(
+        n: usize,
+        config: LodoConfig<T, P::Config, M::Config>,
+        seed: u64,
+    ) -> Result<Self, ConfigError> {
         if n == 0 {
             return Err(ConfigError::EmptyProblem);
         }
-        let preconditioner = P::from_config(n, &config, &mut Stream::new(seed))?;
-        let meta = config.build_meta(preconditioner.weights().len())?;
+        check_momentum(config.beta())?;
+        let preconditioner = P::from_config(n, config.preconditioner(), &mut Stream::new(seed))?;
+        let meta = M::from_config(config.meta(), preconditioner.weights().len()).map_err(|e| {
+            if e == ConfigError::InvalidLearningRate {
+                ConfigError::InvalidMetaLearningRate
+            } else {
+                e
+            }
+        })?;
         Ok(Self {
             state: LodoState {
                 format: STATE_FORMAT,
@@ -109,20 +149,20 @@ impl<T: Real, P: Preconditioner<T>> Lodo<T, P> {
     ///
     /// # Errors
     /// [`StateError`] naming the first inconsistency found.
-    pub fn from_state(mut state: LodoState<T, P>) -> Result<Self, StateError> {
-        if state.format != STATE_FORMAT {
+    ///
+    /// A state of an older format ([`STATE_FORMAT`]'s table) is read and saved from then on in
+    /// the current one. Sizes are checked against the stored arrays before anything is
+    /// allocated.
+    pub fn from_state(mut state: LodoState<T, P, M>) -> Result<Self, StateError> {
+        if !(OLDEST_FORMAT..=STATE_FORMAT).contains(&state.format) {
             return Err(StateError::UnsupportedFormat {
                 found: state.format,
             });
         }
-        if !(state.beta >= T::zero() && state.beta < T::one()) {
-            return Err(ConfigError::InvalidMomentum.into());
-        }
-        state.preconditioner.prepare()?;
+        state.format = STATE_FORMAT;
+        check_momentum(state.beta)?;
+        // `n` is bounded by the stored momentum before any scratch of size n is allocated.
         let n = state.preconditioner.dim();
-        state
-            .meta
-            .validate_state(state.preconditioner.weights().len())?;
         if state.momentum.len() != n {
             return Err(StateError::Length {
                 what: "momentum",
@@ -133,6 +173,10 @@ impl<T: Real, P: Preconditioner<T>> Lodo<T, P> {
         if first_non_finite(&state.momentum).is_some() {
             return Err(StateError::NonFinite { what: "momentum" });
         }
+        state.preconditioner.prepare()?;
+        state
+            .meta
+            .validate_state(state.preconditioner.weights().len())?;
         let mut step = vec![T::zero(); n];
         // Recreate the activations of m_t under θ, exactly as the last step left them.
         state.preconditioner.apply(&state.momentum, &mut step);
@@ -141,7 +185,7 @@ impl<T: Real, P: Preconditioner<T>> Lodo<T, P> {
 
     /// The state to save (see [`LodoState`] for the format).
     #[must_use]
-    pub fn state(&self) -> &LodoState<T, P> {
+    pub fn state(&self) -> &LodoState<T, P, M> {
         &self.state
     }
 
@@ -165,7 +209,7 @@ impl<T: Real, P: Preconditioner<T>> Lodo<T, P> {
 
     /// The meta-optimizer.
     #[must_use]
-    pub fn meta(&self) -> &MetaOptimizer<T> {
+    pub fn meta(&self) -> &M {
         &self.state.meta
     }
 
@@ -193,12 +237,23 @@ impl<T: Real, P: Preconditioner<T>> Lodo<T, P> {
     }
 }
 
-impl<T: Real, P: Preconditioner<T>> Optimizer<T> for Lodo<T, P> {
+impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Optimizer<T> for Lodo<T, P, M> {
     fn dim(&self) -> usize {
         self.state.momentum.len()
     }
 
     fn step(&mut self, params: &mut [T], grad: &[T]) -> Result<(), StepError> {
         Lodo::step(self, params, grad)
+    }
+
+    /// `α₀`, the scale of `G` (`G = α₀·I` at the start; paper §3).
+    fn learning_rate(&self) -> T {
+        self.state.preconditioner.alpha0()
+    }
+
+    /// Sets `α₀` ([`Preconditioner::set_alpha0`]): the following steps are `α_new/α_old` times
+    /// larger for the same `θ` and `m`.
+    fn set_learning_rate(&mut self, learning_rate: T) -> Result<(), ConfigError> {
+        self.state.preconditioner.set_alpha0(learning_rate)
     }
 }

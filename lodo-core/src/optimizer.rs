@@ -1,7 +1,7 @@
 //! The interface shared by LODO and every first-order optimizer (the harness's baselines
-//! implement it too).
+//! implement it too): what a framework adapter (candle, burn, argmin) needs, and nothing more.
 
-use crate::error::StepError;
+use crate::error::{ConfigError, StepError};
 use crate::real::{Real, first_non_finite};
 
 /// An optimizer that turns the gradient at the current parameters into a step, in place.
@@ -19,6 +19,18 @@ pub trait Optimizer<T: Real> {
     /// [`StepError::NonFiniteGradient`] (nothing changed) or [`StepError::NonFiniteStep`]
     /// (parameters unchanged).
     fn step(&mut self, params: &mut [T], grad: &[T]) -> Result<(), StepError>;
+
+    /// The learning rate, in the sense each optimizer documents: for [`crate::Lodo`] the
+    /// preconditioner's scale `α₀` (`G = α₀·I` at the start), for Adam and SGD their `η`.
+    fn learning_rate(&self) -> T;
+
+    /// Sets the learning rate (same meaning as [`Optimizer::learning_rate`]) for the following
+    /// steps.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidLearningRate`] (or [`ConfigError::InvalidAlpha0`] for LODO) unless
+    /// finite and positive; nothing changes then.
+    fn set_learning_rate(&mut self, learning_rate: T) -> Result<(), ConfigError>;
 }
 
 /// The checks every [`Optimizer::step`] makes before touching anything.

@@ -6,8 +6,9 @@ mod common;
 use common::{bits, cast, gaussians, random_spd};
 use lodo_core::random::Stream;
 use lodo_core::{
-    Adam, ConfigError, Diagonal, Global, Lodo, LodoConfig, LodoState, Optimizer, Preconditioner,
-    Real, Residual, StateError, StepError, lit,
+    Adam, AdamConfig, BlockConfig, ConfigError, Diagonal, Global, Lodo, LodoConfig, LodoState,
+    MetaConfig, MetaOptimizer, Optimizer, Preconditioner, Real, Residual, ResidualConfig, Sgd,
+    SgdConfig, StateError, StepError, lit,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -46,8 +47,8 @@ impl Bowl {
     }
 }
 
-fn run<T: Real, P: Preconditioner<T>>(
-    lodo: &mut Lodo<T, P>,
+fn run<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>>(
+    lodo: &mut Lodo<T, P, M>,
     x: &mut [T],
     bowl: &mut Bowl,
     steps: usize,
@@ -88,33 +89,45 @@ fn config_rejects_every_invalid_hyperparameter() {
         ConfigError::InvalidMomentum
     );
     assert!(c.with_beta(0.0).is_ok());
-    assert_eq!(c.with_layers(0).unwrap_err(), ConfigError::ZeroLayers);
+    let b = BlockConfig::<f64>::default();
+    assert_eq!(b.with_layers(0).unwrap_err(), ConfigError::ZeroLayers);
     assert_eq!(
-        c.with_block_size(0).unwrap_err(),
+        b.with_block_size(0).unwrap_err(),
         ConfigError::ZeroBlockSize
     );
     assert_eq!(
-        c.with_meta_adam(1.0, 0.999, 1e-7).unwrap_err(),
+        ResidualConfig::<f64>::default().with_layers(0).unwrap_err(),
+        ConfigError::ZeroLayers
+    );
+    let adam = AdamConfig::<f64>::default();
+    assert_eq!(
+        adam.with_moments(1.0, 0.999, 1e-7).unwrap_err(),
         ConfigError::InvalidBeta1
     );
     assert_eq!(
-        c.with_meta_adam(0.9, 1.0, 1e-7).unwrap_err(),
+        adam.with_moments(0.9, 1.0, 1e-7).unwrap_err(),
         ConfigError::InvalidBeta2
     );
     assert_eq!(
-        c.with_meta_adam(0.9, 0.999, 0.0).unwrap_err(),
+        adam.with_moments(0.9, 0.999, 0.0).unwrap_err(),
         ConfigError::InvalidEpsilon
+    );
+    assert_eq!(
+        SgdConfig::<f64>::default()
+            .with_learning_rate(f64::NAN)
+            .unwrap_err(),
+        ConfigError::InvalidLearningRate
     );
     assert_eq!(
         Lodo::<f64>::new(0, c, 0).unwrap_err(),
         ConfigError::EmptyProblem
     );
-    let small = c.with_hidden(9).unwrap();
+    let small = c.with_preconditioner(b.with_hidden(9).unwrap());
     assert_eq!(
         Lodo::<f64>::new(10, small, 0).unwrap_err(),
         ConfigError::HiddenTooSmall { hidden: 9, dim: 10 }
     );
-    let odd = c.with_hidden(10).unwrap().with_block_size(4).unwrap();
+    let odd = c.with_preconditioner(b.with_hidden(10).unwrap().with_block_size(4).unwrap());
     assert_eq!(
         Lodo::<f64>::new(10, odd, 0).unwrap_err(),
         ConfigError::HiddenNotMultipleOfBlock {
@@ -122,7 +135,8 @@ fn config_rejects_every_invalid_hyperparameter() {
             block_size: 4
         }
     );
-    assert!(Lodo::<f64>::new(10, c.with_hidden(12).unwrap(), 0).is_ok());
+    let wide = c.with_preconditioner(b.with_hidden(12).unwrap());
+    assert!(Lodo::<f64>::new(10, wide, 0).is_ok());
     assert_eq!(
         Adam::<f64>::new(3, 0.0).unwrap_err(),
         ConfigError::InvalidLearningRate
@@ -133,11 +147,13 @@ fn config_rejects_every_invalid_hyperparameter() {
 
 // ---------------------------------------------------------------- bad input
 
-fn bad_input_changes_nothing<T: Real + Serialize, P: Preconditioner<T> + Serialize>(
-    n: usize,
-    config: LodoConfig<T>,
-) {
-    let mut lodo = Lodo::<T, P>::new(n, config, 11).unwrap();
+fn bad_input_changes_nothing<T, P, M>(n: usize, config: LodoConfig<T, P::Config, M::Config>)
+where
+    T: Real + Serialize,
+    P: Preconditioner<T> + Serialize,
+    M: MetaOptimizer<T> + Serialize,
+{
+    let mut lodo = Lodo::<T, P, M>::new(n, config, 11).unwrap();
     let mut bowl = Bowl::new(n, 12);
     let mut x: Vec<T> = cast(&gaussians(n, 1.0, &mut Stream::new(13)));
     run(&mut lodo, &mut x, &mut bowl, 5);
@@ -174,11 +190,12 @@ fn bad_input_changes_nothing<T: Real + Serialize, P: Preconditioner<T> + Seriali
 
 #[test]
 fn bad_input_returns_typed_errors_and_changes_nothing() {
-    bad_input_changes_nothing::<f64, Block<f64>>(7, LodoConfig::default());
-    bad_input_changes_nothing::<f32, Block<f32>>(7, LodoConfig::default());
-    bad_input_changes_nothing::<f64, Residual<f64>>(5, LodoConfig::residual());
-    bad_input_changes_nothing::<f64, Diagonal<f64>>(5, LodoConfig::default());
-    bad_input_changes_nothing::<f32, Global<f32>>(5, LodoConfig::default());
+    bad_input_changes_nothing::<f64, Block<f64>, Adam<f64>>(7, LodoConfig::default());
+    bad_input_changes_nothing::<f32, Block<f32>, Adam<f32>>(7, LodoConfig::default());
+    bad_input_changes_nothing::<f64, Block<f64>, Sgd<f64>>(7, LodoConfig::default());
+    bad_input_changes_nothing::<f64, Residual<f64>, Adam<f64>>(5, LodoConfig::default());
+    bad_input_changes_nothing::<f64, Diagonal<f64>, Adam<f64>>(5, LodoConfig::default());
+    bad_input_changes_nothing::<f32, Global<f32>, Adam<f32>>(5, LodoConfig::default());
 }
 
 #[test]
@@ -203,13 +220,14 @@ fn a_step_that_would_overflow_leaves_parameters_unchanged() {
 
 // ---------------------------------------------------------------- resume and determinism
 
-fn resume_is_bit_identical<T, P>(n: usize, config: LodoConfig<T>)
+fn resume_is_bit_identical<T, P, M>(n: usize, config: LodoConfig<T, P::Config, M::Config>)
 where
     T: Real + Serialize + DeserializeOwned,
     P: Preconditioner<T> + Serialize + DeserializeOwned,
+    M: MetaOptimizer<T> + Serialize + DeserializeOwned,
 {
     let mut bowl = Bowl::new(n, 21);
-    let mut lodo = Lodo::<T, P>::new(n, config, 22).unwrap();
+    let mut lodo = Lodo::<T, P, M>::new(n, config, 22).unwrap();
     let mut x: Vec<T> = vec![T::zero(); n];
     run(&mut lodo, &mut x, &mut bowl, 20);
     let saved = json(lodo.state());
@@ -217,8 +235,8 @@ where
 
     run(&mut lodo, &mut x, &mut bowl, 30);
 
-    let state: LodoState<T, P> = serde_json::from_str(&saved).unwrap();
-    let mut resumed = Lodo::<T, P>::from_state(state).unwrap();
+    let state: LodoState<T, P, M> = serde_json::from_str(&saved).unwrap();
+    let mut resumed = Lodo::<T, P, M>::from_state(state).unwrap();
     let mut bowl2 = Bowl::new(n, 21);
     for _ in 0..20 {
         bowl2.grad(&x_saved);
@@ -236,12 +254,12 @@ where
 
 #[test]
 fn a_resumed_run_continues_bit_identically() {
-    resume_is_bit_identical::<f64, Block<f64>>(9, LodoConfig::default());
-    resume_is_bit_identical::<f32, Block<f32>>(9, LodoConfig::default());
-    resume_is_bit_identical::<f64, Block<f64>>(9, LodoConfig::default().with_meta_sgd());
-    resume_is_bit_identical::<f64, Residual<f64>>(6, LodoConfig::residual());
-    resume_is_bit_identical::<f64, Diagonal<f64>>(6, LodoConfig::default());
-    resume_is_bit_identical::<f64, Global<f64>>(6, LodoConfig::default());
+    resume_is_bit_identical::<f64, Block<f64>, Adam<f64>>(9, LodoConfig::default());
+    resume_is_bit_identical::<f32, Block<f32>, Adam<f32>>(9, LodoConfig::default());
+    resume_is_bit_identical::<f64, Block<f64>, Sgd<f64>>(9, LodoConfig::default());
+    resume_is_bit_identical::<f64, Residual<f64>, Adam<f64>>(6, LodoConfig::default());
+    resume_is_bit_identical::<f64, Diagonal<f64>, Adam<f64>>(6, LodoConfig::default());
+    resume_is_bit_identical::<f64, Global<f64>, Adam<f64>>(6, LodoConfig::default());
 }
 
 #[test]
@@ -323,9 +341,11 @@ fn corrupted_states_are_rejected() {
 
 #[test]
 fn a_step_allocates_nothing_after_construction() {
-    fn check<P: Preconditioner<f64>>(config: LodoConfig<f64>) {
+    fn check<P: Preconditioner<f64>, M: MetaOptimizer<f64>>(
+        config: LodoConfig<f64, P::Config, M::Config>,
+    ) {
         let n = 33;
-        let mut lodo = Lodo::<f64, P>::new(n, config, 1).unwrap();
+        let mut lodo = Lodo::<f64, P, M>::new(n, config, 1).unwrap();
         let mut bowl = Bowl::new(n, 2);
         let grads: Vec<Vec<f64>> = (0..10).map(|_| bowl.grad(&vec![0.0; n])).collect();
         let mut x = vec![0.0; n];
@@ -340,11 +360,11 @@ fn a_step_allocates_nothing_after_construction() {
             info.count_total
         );
     }
-    check::<Block<f64>>(LodoConfig::default());
-    check::<Block<f64>>(LodoConfig::default().with_meta_sgd());
-    check::<Residual<f64>>(LodoConfig::residual());
-    check::<Diagonal<f64>>(LodoConfig::default());
-    check::<Global<f64>>(LodoConfig::default());
+    check::<Block<f64>, Adam<f64>>(LodoConfig::default());
+    check::<Block<f64>, Sgd<f64>>(LodoConfig::default());
+    check::<Residual<f64>, Adam<f64>>(LodoConfig::default());
+    check::<Diagonal<f64>, Adam<f64>>(LodoConfig::default());
+    check::<Global<f64>, Adam<f64>>(LodoConfig::default());
     // The counter does see allocations (the test can fail).
     let info = allocation_counter::measure(|| {
         std::hint::black_box(vec![0u8; 16]);

@@ -4,11 +4,9 @@
 
 mod common;
 
-use common::{DenseNetwork, cast, gaussians, random_spd, rel_err, to_f64};
+use common::{DenseNetwork, Shaped, cast, gaussians, random_spd, rel_err, to_f64};
 use lodo_core::random::Stream;
-use lodo_core::{
-    BlockPreconditioner, Diagonal, Global, LodoConfig, Preconditioner, Real, Residual, lit,
-};
+use lodo_core::{BlockPreconditioner, Diagonal, Global, Preconditioner, Real, Residual, lit};
 use proptest::prelude::*;
 
 /// A quadratic loss `ℓ(x) = ½ (x − c)ᵀ Q (x − c)` and the point before the step.
@@ -92,16 +90,18 @@ fn perturb<T: Real, P: Preconditioner<T>>(p: &mut P, s: f64, seed: u64) {
     }
 }
 
-fn build<T: Real, P: Preconditioner<T>>(n: usize, config: &LodoConfig<T>, seed: u64) -> P {
-    P::from_config(n, config, &mut Stream::new(seed)).unwrap()
-}
-
-fn config<T: Real>(k: usize, layers: usize, alpha0: f64) -> LodoConfig<T> {
-    LodoConfig::default()
-        .with_block_size(k)
-        .and_then(|c| c.with_layers(layers))
-        .and_then(|c| c.with_alpha0(lit(alpha0)))
-        .unwrap()
+/// The architecture `P` with block size `k`, `N` layers and `α₀` (where it has them).
+fn build<T: Real, P>(n: usize, (k, layers, alpha0): (usize, usize, f64), seed: u64) -> P
+where
+    P: Preconditioner<T>,
+    P::Config: Shaped<T>,
+{
+    P::from_config(
+        n,
+        &Shaped::shaped(k, layers, alpha0),
+        &mut Stream::new(seed),
+    )
+    .unwrap()
 }
 
 /// The whole check for one architecture: f64 analytic vs FD, f32 analytic vs f64 analytic.
@@ -109,9 +109,11 @@ fn check<P64, P32>(n: usize, k: usize, layers: usize, seed: u64)
 where
     P64: Preconditioner<f64>,
     P32: Preconditioner<f32>,
+    P64::Config: Shaped<f64>,
+    P32::Config: Shaped<f32>,
 {
     let prob = Problem::new(n, seed);
-    let mut p64: P64 = build(n, &config(k, layers, 0.6), seed);
+    let mut p64: P64 = build(n, (k, layers, 0.6), seed);
     perturb(&mut p64, 0.3, seed ^ 9);
     let exact = analytic(&mut p64, &prob);
     let fd = finite_differences(&p64, &prob);
@@ -122,7 +124,7 @@ where
     );
 
     // f32 on the same weights (rounded), against f64 on those rounded weights.
-    let mut p32: P32 = build(n, &config(k, layers, 0.6), seed);
+    let mut p32: P32 = build(n, (k, layers, 0.6), seed);
     for (w32, &w64) in p32.weights_mut().iter_mut().zip(p64.weights()) {
         *w32 = w64 as f32;
     }
@@ -150,7 +152,7 @@ proptest! {
     #[test]
     fn block_network_equals_dense_formula(n in 1usize..9, k in 1usize..5, layers in 1usize..5, seed: u64) {
         let prob = Problem::new(n, seed);
-        let mut p: BlockPreconditioner<f64> = build(n, &config(k, layers, 0.6), seed);
+        let mut p: BlockPreconditioner<f64> = build(n, (k, layers, 0.6), seed);
         perturb(&mut p, 0.3, seed ^ 9);
         let exact = analytic(&mut p, &prob);
         let g = prob.gradient_after_apply(&mut p);
@@ -177,7 +179,7 @@ proptest! {
 #[test]
 fn hypergradient_leaves_weights_unchanged_and_backprop_hands_over_every_weight_once() {
     let prob = Problem::new(6, 3);
-    let mut p: BlockPreconditioner<f64> = build(6, &config(4, 3, 1.0), 3);
+    let mut p: BlockPreconditioner<f64> = build(6, (4, 3, 1.0), 3);
     let before = p.weights().to_vec();
     let _ = analytic(&mut p, &prob);
     assert_eq!(common::bits(p.weights()), common::bits(&before));

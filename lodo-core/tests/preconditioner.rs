@@ -3,10 +3,11 @@
 
 mod common;
 
-use common::{Dense, DenseNetwork, cast, is_positive_definite, rel_err, to_f64};
+use common::{Dense, DenseNetwork, Shaped, cast, is_positive_definite, rel_err, to_f64};
 use lodo_core::random::Stream;
 use lodo_core::{
-    BlockPreconditioner, Diagonal, Global, LodoConfig, Preconditioner, Real, Residual, lit,
+    BlockConfig, BlockPreconditioner, Diagonal, DiagonalConfig, Global, GlobalConfig,
+    Preconditioner, PreconditionerConfig, Real, Residual, ResidualConfig, lit,
 };
 use proptest::prelude::*;
 
@@ -17,11 +18,7 @@ fn block<T: Real>(
     alpha0: f64,
     seed: u64,
 ) -> BlockPreconditioner<T> {
-    let config = LodoConfig::<T>::default()
-        .with_block_size(k)
-        .and_then(|c| c.with_layers(layers))
-        .and_then(|c| c.with_alpha0(lit(alpha0)))
-        .unwrap();
+    let config = BlockConfig::shaped(k, layers, alpha0);
     BlockPreconditioner::from_config(n, &config, &mut Stream::new(seed)).unwrap()
 }
 
@@ -138,7 +135,7 @@ proptest! {
 
     #[test]
     fn residual_is_symmetric_and_psd_with_nonnegative_middle(n in 1usize..12, layers in 1usize..8, seed: u64) {
-        let config = LodoConfig::<f64>::default().with_layers(layers).unwrap();
+        let config = ResidualConfig::<f64>::default().with_layers(layers).unwrap();
         let mut p = Residual::<f64>::from_config(n, &config, &mut Stream::new(seed)).unwrap();
         // Keep c ≥ 0 (the documented PSD condition), perturb the diagonals.
         let h = p.weights().len() / (layers + 1);
@@ -167,9 +164,10 @@ fn default_hidden_width_is_k_ceil_2n_over_k() {
 
 #[test]
 fn diagonal_and_global_ablations_start_at_alpha0_identity() {
-    let config = LodoConfig::<f64>::default().with_alpha0(0.25).unwrap();
-    let d = Diagonal::<f64>::from_config(5, &config, &mut Stream::new(0)).unwrap();
-    let g = Global::<f64>::from_config(5, &config, &mut Stream::new(0)).unwrap();
+    let d_config = DiagonalConfig::<f64>::default().with_alpha0(0.25).unwrap();
+    let g_config = GlobalConfig::<f64>::default().with_alpha0(0.25).unwrap();
+    let d = Diagonal::<f64>::from_config(5, &d_config, &mut Stream::new(0)).unwrap();
+    let g = Global::<f64>::from_config(5, &g_config, &mut Stream::new(0)).unwrap();
     for p in [dense_of(&d), dense_of(&g)] {
         for i in 0..5 {
             for j in 0..5 {
@@ -192,7 +190,7 @@ fn wide_network_equals_whole_layer_kernels() {
     use lodo_core::preconditioner::block::PARALLEL_MIN_ROWS;
     use lodo_kernels::Kernels;
     let n = PARALLEL_MIN_ROWS / 2 + 1001;
-    let config = LodoConfig::<f32>::default().with_layers(3).unwrap();
+    let config = BlockConfig::<f32>::default().with_layers(3).unwrap();
     let pre = BlockPreconditioner::<f32>::from_config(n, &config, &mut Stream::new(11)).unwrap();
     let (h, k) = (pre.hidden(), pre.block_size());
     assert!(h >= PARALLEL_MIN_ROWS);

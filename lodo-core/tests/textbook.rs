@@ -3,9 +3,12 @@
 
 mod common;
 
-use common::{DenseNetwork, cast, gaussians, random_spd, rel_err, to_f64};
+use common::{DenseNetwork, Shaped, cast, gaussians, random_spd, rel_err, to_f64};
 use lodo_core::random::Stream;
-use lodo_core::{Lodo, LodoConfig, Preconditioner, Real, lit};
+use lodo_core::{
+    Adam, BlockConfig, BlockPreconditioner, Lodo, LodoConfig, MetaOptimizer, Preconditioner, Real,
+    Sgd, lit,
+};
 
 struct Textbook {
     net: DenseNetwork,
@@ -51,22 +54,26 @@ impl Textbook {
     }
 }
 
-fn run<T: Real>(n: usize, k: usize, layers: usize, beta: f64, sgd: bool, seed: u64, tol: f64) {
+/// `M` is the meta-optimizer under test: [`Adam`] or [`Sgd`] (the textbook's `sgd` flag).
+fn run<T: Real, M: MetaOptimizer<T>>(
+    n: usize,
+    k: usize,
+    layers: usize,
+    beta: f64,
+    seed: u64,
+    tol: f64,
+) {
+    let sgd = M::NAME == Sgd::<T>::NAME;
     let mut rng = Stream::new(seed);
     let q = random_spd(n, 0.05, 2.0, &mut rng);
     let c = gaussians(n, 1.0, &mut rng);
     let meta_lr = if sgd { 1e-3 } else { 1e-2 };
-    let mut config = LodoConfig::<T>::default()
-        .with_block_size(k)
-        .and_then(|c| c.with_layers(layers))
-        .and_then(|c| c.with_alpha0(lit(0.7)))
-        .and_then(|c| c.with_beta(lit(beta)))
+    let config = LodoConfig::<T, BlockConfig<T>, M::Config>::default()
+        .with_preconditioner(BlockConfig::shaped(k, layers, 0.7))
+        .with_beta(lit(beta))
         .and_then(|c| c.with_meta_lr(lit(meta_lr)))
         .unwrap();
-    if sgd {
-        config = config.with_meta_sgd();
-    }
-    let mut lodo = Lodo::<T>::new(n, config, seed).unwrap();
+    let mut lodo = Lodo::<T, BlockPreconditioner<T>, M>::new(n, config, seed).unwrap();
     let net = DenseNetwork::of(lodo.preconditioner());
     let theta = to_f64(lodo.preconditioner().weights());
     let len = theta.len();
@@ -100,7 +107,7 @@ fn run<T: Real>(n: usize, k: usize, layers: usize, beta: f64, sgd: bool, seed: u
         assert!(err_theta <= tol, "step {t}: θ differs by {err_theta}");
     }
     // The run did something: θ moved, so a wrong meta-step would have shown.
-    let fresh = Lodo::<T>::new(n, config, seed).unwrap();
+    let fresh = Lodo::<T, BlockPreconditioner<T>, M>::new(n, config, seed).unwrap();
     let moved = rel_err(&book.theta, &to_f64(fresh.preconditioner().weights()));
     assert!(
         moved > 1e-3,
@@ -111,18 +118,18 @@ fn run<T: Real>(n: usize, k: usize, layers: usize, beta: f64, sgd: bool, seed: u
 #[test]
 fn f64_adam_matches_textbook() {
     for (seed, n, k, layers) in [(1, 6, 4, 3), (2, 5, 2, 4), (3, 9, 3, 2), (4, 1, 1, 1)] {
-        run::<f64>(n, k, layers, 0.9, false, seed, 1e-9);
+        run::<f64, Adam<f64>>(n, k, layers, 0.9, seed, 1e-9);
     }
 }
 
 #[test]
 fn f64_sgd_meta_and_no_momentum_match_textbook() {
-    run::<f64>(6, 4, 3, 0.9, true, 5, 1e-9);
-    run::<f64>(6, 4, 3, 0.0, false, 6, 1e-9);
+    run::<f64, Sgd<f64>>(6, 4, 3, 0.9, 5, 1e-9);
+    run::<f64, Adam<f64>>(6, 4, 3, 0.0, 6, 1e-9);
 }
 
 #[test]
 fn f32_adam_matches_textbook() {
     // f32 rounding (≈6e−8 per operation) through N layers and 50 steps of Adam.
-    run::<f32>(6, 4, 3, 0.9, false, 7, 2e-3);
+    run::<f32, Adam<f32>>(6, 4, 3, 0.9, 7, 2e-3);
 }

@@ -11,7 +11,10 @@
 
 use faer::Mat;
 use lodo_core::random::Stream;
-use lodo_core::{BlockPreconditioner, Lodo, LodoConfig, Preconditioner, Real, lit};
+use lodo_core::{
+    BlockConfig, BlockPreconditioner, Lodo, LodoConfig, Preconditioner, PreconditionerConfig, Real,
+    lit,
+};
 use lodo_theory_tests::linalg::{frob, singular_values, sym_eigenvalues};
 use lodo_theory_tests::network::{a_pi, dense_from_core, gram, rounding_depth};
 use lodo_theory_tests::{f, seed};
@@ -62,9 +65,9 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-fn lodo_config<T: Real>(c: &Case) -> LodoConfig<T> {
+fn network_config<T: Real>(c: &Case) -> BlockConfig<T> {
     let h = c.k * (c.n.div_ceil(c.k) + c.extra_blocks);
-    LodoConfig::<T>::default()
+    BlockConfig::<T>::default()
         .with_alpha0(lit(c.alpha0))
         .and_then(|x| x.with_layers(c.layers))
         .and_then(|x| x.with_block_size(c.k))
@@ -73,7 +76,7 @@ fn lodo_config<T: Real>(c: &Case) -> LodoConfig<T> {
 }
 
 fn build<T: Real>(c: &Case) -> BlockPreconditioner<T> {
-    BlockPreconditioner::from_config(c.n, &lodo_config::<T>(c), &mut Stream::new(c.seed))
+    BlockPreconditioner::from_config(c.n, &network_config::<T>(c), &mut Stream::new(c.seed))
         .expect("valid shape")
 }
 
@@ -239,7 +242,8 @@ fn check_init<T: Real>(p: &BlockPreconditioner<T>) -> Result<(), TestCaseError> 
 /// S1 after training: LODO on a random noisy quadratic, then the trained `G` is checked.
 fn check_after_training<T: Real>(c: &Case, steps: usize) -> Result<(), TestCaseError> {
     let n = c.n;
-    let cfg = lodo_config::<T>(c)
+    let cfg = LodoConfig::default()
+        .with_preconditioner(network_config::<T>(c))
         .with_meta_lr(lit(3e-2))
         .expect("valid meta lr");
     let mut lodo = Lodo::<T>::new(n, cfg, c.seed).expect("valid optimizer");

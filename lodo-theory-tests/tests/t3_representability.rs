@@ -6,7 +6,7 @@
 
 use faer::Mat;
 use lodo_core::random::Stream;
-use lodo_core::{BlockPreconditioner, LodoConfig, Preconditioner};
+use lodo_core::{BlockConfig, BlockPreconditioner, Preconditioner};
 use lodo_theory_tests::fit::{Metrics, fit, metrics};
 use lodo_theory_tests::linalg::{frob, from_eigen, sym_eigen};
 use lodo_theory_tests::mixing::{log_lower_bound, mixing_depth};
@@ -19,7 +19,7 @@ fn permutations(
     layers: usize,
     seed: u64,
 ) -> (usize, Vec<lodo_core::Permutation>) {
-    let config = LodoConfig::<f32>::default()
+    let config = BlockConfig::<f32>::default()
         .with_block_size(k)
         .and_then(|c| c.with_layers(layers))
         .expect("valid");
@@ -202,7 +202,7 @@ fn fit_table(
             n * (n + 1) / 2
         );
         for (name, t) in &ts {
-            let config = LodoConfig::<f64>::default()
+            let config = BlockConfig::<f64>::default()
                 .with_block_size(k)
                 .and_then(|c| c.with_layers(nl))
                 .expect("valid");
@@ -327,7 +327,7 @@ fn t3_families_long() {
 #[test]
 fn t3_fit_gradient_matches_finite_differences() {
     let (n, k, nl) = (5, 2, 3);
-    let config = LodoConfig::<f64>::default()
+    let config = BlockConfig::<f64>::default()
         .with_block_size(k)
         .and_then(|c| c.with_layers(nl))
         .expect("valid");

@@ -3,7 +3,7 @@
 //! Symbols: `g` gradient, `η` learning rate, `t` step count (from 1). All state starts at 0.
 
 use lodo_core::optimizer::check_inputs;
-use lodo_core::{Optimizer, Real, StepError, lit};
+use lodo_core::{ConfigError, Optimizer, Real, StepError, lit};
 
 use super::registry::{BuildError, check_positive, check_unit};
 use super::{check_ascent, dot};
@@ -39,6 +39,15 @@ impl<T: Real> Momentum<T> {
 }
 
 impl<T: Real> Optimizer<T> for Momentum<T> {
+    /// `η`.
+    fn learning_rate(&self) -> T {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: T) -> Result<(), ConfigError> {
+        set_rate(&mut self.lr, lr)
+    }
+
     fn dim(&self) -> usize {
         self.v.len()
     }
@@ -98,6 +107,15 @@ impl<T: Real> RmsProp<T> {
 }
 
 impl<T: Real> Optimizer<T> for RmsProp<T> {
+    /// `η`.
+    fn learning_rate(&self) -> T {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: T) -> Result<(), ConfigError> {
+        set_rate(&mut self.lr, lr)
+    }
+
     fn dim(&self) -> usize {
         self.r.len()
     }
@@ -164,6 +182,16 @@ impl<T: Real> Yogi<T> {
     }
 }
 
+/// `*lr ← lr` if finite and positive ([`Optimizer::set_learning_rate`]).
+fn set_rate<T: Real>(rate: &mut T, lr: T) -> Result<(), ConfigError> {
+    if lr.is_finite() && lr > T::zero() {
+        *rate = lr;
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidLearningRate)
+    }
+}
+
 fn sign<T: Real>(x: T) -> T {
     // tf.math.sign: 0 at 0.
     if x > T::zero() {
@@ -176,6 +204,15 @@ fn sign<T: Real>(x: T) -> T {
 }
 
 impl<T: Real> Optimizer<T> for Yogi<T> {
+    /// `η`.
+    fn learning_rate(&self) -> T {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: T) -> Result<(), ConfigError> {
+        set_rate(&mut self.lr, lr)
+    }
+
     fn dim(&self) -> usize {
         self.m.len()
     }
@@ -264,6 +301,15 @@ impl<T: Real> Lars<T> {
 }
 
 impl<T: Real> Optimizer<T> for Lars<T> {
+    /// `η`.
+    fn learning_rate(&self) -> T {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: T) -> Result<(), ConfigError> {
+        set_rate(&mut self.lr, lr)
+    }
+
     fn dim(&self) -> usize {
         self.u.len()
     }

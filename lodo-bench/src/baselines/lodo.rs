@@ -1,33 +1,38 @@
 //! LODO as a [`Minimizer`], exposing its preconditioner, and LODO with a frozen `G`.
 
-use lodo_core::{Lodo, Optimizer, Preconditioner, Real, StepError};
+use lodo_core::{Adam, Lodo, MetaOptimizer, Optimizer, Preconditioner, Real, StepError};
 
 use super::registry::{BuildError, check_unit};
 use crate::task::{Minimizer, Task};
 
-/// LODO (any preconditioner architecture `P`) run against a [`Task`], one gradient per step;
+/// LODO (any preconditioner architecture `P` and meta-optimizer `M`) run against a [`Task`], one gradient per step;
 /// [`Minimizer::preconditioner_matvec`] gives `G(θ)·v` for the Hessian-error metric.
 #[derive(Clone, Debug)]
-pub struct LodoMinimizer<T, P> {
-    lodo: Lodo<T, P>,
+pub struct LodoMinimizer<T, P, M = Adam<T>> {
+    lodo: Lodo<T, P, M>,
     grad: Vec<T>,
 }
 
-impl<T: Real, P: Preconditioner<T>> LodoMinimizer<T, P> {
+impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> LodoMinimizer<T, P, M> {
     /// Wraps `lodo`.
-    pub fn new(lodo: Lodo<T, P>) -> Self {
+    pub fn new(lodo: Lodo<T, P, M>) -> Self {
         let grad = vec![T::zero(); lodo.dim()];
         Self { lodo, grad }
     }
 
     /// The optimizer.
     #[must_use]
-    pub fn lodo(&self) -> &Lodo<T, P> {
+    pub fn lodo(&self) -> &Lodo<T, P, M> {
         &self.lodo
     }
 }
 
-impl<T: Real, P: Preconditioner<T> + Send> Minimizer<T> for LodoMinimizer<T, P> {
+impl<T, P, M> Minimizer<T> for LodoMinimizer<T, P, M>
+where
+    T: Real,
+    P: Preconditioner<T> + Send,
+    M: MetaOptimizer<T> + Send,
+{
     fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
         let loss = task.loss_grad(x, &mut self.grad);
         self.lodo.step(x, &self.grad)?;

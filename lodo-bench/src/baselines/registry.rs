@@ -5,7 +5,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use lodo_core::{ConfigError, DiagonalLodo, GlobalLodo, Lodo, LodoConfig, Real, ResidualLodo, lit};
+use lodo_core::{
+    Adam, AdamConfig, BlockPreconditioner, ConfigError, Diagonal, Global, Lodo, LodoConfig,
+    MetaConfig, MetaOptimizer, Preconditioner, Real, Residual, Sgd, lit,
+};
 
 use super::{
     Bfgs, Lars, Lbfgs, LbfgsVariant, LevenbergMarquardt, LodoMinimizer, Momentum, RmsProp, Yogi,
@@ -349,11 +352,12 @@ impl OptimizerKind {
         }
         let v = |i: usize| -> T { lit(values[i]) };
         let n = ctx.dim;
-        let lodo_config = |config: LodoConfig<T>| -> Result<LodoConfig<T>, BuildError> {
-            Ok(config
-                .with_alpha0(v(0))?
-                .with_meta_lr(v(1))?
-                .with_beta(if values.len() > 2 { v(2) } else { T::zero() })?)
+        // LODO's values: α₀, η and β (β = 0 for the no-momentum ablation, which has no β).
+        let lodo = |values: &[f64]| LodoValues {
+            alpha0: values[0],
+            meta_lr: values[1],
+            beta: values.get(2).copied().unwrap_or(0.0),
+            seed: ctx.seed,
         };
         Ok(match self {
             Self::Momentum => Box::new(FirstOrder::new(Momentum::new(n, v(0), v(1))?)),
@@ -362,13 +366,10 @@ impl OptimizerKind {
                 check_positive("lr", v(0))?;
                 check_unit("beta_1", v(1))?;
                 check_unit("beta_2", v(2))?;
-                Box::new(FirstOrder::new(lodo_core::Adam::with_hyperparameters(
-                    n,
-                    v(0),
-                    v(1),
-                    v(2),
-                    lit(1e-7),
-                )?))
+                let config = AdamConfig::default()
+                    .with_learning_rate(v(0))?
+                    .with_moments(v(1), v(2), lit(1e-7))?;
+                Box::new(FirstOrder::new(Adam::from_config(&config, n)?))
             }
             Self::Yogi => Box::new(FirstOrder::new(Yogi::new(n, v(0), v(1), v(2))?)),
             Self::Lars => {
@@ -398,32 +399,40 @@ impl OptimizerKind {
                 }
                 Box::new(LevenbergMarquardt::new(n, v(0))?)
             }
-            Self::Lodo | Self::LodoNoMomentum => Box::new(LodoMinimizer::new(Lodo::<T>::new(
-                n,
-                lodo_config(LodoConfig::default())?,
-                ctx.seed,
-            )?)),
-            Self::LodoSgd => Box::new(LodoMinimizer::new(Lodo::<T>::new(
-                n,
-                lodo_config(LodoConfig::default().with_meta_sgd())?,
-                ctx.seed,
-            )?)),
-            Self::LodoDiagonal => Box::new(LodoMinimizer::new(DiagonalLodo::<T>::new(
-                n,
-                lodo_config(LodoConfig::default())?,
-                ctx.seed,
-            )?)),
-            Self::LodoGlobal => Box::new(LodoMinimizer::new(GlobalLodo::<T>::new(
-                n,
-                lodo_config(LodoConfig::default())?,
-                ctx.seed,
-            )?)),
-            Self::LodoResiduals => Box::new(LodoMinimizer::new(ResidualLodo::<T>::new(
-                n,
-                lodo_config(LodoConfig::residual())?,
-                ctx.seed,
-            )?)),
+            Self::Lodo | Self::LodoNoMomentum => {
+                lodo(values).build::<T, BlockPreconditioner<T>, Adam<T>>(n)?
+            }
+            Self::LodoSgd => lodo(values).build::<T, BlockPreconditioner<T>, Sgd<T>>(n)?,
+            Self::LodoDiagonal => lodo(values).build::<T, Diagonal<T>, Adam<T>>(n)?,
+            Self::LodoGlobal => lodo(values).build::<T, Global<T>, Adam<T>>(n)?,
+            Self::LodoResiduals => lodo(values).build::<T, Residual<T>, Adam<T>>(n)?,
         })
+    }
+}
+
+/// LODO's tuned values and seed; [`LodoValues::build`] makes any architecture and meta-optimizer
+/// from them (every other setting at its default).
+struct LodoValues {
+    alpha0: f64,
+    meta_lr: f64,
+    beta: f64,
+    seed: u64,
+}
+
+impl LodoValues {
+    fn build<T, P, M>(&self, n: usize) -> Result<Box<dyn Minimizer<T>>, BuildError>
+    where
+        T: Real,
+        P: Preconditioner<T> + Send + 'static,
+        M: MetaOptimizer<T> + Send + 'static,
+    {
+        let config = LodoConfig::<T, P::Config, M::Config>::default()
+            .with_alpha0(lit(self.alpha0))?
+            .with_meta_lr(lit(self.meta_lr))?
+            .with_beta(lit(self.beta))?;
+        Ok(Box::new(LodoMinimizer::new(Lodo::<T, P, M>::new(
+            n, config, self.seed,
+        )?)))
     }
 }
 

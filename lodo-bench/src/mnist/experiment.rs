@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use lodo_core::{DiagonalLodo, GlobalLodo, Lodo, LodoConfig, ResidualLodo};
+use lodo_core::{
+    AdamConfig, BlockConfig, DiagonalConfig, DiagonalLodo, GlobalConfig, GlobalLodo, Lodo,
+    LodoConfig, MetaConfig, PreconditionerConfig, ResidualConfig, ResidualLodo, SgdConfig, SgdLodo,
+};
 
 use super::idx::Mnist;
 use super::net::{self, PIX, SIDE};
@@ -298,6 +301,20 @@ impl Hyper {
     }
 }
 
+/// LODO's configuration from its parts and the tuned `α₀`, `η`, `β`.
+fn tuned_lodo<PC: PreconditionerConfig<f32>, MC: MetaConfig<f32>>(
+    preconditioner: PC,
+    meta: MC,
+    alpha0: f32,
+    meta_lr: f32,
+    beta: f32,
+) -> anyhow::Result<LodoConfig<f32, PC, MC>> {
+    Ok(LodoConfig::new(preconditioner, meta)
+        .with_alpha0(alpha0)?
+        .with_meta_lr(meta_lr)?
+        .with_beta(beta)?)
+}
+
 /// `spec` built with `h` (LODO's β comes from the spec, for the sweeps); `total_steps` is
 /// LARS's schedule length.
 fn build(
@@ -314,33 +331,38 @@ fn build(
             layers,
             block,
         } => {
-            let mut c = LodoConfig::<f32>::default();
-            if matches!(variant, LodoVariant::Residual) {
-                c = LodoConfig::residual();
-            }
-            c = c
-                .with_alpha0(h.alpha0 as f32)?
-                .with_meta_lr(h.meta_lr as f32)?
-                .with_beta(beta as f32)?;
-            if !matches!(variant, LodoVariant::Residual) {
-                c = c.with_layers(layers)?.with_block_size(block)?;
-            }
+            // Every part at its default but α₀, η, β and (for the block network) N and k.
+            let (alpha0, meta_lr, beta) = (h.alpha0 as f32, h.meta_lr as f32, beta as f32);
+            let network = BlockConfig::default()
+                .with_layers(layers)?
+                .with_block_size(block)?;
+            let adam = AdamConfig::default();
             match variant {
-                LodoVariant::Block => Box::new(FirstOrder::new(Lodo::<f32>::new(n, c, seed)?)),
-                LodoVariant::Sgd => Box::new(FirstOrder::new(Lodo::<f32>::new(
+                LodoVariant::Block => Box::new(FirstOrder::new(Lodo::<f32>::new(
                     n,
-                    c.with_meta_sgd(),
+                    tuned_lodo(network, adam, alpha0, meta_lr, beta)?,
                     seed,
                 )?)),
-                LodoVariant::Diagonal => {
-                    Box::new(FirstOrder::new(DiagonalLodo::<f32>::new(n, c, seed)?))
-                }
-                LodoVariant::Global => {
-                    Box::new(FirstOrder::new(GlobalLodo::<f32>::new(n, c, seed)?))
-                }
-                LodoVariant::Residual => {
-                    Box::new(FirstOrder::new(ResidualLodo::<f32>::new(n, c, seed)?))
-                }
+                LodoVariant::Sgd => Box::new(FirstOrder::new(SgdLodo::<f32>::new(
+                    n,
+                    tuned_lodo(network, SgdConfig::default(), alpha0, meta_lr, beta)?,
+                    seed,
+                )?)),
+                LodoVariant::Diagonal => Box::new(FirstOrder::new(DiagonalLodo::<f32>::new(
+                    n,
+                    tuned_lodo(DiagonalConfig::default(), adam, alpha0, meta_lr, beta)?,
+                    seed,
+                )?)),
+                LodoVariant::Global => Box::new(FirstOrder::new(GlobalLodo::<f32>::new(
+                    n,
+                    tuned_lodo(GlobalConfig::default(), adam, alpha0, meta_lr, beta)?,
+                    seed,
+                )?)),
+                LodoVariant::Residual => Box::new(FirstOrder::new(ResidualLodo::<f32>::new(
+                    n,
+                    tuned_lodo(ResidualConfig::default(), adam, alpha0, meta_lr, beta)?,
+                    seed,
+                )?)),
             }
         }
         // The other hyperparameters at the authors' defaults (`training/hyperparameter_setup.py`).

@@ -35,12 +35,111 @@ use lodo_kernels::block_diagonal::GatheredPair;
 use lodo_kernels::permutation::{gather_rows, scatter_rows};
 
 use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad};
-use crate::config::LodoConfig;
+use crate::config::{PreconditionerConfig, check_alpha0, hidden_width};
 use crate::error::{ConfigError, StateError};
 use crate::meta::{BlockLayerStep, MetaOptimizer};
 use crate::permutation::Permutation;
 use crate::random::Stream;
 use crate::real::{Real, lit};
+
+/// The LODO network's hyperparameters (paper §3; defaults from the authors' `training/lodo.py`).
+///
+/// | symbol | meaning | default |
+/// |---|---|---|
+/// | `α₀` | initial learning rate, `G = α₀·I` at the start | 1.0 |
+/// | `N` | layers of `A` | 16 |
+/// | `k` | block size | 4 |
+/// | `h` | hidden width | `k·⌈2n/k⌉` ([`hidden_width`]) |
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BlockConfig<T> {
+    alpha0: T,
+    layers: usize,
+    block_size: usize,
+    hidden: Option<usize>,
+}
+
+impl<T: Real> Default for BlockConfig<T> {
+    fn default() -> Self {
+        Self {
+            alpha0: T::one(),
+            layers: 16,
+            block_size: 4,
+            hidden: None,
+        }
+    }
+}
+
+impl<T: Real> BlockConfig<T> {
+    /// Sets the number of layers `N`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroLayers`] if `N = 0`.
+    pub fn with_layers(mut self, layers: usize) -> Result<Self, ConfigError> {
+        if layers == 0 {
+            return Err(ConfigError::ZeroLayers);
+        }
+        self.layers = layers;
+        Ok(self)
+    }
+
+    /// Sets the block size `k`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroBlockSize`] if `k = 0`.
+    pub fn with_block_size(mut self, block_size: usize) -> Result<Self, ConfigError> {
+        if block_size == 0 {
+            return Err(ConfigError::ZeroBlockSize);
+        }
+        self.block_size = block_size;
+        Ok(self)
+    }
+
+    /// Overrides the hidden width `h` (checked against `n` and `k` by [`BlockConfig::hidden_for`]
+    /// when the preconditioner is built).
+    ///
+    /// # Errors
+    /// [`ConfigError::TooLarge`] if `h` exceeds the `u32` permutation indices.
+    pub fn with_hidden(mut self, hidden: usize) -> Result<Self, ConfigError> {
+        if hidden > u32::MAX as usize {
+            return Err(ConfigError::TooLarge);
+        }
+        self.hidden = Some(hidden);
+        Ok(self)
+    }
+
+    /// `N`.
+    #[must_use]
+    pub fn layers(&self) -> usize {
+        self.layers
+    }
+
+    /// `k`.
+    #[must_use]
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// The hidden width for `n` parameters ([`hidden_width`]).
+    ///
+    /// # Errors
+    /// As [`hidden_width`].
+    pub fn hidden_for(&self, n: usize) -> Result<usize, ConfigError> {
+        hidden_width(n, self.block_size, self.layers, self.hidden)
+    }
+}
+
+impl<T: Real> PreconditionerConfig<T> for BlockConfig<T> {
+    fn alpha0(&self) -> T {
+        self.alpha0
+    }
+
+    fn with_alpha0(mut self, alpha0: T) -> Result<Self, ConfigError> {
+        check_alpha0(alpha0)?;
+        self.alpha0 = alpha0;
+        Ok(self)
+    }
+}
 
 /// The LODO preconditioner network (paper §3): `G(θ) = α₀ Πᵀ Aᵀ A Π`, `A = B_N P_N ⋯ B_1 P_1`;
 /// its hypergradient and the fused meta-update are described on [`BlockPreconditioner::backprop_meta`].
@@ -114,11 +213,11 @@ impl<T: Real> Cache<T> {
 }
 
 /// Where the backward sweep sends each layer's hypergradient.
-enum Update<'s, 'm, T> {
+enum Update<'s, 'm, M, T> {
     /// Handed over materialised (`(offset, θ_l, ∇θ_l)`).
     Sink(&'s mut WeightSink<'m, T>),
     /// Fused with the meta-optimizer's update.
-    Meta(&'s mut MetaOptimizer<T>),
+    Meta(&'s mut M),
 }
 
 impl<T: Real> BlockPreconditioner<T> {
@@ -189,7 +288,7 @@ impl<T: Real> BlockPreconditioner<T> {
 
     /// The hypergradient sweep: forward of `g`, then both backward streams layer by layer with
     /// each layer's gradient sent to `update` after the old `θ_l` has been used.
-    fn sweep(&mut self, g: &[T], mut update: Update<'_, '_, T>) {
+    fn sweep<M: MetaOptimizer<T>>(&mut self, g: &[T], mut update: Update<'_, '_, M, T>) {
         check_len("g", g.len(), self.n);
         let kern = Kernels::selected();
         let mut cache = core::mem::take(&mut self.cache);
@@ -322,15 +421,17 @@ fn backward_layer<T: Real>(
 }
 
 impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
+    type Config = BlockConfig<T>;
+
     fn from_config(
         n: usize,
-        config: &LodoConfig<T>,
+        config: &BlockConfig<T>,
         rng: &mut Stream,
     ) -> Result<Self, ConfigError> {
         // Choose the kernel path now (reading `LODO_KERNEL` allocates), so steps never do.
         let _ = Kernels::selected();
         let k = config.block_size();
-        let h = config.hidden_for(n, k)?;
+        let h = config.hidden_for(n)?;
         let layers = config.layers();
         let mut permutations = Vec::with_capacity(layers);
         let mut blocks = Vec::with_capacity(layers * h * k);
@@ -357,6 +458,16 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
 
     fn dim(&self) -> usize {
         self.n
+    }
+
+    fn alpha0(&self) -> T {
+        self.alpha0
+    }
+
+    fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError> {
+        check_alpha0(alpha0)?;
+        self.alpha0 = alpha0;
+        Ok(())
     }
 
     fn weights(&self) -> &[T] {
@@ -392,23 +503,24 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
     }
 
     fn backprop(&mut self, g: &[T], sink: &mut WeightSink<'_, T>) {
-        self.sweep(g, Update::Sink(sink));
+        self.sweep::<crate::Sgd<T>>(g, Update::Sink(sink));
     }
 
-    // [`Preconditioner::backprop`] fused with the meta-update: computes the hypergradient
-    // `−∇_θ⟨g, G(θ)·m⟩` for the `m` of the last `apply` and updates `θ` with `meta`, layer by
-    // layer. With Adam each layer's gradient is formed block by block inside the update
-    // kernel ([`lodo_kernels::block_diagonal::backward_pair_adam`]): `θ`, `M` and `V` are read
-    // and written once and no gradient is stored. With SGD the layer gradient is materialised
-    // in scratch. Same result as `backprop` with a sink calling [`MetaOptimizer::update`], up
-    // to the rounding of the fused multiply-adds of the SIMD kernel paths (bit for bit on the
-    // reference path).
-    //
-    // Open the meta-step ([`MetaOptimizer::begin_step`]) first.
-    //
-    // # Panics
-    // If `g` does not have length `n` or `meta` does not have `weights().len()` variables.
-    fn backprop_meta(&mut self, g: &[T], meta: &mut MetaOptimizer<T>) {
+    /// [`Preconditioner::backprop`] fused with the meta-update: computes the hypergradient
+    /// `−∇_θ⟨g, G(θ)·m⟩` for the `m` of the last `apply` and updates `θ` with `meta`, layer by
+    /// layer through [`MetaOptimizer::update_block_layer`]. With [`crate::Adam`] each layer's
+    /// gradient is formed block by block inside the update kernel
+    /// ([`lodo_kernels::Kernels::backward_pair_adam`]): `θ`, `M` and `V` are read and written
+    /// once and no gradient is stored; a meta-optimizer without a fused form gets the layer
+    /// gradient materialised in scratch. Same result as `backprop` with a sink calling
+    /// [`MetaOptimizer::update`], up to the rounding of the fused multiply-adds of the SIMD
+    /// kernel paths (bit for bit on the reference path).
+    ///
+    /// Open the meta-step ([`MetaOptimizer::begin_step`]) first.
+    ///
+    /// # Panics
+    /// If `g` does not have length `n` or `meta` does not have `weights().len()` variables.
+    fn backprop_meta<M: MetaOptimizer<T>>(&mut self, g: &[T], meta: &mut M) {
         self.sweep(g, Update::Meta(meta));
     }
 
@@ -451,10 +563,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         if layers == 0 {
             return Err(ConfigError::ZeroLayers.into());
         }
-        let config = LodoConfig::<T>::default()
-            .with_layers(layers)?
-            .with_hidden(h)?;
-        config.hidden_for(n, k)?;
+        hidden_width(n, k, layers, Some(h))?;
         for (l, p) in self.permutations.iter_mut().enumerate() {
             if p.len() != h {
                 return Err(StateError::Length {
@@ -485,9 +594,9 @@ mod tests {
 
     /// The fused sweep equals `backprop` + `MetaOptimizer::update` (the unfused definition):
     /// bit for bit on the reference kernel path, within a rounding bound on SIMD paths.
-    fn fused_matches_unfused(make: fn(usize) -> MetaOptimizer<f64>) {
+    fn fused_matches_unfused<M: MetaOptimizer<f64>>(make: fn(usize) -> M) {
         let n = 37;
-        let config = LodoConfig::<f64>::default().with_layers(3).unwrap();
+        let config = BlockConfig::<f64>::default().with_layers(3).unwrap();
         let mut p = BlockPreconditioner::from_config(n, &config, &mut Stream::new(5)).unwrap();
         let (m, g) = (filled(n, 1), filled(n, 2));
         let mut out = vec![0.0; n];
@@ -518,18 +627,18 @@ mod tests {
 
     #[test]
     fn fused_adam_matches_unfused() {
-        fused_matches_unfused(|d| MetaOptimizer::Adam(Adam::new(d, 1e-2).unwrap()));
+        fused_matches_unfused(|d| Adam::new(d, 1e-2).unwrap());
     }
 
     #[test]
     fn fused_sgd_matches_unfused() {
-        fused_matches_unfused(|d| MetaOptimizer::Sgd(Sgd::new(d, 1e-2).unwrap()));
+        fused_matches_unfused(|d| Sgd::new(d, 1e-2).unwrap());
     }
 
     #[test]
     fn batched_dense_equals_matvec_columns() {
         let n = 9;
-        let config = LodoConfig::<f64>::default().with_layers(4).unwrap();
+        let config = BlockConfig::<f64>::default().with_layers(4).unwrap();
         let mut p = BlockPreconditioner::from_config(n, &config, &mut Stream::new(3)).unwrap();
         let w = filled(p.weights().len(), 4);
         p.weights_mut().copy_from_slice(&w);

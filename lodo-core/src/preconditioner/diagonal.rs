@@ -6,11 +6,16 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights};
-use crate::config::LodoConfig;
+use super::{Preconditioner, WeightSink, alpha_only_config, check_alpha, check_len, check_weights};
+use crate::config::{PreconditionerConfig, check_alpha0};
 use crate::error::{ConfigError, StateError};
 use crate::random::Stream;
 use crate::real::Real;
+
+alpha_only_config!(
+    /// The diagonal ablation's configuration: `α₀` (default 1).
+    DiagonalConfig
+);
 
 /// `G = α₀·diag(w)`; weights `θ = w` (length `n`).
 #[derive(Clone, Debug)]
@@ -32,9 +37,11 @@ pub struct Diagonal<T> {
 }
 
 impl<T: Real> Preconditioner<T> for Diagonal<T> {
+    type Config = DiagonalConfig<T>;
+
     fn from_config(
         n: usize,
-        config: &LodoConfig<T>,
+        config: &DiagonalConfig<T>,
         _rng: &mut Stream,
     ) -> Result<Self, ConfigError> {
         if n == 0 {
@@ -50,6 +57,16 @@ impl<T: Real> Preconditioner<T> for Diagonal<T> {
 
     fn dim(&self) -> usize {
         self.w.len()
+    }
+
+    fn alpha0(&self) -> T {
+        self.alpha0
+    }
+
+    fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError> {
+        check_alpha0(alpha0)?;
+        self.alpha0 = alpha0;
+        Ok(())
     }
 
     fn weights(&self) -> &[T] {

@@ -5,11 +5,16 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights};
-use crate::config::LodoConfig;
+use super::{Preconditioner, WeightSink, alpha_only_config, check_alpha, check_len, check_weights};
+use crate::config::{PreconditionerConfig, check_alpha0};
 use crate::error::{ConfigError, StateError};
 use crate::random::Stream;
 use crate::real::Real;
+
+alpha_only_config!(
+    /// The global ablation's configuration: `α₀` (default 1).
+    GlobalConfig
+);
 
 /// `G = α₀·w·I`; weights `θ = [w]`.
 #[derive(Clone, Debug)]
@@ -30,9 +35,11 @@ pub struct Global<T> {
 }
 
 impl<T: Real> Preconditioner<T> for Global<T> {
+    type Config = GlobalConfig<T>;
+
     fn from_config(
         n: usize,
-        config: &LodoConfig<T>,
+        config: &GlobalConfig<T>,
         _rng: &mut Stream,
     ) -> Result<Self, ConfigError> {
         if n == 0 {
@@ -48,6 +55,16 @@ impl<T: Real> Preconditioner<T> for Global<T> {
 
     fn dim(&self) -> usize {
         self.n
+    }
+
+    fn alpha0(&self) -> T {
+        self.alpha0
+    }
+
+    fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError> {
+        check_alpha0(alpha0)?;
+        self.alpha0 = alpha0;
+        Ok(())
     }
 
     fn weights(&self) -> &[T] {

@@ -18,15 +18,15 @@ pub mod diagonal;
 pub mod global;
 pub mod residual;
 
-pub use block::BlockPreconditioner;
-pub use diagonal::Diagonal;
-pub use global::Global;
-pub use residual::Residual;
+pub use block::{BlockConfig, BlockPreconditioner};
+pub use diagonal::{Diagonal, DiagonalConfig};
+pub use global::{Global, GlobalConfig};
+pub use residual::{Residual, ResidualConfig};
 
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::config::LodoConfig;
+use crate::config::{PreconditionerConfig, check_alpha0};
 use crate::error::{ConfigError, StateError};
 use crate::meta::MetaOptimizer;
 use crate::random::Stream;
@@ -37,15 +37,27 @@ pub type WeightSink<'a, T> = dyn FnMut(usize, &mut [T], &[T]) + 'a;
 
 /// A learned symmetric preconditioner `G(θ)` acting on `n`-vectors.
 pub trait Preconditioner<T: Real>: Clone {
+    /// The architecture's own hyperparameters (`α₀` and whatever else it uses).
+    type Config: PreconditionerConfig<T>;
+
     /// Builds the initial preconditioner for `n` parameters.
     ///
     /// # Errors
     /// Any [`ConfigError`] the architecture's shape checks find.
-    fn from_config(n: usize, config: &LodoConfig<T>, rng: &mut Stream)
-    -> Result<Self, ConfigError>;
+    fn from_config(n: usize, config: &Self::Config, rng: &mut Stream) -> Result<Self, ConfigError>;
 
     /// The dimension `n`.
     fn dim(&self) -> usize;
+
+    /// The scale `α₀` of `G = α₀·…`.
+    fn alpha0(&self) -> T;
+
+    /// Sets `α₀` for the following steps. The hypergradient of the step already taken is then
+    /// computed with the new `α₀` too (it scales that hypergradient by the same factor).
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidAlpha0`] unless finite and positive; nothing changes then.
+    fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError>;
 
     /// The trainable weights `θ` as one flat slice (layout documented per architecture).
     fn weights(&self) -> &[T];
@@ -82,7 +94,7 @@ pub trait Preconditioner<T: Real>: Clone {
     ///
     /// # Panics
     /// If `g` does not have length `n` or `meta` was built for another number of weights.
-    fn backprop_meta(&mut self, g: &[T], meta: &mut MetaOptimizer<T>) {
+    fn backprop_meta<M: MetaOptimizer<T>>(&mut self, g: &[T], meta: &mut M) {
         self.backprop(g, &mut |offset, theta, grad| {
             meta.update(offset, theta, grad)
         });
@@ -154,12 +166,38 @@ pub(crate) fn check_len(what: &str, found: usize, expected: usize) {
 }
 
 pub(crate) fn check_alpha<T: Real>(alpha0: T) -> Result<(), StateError> {
-    if alpha0.is_finite() && alpha0 > T::zero() {
-        Ok(())
-    } else {
-        Err(ConfigError::InvalidAlpha0.into())
-    }
+    Ok(check_alpha0(alpha0)?)
 }
+
+/// The configuration of the ablations that have nothing but `α₀` (default 1).
+macro_rules! alpha_only_config {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+        pub struct $name<T> {
+            alpha0: T,
+        }
+
+        impl<T: Real> Default for $name<T> {
+            fn default() -> Self {
+                Self { alpha0: T::one() }
+            }
+        }
+
+        impl<T: Real> PreconditionerConfig<T> for $name<T> {
+            fn alpha0(&self) -> T {
+                self.alpha0
+            }
+
+            fn with_alpha0(self, alpha0: T) -> Result<Self, ConfigError> {
+                check_alpha0(alpha0)?;
+                Ok(Self { alpha0 })
+            }
+        }
+    };
+}
+pub(crate) use alpha_only_config;
 
 pub(crate) fn check_weights<T: Real>(w: &[T], expected: usize) -> Result<(), StateError> {
     if w.len() != expected {

@@ -23,11 +23,76 @@ use alloc::vec::Vec;
 use lodo_kernels::permutation::gather;
 
 use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad, unpad_scaled};
-use crate::config::LodoConfig;
+use crate::config::{PreconditionerConfig, check_alpha0, hidden_width};
 use crate::error::{ConfigError, StateError};
 use crate::permutation::Permutation;
 use crate::random::Stream;
 use crate::real::{Real, lit};
+
+/// The residual ablation's hyperparameters: `α₀` (default 1), the number of layers `N`
+/// (default 64, the authors' `LODOWithResiduals`) and an optional hidden width `h ≥ n` (default
+/// `2n`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ResidualConfig<T> {
+    alpha0: T,
+    layers: usize,
+    hidden: Option<usize>,
+}
+
+impl<T: Real> Default for ResidualConfig<T> {
+    fn default() -> Self {
+        Self {
+            alpha0: T::one(),
+            layers: 64,
+            hidden: None,
+        }
+    }
+}
+
+impl<T: Real> ResidualConfig<T> {
+    /// Sets the number of layers `N`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroLayers`] if `N = 0`.
+    pub fn with_layers(mut self, layers: usize) -> Result<Self, ConfigError> {
+        if layers == 0 {
+            return Err(ConfigError::ZeroLayers);
+        }
+        self.layers = layers;
+        Ok(self)
+    }
+
+    /// Overrides the hidden width `h` (checked against `n` when the preconditioner is built).
+    ///
+    /// # Errors
+    /// [`ConfigError::TooLarge`] if `h` exceeds the `u32` permutation indices.
+    pub fn with_hidden(mut self, hidden: usize) -> Result<Self, ConfigError> {
+        if hidden > u32::MAX as usize {
+            return Err(ConfigError::TooLarge);
+        }
+        self.hidden = Some(hidden);
+        Ok(self)
+    }
+
+    /// `N`.
+    #[must_use]
+    pub fn layers(&self) -> usize {
+        self.layers
+    }
+}
+
+impl<T: Real> PreconditionerConfig<T> for ResidualConfig<T> {
+    fn alpha0(&self) -> T {
+        self.alpha0
+    }
+
+    fn with_alpha0(mut self, alpha0: T) -> Result<Self, ConfigError> {
+        check_alpha0(alpha0)?;
+        self.alpha0 = alpha0;
+        Ok(self)
+    }
+}
 
 /// The residual-network ablation. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -127,14 +192,16 @@ impl<T: Real> Residual<T> {
 }
 
 impl<T: Real> Preconditioner<T> for Residual<T> {
+    type Config = ResidualConfig<T>;
+
     fn from_config(
         n: usize,
-        config: &LodoConfig<T>,
+        config: &ResidualConfig<T>,
         rng: &mut Stream,
     ) -> Result<Self, ConfigError> {
+        let layers = config.layers;
         // k plays no role here: the width only has to hold the n parameters.
-        let h = config.hidden_for(n, 1)?;
-        let layers = config.layers();
+        let h = hidden_width(n, 1, layers, config.hidden)?;
         let std = 1.0 / libm_sqrt(layers as f64);
         let mut permutations = Vec::with_capacity(layers);
         let mut weights = Vec::with_capacity((layers + 1) * h);
@@ -148,7 +215,7 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
         Ok(Self {
             n,
             hidden: h,
-            alpha0: config.alpha0(),
+            alpha0: config.alpha0,
             permutations,
             weights,
             cache: Cache::new(layers, h),
@@ -157,6 +224,16 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
 
     fn dim(&self) -> usize {
         self.n
+    }
+
+    fn alpha0(&self) -> T {
+        self.alpha0
+    }
+
+    fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError> {
+        check_alpha0(alpha0)?;
+        self.alpha0 = alpha0;
+        Ok(())
     }
 
     fn weights(&self) -> &[T] {
@@ -251,10 +328,7 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
         if layers == 0 {
             return Err(ConfigError::ZeroLayers.into());
         }
-        LodoConfig::<T>::default()
-            .with_layers(layers)?
-            .with_hidden(h)?
-            .hidden_for(n, 1)?;
+        hidden_width(n, 1, layers, Some(h))?;
         for (l, p) in self.permutations.iter_mut().enumerate() {
             if p.len() != h {
                 return Err(StateError::Length {

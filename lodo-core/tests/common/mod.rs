@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use lodo_core::random::Stream;
-use lodo_core::{BlockPreconditioner, Preconditioner, Real, lit};
+use lodo_core::{BlockPreconditioner, Preconditioner, PreconditionerConfig as _, Real, lit};
 
 /// Row-major dense matrix.
 #[derive(Clone, Debug)]
@@ -279,4 +279,42 @@ pub fn is_positive_definite(m: &Dense) -> bool {
 /// Bits of a float slice, for exact comparisons.
 pub fn bits<T: Real>(v: &[T]) -> Vec<u64> {
     v.iter().map(|x| x.to_f64().unwrap().to_bits()).collect()
+}
+
+/// A preconditioner configuration built from the shape the tests sweep: block size `k` (block
+/// network only), layers `N` (block and residual networks) and `α₀`.
+pub trait Shaped<T: Real>: lodo_core::PreconditionerConfig<T> {
+    /// The configuration with this shape (panics on an invalid one: test inputs are valid).
+    fn shaped(k: usize, layers: usize, alpha0: f64) -> Self;
+}
+
+impl<T: Real> Shaped<T> for lodo_core::BlockConfig<T> {
+    fn shaped(k: usize, layers: usize, alpha0: f64) -> Self {
+        Self::default()
+            .with_block_size(k)
+            .and_then(|c| c.with_layers(layers))
+            .and_then(|c| c.with_alpha0(lit(alpha0)))
+            .expect("valid shape")
+    }
+}
+
+impl<T: Real> Shaped<T> for lodo_core::ResidualConfig<T> {
+    fn shaped(_k: usize, layers: usize, alpha0: f64) -> Self {
+        Self::default()
+            .with_layers(layers)
+            .and_then(|c| c.with_alpha0(lit(alpha0)))
+            .expect("valid shape")
+    }
+}
+
+impl<T: Real> Shaped<T> for lodo_core::DiagonalConfig<T> {
+    fn shaped(_k: usize, _layers: usize, alpha0: f64) -> Self {
+        Self::default().with_alpha0(lit(alpha0)).expect("valid α₀")
+    }
+}
+
+impl<T: Real> Shaped<T> for lodo_core::GlobalConfig<T> {
+    fn shaped(_k: usize, _layers: usize, alpha0: f64) -> Self {
+        Self::default().with_alpha0(lit(alpha0)).expect("valid α₀")
+    }
 }
