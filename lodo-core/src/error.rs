@@ -106,11 +106,18 @@ pub enum StepError {
         index: usize,
     },
     /// The step would have written a non-finite value into the parameters. The parameters are
-    /// unchanged; the optimizer's internal state *has* advanced (meta-update and momentum), so
-    /// restore a clone or a saved state to retry.
+    /// unchanged. For [`crate::Lodo`] the momentum and step count are unchanged too, and `θ` has
+    /// taken its (finite) meta-step.
     NonFiniteStep {
         /// Index of the first parameter that would have become non-finite.
         index: usize,
+    },
+    /// LODO's meta-update would have stored a NaN or ±∞ for some weights (e.g. Adam's `g²`
+    /// overflowing for a huge gradient). Those weights kept their values, the others took their
+    /// meta-step; parameters, momentum and step count are unchanged (see [`crate::Lodo::step`]).
+    NonFiniteMetaUpdate {
+        /// How many weights kept their values.
+        kept: usize,
     },
 }
 
@@ -129,6 +136,11 @@ impl fmt::Display for StepError {
             Self::NonFiniteStep { index } => write!(
                 f,
                 "the step would make parameter {index} non-finite; parameters left unchanged"
+            ),
+            Self::NonFiniteMetaUpdate { kept } => write!(
+                f,
+                "the meta-update of {kept} preconditioner weights would not be finite (gradient \
+                 too large?); they kept their values and the parameters are unchanged"
             ),
         }
     }

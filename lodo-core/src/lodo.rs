@@ -106,6 +106,8 @@ pub struct Lodo<T, P = BlockPreconditioner<T>, M = Adam<T>> {
     state: LodoState<T, P, M>,
     /// Scratch for `G(θ)·m_t`.
     step: Vec<T>,
+    /// `m_{t−1}` during a step, restored if the step is refused.
+    previous: Vec<T>,
 }
 
 impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
@@ -142,6 +144,7 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
                 steps: 0,
             },
             step: vec![T::zero(); n],
+            previous: vec![T::zero(); n],
         })
     }
 
@@ -180,7 +183,11 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
         let mut step = vec![T::zero(); n];
         // Recreate the activations of m_t under θ, exactly as the last step left them.
         state.preconditioner.apply(&state.momentum, &mut step);
-        Ok(Self { state, step })
+        Ok(Self {
+            state,
+            step,
+            previous: vec![T::zero(); n],
+        })
     }
 
     /// The state to save (see [`LodoState`] for the format).
@@ -215,25 +222,46 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
 
     /// One LODO step (see the [module docs](self)): `params ← params − G(θ_new)·m_t`.
     ///
+    /// Nothing non-finite is ever stored: not in `params`, `θ`, the meta-optimizer's state or the
+    /// momentum. On every error `params`, the momentum and the step count keep their bits.
+    ///
     /// # Errors
-    /// [`StepError::GradientLength`], [`StepError::ParamsLength`] and
-    /// [`StepError::NonFiniteGradient`] change nothing. [`StepError::NonFiniteStep`] leaves
-    /// `params` unchanged but the optimizer has advanced.
+    /// - [`StepError::GradientLength`], [`StepError::ParamsLength`] and
+    ///   [`StepError::NonFiniteGradient`]: checked first; nothing changes.
+    /// - [`StepError::NonFiniteMetaUpdate`]: the meta-update of some weights would have been
+    ///   NaN or ±∞ (a gradient of 1e160 in `f64` overflows Adam's `g²`). Those weights keep their
+    ///   `θ`, `M`, `V`; the others took their meta-step (the recovery: the optimizer stays
+    ///   usable, the next step continues from there); Adam's step counter, the momentum, the step
+    ///   count and `params` are unchanged.
+    /// - [`StepError::NonFiniteStep`]: the new step `G(θ_new)·m_t` would put a non-finite value
+    ///   into `params`. `params`, the momentum and the step count are unchanged; `θ` has taken
+    ///   its (finite) meta-step.
     pub fn step(&mut self, params: &mut [T], grad: &[T]) -> Result<(), StepError> {
         let s = &mut self.state;
         check_inputs(s.momentum.len(), params, grad)?;
         // (1)+(2): hypergradient through the last step, fused with the meta-update per piece.
         s.meta.begin_step();
-        s.preconditioner.backprop_meta(grad, &mut s.meta);
-        // (3): momentum.
+        let kept = s.preconditioner.backprop_meta(grad, &mut s.meta);
+        if kept > 0 {
+            s.meta.cancel_step();
+            return Err(StepError::NonFiniteMetaUpdate { kept });
+        }
+        // (3): momentum, keeping m_{t−1} until the new step is known to be finite.
+        self.previous.copy_from_slice(&s.momentum);
         let (beta, one_minus_beta) = (s.beta, T::one() - s.beta);
         for (m, &g) in s.momentum.iter_mut().zip(grad) {
             *m = beta * *m + one_minus_beta * g;
         }
         // (4): the new step with the new θ; its activations stay for the next hypergradient.
         s.preconditioner.apply(&s.momentum, &mut self.step);
-        s.steps += 1;
-        apply_descent(params, &self.step)
+        if let Err(e) = apply_descent(params, &self.step) {
+            s.momentum.copy_from_slice(&self.previous);
+            // The activations of the kept m_{t−1} under the new θ, for the next hypergradient.
+            s.preconditioner.apply(&s.momentum, &mut self.step);
+            return Err(e);
+        }
+        s.steps = s.steps.saturating_add(1);
+        Ok(())
     }
 }
 

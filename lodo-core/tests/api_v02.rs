@@ -150,11 +150,18 @@ impl MetaOptimizer<f64> for SignDescent {
     fn learning_rate(&self) -> f64 {
         self.learning_rate
     }
-    fn update(&mut self, _offset: usize, theta: &mut [f64], g: &[f64]) {
+    fn update(&mut self, _offset: usize, theta: &mut [f64], g: &[f64]) -> usize {
         self.updates += theta.len() as u64;
+        let mut kept = 0;
         for (t, &gi) in theta.iter_mut().zip(g) {
-            *t -= self.learning_rate * gi.signum();
+            let new = *t - self.learning_rate * gi.signum();
+            if new.is_finite() {
+                *t = new;
+            } else {
+                kept += 1;
+            }
         }
+        kept
     }
     fn validate_state(&mut self, dim: usize) -> Result<(), StateError> {
         if self.dim == dim {

@@ -385,7 +385,7 @@ macro_rules! float_tests {
                     assert!(same(&zad0, &interleaved(&za_def, &zd_def)));
                     let (mut th_r, mut m_r, mut v_r) = (theta0.clone(), m0.clone(), v0.clone());
                     let mut zad_r = nan::<T>(2 * h);
-                    reference::backward_pair_adam(
+                    let kept_r = reference::backward_pair_adam(
                         k,
                         gp,
                         AdamSlices {
@@ -427,7 +427,7 @@ macro_rules! float_tests {
                         close("pair zad", kern.path(), &zad, &zad0, &z_tol);
                         let (mut th, mut m, mut v) = (theta0.clone(), m0.clone(), v0.clone());
                         let mut zad_a = nan::<T>(2 * h);
-                        kern.backward_pair_adam(
+                        let kept = kern.backward_pair_adam(
                             k,
                             gp,
                             AdamSlices {
@@ -438,6 +438,8 @@ macro_rules! float_tests {
                             co,
                             &mut zad_a,
                         );
+                        // At 1e±30 scales some updates overflow: every path keeps the same ones.
+                        assert_eq!(kept, kept_r, "[{}] adam: elements kept", kern.path());
                         // The fused step's backward outputs equal the unfused kernel's bits.
                         assert!(same(&zad_a, &zad), "[{}] adam zad", kern.path());
                         close("adam M", kern.path(), &m, &m_r, &dm);
@@ -645,4 +647,108 @@ proptest! {
             }
         }
     }
+}
+
+/// The fused Adam step's guard, on every path: rows of the gradient whose square overflows
+/// (`a` of 1e200 in f64, 1e30 in f32) keep their old `θ, M, V` bits, every other element is
+/// updated as the reference updates it, nothing non-finite is written, and all paths count the
+/// same kept elements.
+fn adam_guard_keeps_overflowing_elements<T: Float + 'static>(huge: T) {
+    for k in 1..=5 {
+        let blocks = 7;
+        let h = k * blocks;
+        let hk = h * k;
+        let val =
+            |i: usize, s: f64| T::from(((i * 37 + 11) % 29) as f64 / 29.0 * s - 0.5 * s).unwrap();
+        let theta0: Vec<T> = (0..hk).map(|i| val(i, 1.0)).collect();
+        let m0: Vec<T> = (0..hk).map(|i| val(i + 3, 0.1)).collect();
+        let v0: Vec<T> = (0..hk).map(|i| val(i + 5, 0.1).abs()).collect();
+        let mut ad: Vec<T> = (0..2 * h).map(|i| val(i + 7, 2.0)).collect();
+        // Row r = 1 % k of blocks 0 and 3: its k gradient entries overflow when squared.
+        let rows = [1 % k, 3 * k + 1 % k];
+        for &row in &rows {
+            ad[2 * row] = huge;
+        }
+        let c: Vec<T> = (0..h)
+            .map(|i| val(i + 13, 1.0) + T::from(0.6).unwrap())
+            .collect();
+        let e: Vec<T> = (0..h).map(|i| val(i + 17, 1.0)).collect();
+        let gp = GatheredPair {
+            scale: T::from(-0.5).unwrap(),
+            ad: &ad,
+            index: None,
+            c: &c,
+            e: &e,
+        };
+        let co = AdamCoefficients {
+            beta1: T::from(0.9).unwrap(),
+            beta2: T::from(0.999).unwrap(),
+            epsilon: T::from(1e-7).unwrap(),
+            rate: T::from(1e-3).unwrap(),
+        };
+        let run = |kern: Option<Kernels>| {
+            let (mut th, mut m, mut v) = (theta0.clone(), m0.clone(), v0.clone());
+            let mut zad = vec![T::nan(); 2 * h];
+            let state = AdamSlices {
+                theta: &mut th,
+                m: &mut m,
+                v: &mut v,
+            };
+            let kept = match kern {
+                Some(kern) => kern.backward_pair_adam(k, gp, state, co, &mut zad),
+                None => reference::backward_pair_adam(k, gp, state, co, &mut zad),
+            };
+            (kept, th, m, v)
+        };
+        let (kept_r, th_r, m_r, v_r) = run(None);
+        assert_eq!(
+            kept_r,
+            rows.len() * k,
+            "k = {k}: one row of k entries per huge a"
+        );
+        for kern in kernels() {
+            let (kept, th, m, v) = run(Some(kern));
+            assert_eq!(kept, kept_r, "[{}] k = {k}: kept count", kern.path());
+            for i in 0..hk {
+                let overflowing = rows.contains(&(i / k));
+                for (what, new, old, want) in [
+                    ("θ", &th, &theta0, &th_r),
+                    ("M", &m, &m0, &m_r),
+                    ("V", &v, &v0, &v_r),
+                ] {
+                    assert!(
+                        new[i].is_finite(),
+                        "[{}] {what}[{i}] not finite",
+                        kern.path()
+                    );
+                    if overflowing {
+                        assert!(new[i] == old[i], "[{}] {what}[{i}] changed", kern.path());
+                    } else {
+                        let (a, b) = (new[i].to_f64().unwrap(), want[i].to_f64().unwrap());
+                        let tol = 1e-4 * (1.0 + b.abs());
+                        assert!(
+                            (a - b).abs() <= tol,
+                            "[{}] {what}[{i}]: {a} vs {b}",
+                            kern.path()
+                        );
+                        assert!(
+                            new[i] != old[i] || want[i] == old[i],
+                            "[{}] {what}[{i}] not updated",
+                            kern.path()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn adam_guard_keeps_overflowing_elements_f64() {
+    adam_guard_keeps_overflowing_elements::<f64>(1e200);
+}
+
+#[test]
+fn adam_guard_keeps_overflowing_elements_f32() {
+    adam_guard_keeps_overflowing_elements::<f32>(1e30);
 }

@@ -121,6 +121,9 @@ pub struct Adam<T> {
     /// The rate of the open step; `None` before the first (recomputed on restore).
     #[cfg_attr(feature = "serde", serde(skip))]
     rate: Option<T>,
+    /// `(t, rate)` before the open step, for [`MetaOptimizer::cancel_step`].
+    #[cfg_attr(feature = "serde", serde(skip))]
+    before: (u64, Option<T>),
 }
 
 impl<T: Real> Adam<T> {
@@ -183,6 +186,7 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
             m: vec![T::zero(); dim],
             v: vec![T::zero(); dim],
             rate: None,
+            before: (0, None),
         })
     }
 
@@ -196,12 +200,19 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
 
     /// Starts step `t + 1`: advances the step count used for bias correction.
     fn begin_step(&mut self) {
+        self.before = (self.t, self.rate);
         self.t = self.t.saturating_add(1);
         self.rate = Some(self.rate_at(self.t));
     }
 
+    fn cancel_step(&mut self) {
+        (self.t, self.rate) = self.before;
+    }
+
+    /// The elementwise Keras-Adam update, guarded: an element whose new `M`, `V` or `θ` would
+    /// not be finite keeps its old three values (counted).
     #[track_caller]
-    fn update(&mut self, offset: usize, theta: &mut [T], g: &[T]) {
+    fn update(&mut self, offset: usize, theta: &mut [T], g: &[T]) -> usize {
         assert_eq!(
             theta.len(),
             g.len(),
@@ -211,16 +222,24 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
         let co = self.coefficients();
         let (c1, c2) = (T::one() - co.beta1, T::one() - co.beta2);
         let moments = self.m[offset..end].iter_mut().zip(&mut self.v[offset..end]);
+        let mut kept = 0;
         for ((th, &gi), (mi, vi)) in theta.iter_mut().zip(g).zip(moments) {
-            *mi = co.beta1 * *mi + c1 * gi;
-            *vi = co.beta2 * *vi + c2 * gi * gi;
-            *th = *th - co.rate * *mi / (vi.sqrt() + co.epsilon);
+            let mn = co.beta1 * *mi + c1 * gi;
+            let vn = co.beta2 * *vi + c2 * gi * gi;
+            let tn = *th - co.rate * mn / (vn.sqrt() + co.epsilon);
+            if mn.is_finite() && vn.is_finite() && tn.is_finite() {
+                (*mi, *vi, *th) = (mn, vn, tn);
+            } else {
+                kept += 1;
+            }
         }
+        kept
     }
 
     /// The fused form for one block layer: the backward outputs with the old `θ_l`, then Adam
     /// on `θ_l` with the gradient `s·(a_b c_bᵀ + d_b e_bᵀ)` computed block by block and never
-    /// stored ([`Kernels::backward_pair_adam`]); `scratch` is unused.
+    /// stored ([`Kernels::backward_pair_adam`], guarded as [`MetaOptimizer::update`]); `scratch`
+    /// is unused.
     #[track_caller]
     fn update_block_layer(
         &mut self,
@@ -228,7 +247,7 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
         offset: usize,
         step: BlockLayerStep<'_, T>,
         _scratch: &mut [T],
-    ) {
+    ) -> usize {
         let co = self.coefficients();
         let end = offset + step.theta.len();
         let state = AdamSlices {
@@ -236,7 +255,7 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
             m: &mut self.m[offset..end],
             v: &mut self.v[offset..end],
         };
-        kernels.backward_pair_adam(step.k, step.pair, state, co, step.zad);
+        kernels.backward_pair_adam(step.k, step.pair, state, co, step.zad)
     }
 
     fn validate_state(&mut self, dim: usize) -> Result<(), StateError> {
@@ -289,7 +308,8 @@ impl<T: Real> Optimizer<T> for Adam<T> {
         }
         self.t = t;
         self.rate = Some(rate);
-        MetaOptimizer::update(self, 0, params, grad);
+        let kept = MetaOptimizer::update(self, 0, params, grad);
+        debug_assert_eq!(kept, 0, "every candidate was checked finite");
         Ok(())
     }
 

@@ -79,12 +79,20 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
     /// Opens a meta-step (e.g. advances Adam's bias-correction counter).
     fn begin_step(&mut self) {}
 
+    /// Undoes [`MetaOptimizer::begin_step`]'s counters when [`crate::Lodo`] refuses the step
+    /// (the weights already updated stay updated; see [`crate::StepError::NonFiniteMetaUpdate`]).
+    fn cancel_step(&mut self) {}
+
     /// Updates the slice `θ[offset .. offset + θ.len()]` of the weights with its hypergradient
     /// `g`, inside the step opened by [`MetaOptimizer::begin_step`].
     ///
+    /// **Guard** (part of the contract): a weight whose update would store a NaN or ±∞ in `θ`
+    /// or in the meta-optimizer's own state keeps its old values; the return value counts such
+    /// weights (0 for a clean update).
+    ///
     /// # Panics
     /// If `θ` and `g` differ in length or the range exceeds [`MetaOptimizer::dim`].
-    fn update(&mut self, offset: usize, theta: &mut [T], g: &[T]);
+    fn update(&mut self, offset: usize, theta: &mut [T], g: &[T]) -> usize;
 
     /// One block layer of LODO's backward step with its meta-update: the backward outputs
     /// `step.zad` with the old `θ_l`, then `θ_l` updated with the hypergradient
@@ -92,7 +100,7 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
     ///
     /// The provided form materialises the layer gradient in `scratch` (`θ_l.len()` numbers,
     /// [`Kernels::backward_pair_gradient`]) and calls [`MetaOptimizer::update`]; [`Adam`]
-    /// overrides it with the fused kernel.
+    /// overrides it with the fused kernel. Returns the count of weights kept, as `update`.
     ///
     /// # Panics
     /// If the shapes disagree, `scratch` is shorter than `θ_l`, or the range exceeds the dimension.
@@ -103,10 +111,10 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
         offset: usize,
         step: BlockLayerStep<'_, T>,
         scratch: &mut [T],
-    ) {
+    ) -> usize {
         let grad = &mut scratch[..step.theta.len()];
         kernels.backward_pair_gradient(step.k, step.pair, step.theta, grad, step.zad);
-        self.update(offset, step.theta, grad);
+        self.update(offset, step.theta, grad)
     }
 
     /// Validates a restored state for `dim` weights (every field, before anything is

@@ -67,9 +67,10 @@ impl<T: Real> MetaOptimizer<T> for Sgd<T> {
         self.learning_rate
     }
 
-    /// `θ ← θ − η g` on one slice (`offset` only locates it).
+    /// `θ ← θ − η g` on one slice (`offset` only locates it); a weight whose new value would
+    /// not be finite keeps its old one (counted).
     #[track_caller]
-    fn update(&mut self, offset: usize, theta: &mut [T], g: &[T]) {
+    fn update(&mut self, offset: usize, theta: &mut [T], g: &[T]) -> usize {
         assert_eq!(
             theta.len(),
             g.len(),
@@ -79,9 +80,16 @@ impl<T: Real> MetaOptimizer<T> for Sgd<T> {
             offset + g.len() <= self.dim,
             "Sgd::update: range exceeds the dimension"
         );
+        let mut kept = 0;
         for (th, &gi) in theta.iter_mut().zip(g) {
-            *th = *th - self.learning_rate * gi;
+            let new = *th - self.learning_rate * gi;
+            if new.is_finite() {
+                *th = new;
+            } else {
+                kept += 1;
+            }
         }
+        kept
     }
 
     fn validate_state(&mut self, dim: usize) -> Result<(), StateError> {
@@ -113,7 +121,8 @@ impl<T: Real> Optimizer<T> for Sgd<T> {
         {
             return Err(StepError::NonFiniteStep { index });
         }
-        MetaOptimizer::update(self, 0, params, grad);
+        let kept = MetaOptimizer::update(self, 0, params, grad);
+        debug_assert_eq!(kept, 0, "every candidate was checked finite");
         Ok(())
     }
 

@@ -288,7 +288,7 @@ impl<T: Real> BlockPreconditioner<T> {
 
     /// The hypergradient sweep: forward of `g`, then both backward streams layer by layer with
     /// each layer's gradient sent to `update` after the old `θ_l` has been used.
-    fn sweep<M: MetaOptimizer<T>>(&mut self, g: &[T], mut update: Update<'_, '_, M, T>) {
+    fn sweep<M: MetaOptimizer<T>>(&mut self, g: &[T], mut update: Update<'_, '_, M, T>) -> usize {
         check_len("g", g.len(), self.n);
         let kern = Kernels::selected();
         let mut cache = core::mem::take(&mut self.cache);
@@ -310,6 +310,7 @@ impl<T: Real> BlockPreconditioner<T> {
             pair[0] = a;
             pair[1] = d;
         }
+        let mut kept = 0;
         for l in (0..self.layers()).rev() {
             let layer = l * h..(l + 1) * h;
             let pair = GatheredPair {
@@ -332,12 +333,13 @@ impl<T: Real> BlockPreconditioner<T> {
                         theta,
                         zad: wad_next,
                     };
-                    meta.update_block_layer(kern, l * ll, step, grad);
+                    kept += meta.update_block_layer(kern, l * ll, step, grad);
                 }
             }
             core::mem::swap(wad, wad_next);
         }
         self.cache = cache;
+        kept
     }
 }
 
@@ -520,8 +522,8 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
     ///
     /// # Panics
     /// If `g` does not have length `n` or `meta` does not have `weights().len()` variables.
-    fn backprop_meta<M: MetaOptimizer<T>>(&mut self, g: &[T], meta: &mut M) {
-        self.sweep(g, Update::Meta(meta));
+    fn backprop_meta<M: MetaOptimizer<T>>(&mut self, g: &[T], meta: &mut M) -> usize {
+        self.sweep(g, Update::Meta(meta))
     }
 
     /// All `n` columns at once: `X = Π I` (`h × n`) through every layer with the batched block
@@ -606,7 +608,9 @@ mod tests {
         let mut meta_plain = meta;
         for step in 0..3 {
             meta_plain.begin_step();
-            p.backprop(&g, &mut |o, th, gr| meta_plain.update(o, th, gr));
+            p.backprop(&g, &mut |o, th, gr| {
+                meta_plain.update(o, th, gr);
+            });
             meta_fused.begin_step();
             p_fused.backprop_meta(&g, &mut meta_fused);
             let exact = Kernels::selected().path() == lodo_kernels::Path::Reference;

@@ -90,14 +90,17 @@ pub trait Preconditioner<T: Real>: Clone {
 
     /// The hypergradient step of [`crate::Lodo`]: [`Preconditioner::backprop`] with every piece
     /// handed straight to `meta.update`. Architectures override it to fuse the gradient with the
-    /// meta-update (the LODO network reads and writes each block's `θ`, `M`, `V` once).
+    /// meta-update (the LODO network reads and writes each block's `θ`, `M`, `V` once). Returns
+    /// the number of weights the meta-optimizer's guard kept ([`MetaOptimizer::update`]).
     ///
     /// # Panics
     /// If `g` does not have length `n` or `meta` was built for another number of weights.
-    fn backprop_meta<M: MetaOptimizer<T>>(&mut self, g: &[T], meta: &mut M) {
+    fn backprop_meta<M: MetaOptimizer<T>>(&mut self, g: &[T], meta: &mut M) -> usize {
+        let mut kept = 0;
         self.backprop(g, &mut |offset, theta, grad| {
-            meta.update(offset, theta, grad)
+            kept += meta.update(offset, theta, grad);
         });
+        kept
     }
 
     /// Re-creates what `apply` remembers and validates the structure after deserialisation.

@@ -434,7 +434,8 @@ pub(crate) fn backward_pair_gradient<T: Float, const FMA: bool, const K: usize>(
 /// Phase 1 ([`pair_tile`]) reads each block of the tile once (from memory), writes both
 /// backward outputs and the block's gradient into a stack buffer; phase 2 runs the Adam update
 /// over the tile's `θ, M, V` (θ now from L1) as one straight elementwise loop. Each of `θ, M, V`
-/// crosses the memory bus once in each direction.
+/// crosses the memory bus once in each direction. An element whose new `M`, `V` or `θ` would
+/// not be finite keeps its old three values (a select, no branch); the count is returned.
 #[inline(always)]
 pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
     k: usize,
@@ -442,7 +443,7 @@ pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
     state: AdamSlices<'_, T>,
     co: AdamCoefficients<T>,
     zad: &mut [T],
-) {
+) -> usize {
     let k = block_k::<K>(k);
     let tile = (ADAM_TILE / (k * k)) * k * k;
     let AdamSlices { theta, m, v } = state;
@@ -454,6 +455,7 @@ pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
     } = co;
     let (c1, c2) = (T::one() - beta1, T::one() - beta2);
     let mut grad = [T::zero(); ADAM_TILE];
+    let mut skipped = 0;
     let tiles = theta
         .chunks_mut(tile)
         .zip(m.chunks_mut(tile))
@@ -462,12 +464,29 @@ pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
     for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
         let g_t = &mut grad[..th_t.len()];
         pair_tile::<T, FMA, K>(k, &pair, t * tile / k, th_t, g_t, zad_t);
+        // A 32-bit count (a tile has far fewer than 2³² elements) keeps the loop vectorised.
+        let mut kept = 0u32;
         for (((th, mi), vi), &gi) in th_t.iter_mut().zip(m_t).zip(v_t).zip(g_t.iter()) {
             let mn = madd::<T, FMA>(beta1, *mi, c1 * gi);
             let vn = madd::<T, FMA>(beta2, *vi, c2 * gi * gi);
-            *mi = mn;
-            *vi = vn;
-            *th = *th - rate * mn / (vn.sqrt() + epsilon);
+            let tn = *th - rate * mn / (vn.sqrt() + epsilon);
+            // `M` can only overflow with `V` (|M_new| ≤ max(|M|, |g|), and |g| that large
+            // overflows g²), so V and θ decide.
+            let keep = !both_finite(vn, tn);
+            kept += u32::from(keep);
+            *mi = if keep { *mi } else { mn };
+            *vi = if keep { *vi } else { vn };
+            *th = if keep { *th } else { tn };
         }
+        skipped += kept as usize;
     }
+    skipped
+}
+
+/// Whether `a` and `b` are both finite: `x·0` is ±0 for a finite `x` and NaN otherwise, so one
+/// comparison decides (vectorises to a few lane operations).
+#[inline(always)]
+fn both_finite<T: Float>(a: T, b: T) -> bool {
+    let z = T::zero();
+    a * z + b * z == z
 }

@@ -306,7 +306,7 @@ macro_rules! simd_bodies {
             state: AdamSlices<'_, T>,
             co: AdamCoefficients<T>,
             zad: &mut [T],
-        ) {
+        ) -> usize {
             if k == 4 {
                 fast::backward_pair_adam::<T, FMA, 4>(k, pair, state, co, zad)
             } else {
@@ -526,7 +526,7 @@ impl Kernels {
         state: AdamSlices<'_, T>,
         coefficients: AdamCoefficients<T>,
         zad: &mut [T],
-    ) {
+    ) -> usize {
         check::adam_shapes(k, &pair, &state, zad.len());
         if k > ADAM_TILE_MAX_K {
             return reference::backward_pair_adam(k, pair, state, coefficients, zad);
@@ -535,7 +535,7 @@ impl Kernels {
             self,
             T,
             backward_pair_adam(k, pair, state, coefficients, zad)
-        );
+        )
     }
 
     /// `Y = B X` for `cols` right-hand sides. See [`matmat`].
@@ -837,6 +837,10 @@ pub fn backward_pair_gradient<T: Float + 'static>(
 ///
 /// reading and writing each of `θ`, `M`, `V` once. `rate = η√(1−β₂ᵗ)/(1−β₁ᵗ)`.
 ///
+/// **Guard**: an element whose new `M`, `V` or `θ` would be NaN or ±∞ (an overflowing
+/// gradient, say) keeps its three old values; the return value counts such elements, so the
+/// caller can tell a clean update (0) from a partial one. Nothing non-finite is ever written.
+///
 /// # Panics
 /// As [`backward_pair_gradient`], with `M`, `V` in place of `grad`.
 ///
@@ -847,7 +851,8 @@ pub fn backward_pair_gradient<T: Float + 'static>(
 /// let mut zad = [0.0; 2];
 /// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 3.0], index: None, c: &[1.0], e: &[0.0] };
 /// let co = AdamCoefficients { beta1: 0.5, beta2: 0.75, epsilon: 0.0, rate: 1.0 };
-/// backward_pair_adam(1, pair, AdamSlices { theta: &mut theta, m: &mut m, v: &mut v }, co, &mut zad);
+/// let kept = backward_pair_adam(1, pair, AdamSlices { theta: &mut theta, m: &mut m, v: &mut v }, co, &mut zad);
+/// assert_eq!(kept, 0);                  // every new value finite
 /// assert_eq!(zad, [2.0, 6.0]);          // old θ = 2
 /// assert_eq!((m, v), ([0.5], [0.25]));  // g = 1
 /// assert_eq!(theta, [1.0]);             // 2 − 0.5/√0.25
@@ -859,8 +864,8 @@ pub fn backward_pair_adam<T: Float + 'static>(
     state: AdamSlices<'_, T>,
     coefficients: AdamCoefficients<T>,
     zad: &mut [T],
-) {
-    Kernels::selected().backward_pair_adam(k, pair, state, coefficients, zad);
+) -> usize {
+    Kernels::selected().backward_pair_adam(k, pair, state, coefficients, zad)
 }
 
 /// `Y = B X` for `cols` right-hand sides at once: `X` and `Y` are `h × cols`, row-major

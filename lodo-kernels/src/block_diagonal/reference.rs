@@ -195,7 +195,9 @@ pub fn backward_pair_gradient<T: Float>(
 }
 
 /// [`backward_pair_gradient`] with the old `θ`, then per element the Keras-Adam update
-/// `M ← β₁M + (1−β₁)g`, `V ← β₂V + (1−β₂)g²`, `θ ← θ − rate·M/(√V + ε)`.
+/// `M ← β₁M + (1−β₁)g`, `V ← β₂V + (1−β₂)g²`, `θ ← θ − rate·M/(√V + ε)`, applied only where
+/// all three new values are finite (elsewhere the old ones stay); returns how many elements
+/// kept their old values.
 #[track_caller]
 pub fn backward_pair_adam<T: Float>(
     k: usize,
@@ -203,7 +205,7 @@ pub fn backward_pair_adam<T: Float>(
     state: AdamSlices<'_, T>,
     coefficients: AdamCoefficients<T>,
     zad: &mut [T],
-) {
+) -> usize {
     adam_shapes(k, &pair, &state, zad.len());
     let AdamSlices { theta, m, v } = state;
     let AdamCoefficients {
@@ -213,6 +215,7 @@ pub fn backward_pair_adam<T: Float>(
         rate,
     } = coefficients;
     let kk = k * k;
+    let mut skipped = 0;
     for b in 0..pair.c.len() / k {
         // The backward products with this block's old θ, then its update.
         block_backward(k, &pair, b, &theta[b * kk..(b + 1) * kk], zad);
@@ -220,10 +223,16 @@ pub fn backward_pair_adam<T: Float>(
             for col in 0..k {
                 let i = b * kk + r * k + col;
                 let g = gradient_entry(k, &pair, b, r, col);
-                m[i] = beta1 * m[i] + (T::one() - beta1) * g;
-                v[i] = beta2 * v[i] + (T::one() - beta2) * g * g;
-                theta[i] = theta[i] - rate * m[i] / (v[i].sqrt() + epsilon);
+                let mn = beta1 * m[i] + (T::one() - beta1) * g;
+                let vn = beta2 * v[i] + (T::one() - beta2) * g * g;
+                let tn = theta[i] - rate * mn / (vn.sqrt() + epsilon);
+                if mn.is_finite() && vn.is_finite() && tn.is_finite() {
+                    (m[i], v[i], theta[i]) = (mn, vn, tn);
+                } else {
+                    skipped += 1;
+                }
             }
         }
     }
+    skipped
 }
