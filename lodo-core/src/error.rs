@@ -43,6 +43,11 @@ pub enum ConfigError {
     InvalidEpsilon,
     /// A learning rate of a first-order optimizer is not finite and positive.
     InvalidLearningRate,
+    /// The allocator refused a buffer (construction and restore allocate fallibly).
+    OutOfMemory {
+        /// Bytes the refused allocation asked for.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -76,6 +81,12 @@ impl fmt::Display for ConfigError {
             Self::InvalidBeta2 => write!(f, "Adam beta2 must lie in [0, 1)"),
             Self::InvalidEpsilon => write!(f, "Adam epsilon must be finite and > 0"),
             Self::InvalidLearningRate => write!(f, "the learning rate must be finite and > 0"),
+            Self::OutOfMemory { bytes } => {
+                write!(
+                    f,
+                    "out of memory: an allocation of {bytes} bytes was refused"
+                )
+            }
         }
     }
 }

@@ -40,6 +40,7 @@ extern crate std;
 pub mod config;
 pub mod error;
 pub mod lodo;
+pub mod memory;
 pub mod meta;
 pub mod optimizer;
 pub mod permutation;

@@ -12,11 +12,11 @@
 //! After construction a step allocates nothing (checked for the serial build; with the `parallel`
 //! feature, rayon's scheduler is outside that check).
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::config::{LodoConfig, check_momentum};
 use crate::error::{ConfigError, StateError, StepError};
+use crate::memory::{bytes_of, filled, total};
 use crate::meta::{Adam, MetaOptimizer};
 use crate::optimizer::{Optimizer, apply_descent, check_inputs};
 use crate::preconditioner::{BlockPreconditioner, Preconditioner};
@@ -114,9 +114,12 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
     /// A fresh optimizer for `n` parameters. `seed` alone determines the permutations and initial
     /// blocks.
     ///
+    /// Every buffer is allocated here, fallibly: a heap too small is
+    /// [`ConfigError::OutOfMemory`], never an abort ([`Lodo::memory_bytes`] says how much).
+    ///
     /// # Errors
     /// Any [`ConfigError`] the configuration has for this `n` (an invalid meta learning rate is
-    /// [`ConfigError::InvalidMetaLearningRate`]).
+    /// [`ConfigError::InvalidMetaLearningRate`]), or [`ConfigError::OutOfMemory`].
     pub fn new(
         n: usize,
         config: LodoConfig<T, P::Config, M::Config>,
@@ -140,12 +143,43 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
                 beta: config.beta(),
                 preconditioner,
                 meta,
-                momentum: vec![T::zero(); n],
+                momentum: filled(n, T::zero())?,
                 steps: 0,
             },
-            step: vec![T::zero(); n],
-            previous: vec![T::zero(); n],
+            step: filled(n, T::zero())?,
+            previous: filled(n, T::zero())?,
         })
+    }
+
+    /// The bytes an optimizer built by [`Lodo::new`] with these arguments holds, from the
+    /// formula (checked against a counting allocator in the tests):
+    ///
+    /// $$ \text{bytes} = 3n·s_T + \text{preconditioner} + \text{meta-optimizer}, $$
+    ///
+    /// with `s_T = size_of::<T>()`: the momentum, the step and the kept `m_{t−1}`, then
+    /// [`Preconditioner::footprint`] (for the paper's network: `N` permutations of `8h` bytes,
+    /// `θ` of `N·h·k` numbers, `(2N + 7)·h + h·k` numbers of activations and scratch) and
+    /// [`MetaOptimizer::memory_bytes`] (Adam: `2·|θ|` numbers). The struct headers themselves
+    /// (`size_of::<Lodo<…>>()`) and the transient `k × k` scratch of construction come on top.
+    /// At the defaults (`N = 16`, `k = 4`, `h = 2n` for even `n`, Adam) in `f32` this is
+    /// `2,148·n + 768` bytes (≈ 2.1 KB per parameter: Adam's moments 1,024, `θ` 512, the
+    /// permutation indices 256, activations and scratch 344, the three `n`-vectors 12).
+    ///
+    /// # Errors
+    /// The [`ConfigError`] [`Lodo::new`] would return for this shape.
+    pub fn memory_bytes(
+        n: usize,
+        config: &LodoConfig<T, P::Config, M::Config>,
+    ) -> Result<usize, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::EmptyProblem);
+        }
+        let pre = P::footprint(n, config.preconditioner())?;
+        total(&[
+            bytes_of::<T>(n.checked_mul(3).ok_or(ConfigError::TooLarge)?)?,
+            pre.bytes,
+            M::memory_bytes(pre.weights)?,
+        ])
     }
 
     /// Restores an optimizer from a saved state, validating every field.
@@ -180,13 +214,13 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
         state
             .meta
             .validate_state(state.preconditioner.weights().len())?;
-        let mut step = vec![T::zero(); n];
+        let mut step = filled(n, T::zero())?;
         // Recreate the activations of m_t under θ, exactly as the last step left them.
         state.preconditioner.apply(&state.momentum, &mut step);
         Ok(Self {
             state,
             step,
-            previous: vec![T::zero(); n],
+            previous: filled(n, T::zero())?,
         })
     }
 

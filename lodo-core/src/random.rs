@@ -45,21 +45,31 @@ impl Stream {
     /// A uniformly random permutation of `0..h` (Fisher–Yates).
     pub fn permutation(&mut self, h: usize) -> Vec<u32> {
         let mut p: Vec<u32> = (0..h as u32).collect();
-        for i in (1..h).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            p.swap(i, j);
-        }
+        self.shuffle(&mut p);
         p
     }
 
-    /// A Haar-random orthogonal `k × k` matrix, row-major, written to `out` (`k²` entries).
+    /// Shuffles `p` uniformly in place (Fisher–Yates, the draws of [`Stream::permutation`]).
+    pub fn shuffle(&mut self, p: &mut [u32]) {
+        for i in (1..p.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            p.swap(i, j);
+        }
+    }
+
+    /// A Haar-random orthogonal `k × k` matrix, row-major, written to `out` (`k²` entries);
+    /// allocates nothing.
     ///
     /// Gram–Schmidt (twice, for orthogonality to rounding) on the columns of a Gaussian matrix;
     /// the resulting `R` has a positive diagonal, which makes `Q` Haar-distributed (Mezzadri 2007).
     pub fn orthogonal(&mut self, k: usize, out: &mut [f64]) {
         debug_assert_eq!(out.len(), k * k);
-        // Columns stored contiguously: col j at out[j*k..], transposed at the end.
-        let mut cols: Vec<f64> = (0..k * k).map(|_| self.gaussian()).collect();
+        // Columns stored contiguously while orthogonalising (col j at out[j*k..]), transposed
+        // in place at the end.
+        for x in out.iter_mut() {
+            *x = self.gaussian();
+        }
+        let cols = out;
         for j in 0..k {
             for _pass in 0..2 {
                 for i in 0..j {
@@ -79,8 +89,8 @@ impl Stream {
             }
         }
         for r in 0..k {
-            for c in 0..k {
-                out[r * k + c] = cols[c * k + r];
+            for c in r + 1..k {
+                cols.swap(r * k + c, c * k + r);
             }
         }
     }

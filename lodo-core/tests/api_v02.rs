@@ -144,6 +144,9 @@ impl MetaOptimizer<f64> for SignDescent {
             updates: 0,
         })
     }
+    fn memory_bytes(_dim: usize) -> Result<usize, ConfigError> {
+        Ok(0)
+    }
     fn dim(&self) -> usize {
         self.dim
     }

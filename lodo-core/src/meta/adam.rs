@@ -1,7 +1,6 @@
 //! Adam in the authors' (Keras) form: the paper's meta-optimizer, and a first-order optimizer in
 //! its own right.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use lodo_kernels::Kernels;
@@ -9,6 +8,7 @@ use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices};
 
 use super::{BlockLayerStep, MetaConfig, MetaOptimizer, check_learning_rate};
 use crate::error::{ConfigError, StateError, StepError};
+use crate::memory::{bytes_of, filled};
 use crate::optimizer::{Optimizer, check_inputs};
 use crate::real::{Real, first_non_finite, lit};
 
@@ -183,11 +183,16 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
             beta2: config.beta2,
             epsilon: config.epsilon,
             t: 0,
-            m: vec![T::zero(); dim],
-            v: vec![T::zero(); dim],
+            m: filled(dim, T::zero())?,
+            v: filled(dim, T::zero())?,
             rate: None,
             before: (0, None),
         })
+    }
+
+    /// The moments `M` and `V`: `2·dim` numbers.
+    fn memory_bytes(dim: usize) -> Result<usize, ConfigError> {
+        bytes_of::<T>(dim.checked_mul(2).ok_or(ConfigError::TooLarge)?)
     }
 
     fn dim(&self) -> usize {

@@ -70,6 +70,12 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
     /// A [`ConfigError`] for an invalid configuration.
     fn from_config(config: &Self::Config, dim: usize) -> Result<Self, ConfigError>;
 
+    /// Bytes an instance for `dim` weights holds (for [`crate::Lodo::memory_bytes`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::TooLarge`] if the count overflows `usize`.
+    fn memory_bytes(dim: usize) -> Result<usize, ConfigError>;
+
     /// Number of weights it updates.
     fn dim(&self) -> usize;
 

@@ -59,6 +59,11 @@ impl<T: Real> MetaOptimizer<T> for Sgd<T> {
         Self::new(dim, config.learning_rate)
     }
 
+    /// Nothing beyond the struct itself.
+    fn memory_bytes(_dim: usize) -> Result<usize, ConfigError> {
+        Ok(0)
+    }
+
     fn dim(&self) -> usize {
         self.dim
     }

@@ -34,9 +34,10 @@ use lodo_kernels::Kernels;
 use lodo_kernels::block_diagonal::GatheredPair;
 use lodo_kernels::permutation::{gather_rows, scatter_rows};
 
-use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad};
+use super::{Footprint, Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad};
 use crate::config::{PreconditionerConfig, check_alpha0, hidden_width};
 use crate::error::{ConfigError, StateError};
+use crate::memory::{bytes_of, filled, total, with_capacity};
 use crate::meta::{BlockLayerStep, MetaOptimizer};
 use crate::permutation::Permutation;
 use crate::random::Stream;
@@ -198,17 +199,24 @@ impl<T> Default for Cache<T> {
 }
 
 impl<T: Real> Cache<T> {
-    fn new(layers: usize, h: usize, k: usize) -> Self {
-        Self {
-            p_m: vec![T::zero(); layers * h],
-            p_g: vec![T::zero(); layers * h],
-            u_m: vec![T::zero(); h],
-            u: vec![T::zero(); h],
-            tmp: vec![T::zero(); h],
-            wad: vec![T::zero(); 2 * h],
-            wad_next: vec![T::zero(); 2 * h],
-            grad: vec![T::zero(); h * k],
-        }
+    /// `((2N + 7)·h + h·k)` numbers, allocated fallibly.
+    fn new(layers: usize, h: usize, k: usize) -> Result<Self, ConfigError> {
+        let z = |len: usize| filled(len, T::zero());
+        Ok(Self {
+            p_m: z(layers * h)?,
+            p_g: z(layers * h)?,
+            u_m: z(h)?,
+            u: z(h)?,
+            tmp: z(h)?,
+            wad: z(2 * h)?,
+            wad_next: z(2 * h)?,
+            grad: z(h * k)?,
+        })
+    }
+
+    /// The numbers [`Cache::new`] allocates.
+    fn len(layers: usize, h: usize, k: usize) -> usize {
+        (2 * layers + 7) * h + h * k
     }
 }
 
@@ -435,13 +443,11 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         let k = config.block_size();
         let h = config.hidden_for(n)?;
         let layers = config.layers();
-        let mut permutations = Vec::with_capacity(layers);
-        let mut blocks = Vec::with_capacity(layers * h * k);
-        let mut q = vec![0.0f64; k * k];
-        for l in 0..layers {
-            let perm =
-                Permutation::try_new(rng.permutation(h), l).map_err(|_| ConfigError::TooLarge)?;
-            permutations.push(perm);
+        let mut permutations = with_capacity(layers)?;
+        let mut blocks = with_capacity(layers * h * k)?;
+        let mut q = filled(k * k, 0.0f64)?;
+        for _ in 0..layers {
+            permutations.push(Permutation::random(h, rng)?);
             for _ in 0..h / k {
                 rng.orthogonal(k, &mut q);
                 blocks.extend(q.iter().map(|&x| lit::<T>(x)));
@@ -454,8 +460,27 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
             alpha0: config.alpha0(),
             permutations,
             blocks,
-            cache: Cache::new(layers, h, k),
+            cache: Cache::new(layers, h, k)?,
         })
+    }
+
+    /// `N` permutations (`8h` bytes of indices each, plus their headers), `θ` (`N·h·k`
+    /// numbers) and the cache (`(2N + 7)·h + h·k` numbers: the kept layer inputs of `m` and
+    /// `g`, the top activation, three `h`-vectors and two interleaved `2h` streams, one layer's
+    /// gradient).
+    fn footprint(n: usize, config: &BlockConfig<T>) -> Result<Footprint, ConfigError> {
+        let (layers, k) = (config.layers(), config.block_size());
+        let h = config.hidden_for(n)?;
+        let weights = layers * h * k; // fits: hidden_width checked (N + 1)·h·k
+        let bytes = total(&[
+            bytes_of::<Permutation>(layers)?,
+            bytes_of::<u32>(2 * h)?
+                .checked_mul(layers)
+                .ok_or(ConfigError::TooLarge)?,
+            bytes_of::<T>(weights)?,
+            bytes_of::<T>(Cache::<T>::len(layers, h, k))?,
+        ])?;
+        Ok(Footprint { bytes, weights })
     }
 
     fn dim(&self) -> usize {
@@ -578,7 +603,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         }
         check_weights(&self.blocks, layers * h * k)?;
         let _ = Kernels::selected();
-        self.cache = Cache::new(layers, h, k);
+        self.cache = Cache::new(layers, h, k)?;
         Ok(())
     }
 }

@@ -3,12 +3,14 @@
 //! Hypergradient: `∇_w ⟨g, G m⟩ = α₀ (g ⊙ m)`. (The authors' registry labels this class as the
 //! global one and vice versa; here each name says what it computes.)
 
-use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Preconditioner, WeightSink, alpha_only_config, check_alpha, check_len, check_weights};
+use super::{
+    Footprint, Preconditioner, WeightSink, alpha_only_config, check_alpha, check_len, check_weights,
+};
 use crate::config::{PreconditionerConfig, check_alpha0};
 use crate::error::{ConfigError, StateError};
+use crate::memory::{bytes_of, filled};
 use crate::random::Stream;
 use crate::real::Real;
 
@@ -49,9 +51,17 @@ impl<T: Real> Preconditioner<T> for Diagonal<T> {
         }
         Ok(Self {
             alpha0: config.alpha0(),
-            w: vec![T::one(); n],
-            m: vec![T::zero(); n],
-            grad: vec![T::zero(); n],
+            w: filled(n, T::one())?,
+            m: filled(n, T::zero())?,
+            grad: filled(n, T::zero())?,
+        })
+    }
+
+    /// `w`, the kept `m` and the gradient scratch: `3n` numbers.
+    fn footprint(n: usize, _config: &DiagonalConfig<T>) -> Result<Footprint, ConfigError> {
+        Ok(Footprint {
+            bytes: bytes_of::<T>(n.checked_mul(3).ok_or(ConfigError::TooLarge)?)?,
+            weights: n,
         })
     }
 
@@ -106,8 +116,8 @@ impl<T: Real> Preconditioner<T> for Diagonal<T> {
             return Err(ConfigError::EmptyProblem.into());
         }
         check_weights(&self.w, self.w.len())?;
-        self.m = vec![T::zero(); self.w.len()];
-        self.grad = vec![T::zero(); self.w.len()];
+        self.m = filled(self.w.len(), T::zero())?;
+        self.grad = filled(self.w.len(), T::zero())?;
         Ok(())
     }
 }

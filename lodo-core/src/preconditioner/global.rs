@@ -2,12 +2,14 @@
 //!
 //! Hypergradient: `∇_w ⟨g, G m⟩ = α₀ ⟨g, m⟩` (summed in index order).
 
-use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Preconditioner, WeightSink, alpha_only_config, check_alpha, check_len, check_weights};
+use super::{
+    Footprint, Preconditioner, WeightSink, alpha_only_config, check_alpha, check_len, check_weights,
+};
 use crate::config::{PreconditionerConfig, check_alpha0};
 use crate::error::{ConfigError, StateError};
+use crate::memory::{bytes_of, filled};
 use crate::random::Stream;
 use crate::real::Real;
 
@@ -49,7 +51,15 @@ impl<T: Real> Preconditioner<T> for Global<T> {
             n,
             alpha0: config.alpha0(),
             w: [T::one()],
-            m: vec![T::zero(); n],
+            m: filled(n, T::zero())?,
+        })
+    }
+
+    /// The kept `m`: `n` numbers (the one weight lives inline).
+    fn footprint(n: usize, _config: &GlobalConfig<T>) -> Result<Footprint, ConfigError> {
+        Ok(Footprint {
+            bytes: bytes_of::<T>(n)?,
+            weights: 1,
         })
     }
 
@@ -105,7 +115,7 @@ impl<T: Real> Preconditioner<T> for Global<T> {
             return Err(ConfigError::EmptyProblem.into());
         }
         check_weights(&self.w, 1)?;
-        self.m = vec![T::zero(); self.n];
+        self.m = filled(self.n, T::zero())?;
         Ok(())
     }
 }

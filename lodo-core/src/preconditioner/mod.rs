@@ -32,6 +32,16 @@ use crate::meta::MetaOptimizer;
 use crate::random::Stream;
 use crate::real::Real;
 
+/// The memory a preconditioner of a given shape holds, from its formula (see each
+/// architecture's [`Preconditioner::footprint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// Bytes held: weights, permutations and the activations and scratch of a step.
+    pub bytes: usize,
+    /// Number of trainable weights `θ` (what the meta-optimizer holds state for).
+    pub weights: usize,
+}
+
 /// Receives the hypergradient piece by piece: `(offset, θ[offset..offset+len], ∇θ[..len])`.
 pub type WeightSink<'a, T> = dyn FnMut(usize, &mut [T], &[T]) + 'a;
 
@@ -45,6 +55,13 @@ pub trait Preconditioner<T: Real>: Clone {
     /// # Errors
     /// Any [`ConfigError`] the architecture's shape checks find.
     fn from_config(n: usize, config: &Self::Config, rng: &mut Stream) -> Result<Self, ConfigError>;
+
+    /// What an instance for `n` parameters holds ([`Footprint`]): the input of
+    /// [`crate::Lodo::memory_bytes`].
+    ///
+    /// # Errors
+    /// Any [`ConfigError`] [`Preconditioner::from_config`] would return for this shape.
+    fn footprint(n: usize, config: &Self::Config) -> Result<Footprint, ConfigError>;
 
     /// The dimension `n`.
     fn dim(&self) -> usize;

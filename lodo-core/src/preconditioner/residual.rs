@@ -22,9 +22,12 @@ use alloc::vec::Vec;
 
 use lodo_kernels::permutation::gather;
 
-use super::{Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad, unpad_scaled};
+use super::{
+    Footprint, Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad, unpad_scaled,
+};
 use crate::config::{PreconditionerConfig, check_alpha0, hidden_width};
 use crate::error::{ConfigError, StateError};
+use crate::memory::{bytes_of, filled, total, with_capacity};
 use crate::permutation::Permutation;
 use crate::random::Stream;
 use crate::real::{Real, lit};
@@ -140,17 +143,23 @@ impl<T> Default for Cache<T> {
 }
 
 impl<T: Real> Cache<T> {
-    fn new(layers: usize, h: usize) -> Self {
-        let z = || vec![T::zero(); h];
-        Self {
-            p_m: vec![T::zero(); layers * h],
-            w_m: vec![T::zero(); layers * h],
-            z_m: z(),
-            p_g: vec![T::zero(); layers * h],
-            u: z(),
-            tmp: z(),
-            grad: z(),
-        }
+    /// `(3N + 4)·h` numbers, allocated fallibly.
+    fn new(layers: usize, h: usize) -> Result<Self, ConfigError> {
+        let z = |len: usize| filled(len, T::zero());
+        Ok(Self {
+            p_m: z(layers * h)?,
+            w_m: z(layers * h)?,
+            z_m: z(h)?,
+            p_g: z(layers * h)?,
+            u: z(h)?,
+            tmp: z(h)?,
+            grad: z(h)?,
+        })
+    }
+
+    /// The numbers [`Cache::new`] allocates.
+    fn len(layers: usize, h: usize) -> usize {
+        (3 * layers + 4) * h
     }
 }
 
@@ -203,12 +212,10 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
         // k plays no role here: the width only has to hold the n parameters.
         let h = hidden_width(n, 1, layers, config.hidden)?;
         let std = 1.0 / libm_sqrt(layers as f64);
-        let mut permutations = Vec::with_capacity(layers);
-        let mut weights = Vec::with_capacity((layers + 1) * h);
-        for l in 0..layers {
-            let perm =
-                Permutation::try_new(rng.permutation(h), l).map_err(|_| ConfigError::TooLarge)?;
-            permutations.push(perm);
+        let mut permutations = with_capacity(layers)?;
+        let mut weights = with_capacity((layers + 1) * h)?;
+        for _ in 0..layers {
+            permutations.push(Permutation::random(h, rng)?);
             weights.extend((0..h).map(|_| lit::<T>(std * rng.gaussian())));
         }
         weights.extend((0..h).map(|_| T::one()));
@@ -218,8 +225,25 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
             alpha0: config.alpha0,
             permutations,
             weights,
-            cache: Cache::new(layers, h),
+            cache: Cache::new(layers, h)?,
         })
+    }
+
+    /// `N` permutations (`8h` bytes each, plus headers), `θ` (`(N + 1)·h` numbers) and the
+    /// cache (`(3N + 4)·h` numbers).
+    fn footprint(n: usize, config: &ResidualConfig<T>) -> Result<Footprint, ConfigError> {
+        let layers = config.layers;
+        let h = hidden_width(n, 1, layers, config.hidden)?;
+        let weights = (layers + 1) * h;
+        let bytes = total(&[
+            bytes_of::<Permutation>(layers)?,
+            bytes_of::<u32>(2 * h)?
+                .checked_mul(layers)
+                .ok_or(ConfigError::TooLarge)?,
+            bytes_of::<T>(weights)?,
+            bytes_of::<T>(Cache::<T>::len(layers, h))?,
+        ])?;
+        Ok(Footprint { bytes, weights })
     }
 
     fn dim(&self) -> usize {
@@ -340,7 +364,7 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
             p.rebuild_inverse(l)?;
         }
         check_weights(&self.weights, (layers + 1) * h)?;
-        self.cache = Cache::new(layers, h);
+        self.cache = Cache::new(layers, h)?;
         Ok(())
     }
 }

@@ -1,0 +1,67 @@
+//! `Lodo::memory_bytes` against what a counting allocator sees, for every preconditioner and
+//! meta-optimizer, in f32 and f64.
+
+use lodo_core::{
+    Adam, BlockConfig, BlockPreconditioner, Diagonal, Global, Lodo, LodoConfig, MetaOptimizer,
+    Preconditioner, Real, Residual, ResidualConfig, Sgd,
+};
+
+/// Bytes still allocated after building (and keeping) the optimizer, against the formula.
+fn held_equals_formula<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>>(
+    n: usize,
+    config: LodoConfig<T, P::Config, M::Config>,
+) -> usize {
+    // Choose the kernel path first: reading LODO_KERNEL allocates once per process.
+    let _ = lodo_kernels::Kernels::selected();
+    let predicted = Lodo::<T, P, M>::memory_bytes(n, &config).unwrap();
+    let mut kept = None;
+    let info = allocation_counter::measure(|| {
+        kept = Some(Lodo::<T, P, M>::new(n, config, 3).unwrap());
+    });
+    assert!(kept.is_some());
+    assert_eq!(
+        info.bytes_current as usize,
+        predicted,
+        "{} n = {n}: held vs formula",
+        std::any::type_name::<Lodo<T, P, M>>()
+    );
+    predicted
+}
+
+#[test]
+fn memory_bytes_is_what_the_allocator_sees() {
+    for n in [1, 7, 100, 1000] {
+        held_equals_formula::<f64, BlockPreconditioner<f64>, Adam<f64>>(n, LodoConfig::default());
+        held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(n, LodoConfig::default());
+        held_equals_formula::<f64, BlockPreconditioner<f64>, Sgd<f64>>(n, LodoConfig::default());
+        let odd = BlockConfig::default()
+            .with_layers(3)
+            .unwrap()
+            .with_block_size(5)
+            .unwrap();
+        held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+            n,
+            LodoConfig::default().with_preconditioner(odd),
+        );
+        held_equals_formula::<f64, Residual<f64>, Adam<f64>>(n, LodoConfig::default());
+        let wide = ResidualConfig::default().with_hidden(3 * n).unwrap();
+        held_equals_formula::<f32, Residual<f32>, Adam<f32>>(
+            n,
+            LodoConfig::default().with_preconditioner(wide),
+        );
+        held_equals_formula::<f64, Diagonal<f64>, Adam<f64>>(n, LodoConfig::default());
+        held_equals_formula::<f32, Global<f32>, Sgd<f32>>(n, LodoConfig::default());
+    }
+    // The default network in f32: about 2.1 KB per parameter.
+    let per_parameter = held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+        10_000,
+        LodoConfig::default(),
+    ) as f64
+        / 10_000.0;
+    assert!((2000.0..2300.0).contains(&per_parameter), "{per_parameter}");
+    // The counter sees allocations (the test can fail).
+    let info = allocation_counter::measure(|| {
+        std::hint::black_box(vec![0u8; 16]);
+    });
+    assert!(info.bytes_total >= 16);
+}
