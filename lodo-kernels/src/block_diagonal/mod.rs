@@ -29,6 +29,7 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod fast;
 pub mod reference;
 #[cfg(target_arch = "x86_64")]
@@ -175,6 +176,7 @@ pub(crate) mod check {
 
 /// Generates the `#[target_feature]` wrappers of one instruction set around the fast bodies,
 /// each with a `k = 4` copy (fully unrolled) and a generic-`k` copy.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! simd_bodies {
     ($features:literal) => {
         use num_traits::Float;
@@ -315,6 +317,7 @@ macro_rules! simd_bodies {
         }
     };
 }
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) use simd_bodies;
 
 /// Runs `$name` on the path `$kernels` selects for `$T`.
