@@ -251,7 +251,7 @@ impl Kernels {
     /// any other type.
     #[must_use]
     #[inline]
-    pub fn path_for<T: 'static>(self) -> Path {
+    pub(crate) fn path_for<T: 'static>(self) -> Path {
         if is_native::<T>() {
             self.path
         } else {
