@@ -11,7 +11,7 @@
 //! |---|---|
 //! | [`Kernels::layer_forward_into`] | $p = P x,\ y = B p$ (one pass; LODO's forward layer) |
 //! | [`Kernels::layer_backward_gathered`] | $z = B^T Q w$, $(Q w)_j = w_{q(j)}$ (LODO's backward layer) |
-//! | [`Kernels::backward_pair_gradient`] | $z_a = B^T Q a,\ z_d = B^T Q d$ and $Δ_b = s\,((Qa)_b c_b^T + (Qd)_b e_b^T)$, with $a, d$ interleaved ([`GatheredPair`]) |
+//! | [`Kernels::backward_pair_gradient`] | $z_a = B^T Q a,\ z_d = B^T Q d$ and $Δ_b = s ((Qa)_b c_b^T + (Qd)_b e_b^T)$, with $a, d$ interleaved ([`GatheredPair`]) |
 //! | [`Kernels::backward_pair_adam`] | the same, then Adam on $B$ with gradient $Δ$: $B$, $M$, $V$ read and written once |
 //! | [`Kernels::matmat`], [`Kernels::matmat_transpose`] | $Y = B X$, $Y = B^T X$ for many right-hand sides (matrixmultiply) |
 //!
@@ -415,7 +415,7 @@ impl Kernels {
     /// the gathered cotangents `â`, `d̂` of `pair` ([`GatheredPair`]),
     ///
     /// $$ z_a = θ^T \hat a,\quad z_d = θ^T \hat d \ \text{(interleaved into zad)},\qquad
-    ///    \mathrm{grad}_b = s\,(\hat a_b c_b^T + \hat d_b e_b^T). $$
+    ///    \mathrm{grad}_b = s (\hat a_b c_b^T + \hat d_b e_b^T). $$
     ///
     /// The unfused form of [`Kernels::backward_pair_adam`] (for SGD and for handing the
     /// gradient over).
@@ -459,7 +459,7 @@ impl Kernels {
     /// beyond a small tile),
     ///
     /// $$ M \gets β_1 M + (1-β_1) g,\quad V \gets β_2 V + (1-β_2) g^2,\quad
-    ///    θ \gets θ - \mathrm{rate}\,\frac{M}{\sqrt V + ε}, $$
+    ///    θ \gets θ - \mathrm{rate} \cdot \frac{M}{\sqrt V + ε}, $$
     ///
     /// reading and writing each of `θ`, `M`, `V` once. `rate = η√(1−β₂ᵗ)/(1−β₁ᵗ)`.
     ///
