@@ -29,7 +29,8 @@ fn prefetch_block<T>(base: &[T], perm: &[u32], next: usize, k: usize) {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", not(miri)))]
+/// Hints the cache to fetch the line holding `*p` (`prefetcht0`); `p` need not be valid.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn prefetch<T>(p: *const T) {
     use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -39,10 +40,12 @@ fn prefetch<T>(p: *const T) {
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
 }
 
-#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+/// No prefetch hint on aarch64 (the hardware prefetcher only).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn prefetch<T>(_p: *const T) {}
 
+/// The block size: `K` if known at compile time, else the runtime `k`.
 #[inline(always)]
 fn block_k<const K: usize>(k: usize) -> usize {
     if K == 0 { k } else { K }
@@ -93,6 +96,7 @@ fn transpose_fixed<T: Float, const FMA: bool, const K: usize>(bb: &[T], wb: &[T]
     y
 }
 
+/// `y = B x`, block by block, each output summed in the reference order.
 #[inline(always)]
 pub(crate) fn matvec<T: Float, const FMA: bool, const K: usize>(
     k: usize,
@@ -120,6 +124,7 @@ pub(crate) fn matvec<T: Float, const FMA: bool, const K: usize>(
     }
 }
 
+/// `y = Bᵀ x`, block by block, each output summed in the reference order.
 #[inline(always)]
 pub(crate) fn matvec_transpose<T: Float, const FMA: bool, const K: usize>(
     k: usize,
