@@ -87,9 +87,11 @@ pub struct AdamCoefficients<T> {
     pub rate: T,
 }
 
+/// The shape assertions shared by the entry points and the reference bodies.
 pub(crate) mod check {
     use super::{AdamSlices, GatheredPair};
 
+    /// `k > 0`, `x` a multiple of `k`, and `blocks = x·k` (the `x/k` blocks of `k²` numbers).
     #[track_caller]
     #[inline]
     pub(crate) fn square(k: usize, blocks: usize, x: usize) {
@@ -102,6 +104,7 @@ pub(crate) mod check {
         );
     }
 
+    /// A vector called `what` has length `expected`.
     #[track_caller]
     #[inline]
     pub(crate) fn vec_eq(what: &str, expected: usize, found: usize) {
@@ -130,6 +133,7 @@ pub(crate) mod check {
         vec_eq("zad", 2 * h, zad);
     }
 
+    /// Shapes of the fused Adam layer: as [`gathered_shapes`], and `M`, `V` as long as `θ`.
     #[track_caller]
     #[inline]
     pub(crate) fn adam_shapes<T>(
@@ -157,6 +161,7 @@ macro_rules! simd_bodies {
         /// Fused multiply-adds need std's `mul_add` (libm's is a software routine).
         const FMA: bool = cfg!(feature = "std");
 
+        /// [`fast::matvec`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn matvec<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
@@ -167,6 +172,7 @@ macro_rules! simd_bodies {
             }
         }
 
+        /// [`fast::layer_forward_into`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn layer_forward_into<T: Float>(
@@ -184,6 +190,7 @@ macro_rules! simd_bodies {
             }
         }
 
+        /// [`fast::layer_backward`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn layer_backward<T: Float>(
@@ -200,6 +207,7 @@ macro_rules! simd_bodies {
             }
         }
 
+        /// [`fast::layer_backward_gathered`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn layer_backward_gathered<T: Float>(
@@ -216,6 +224,7 @@ macro_rules! simd_bodies {
             }
         }
 
+        /// [`fast::backward_pair_gradient`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn backward_pair_gradient<T: Float>(
@@ -232,6 +241,7 @@ macro_rules! simd_bodies {
             }
         }
 
+        /// [`fast::backward_pair_adam`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn backward_pair_adam<T: Float>(

@@ -18,6 +18,7 @@ use crate::dispatch::Kernels;
 #[cfg(target_arch = "x86_64")]
 use crate::dispatch::{Path, is_native};
 
+/// `x` and `y` have the length of `perm`.
 #[track_caller]
 #[inline]
 pub(crate) fn check(perm: &[u32], x: usize, y: usize) {
