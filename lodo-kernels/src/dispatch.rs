@@ -65,6 +65,7 @@ impl Path {
         }
     }
 
+    /// The path stored as `x` in [`SELECTED`] (`None` for 0, "not chosen yet").
     const fn from_u8(x: u8) -> Option<Self> {
         match x {
             1 => Some(Self::Reference),
@@ -98,41 +99,52 @@ impl fmt::Display for Unavailable {
 
 impl core::error::Error for Unavailable {}
 
-#[cfg(all(target_arch = "x86_64", feature = "std", not(miri)))]
+/// Whether AVX2 and FMA are usable: detected at run time (std). Under Miri the detection
+/// reports exactly the features enabled at compile time (`.ci/miri` enables them), so the
+/// `#[target_feature]` bodies run there only when Miri accepts them.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
 fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
-#[cfg(all(target_arch = "x86_64", not(feature = "std"), not(miri)))]
+/// Whether AVX2 and FMA are enabled at compile time (no_std: no detection).
+#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
 fn has_avx2() -> bool {
     cfg!(all(target_feature = "avx2", target_feature = "fma"))
 }
-#[cfg(any(not(target_arch = "x86_64"), miri))]
+/// Never outside x86-64.
+#[cfg(not(target_arch = "x86_64"))]
 fn has_avx2() -> bool {
     false
 }
 
-#[cfg(all(target_arch = "x86_64", feature = "std", not(miri)))]
+/// Whether AVX-512F, AVX2 and FMA are usable (run-time detection, as [`has_avx2`]).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
 fn has_avx512() -> bool {
     has_avx2() && std::is_x86_feature_detected!("avx512f")
 }
-#[cfg(all(target_arch = "x86_64", not(feature = "std"), not(miri)))]
+/// Whether AVX-512F, AVX2 and FMA are enabled at compile time.
+#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
 fn has_avx512() -> bool {
     has_avx2() && cfg!(target_feature = "avx512f")
 }
-#[cfg(any(not(target_arch = "x86_64"), miri))]
+/// Never outside x86-64.
+#[cfg(not(target_arch = "x86_64"))]
 fn has_avx512() -> bool {
     false
 }
 
-#[cfg(all(target_arch = "aarch64", feature = "std", not(miri)))]
+/// Whether NEON is usable (run-time detection).
+#[cfg(all(target_arch = "aarch64", feature = "std"))]
 fn has_neon() -> bool {
     std::arch::is_aarch64_feature_detected!("neon")
 }
-#[cfg(all(target_arch = "aarch64", not(feature = "std"), not(miri)))]
+/// Whether NEON is enabled at compile time.
+#[cfg(all(target_arch = "aarch64", not(feature = "std")))]
 fn has_neon() -> bool {
     cfg!(target_feature = "neon")
 }
-#[cfg(any(not(target_arch = "aarch64"), miri))]
+/// Never outside aarch64.
+#[cfg(not(target_arch = "aarch64"))]
 fn has_neon() -> bool {
     false
 }
@@ -164,6 +176,7 @@ pub fn selected() -> Path {
     p
 }
 
+/// The first selection: `LODO_KERNEL` if set (checked available), else [`best`].
 #[cfg(feature = "std")]
 fn initial() -> Path {
     match std::env::var("LODO_KERNEL") {
@@ -181,6 +194,7 @@ fn initial() -> Path {
     }
 }
 
+/// The first selection: [`best`] (no environment without std).
 #[cfg(not(feature = "std"))]
 fn initial() -> Path {
     best()
@@ -251,7 +265,7 @@ impl Kernels {
     /// any other type.
     #[must_use]
     #[inline]
-    pub fn path_for<T: 'static>(self) -> Path {
+    pub(crate) fn path_for<T: 'static>(self) -> Path {
         if is_native::<T>() {
             self.path
         } else {

@@ -1,6 +1,6 @@
 //! The one bridge to matrixmultiply: a safe, shape-checked dense product
 //!
-//! $$ C \gets α\, \mathrm{op}(A)\, B \quad(\text{or } C \gets C + α\,\mathrm{op}(A)\,B), $$
+//! $$ C \gets α \mathrm{op}(A) B \quad (\text{or } C \gets C + α \mathrm{op}(A) B), $$
 //!
 //! all row-major, `op(A)` `m × k`, `B` `k × n`, `C` `m × n`. `f32`/`f64` go to matrixmultiply's
 //! `sgemm`/`dgemm`; any other float type to a plain triple loop.

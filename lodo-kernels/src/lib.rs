@@ -5,7 +5,7 @@
 //! permutation `P_l` followed by a block-diagonal matrix `B_l` of `k × k` blocks. This crate holds
 //! the mat-vecs those layers need, in the fused forms the optimizer step uses, including the
 //! hypergradient fused with the Keras-Adam update of the blocks
-//! ([`block_diagonal::backward_pair_adam`]). See [`block_diagonal`] and [`permutation`] for the
+//! ([`Kernels::backward_pair_adam`]). See [`block_diagonal`] and [`permutation`] for the
 //! kernel tables.
 //!
 //! # Storage
@@ -16,8 +16,9 @@
 //! # Paths
 //! Every kernel has a portable reference body (module `reference`, hidden from the docs) and SIMD bodies for x86-64
 //! AVX2+FMA, AVX-512F and aarch64 NEON, chosen at run time ([`dispatch`]). `f32` and `f64` take
-//! the SIMD bodies; other float types the reference. The free functions use
-//! [`dispatch::selected`]; a [`Kernels`] handle runs one chosen path.
+//! the SIMD bodies; other float types the reference. The block kernels are methods of a
+//! [`Kernels`] handle, which runs one chosen path ([`Kernels::selected`]: the process-wide
+//! choice, [`dispatch::selected`]); the permutation [`permutation::gather`] uses that choice.
 //!
 //! # Features
 //! - `std` (default): runtime CPU detection (cached), the `LODO_KERNEL` override, hardware

@@ -1,7 +1,7 @@
 //! Named thresholds of the kernels, each with what it cuts and where it was chosen.
 
 /// Elements of `θ` handled per tile by the fused hypergradient + Adam kernel
-/// ([`crate::block_diagonal::backward_pair_adam`]). Phase 1 of a tile computes the block
+/// ([`crate::Kernels::backward_pair_adam`]). Phase 1 of a tile computes the block
 /// gradients into a stack buffer of this many elements; phase 2 streams `θ, M, V` through the
 /// Adam update. 512 elements (2 KiB f32, 4 KiB f64) keep the buffer and the tile's `θ` in L1
 /// (48 KiB per core on the Xeon this was written on) while the update loop is long enough for
@@ -13,7 +13,7 @@ pub const ADAM_TILE: usize = 512;
 pub const ADAM_TILE_MAX_K: usize = 22;
 
 /// Minimum number of right-hand sides for which the batched block mat-vec
-/// ([`crate::block_diagonal::matmat`]) calls matrixmultiply per block instead of the plain
+/// ([`crate::Kernels::matmat`]) calls matrixmultiply per block instead of the plain
 /// loops. matrixmultiply packs its operands, which costs more than the product for a handful of
 /// columns. The value is a conservative choice, not a measurement; the batched path is used for
 /// dense materialisation (tests, diagnostics), not in the optimizer step.
@@ -26,7 +26,7 @@ pub const MATMAT_GEMM_MIN_COLS: usize = 32;
 /// Xeon; noisy). 8 blocks of `k = 4` is that distance.
 pub const PREFETCH_BLOCKS: usize = 8;
 
-/// Whether [`crate::block_diagonal::matvec`] on the AVX-512 path runs the AVX2 body. Compiled
+/// Whether the block mat-vec `Kernels::matvec` (a bench baseline) on the AVX-512 path runs the AVX2 body. Compiled
 /// with AVX-512 enabled, the compiler vectorises the plain block mat-vec across blocks with
 /// 16-lane shuffles that cost more than they save: `matvec_f32` in the kernels bench measured
 /// 10.1 µs (AVX-512 body) vs 3.0 µs (AVX2 body) at h = 2,000, and 5.2 ms vs 2.5 ms at

@@ -21,7 +21,7 @@
 //! Forward, `p_l = P_l u_{l−1}` is a gather by `π_l`. Backward, the sweep keeps
 //! `z_l = B_lᵀ w_l` unpermuted and the layer below reads `w_{l−1} = P_lᵀ z_l` through the
 //! inverse, `w_{l−1}[i] = z_l[π_l⁻¹(i)]`
-//! ([`lodo_kernels::block_diagonal::layer_backward_gathered`]); the last `P_1ᵀ` is a gather of
+//! ([`lodo_kernels::Kernels::layer_backward_gathered`]); the last `P_1ᵀ` is a gather of
 //! the `n` outputs only. Every permutation is a read from a random place, never a store to one.
 //!
 //! # Weight layout
@@ -552,7 +552,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
     }
 
     /// All `n` columns at once: `X = Π I` (`h × n`) through every layer with the batched block
-    /// products ([`lodo_kernels::block_diagonal::matmat`], matrixmultiply for wide batches).
+    /// products ([`lodo_kernels::Kernels::matmat`], matrixmultiply for wide batches).
     fn to_dense(&self) -> Vec<T> {
         let (n, h, k, ll) = (self.n, self.hidden, self.block_size, self.layer_len());
         let kern = Kernels::selected();

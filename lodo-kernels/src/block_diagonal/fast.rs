@@ -9,7 +9,7 @@
 
 use num_traits::Float;
 
-use super::{AdamCoefficients, AdamSlices, GatheredPair, OuterPair};
+use super::{AdamCoefficients, AdamSlices, GatheredPair};
 use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K, PREFETCH_BLOCKS};
 
 /// `acc + a·b`, fused when `FMA`.
@@ -29,7 +29,8 @@ fn prefetch_block<T>(base: &[T], perm: &[u32], next: usize, k: usize) {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", not(miri)))]
+/// Hints the cache to fetch the line holding `*p` (`prefetcht0`); `p` need not be valid.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn prefetch<T>(p: *const T) {
     use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -39,10 +40,12 @@ fn prefetch<T>(p: *const T) {
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
 }
 
-#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+/// No prefetch hint on aarch64 (the hardware prefetcher only).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn prefetch<T>(_p: *const T) {}
 
+/// The block size: `K` if known at compile time, else the runtime `k`.
 #[inline(always)]
 fn block_k<const K: usize>(k: usize) -> usize {
     if K == 0 { k } else { K }
@@ -93,6 +96,7 @@ fn transpose_fixed<T: Float, const FMA: bool, const K: usize>(bb: &[T], wb: &[T]
     y
 }
 
+/// `y = B x`, block by block, each output summed in the reference order.
 #[inline(always)]
 pub(crate) fn matvec<T: Float, const FMA: bool, const K: usize>(
     k: usize,
@@ -120,6 +124,7 @@ pub(crate) fn matvec<T: Float, const FMA: bool, const K: usize>(
     }
 }
 
+/// `y = Bᵀ x`, block by block, each output summed in the reference order.
 #[inline(always)]
 pub(crate) fn matvec_transpose<T: Float, const FMA: bool, const K: usize>(
     k: usize,
@@ -213,71 +218,6 @@ pub(crate) fn layer_backward<T: Float, const FMA: bool, const K: usize>(
                 acc = madd::<T, FMA>(bb[r * k + c], wr, acc);
             }
             y[j as usize] = acc;
-        }
-    }
-}
-
-/// Both streams through one read of the blocks.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub(crate) fn layer_backward_pair<T: Float, const FMA: bool, const K: usize>(
-    k: usize,
-    blocks: &[T],
-    perm: &[u32],
-    a: &[T],
-    d: &[T],
-    ya: &mut [T],
-    yd: &mut [T],
-) {
-    let k = block_k::<K>(k);
-    for (b, (((bb, ab), db), pib)) in blocks
-        .chunks_exact(k * k)
-        .zip(a.chunks_exact(k))
-        .zip(d.chunks_exact(k))
-        .zip(perm.chunks_exact(k))
-        .enumerate()
-    {
-        prefetch_block(ya, perm, (b + PREFETCH_BLOCKS) * k, k);
-        prefetch_block(yd, perm, (b + PREFETCH_BLOCKS) * k, k);
-        if K > 0 {
-            let (sa, sd) = transpose_pair_fixed::<T, FMA, K>(bb, ab, db);
-            for ((&j, a), d) in pib.iter().zip(sa).zip(sd) {
-                ya[j as usize] = a;
-                yd[j as usize] = d;
-            }
-            continue;
-        }
-        for (c, &j) in pib.iter().enumerate() {
-            let (mut sa, mut sd) = (T::zero(), T::zero());
-            for r in 0..k {
-                sa = madd::<T, FMA>(bb[r * k + c], ab[r], sa);
-                sd = madd::<T, FMA>(bb[r * k + c], db[r], sd);
-            }
-            ya[j as usize] = sa;
-            yd[j as usize] = sd;
-        }
-    }
-}
-
-#[inline(always)]
-pub(crate) fn outer_pair<T: Float, const FMA: bool, const K: usize>(
-    k: usize,
-    pair: OuterPair<'_, T>,
-    out: &mut [T],
-) {
-    let k = block_k::<K>(k);
-    let OuterPair { scale, a, c, d, e } = pair;
-    for ((((ob, ab), cb), db), eb) in out
-        .chunks_exact_mut(k * k)
-        .zip(a.chunks_exact(k))
-        .zip(c.chunks_exact(k))
-        .zip(d.chunks_exact(k))
-        .zip(e.chunks_exact(k))
-    {
-        for ((orow, &ar), &dr) in ob.chunks_exact_mut(k).zip(ab).zip(db) {
-            for ((o, &cc), &ec) in orow.iter_mut().zip(cb).zip(eb) {
-                *o = scale * madd::<T, FMA>(ar, cc, dr * ec);
-            }
         }
     }
 }

@@ -4,19 +4,16 @@
 //! (`B_b[r][c] = blocks[b·k² + r·k + c]`). One LODO layer is `u ↦ B P u` (paper §3,
 //! `A = B_N P_N ⋯ B_1 P_1`); its adjoint is `w ↦ Pᵀ Bᵀ w`.
 //!
+//! The kernels are methods of [`Kernels`] (one handle per path; [`Kernels::selected`] is the
+//! process-wide choice):
+//!
 //! | kernel | formula |
 //! |---|---|
-//! | [`matvec`] | $y = B x$ |
-//! | [`matvec_transpose`] | $y = B^T x$ |
-//! | [`layer_forward_into`] | $p = P x,\ y = B p$ (one pass) |
-//! | [`layer_forward`] | $p = P u,\ u \gets B p$ (in place, two passes) |
-//! | [`layer_backward`] | $y = P^T B^T w$ (one pass) |
-//! | [`layer_backward_pair`] | $y_a = P^T B^T a,\ y_d = P^T B^T d$ (one read of $B$) |
-//! | [`layer_backward_gathered`] | $z = B^T Q w$, $(Q w)_j = w_{q(j)}$ (the optimizer's backward layer) |
-//! | [`outer_pair`] | $Δ_b = s\,(a_b c_b^T + d_b e_b^T)$ |
-//! | [`backward_pair_gradient`] | $z_a = B^T Q a,\ z_d = B^T Q d$ and $Δ_b = s\,((Qa)_b c_b^T + (Qd)_b e_b^T)$, with $a, d$ interleaved ([`GatheredPair`]) |
-//! | [`backward_pair_adam`] | the same, then Adam on $B$ with gradient $Δ$: $B$, $M$, $V$ read and written once |
-//! | [`matmat`], [`matmat_transpose`] | $Y = B X$, $Y = B^T X$ for many right-hand sides (matrixmultiply) |
+//! | [`Kernels::layer_forward_into`] | $p = P x,\ y = B p$ (one pass; LODO's forward layer) |
+//! | [`Kernels::layer_backward_gathered`] | $z = B^T Q w$, $(Q w)_j = w_{q(j)}$ (LODO's backward layer) |
+//! | [`Kernels::backward_pair_gradient`] | $z_a = B^T Q a,\ z_d = B^T Q d$ and $Δ_b = s ((Qa)_b c_b^T + (Qd)_b e_b^T)$, with $a, d$ interleaved ([`GatheredPair`]) |
+//! | [`Kernels::backward_pair_adam`] | the same, then Adam on $B$ with gradient $Δ$: $B$, $M$, $V$ read and written once |
+//! | [`Kernels::matmat`], [`Kernels::matmat_transpose`] | $Y = B X$, $Y = B^T X$ for many right-hand sides (matrixmultiply) |
 //!
 //! # Accuracy
 //! The reference bodies ([`crate::reference`]) sum each output in index order `0, …, k−1` with
@@ -29,8 +26,9 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod fast;
-pub mod reference;
+pub(crate) mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -40,26 +38,8 @@ use crate::dispatch::{Kernels, Path};
 use crate::gemm::{Accum, Op, gemm};
 use crate::tuning::{ADAM_TILE_MAX_K, MATMAT_GEMM_MIN_COLS};
 
-/// The two outer products of a layer's hypergradient: `Δ_b = s·(a_b c_bᵀ + d_b e_bᵀ)`.
-///
-/// In LODO (see `lodo-core`'s block preconditioner) `a = w_l(m)`, `c = p_l(g)`, `d = w_l(g)`,
-/// `e = p_l(m)` and `s = −α₀`.
-#[derive(Clone, Copy, Debug)]
-pub struct OuterPair<'a, T> {
-    /// The scale `s`.
-    pub scale: T,
-    /// Row vector of the first product (length `h`).
-    pub a: &'a [T],
-    /// Column vector of the first product (length `h`).
-    pub c: &'a [T],
-    /// Row vector of the second product (length `h`).
-    pub d: &'a [T],
-    /// Column vector of the second product (length `h`).
-    pub e: &'a [T],
-}
-
 /// The inputs of one fused backward layer of LODO's hypergradient sweep
-/// ([`backward_pair_gradient`], [`backward_pair_adam`]).
+/// ([`Kernels::backward_pair_gradient`], [`Kernels::backward_pair_adam`]).
 ///
 /// The two incoming cotangents are stored interleaved, `ad[2i] = a_i`, `ad[2i+1] = d_i`, so the
 /// permutation fetches both with one random access. They are read through the gather index `q`,
@@ -107,9 +87,11 @@ pub struct AdamCoefficients<T> {
     pub rate: T,
 }
 
+/// The shape assertions shared by the entry points and the reference bodies.
 pub(crate) mod check {
-    use super::{AdamSlices, GatheredPair, OuterPair};
+    use super::{AdamSlices, GatheredPair};
 
+    /// `k > 0`, `x` a multiple of `k`, and `blocks = x·k` (the `x/k` blocks of `k²` numbers).
     #[track_caller]
     #[inline]
     pub(crate) fn square(k: usize, blocks: usize, x: usize) {
@@ -122,6 +104,7 @@ pub(crate) mod check {
         );
     }
 
+    /// A vector called `what` has length `expected`.
     #[track_caller]
     #[inline]
     pub(crate) fn vec_eq(what: &str, expected: usize, found: usize) {
@@ -129,15 +112,6 @@ pub(crate) mod check {
             expected == found,
             "{what} has length {found}, expected {expected}"
         );
-    }
-
-    #[track_caller]
-    #[inline]
-    pub(crate) fn pair_shapes<T>(k: usize, pair: &OuterPair<'_, T>, out: usize) {
-        square(k, out, pair.a.len());
-        vec_eq("c", pair.a.len(), pair.c.len());
-        vec_eq("d", pair.a.len(), pair.d.len());
-        vec_eq("e", pair.a.len(), pair.e.len());
     }
 
     /// Shapes of a fused backward layer: `θ` and the gradient or moments have `h·k` numbers.
@@ -159,6 +133,7 @@ pub(crate) mod check {
         vec_eq("zad", 2 * h, zad);
     }
 
+    /// Shapes of the fused Adam layer: as [`gathered_shapes`], and `M`, `V` as long as `θ`.
     #[track_caller]
     #[inline]
     pub(crate) fn adam_shapes<T>(
@@ -175,16 +150,18 @@ pub(crate) mod check {
 
 /// Generates the `#[target_feature]` wrappers of one instruction set around the fast bodies,
 /// each with a `k = 4` copy (fully unrolled) and a generic-`k` copy.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! simd_bodies {
     ($features:literal) => {
         use num_traits::Float;
 
         use $crate::block_diagonal::fast;
-        use $crate::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair, OuterPair};
+        use $crate::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
 
         /// Fused multiply-adds need std's `mul_add` (libm's is a software routine).
         const FMA: bool = cfg!(feature = "std");
 
+        /// [`fast::matvec`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn matvec<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
@@ -195,16 +172,7 @@ macro_rules! simd_bodies {
             }
         }
 
-        #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
-        pub(crate) fn matvec_transpose<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
-            if k == 4 {
-                fast::matvec_transpose::<T, FMA, 4>(k, blocks, x, y)
-            } else {
-                fast::matvec_transpose::<T, FMA, 0>(k, blocks, x, y)
-            }
-        }
-
+        /// [`fast::layer_forward_into`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn layer_forward_into<T: Float>(
@@ -222,6 +190,7 @@ macro_rules! simd_bodies {
             }
         }
 
+        /// [`fast::layer_backward`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn layer_backward<T: Float>(
@@ -238,34 +207,7 @@ macro_rules! simd_bodies {
             }
         }
 
-        #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
-        pub(crate) fn layer_backward_pair<T: Float>(
-            k: usize,
-            blocks: &[T],
-            perm: &[u32],
-            a: &[T],
-            d: &[T],
-            ya: &mut [T],
-            yd: &mut [T],
-        ) {
-            if k == 4 {
-                fast::layer_backward_pair::<T, FMA, 4>(k, blocks, perm, a, d, ya, yd)
-            } else {
-                fast::layer_backward_pair::<T, FMA, 0>(k, blocks, perm, a, d, ya, yd)
-            }
-        }
-
-        #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
-        pub(crate) fn outer_pair<T: Float>(k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
-            if k == 4 {
-                fast::outer_pair::<T, FMA, 4>(k, pair, out)
-            } else {
-                fast::outer_pair::<T, FMA, 0>(k, pair, out)
-            }
-        }
-
+        /// [`fast::layer_backward_gathered`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn layer_backward_gathered<T: Float>(
@@ -282,6 +224,7 @@ macro_rules! simd_bodies {
             }
         }
 
+        /// [`fast::backward_pair_gradient`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn backward_pair_gradient<T: Float>(
@@ -298,6 +241,7 @@ macro_rules! simd_bodies {
             }
         }
 
+        /// [`fast::backward_pair_adam`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn backward_pair_adam<T: Float>(
@@ -315,6 +259,7 @@ macro_rules! simd_bodies {
         }
     };
 }
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) use simd_bodies;
 
 /// Runs `$name` on the path `$kernels` selects for `$T`.
@@ -347,10 +292,15 @@ macro_rules! dispatch {
 }
 
 impl Kernels {
-    /// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`. See [`matvec`].
+    /// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`.
+    ///
+    /// Not used by the optimizer (its layers are [`Kernels::layer_forward_into`] and
+    /// [`Kernels::layer_backward_gathered`]); kept for the benches' baseline.
     ///
     /// # Panics
-    /// As [`matvec`].
+    /// - if `k == 0` or `x.len()` is not a multiple of `k`;
+    /// - if `blocks.len() != x.len() · k` or `y.len() != x.len()`.
+    #[doc(hidden)]
     #[track_caller]
     pub fn matvec<T: Float + 'static>(self, k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
         check::square(k, blocks.len(), x.len());
@@ -364,27 +314,29 @@ impl Kernels {
         dispatch!(self, T, matvec(k, blocks, x, y));
     }
 
-    /// `y = Bᵀ x`. See [`matvec_transpose`].
+    /// One forward layer, out of place and in one pass: `p = P x` (kept: it is the layer input
+    /// the hypergradient needs), `y = B p`.
+    ///
+    /// `perm`, `blocks`, `p` and `y` may cover a contiguous run of whole blocks of the layer
+    /// while `x` is the whole input: a layer can be computed in parts (in parallel), each part
+    /// reading `x` only through its indices.
     ///
     /// # Panics
-    /// As [`matvec`].
-    #[track_caller]
-    pub fn matvec_transpose<T: Float + 'static>(
-        self,
-        k: usize,
-        blocks: &[T],
-        x: &[T],
-        y: &mut [T],
-    ) {
-        check::square(k, blocks.len(), x.len());
-        check::vec_eq("y", x.len(), y.len());
-        dispatch!(self, T, matvec_transpose(k, blocks, x, y));
-    }
-
-    /// `p = P x`, `y = B p` in one pass. See [`layer_forward_into`].
+    /// - if `k == 0` or `h = perm.len()` is not a multiple of `k`;
+    /// - if `blocks.len() != h · k`;
+    /// - if `p` or `y` does not have the length of `perm`;
+    /// - if an index of `perm` is out of bounds of `x`.
     ///
-    /// # Panics
-    /// As [`layer_forward_into`].
+    /// # Examples
+    /// ```
+    /// use lodo_kernels::Kernels;
+    /// // P swaps the two entries; B = [[1, 2], [3, 4]].
+    /// let (mut p, mut y) = ([0.0; 2], [0.0; 2]);
+    /// Kernels::selected().layer_forward_into(
+    ///     2, &[1.0, 2.0, 3.0, 4.0], &[1, 0], &[10.0, 1.0], &mut p, &mut y);
+    /// assert_eq!(p, [1.0, 10.0]);
+    /// assert_eq!(y, [21.0, 43.0]);
+    /// ```
     #[allow(clippy::too_many_arguments)]
     #[track_caller]
     pub fn layer_forward_into<T: Float + 'static>(
@@ -402,27 +354,16 @@ impl Kernels {
         dispatch!(self, T, layer_forward_into(k, blocks, perm, x, p, y));
     }
 
-    /// `p = P u`, then `u ← B p`. See [`layer_forward`].
+    /// One backward (adjoint) layer with the permutation as a scatter on the way out:
+    /// `y = Pᵀ Bᵀ w`, i.e. `y[π(b·k + c)] = Σ_r B_b[r][c] w_b[r]`.
+    ///
+    /// Not used by the optimizer, which runs its backward layers as gathers
+    /// ([`Kernels::layer_backward_gathered`]); kept for the benches' scatter-vs-gather baseline.
     ///
     /// # Panics
-    /// As [`layer_forward`].
-    #[track_caller]
-    pub fn layer_forward<T: Float + 'static>(
-        self,
-        k: usize,
-        blocks: &[T],
-        perm: &[u32],
-        u: &mut [T],
-        p: &mut [T],
-    ) {
-        self.gather(perm, u, p);
-        self.matvec(k, blocks, p, u);
-    }
-
-    /// `y = Pᵀ Bᵀ w`. See [`layer_backward`].
-    ///
-    /// # Panics
-    /// As [`layer_backward`].
+    /// - if `k == 0` or `w.len()` is not a multiple of `k`; if `blocks.len() != w.len() · k`;
+    /// - if `perm` or `y` does not have the length of `w`; if an index of `perm` is out of bounds.
+    #[doc(hidden)]
     #[track_caller]
     pub fn layer_backward<T: Float + 'static>(
         self,
@@ -438,44 +379,31 @@ impl Kernels {
         dispatch!(self, T, layer_backward(k, blocks, perm, w, y));
     }
 
-    /// `ya = Pᵀ Bᵀ a`, `yd = Pᵀ Bᵀ d`. See [`layer_backward_pair`].
+    /// One backward (adjoint) layer with the permutation applied on the way in, as a gather:
+    /// `z = Bᵀ Q w`, `z_b[c] = Σ_r B_b[r][c] w[q(b·k + r)]` (`Q = I` without an index).
+    ///
+    /// LODO's backward sweep `w_{l−1} = P_lᵀ B_lᵀ w_l` is run as `z_l = B_lᵀ P_{l+1}ᵀ z_{l+1}`
+    /// with `P_{l+1}ᵀ` a gather by `π_{l+1}⁻¹`: every permutation is then a read from a random
+    /// place (which a prefetch can cover) instead of a store to one (which costs a read and a
+    /// write of a whole cache line).
+    ///
+    /// With an index, `blocks`, `index` and `z` may cover a contiguous run of whole blocks while
+    /// `w` is the whole input (a layer computed in parts, as [`Kernels::layer_forward_into`]).
     ///
     /// # Panics
-    /// As [`layer_backward_pair`].
-    #[track_caller]
-    #[allow(clippy::too_many_arguments)]
-    pub fn layer_backward_pair<T: Float + 'static>(
-        self,
-        k: usize,
-        blocks: &[T],
-        perm: &[u32],
-        a: &[T],
-        d: &[T],
-        ya: &mut [T],
-        yd: &mut [T],
-    ) {
-        check::square(k, blocks.len(), a.len());
-        check::vec_eq("perm", a.len(), perm.len());
-        check::vec_eq("d", a.len(), d.len());
-        check::vec_eq("ya", a.len(), ya.len());
-        check::vec_eq("yd", a.len(), yd.len());
-        dispatch!(self, T, layer_backward_pair(k, blocks, perm, a, d, ya, yd));
-    }
-
-    /// `Δ_b = s·(a_b c_bᵀ + d_b e_bᵀ)`. See [`outer_pair`].
+    /// - if `k == 0` or `z.len()` is not a multiple of `k`; if `blocks.len() != z.len() · k`;
+    /// - if `index` (or, without one, `w`) does not have the length of `z`; if an index is out
+    ///   of bounds of `w`.
     ///
-    /// # Panics
-    /// As [`outer_pair`].
-    #[track_caller]
-    pub fn outer_pair<T: Float + 'static>(self, k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
-        check::pair_shapes(k, &pair, out.len());
-        dispatch!(self, T, outer_pair(k, pair, out));
-    }
-
-    /// `z = Bᵀ Q w`. See [`layer_backward_gathered`].
-    ///
-    /// # Panics
-    /// As [`layer_backward_gathered`].
+    /// # Examples
+    /// ```
+    /// use lodo_kernels::Kernels;
+    /// // Q swaps the two entries; Bᵀ = [[1, 3], [2, 4]].
+    /// let mut z = [0.0; 2];
+    /// Kernels::selected().layer_backward_gathered(
+    ///     2, &[1.0, 2.0, 3.0, 4.0], Some(&[1, 0]), &[10.0, 1.0], &mut z);
+    /// assert_eq!(z, [31.0, 42.0]);
+    /// ```
     #[track_caller]
     pub fn layer_backward_gathered<T: Float + 'static>(
         self,
@@ -493,10 +421,32 @@ impl Kernels {
         dispatch!(self, T, layer_backward_gathered(k, blocks, index, w, z));
     }
 
-    /// The backward layer with its gradient materialised. See [`backward_pair_gradient`].
+    /// One backward layer of LODO's hypergradient sweep with its gradient materialised: with
+    /// the gathered cotangents `â`, `d̂` of `pair` ([`GatheredPair`]),
+    ///
+    /// $$ z_a = θ^T \hat a,\quad z_d = θ^T \hat d \ \text{(interleaved into zad)},\qquad
+    ///    \mathrm{grad}_b = s (\hat a_b c_b^T + \hat d_b e_b^T). $$
+    ///
+    /// The unfused form of [`Kernels::backward_pair_adam`] (for SGD and for handing the
+    /// gradient over).
     ///
     /// # Panics
-    /// As [`backward_pair_gradient`].
+    /// - if `k == 0`, `h = c.len()` is not a multiple of `k`, or `ad`, `zad` do not have `2h`
+    ///   numbers, `e` (and `index`) `h`, `θ` and `grad` `h·k`;
+    /// - if an index is out of bounds.
+    ///
+    /// # Examples
+    /// ```
+    /// use lodo_kernels::Kernels;
+    /// use lodo_kernels::block_diagonal::GatheredPair;
+    /// // h = 2, k = 1: θ = diag(2, 3); the index swaps the two entries.
+    /// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 10.0, 2.0, 20.0], index: Some(&[1, 0]),
+    ///     c: &[1.0, 1.0], e: &[0.0, 1.0] };
+    /// let (mut grad, mut zad) = ([0.0; 2], [0.0; 4]);
+    /// Kernels::selected().backward_pair_gradient(1, pair, &[2.0, 3.0], &mut grad, &mut zad);
+    /// assert_eq!(zad, [4.0, 40.0, 3.0, 30.0]); // â = (2, 1), d̂ = (20, 10)
+    /// assert_eq!(grad, [2.0, 11.0]);            // â c + d̂ e
+    /// ```
     #[track_caller]
     pub fn backward_pair_gradient<T: Float + 'static>(
         self,
@@ -514,10 +464,37 @@ impl Kernels {
         dispatch!(self, T, backward_pair_gradient(k, pair, theta, grad, zad));
     }
 
-    /// The fused layer step. See [`backward_pair_adam`].
+    /// The fused LODO layer step: [`Kernels::backward_pair_gradient`] with the **old** `θ`,
+    /// then the Keras-Adam update with that gradient `g`, block by block (`g` is never stored
+    /// beyond a small tile),
+    ///
+    /// $$ M \gets β_1 M + (1-β_1) g,\quad V \gets β_2 V + (1-β_2) g^2,\quad
+    ///    θ \gets θ - \mathrm{rate} \cdot \frac{M}{\sqrt V + ε}, $$
+    ///
+    /// reading and writing each of `θ`, `M`, `V` once. `rate = η√(1−β₂ᵗ)/(1−β₁ᵗ)`.
+    ///
+    /// **Guard**: an element whose new `M`, `V` or `θ` would be NaN or ±∞ (an overflowing
+    /// gradient, say) keeps its three old values; the return value counts such elements, so the
+    /// caller can tell a clean update (0) from a partial one. Nothing non-finite is ever written.
     ///
     /// # Panics
-    /// As [`backward_pair_adam`].
+    /// As [`Kernels::backward_pair_gradient`], with `M`, `V` in place of `grad`.
+    ///
+    /// # Examples
+    /// ```
+    /// use lodo_kernels::Kernels;
+    /// use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
+    /// let (mut theta, mut m, mut v) = ([2.0], [0.0], [0.0]);
+    /// let mut zad = [0.0; 2];
+    /// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 3.0], index: None, c: &[1.0], e: &[0.0] };
+    /// let co = AdamCoefficients { beta1: 0.5, beta2: 0.75, epsilon: 0.0, rate: 1.0 };
+    /// let state = AdamSlices { theta: &mut theta, m: &mut m, v: &mut v };
+    /// let kept = Kernels::selected().backward_pair_adam(1, pair, state, co, &mut zad);
+    /// assert_eq!(kept, 0);                  // every new value finite
+    /// assert_eq!(zad, [2.0, 6.0]);          // old θ = 2
+    /// assert_eq!((m, v), ([0.5], [0.25]));  // g = 1
+    /// assert_eq!(theta, [1.0]);             // 2 − 0.5/√0.25
+    /// ```
     #[track_caller]
     pub fn backward_pair_adam<T: Float + 'static>(
         self,
@@ -538,10 +515,24 @@ impl Kernels {
         )
     }
 
-    /// `Y = B X` for `cols` right-hand sides. See [`matmat`].
+    /// `Y = B X` for `cols` right-hand sides at once: `X` and `Y` are `h × cols`, row-major
+    /// (`X[i][j] = x[i·cols + j]`). Each block is one `k × k` by `k × cols` product, done by
+    /// matrixmultiply from [`crate::tuning::MATMAT_GEMM_MIN_COLS`] columns on (SIMD paths), by
+    /// plain loops otherwise. Used for dense materialisation of `G`.
     ///
     /// # Panics
-    /// As [`matmat`].
+    /// - if `cols == 0` or `x.len()` is not a multiple of `cols`;
+    /// - if `k == 0` or `h = x.len() / cols` is not a multiple of `k`;
+    /// - if `blocks.len() != h · k` or `y.len() != x.len()`.
+    ///
+    /// # Examples
+    /// ```
+    /// use lodo_kernels::Kernels;
+    /// // B = [[1, 2], [3, 4]] applied to the two columns of the identity.
+    /// let mut y = [0.0; 4];
+    /// Kernels::selected().matmat(2, &[1.0, 2.0, 3.0, 4.0], 2, &[1.0, 0.0, 0.0, 1.0], &mut y);
+    /// assert_eq!(y, [1.0, 2.0, 3.0, 4.0]);
+    /// ```
     #[track_caller]
     pub fn matmat<T: Float + 'static>(
         self,
@@ -554,10 +545,19 @@ impl Kernels {
         self.matmat_op(Op::NoTranspose, k, blocks, cols, x, y);
     }
 
-    /// `Y = Bᵀ X` for `cols` right-hand sides. See [`matmat_transpose`].
+    /// `Y = Bᵀ X` for `cols` right-hand sides (layout as [`Kernels::matmat`]).
     ///
     /// # Panics
-    /// As [`matmat`].
+    /// As [`Kernels::matmat`].
+    ///
+    /// # Examples
+    /// ```
+    /// use lodo_kernels::Kernels;
+    /// // Bᵀ = [[1, 3], [2, 4]] applied to the two columns of the identity.
+    /// let mut y = [0.0; 4];
+    /// Kernels::selected().matmat_transpose(2, &[1.0, 2.0, 3.0, 4.0], 2, &[1.0, 0.0, 0.0, 1.0], &mut y);
+    /// assert_eq!(y, [1.0, 3.0, 2.0, 4.0]);
+    /// ```
     #[track_caller]
     pub fn matmat_transpose<T: Float + 'static>(
         self,
@@ -611,296 +611,4 @@ impl Kernels {
             }
         }
     }
-}
-
-/// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`.
-///
-/// # Panics
-/// - if `k == 0` or `x.len()` is not a multiple of `k`;
-/// - if `blocks.len() != x.len() · k` or `y.len() != x.len()`.
-///
-/// # Examples
-/// ```
-/// // One 2×2 block [[1, 2], [3, 4]].
-/// let mut y = [0.0; 2];
-/// lodo_kernels::block_diagonal::matvec(2, &[1.0, 2.0, 3.0, 4.0], &[1.0, 1.0], &mut y);
-/// assert_eq!(y, [3.0, 7.0]);
-/// ```
-#[track_caller]
-pub fn matvec<T: Float + 'static>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
-    Kernels::selected().matvec(k, blocks, x, y);
-}
-
-/// `y = Bᵀ x`: `y_b[c] = Σ_r B_b[r][c] x_b[r]`.
-///
-/// # Panics
-/// As [`matvec`].
-///
-/// # Examples
-/// ```
-/// let mut y = [0.0; 2];
-/// lodo_kernels::block_diagonal::matvec_transpose(2, &[1.0, 2.0, 3.0, 4.0], &[1.0, 1.0], &mut y);
-/// assert_eq!(y, [4.0, 6.0]);
-/// ```
-#[track_caller]
-pub fn matvec_transpose<T: Float + 'static>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
-    Kernels::selected().matvec_transpose(k, blocks, x, y);
-}
-
-/// One forward layer, out of place and in one pass: `p = P x` (kept: it is the layer input the
-/// hypergradient needs), `y = B p`.
-///
-/// `perm`, `blocks`, `p` and `y` may cover a contiguous run of whole blocks of the layer while `x`
-/// is the whole input: a layer can be computed in parts (in parallel), each part reading `x`
-/// only through its indices.
-///
-/// # Panics
-/// - as [`matvec`] for `k`, `blocks` and `perm` (`h = perm.len()`);
-/// - if `p` or `y` does not have the length of `perm`;
-/// - if an index of `perm` is out of bounds of `x`.
-///
-/// # Examples
-/// ```
-/// // P swaps the two entries; B = [[1, 2], [3, 4]].
-/// let (mut p, mut y) = ([0.0; 2], [0.0; 2]);
-/// lodo_kernels::block_diagonal::layer_forward_into(
-///     2, &[1.0, 2.0, 3.0, 4.0], &[1, 0], &[10.0, 1.0], &mut p, &mut y);
-/// assert_eq!(p, [1.0, 10.0]);
-/// assert_eq!(y, [21.0, 43.0]);
-/// ```
-#[allow(clippy::too_many_arguments)]
-#[track_caller]
-pub fn layer_forward_into<T: Float + 'static>(
-    k: usize,
-    blocks: &[T],
-    perm: &[u32],
-    x: &[T],
-    p: &mut [T],
-    y: &mut [T],
-) {
-    Kernels::selected().layer_forward_into(k, blocks, perm, x, p, y);
-}
-
-/// One forward layer in place: `p = P u`, then `u ← B p` (two passes; prefer
-/// [`layer_forward_into`]).
-///
-/// # Panics
-/// As [`matvec`] and [`crate::permutation::gather`] (all vectors have length `perm.len()`).
-#[track_caller]
-pub fn layer_forward<T: Float + 'static>(
-    k: usize,
-    blocks: &[T],
-    perm: &[u32],
-    u: &mut [T],
-    p: &mut [T],
-) {
-    Kernels::selected().layer_forward(k, blocks, perm, u, p);
-}
-
-/// One backward (adjoint) layer: `y = Pᵀ Bᵀ w`, i.e. `y[π(b·k + c)] = Σ_r B_b[r][c] w_b[r]`.
-///
-/// # Panics
-/// - as [`matvec`] for `k`, `blocks` and `w`;
-/// - if `perm` or `y` does not have the length of `w`; if an index of `perm` is out of bounds.
-///
-/// # Examples
-/// ```
-/// let mut y = [0.0; 2];
-/// lodo_kernels::block_diagonal::layer_backward(2, &[1.0, 2.0, 3.0, 4.0], &[1, 0], &[1.0, 1.0], &mut y);
-/// assert_eq!(y, [6.0, 4.0]);
-/// ```
-#[track_caller]
-pub fn layer_backward<T: Float + 'static>(
-    k: usize,
-    blocks: &[T],
-    perm: &[u32],
-    w: &[T],
-    y: &mut [T],
-) {
-    Kernels::selected().layer_backward(k, blocks, perm, w, y);
-}
-
-/// Two backward layers through one read of the blocks: `ya = Pᵀ Bᵀ a`, `yd = Pᵀ Bᵀ d`.
-///
-/// # Panics
-/// As [`layer_backward`], for `a` and `d`, `ya` and `yd`.
-#[allow(clippy::too_many_arguments)]
-#[track_caller]
-pub fn layer_backward_pair<T: Float + 'static>(
-    k: usize,
-    blocks: &[T],
-    perm: &[u32],
-    a: &[T],
-    d: &[T],
-    ya: &mut [T],
-    yd: &mut [T],
-) {
-    Kernels::selected().layer_backward_pair(k, blocks, perm, a, d, ya, yd);
-}
-
-/// Per-block sum of two outer products: `Δ_b[r][c] = s · (a_b[r] c_b[c] + d_b[r] e_b[c])`,
-/// the gradient of `s·(⟨a, B c⟩ + ⟨d, B e⟩)` with respect to the blocks of `B`.
-///
-/// # Panics
-/// - if `k == 0`, the vectors differ in length or are not a multiple of `k`;
-/// - if `out.len() != a.len() · k`.
-///
-/// # Examples
-/// ```
-/// use lodo_kernels::block_diagonal::{outer_pair, OuterPair};
-/// let mut out = [0.0; 1];
-/// let pair = OuterPair { scale: 2.0, a: &[1.0], c: &[3.0], d: &[4.0], e: &[5.0] };
-/// outer_pair(1, pair, &mut out);
-/// assert_eq!(out, [46.0]);
-/// ```
-#[track_caller]
-pub fn outer_pair<T: Float + 'static>(k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
-    Kernels::selected().outer_pair(k, pair, out);
-}
-
-/// One backward (adjoint) layer with the permutation applied on the way in, as a gather:
-/// `z = Bᵀ Q w`, `z_b[c] = Σ_r B_b[r][c] w[q(b·k + r)]` (`Q = I` without an index).
-///
-/// LODO's backward sweep `w_{l−1} = P_lᵀ B_lᵀ w_l` is run as `z_l = B_lᵀ P_{l+1}ᵀ z_{l+1}` with
-/// `P_{l+1}ᵀ` a gather by `π_{l+1}⁻¹`: every permutation is then a read from a random place
-/// (which a prefetch can cover) instead of a store to one (which costs a read and a write of a
-/// whole cache line).
-///
-/// With an index, `blocks`, `index` and `z` may cover a contiguous run of whole blocks while `w`
-/// is the whole input (a layer computed in parts, as [`layer_forward_into`]).
-///
-/// # Panics
-/// - as [`matvec`] for `k`, `blocks` and `z`;
-/// - if `index` (or, without one, `w`) does not have the length of `z`; if an index is out of
-///   bounds of `w`.
-///
-/// # Examples
-/// ```
-/// // Q swaps the two entries; Bᵀ = [[1, 3], [2, 4]].
-/// let mut z = [0.0; 2];
-/// lodo_kernels::block_diagonal::layer_backward_gathered(
-///     2, &[1.0, 2.0, 3.0, 4.0], Some(&[1, 0]), &[10.0, 1.0], &mut z);
-/// assert_eq!(z, [31.0, 42.0]);
-/// ```
-#[track_caller]
-pub fn layer_backward_gathered<T: Float + 'static>(
-    k: usize,
-    blocks: &[T],
-    index: Option<&[u32]>,
-    w: &[T],
-    z: &mut [T],
-) {
-    Kernels::selected().layer_backward_gathered(k, blocks, index, w, z);
-}
-
-/// One backward layer of LODO's hypergradient sweep with its gradient materialised: with the
-/// gathered cotangents `â`, `d̂` of `pair` ([`GatheredPair`]),
-///
-/// $$ z_a = θ^T \hat a,\quad z_d = θ^T \hat d \ \text{(interleaved into zad)},\qquad
-///    \mathrm{grad}_b = s\,(\hat a_b c_b^T + \hat d_b e_b^T). $$
-///
-/// The unfused form of [`backward_pair_adam`] (for SGD and for handing the gradient over).
-///
-/// # Panics
-/// - if `k == 0`, `h = c.len()` is not a multiple of `k`, or `ad`, `zad` do not have `2h`
-///   numbers, `e` (and `index`) `h`, `θ` and `grad` `h·k`;
-/// - if an index is out of bounds.
-///
-/// # Examples
-/// ```
-/// use lodo_kernels::block_diagonal::{backward_pair_gradient, GatheredPair};
-/// // h = 2, k = 1: θ = diag(2, 3); the index swaps the two entries.
-/// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 10.0, 2.0, 20.0], index: Some(&[1, 0]),
-///     c: &[1.0, 1.0], e: &[0.0, 1.0] };
-/// let (mut grad, mut zad) = ([0.0; 2], [0.0; 4]);
-/// backward_pair_gradient(1, pair, &[2.0, 3.0], &mut grad, &mut zad);
-/// assert_eq!(zad, [4.0, 40.0, 3.0, 30.0]); // â = (2, 1), d̂ = (20, 10)
-/// assert_eq!(grad, [2.0, 11.0]);            // â c + d̂ e
-/// ```
-#[track_caller]
-pub fn backward_pair_gradient<T: Float + 'static>(
-    k: usize,
-    pair: GatheredPair<'_, T>,
-    theta: &[T],
-    grad: &mut [T],
-    zad: &mut [T],
-) {
-    Kernels::selected().backward_pair_gradient(k, pair, theta, grad, zad);
-}
-
-/// The fused LODO layer step: [`backward_pair_gradient`] with the **old** `θ`, then the
-/// Keras-Adam update with that gradient `g`, block by block (`g` is never stored beyond a small
-/// tile),
-///
-/// $$ M \gets β_1 M + (1-β_1) g,\quad V \gets β_2 V + (1-β_2) g^2,\quad
-///    θ \gets θ - \mathrm{rate}\,\frac{M}{\sqrt V + ε}, $$
-///
-/// reading and writing each of `θ`, `M`, `V` once. `rate = η√(1−β₂ᵗ)/(1−β₁ᵗ)`.
-///
-/// **Guard**: an element whose new `M`, `V` or `θ` would be NaN or ±∞ (an overflowing
-/// gradient, say) keeps its three old values; the return value counts such elements, so the
-/// caller can tell a clean update (0) from a partial one. Nothing non-finite is ever written.
-///
-/// # Panics
-/// As [`backward_pair_gradient`], with `M`, `V` in place of `grad`.
-///
-/// # Examples
-/// ```
-/// use lodo_kernels::block_diagonal::{backward_pair_adam, AdamCoefficients, AdamSlices, GatheredPair};
-/// let (mut theta, mut m, mut v) = ([2.0], [0.0], [0.0]);
-/// let mut zad = [0.0; 2];
-/// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 3.0], index: None, c: &[1.0], e: &[0.0] };
-/// let co = AdamCoefficients { beta1: 0.5, beta2: 0.75, epsilon: 0.0, rate: 1.0 };
-/// let kept = backward_pair_adam(1, pair, AdamSlices { theta: &mut theta, m: &mut m, v: &mut v }, co, &mut zad);
-/// assert_eq!(kept, 0);                  // every new value finite
-/// assert_eq!(zad, [2.0, 6.0]);          // old θ = 2
-/// assert_eq!((m, v), ([0.5], [0.25]));  // g = 1
-/// assert_eq!(theta, [1.0]);             // 2 − 0.5/√0.25
-/// ```
-#[track_caller]
-pub fn backward_pair_adam<T: Float + 'static>(
-    k: usize,
-    pair: GatheredPair<'_, T>,
-    state: AdamSlices<'_, T>,
-    coefficients: AdamCoefficients<T>,
-    zad: &mut [T],
-) -> usize {
-    Kernels::selected().backward_pair_adam(k, pair, state, coefficients, zad)
-}
-
-/// `Y = B X` for `cols` right-hand sides at once: `X` and `Y` are `h × cols`, row-major
-/// (`X[i][j] = x[i·cols + j]`). Each block is one `k × k` by `k × cols` product, done by
-/// matrixmultiply from [`crate::tuning::MATMAT_GEMM_MIN_COLS`] columns on (SIMD paths), by
-/// plain loops otherwise. Used for dense materialisation of `G`.
-///
-/// # Panics
-/// - if `cols == 0` or `x.len()` is not a multiple of `cols`;
-/// - as [`matvec`] with `h = x.len() / cols`;
-/// - if `y.len() != x.len()`.
-///
-/// # Examples
-/// ```
-/// // B = [[1, 2], [3, 4]] applied to the two columns of the identity.
-/// let mut y = [0.0; 4];
-/// lodo_kernels::block_diagonal::matmat(2, &[1.0, 2.0, 3.0, 4.0], 2, &[1.0, 0.0, 0.0, 1.0], &mut y);
-/// assert_eq!(y, [1.0, 2.0, 3.0, 4.0]);
-/// ```
-#[track_caller]
-pub fn matmat<T: Float + 'static>(k: usize, blocks: &[T], cols: usize, x: &[T], y: &mut [T]) {
-    Kernels::selected().matmat(k, blocks, cols, x, y);
-}
-
-/// `Y = Bᵀ X` for `cols` right-hand sides (layout as [`matmat`]).
-///
-/// # Panics
-/// As [`matmat`].
-#[track_caller]
-pub fn matmat_transpose<T: Float + 'static>(
-    k: usize,
-    blocks: &[T],
-    cols: usize,
-    x: &[T],
-    y: &mut [T],
-) {
-    Kernels::selected().matmat_transpose(k, blocks, cols, x, y);
 }

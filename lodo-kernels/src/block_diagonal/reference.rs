@@ -4,8 +4,8 @@
 
 use num_traits::Float;
 
-use super::check::{adam_shapes, gathered_shapes, pair_shapes, square, vec_eq};
-use super::{AdamCoefficients, AdamSlices, GatheredPair, OuterPair};
+use super::check::{adam_shapes, gathered_shapes, square, vec_eq};
+use super::{AdamCoefficients, AdamSlices, GatheredPair};
 
 /// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`.
 #[track_caller]
@@ -70,37 +70,6 @@ pub fn layer_backward<T: Float>(k: usize, blocks: &[T], perm: &[u32], w: &[T], y
                 acc = acc + blocks[b * k * k + r * k + c] * w[b * k + r];
             }
             y[perm[b * k + c] as usize] = acc;
-        }
-    }
-}
-
-/// `ya = Pᵀ Bᵀ a` and `yd = Pᵀ Bᵀ d`.
-#[allow(clippy::too_many_arguments)]
-#[track_caller]
-pub fn layer_backward_pair<T: Float>(
-    k: usize,
-    blocks: &[T],
-    perm: &[u32],
-    a: &[T],
-    d: &[T],
-    ya: &mut [T],
-    yd: &mut [T],
-) {
-    layer_backward(k, blocks, perm, a, ya);
-    layer_backward(k, blocks, perm, d, yd);
-}
-
-/// `Δ_b[r][c] = s · (a_b[r] c_b[c] + d_b[r] e_b[c])`.
-#[track_caller]
-pub fn outer_pair<T: Float>(k: usize, pair: OuterPair<'_, T>, out: &mut [T]) {
-    pair_shapes(k, &pair, out.len());
-    let OuterPair { scale, a, c, d, e } = pair;
-    for b in 0..a.len() / k {
-        for r in 0..k {
-            for col in 0..k {
-                out[b * k * k + r * k + col] =
-                    scale * (a[b * k + r] * c[b * k + col] + d[b * k + r] * e[b * k + col]);
-            }
         }
     }
 }

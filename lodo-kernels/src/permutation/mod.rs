@@ -2,10 +2,15 @@
 //!
 //! A permutation `π` of `0..h` acts as the matrix `P` with `(P x)[j] = x[π(j)]` (a gather, as
 //! `tf.gather_nd` in the authors' code), and `(Pᵀ x)[π(j)] = x[j]` (a scatter). Both only move
-//! data, so every path agrees with the reference bit for bit. The row forms move whole rows of
-//! an `h × cols` row-major matrix (for many right-hand sides at once).
+//! data, so every path agrees with the reference bit for bit.
+//!
+//! | kernel | formula |
+//! |---|---|
+//! | [`gather`] | $y = P x$, $y_j = x_{π(j)}$ (on the path [`Kernels::selected`] chooses) |
+//! | [`gather_rows`] | $Y = P X$ for an $h × \mathrm{cols}$ row-major $X$ (whole rows) |
+//! | [`scatter_rows`] | $Y = P^T X$, row $π(j)$ of $Y$ is row $j$ of $X$ |
 
-pub mod reference;
+pub(crate) mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -13,6 +18,7 @@ use crate::dispatch::Kernels;
 #[cfg(target_arch = "x86_64")]
 use crate::dispatch::{Path, is_native};
 
+/// `x` and `y` have the length of `perm`.
 #[track_caller]
 #[inline]
 pub(crate) fn check(perm: &[u32], x: usize, y: usize) {
@@ -21,10 +27,11 @@ pub(crate) fn check(perm: &[u32], x: usize, y: usize) {
 }
 
 impl Kernels {
-    /// `y = P x`. See [`gather`].
+    /// `y = P x` on this handle's path (the benches time each path). See [`gather`].
     ///
     /// # Panics
     /// As [`gather`].
+    #[doc(hidden)]
     #[track_caller]
     pub fn gather<T: Copy + 'static>(self, perm: &[u32], x: &[T], y: &mut [T]) {
         check(perm, x.len(), y.len());
@@ -43,18 +50,6 @@ impl Kernels {
             }
             _ => reference::gather(perm, x, y),
         }
-    }
-
-    /// `y = Pᵀ x`. See [`scatter`].
-    ///
-    /// # Panics
-    /// As [`scatter`].
-    #[track_caller]
-    pub fn scatter<T: Copy + 'static>(self, perm: &[u32], x: &[T], y: &mut [T]) {
-        check(perm, x.len(), y.len());
-        // A scatter's stores go to random places; no instruction set does better than the
-        // plain loop here, so every path shares it.
-        reference::scatter(perm, x, y);
     }
 }
 
@@ -76,29 +71,19 @@ pub fn gather<T: Copy + 'static>(perm: &[u32], x: &[T], y: &mut [T]) {
     Kernels::selected().gather(perm, x, y);
 }
 
-/// `y = Pᵀ x`: `y[π(j)] = x[j]`.
-///
-/// # Panics
-/// - if `x.len() != perm.len()` or `y.len() != perm.len()`;
-/// - if an index of `perm` is out of bounds.
-///
-/// # Examples
-/// ```
-/// let mut y = [0.0; 3];
-/// lodo_kernels::permutation::scatter(&[2, 0, 1], &[30.0, 10.0, 20.0], &mut y);
-/// assert_eq!(y, [10.0, 20.0, 30.0]);
-/// ```
-#[inline]
-#[track_caller]
-pub fn scatter<T: Copy + 'static>(perm: &[u32], x: &[T], y: &mut [T]) {
-    Kernels::selected().scatter(perm, x, y);
-}
-
 /// Row gather on an `h × cols` row-major matrix: row `j` of `Y` is row `π(j)` of `X`.
 ///
 /// # Panics
 /// - if `cols == 0`, or `x.len()` or `y.len()` is not `perm.len() · cols`;
 /// - if an index of `perm` is out of bounds.
+///
+/// # Examples
+/// ```
+/// // Two rows of two columns, swapped.
+/// let mut y = [0.0; 4];
+/// lodo_kernels::permutation::gather_rows(&[1, 0], 2, &[1.0, 2.0, 3.0, 4.0], &mut y);
+/// assert_eq!(y, [3.0, 4.0, 1.0, 2.0]);
+/// ```
 #[track_caller]
 pub fn gather_rows<T: Copy>(perm: &[u32], cols: usize, x: &[T], y: &mut [T]) {
     assert!(cols > 0, "gather_rows: cols must be positive");
@@ -117,6 +102,14 @@ pub fn gather_rows<T: Copy>(perm: &[u32], cols: usize, x: &[T], y: &mut [T]) {
 ///
 /// # Panics
 /// As [`gather_rows`].
+///
+/// # Examples
+/// ```
+/// // Row 0 of X goes to row π(0) = 2 of Y.
+/// let mut y = [0.0; 3];
+/// lodo_kernels::permutation::scatter_rows(&[2, 0, 1], 1, &[30.0, 10.0, 20.0], &mut y);
+/// assert_eq!(y, [10.0, 20.0, 30.0]);
+/// ```
 #[track_caller]
 pub fn scatter_rows<T: Copy>(perm: &[u32], cols: usize, x: &[T], y: &mut [T]) {
     assert!(cols > 0, "scatter_rows: cols must be positive");

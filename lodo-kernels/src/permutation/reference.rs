@@ -10,12 +10,3 @@ pub fn gather<T: Copy>(perm: &[u32], x: &[T], y: &mut [T]) {
         y[j] = x[perm[j] as usize];
     }
 }
-
-/// `y = Pᵀ x`: `y[π(j)] = x[j]`.
-#[track_caller]
-pub fn scatter<T: Copy>(perm: &[u32], x: &[T], y: &mut [T]) {
-    check(perm, x.len(), y.len());
-    for j in 0..perm.len() {
-        y[perm[j] as usize] = x[j];
-    }
-}
