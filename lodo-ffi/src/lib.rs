@@ -339,6 +339,27 @@ unsafe fn step_impl<H: Handle>(
     lodo.step(params, grad).map_err(step_status)
 }
 
+/// # Safety
+/// As [`lodo_f32_dim`].
+unsafe fn dim_impl<H: Handle>(handle: *const H, n: *mut usize) -> Result<(), LodoStatus> {
+    check_ptr(handle)?;
+    check_ptr(n)?;
+    // SAFETY: both checked non-null and aligned; a live handle and a writable `n` by the
+    // caller's contract.
+    unsafe { n.write((*handle).lodo().dim()) };
+    Ok(())
+}
+
+/// # Safety
+/// As [`lodo_f32_free`].
+unsafe fn free_impl<H: Handle>(handle: *mut H) {
+    if check_ptr(handle).is_ok() {
+        // SAFETY: a live handle created by `Box::into_raw` in `construct` (the caller's
+        // contract), freed once.
+        drop(unsafe { Box::from_raw(handle) });
+    }
+}
+
 /// FNV-1a, 64 bits: the envelope's corruption check (not a cryptographic hash).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
@@ -537,11 +558,8 @@ pub unsafe extern "C" fn lodo_f32_step(
 /// `handle` is null or a live handle from this library's f32 functions, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lodo_f32_free(handle: *mut LodoF32) {
-    if check_ptr(handle).is_ok() {
-        // SAFETY: a live handle created by `Box::into_raw` in `construct` (the caller's
-        // contract), freed once.
-        drop(unsafe { Box::from_raw(handle) });
-    }
+    // SAFETY: forwarded contract.
+    unsafe { free_impl(handle) }
 }
 
 /// The optimizer's dimension `n`, written to `*n`.
@@ -550,13 +568,8 @@ pub unsafe extern "C" fn lodo_f32_free(handle: *mut LodoF32) {
 /// `handle` is null or a live f32 handle; `n` is null or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lodo_f32_dim(handle: *const LodoF32, n: *mut usize) -> LodoStatus {
-    guarded(|| {
-        check_ptr(handle)?;
-        check_ptr(n)?;
-        // SAFETY: both checked non-null and aligned; valid by the caller's contract.
-        unsafe { n.write((*handle).0.dim()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contracts.
+    guarded(|| unsafe { dim_impl(handle, n) })
 }
 
 /// The size in bytes of the handle's state as [`lodo_f32_save`] would write it now, in `*size`.
@@ -682,11 +695,8 @@ pub unsafe extern "C" fn lodo_f64_step(
 /// As [`lodo_f32_free`], with an f64 handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lodo_f64_free(handle: *mut LodoF64) {
-    if check_ptr(handle).is_ok() {
-        // SAFETY: a live handle created by `Box::into_raw` in `construct` (the caller's
-        // contract), freed once.
-        drop(unsafe { Box::from_raw(handle) });
-    }
+    // SAFETY: forwarded contract.
+    unsafe { free_impl(handle) }
 }
 
 /// f64 twin of [`lodo_f32_dim`].
@@ -695,13 +705,8 @@ pub unsafe extern "C" fn lodo_f64_free(handle: *mut LodoF64) {
 /// As [`lodo_f32_dim`], with an f64 handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lodo_f64_dim(handle: *const LodoF64, n: *mut usize) -> LodoStatus {
-    guarded(|| {
-        check_ptr(handle)?;
-        check_ptr(n)?;
-        // SAFETY: both checked non-null and aligned; valid by the caller's contract.
-        unsafe { n.write((*handle).0.dim()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contracts.
+    guarded(|| unsafe { dim_impl(handle, n) })
 }
 
 /// f64 twin of [`lodo_f32_state_size`].

@@ -10,17 +10,14 @@ use std::sync::OnceLock;
 use lodo::*;
 use proptest::prelude::*;
 
+mod common;
+use common::reseal;
+
 fn cases() -> u32 {
     std::env::var("LODO_FFI_FUZZ_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(512)
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// Valid states to mutate: f32 and f64, a small network (2 layers, k = 2) after a few steps.
@@ -146,17 +143,6 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation], payload_only: bool) -> Vec
                 bytes.remove(lo + at % span);
             }
         }
-    }
-    bytes
-}
-
-/// Rewrites the header's length and hash to match the (mutated) payload.
-fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
-    if bytes.len() >= 24 {
-        let len = (bytes.len() - 24) as u64;
-        let hash = fnv1a(&bytes[24..]);
-        bytes[8..16].copy_from_slice(&len.to_le_bytes());
-        bytes[16..24].copy_from_slice(&hash.to_le_bytes());
     }
     bytes
 }
