@@ -1,8 +1,10 @@
 //! LODO on a Cortex-M4F: f32, the reference kernel path (lodo-core without `std` fixes it at
 //! compile time), a fixed 96 KiB heap, semihosting output. Prints the loss every
-//! [`problem::PRINT_EVERY`] steps, the emulator's wall time of the step loop (semihosting's
-//! clock, centiseconds), the peak heap bytes and the final parameters' bits; `.ci/embedded`
-//! compares the `bits` line with `host/`.
+//! [`problem::PRINT_EVERY`] steps, the step loop's time (semihosting's wall clock in
+//! centiseconds, and SysTick ticks of the emulated 25 MHz core clock: under
+//! `qemu-system-arm -icount shift=0`, one instruction per virtual ns, ticks × 40 counts the
+//! instructions executed), the peak heap bytes and the final parameters' bits; `.ci/embedded`
+//! compares the loss and `bits` lines with `host/`.
 #![no_std]
 #![no_main]
 
@@ -14,7 +16,9 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use cortex_m_rt::entry;
+use cortex_m::peripheral::SYST;
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprint, hprintln, syscall};
 use embedded_alloc::LlffHeap;
 use lodo_core::{Lodo, LodoConfig};
@@ -65,6 +69,25 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     loop {}
 }
 
+/// SysTick wraps (every 2²⁴ ticks of the core clock).
+static SYSTICK_WRAPS: AtomicUsize = AtomicUsize::new(0);
+
+#[exception]
+fn SysTick() {
+    SYSTICK_WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Core-clock ticks since SysTick started (the counter counts down from 2²⁴ − 1, wrapping).
+fn ticks() -> u64 {
+    loop {
+        let wraps = SYSTICK_WRAPS.load(Ordering::Relaxed);
+        let now = SYST::get_current();
+        if SYSTICK_WRAPS.load(Ordering::Relaxed) == wraps {
+            return wraps as u64 * (1 << 24) + u64::from(0x00ff_ffff - now);
+        }
+    }
+}
+
 /// Semihosting's SYS_CLOCK: centiseconds of host wall time since the emulator started.
 fn clock_cs() -> usize {
     // SAFETY: SYS_CLOCK takes no argument block.
@@ -90,6 +113,16 @@ fn main() -> ! {
     let mut x = [0.0f32; N];
     let mut g = [0.0f32; N];
     hprintln!("lodo-firmware: n = {}, steps = {}, seed = {}", N, STEPS, SEED);
+    let Some(mut peripherals) = cortex_m::Peripherals::take() else { fail("peripherals") };
+    let syst = &mut peripherals.SYST;
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(0x00ff_ffff);
+    syst.clear_current();
+    syst.enable_interrupt();
+    syst.enable_counter();
+    // The counter reads 0 until its first reload.
+    while SYST::get_current() == 0 {}
+    let start_ticks = ticks();
     let start = clock_cs();
     for t in 0..STEPS {
         let loss = loss_and_gradient(&x, &mut g);
@@ -101,9 +134,11 @@ fn main() -> ! {
         }
     }
     let elapsed = clock_cs() - start;
+    let elapsed_ticks = ticks() - start_ticks;
     let loss = loss_and_gradient(&x, &mut g);
     hprintln!("step {} loss {:e}", STEPS, loss);
     hprintln!("emulator wall time: {} cs for {} steps", elapsed, STEPS);
+    hprintln!("emulator SysTick: {} core-clock ticks for {} steps", elapsed_ticks, STEPS);
     hprintln!("heap peak: {} bytes of {}", HEAP.peak.load(Ordering::Relaxed), HEAP_SIZE);
     hprint!("bits");
     for xi in x {
