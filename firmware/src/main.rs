@@ -66,7 +66,9 @@ static HEAP: Counting = Counting {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     hprintln!("panic: {}", info);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 /// SysTick wraps (every 2²⁴ ticks of the core clock).
@@ -97,7 +99,9 @@ fn clock_cs() -> usize {
 fn fail(what: &str) -> ! {
     hprintln!("error: {}", what);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[entry]
@@ -105,15 +109,29 @@ fn main() -> ! {
     {
         static mut ARENA: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
         // SAFETY: runs once, before any allocation; `ARENA` is used by nothing else.
-        unsafe { HEAP.heap.init(core::ptr::addr_of_mut!(ARENA) as usize, HEAP_SIZE) }
+        unsafe {
+            HEAP.heap
+                .init(core::ptr::addr_of_mut!(ARENA) as usize, HEAP_SIZE)
+        }
     }
 
-    let Ok(config) = LodoConfig::default().with_alpha0(ALPHA0) else { fail("config") };
-    let Ok(mut lodo) = Lodo::<f32>::new(N, config, SEED) else { fail("new") };
+    let Ok(config) = LodoConfig::default().with_alpha0(ALPHA0) else {
+        fail("config")
+    };
+    let Ok(mut lodo) = Lodo::<f32>::new(N, config, SEED) else {
+        fail("new")
+    };
     let mut x = [0.0f32; N];
     let mut g = [0.0f32; N];
-    hprintln!("lodo-firmware: n = {}, steps = {}, seed = {}", N, STEPS, SEED);
-    let Some(mut peripherals) = cortex_m::Peripherals::take() else { fail("peripherals") };
+    hprintln!(
+        "lodo-firmware: n = {}, steps = {}, seed = {}",
+        N,
+        STEPS,
+        SEED
+    );
+    let Some(mut peripherals) = cortex_m::Peripherals::take() else {
+        fail("peripherals")
+    };
     let syst = &mut peripherals.SYST;
     syst.set_clock_source(SystClkSource::Core);
     syst.set_reload(0x00ff_ffff);
@@ -138,13 +156,23 @@ fn main() -> ! {
     let loss = loss_and_gradient(&x, &mut g);
     hprintln!("step {} loss {:e}", STEPS, loss);
     hprintln!("emulator wall time: {} cs for {} steps", elapsed, STEPS);
-    hprintln!("emulator SysTick: {} core-clock ticks for {} steps", elapsed_ticks, STEPS);
-    hprintln!("heap peak: {} bytes of {}", HEAP.peak.load(Ordering::Relaxed), HEAP_SIZE);
+    hprintln!(
+        "emulator SysTick: {} core-clock ticks for {} steps",
+        elapsed_ticks,
+        STEPS
+    );
+    hprintln!(
+        "heap peak: {} bytes of {}",
+        HEAP.peak.load(Ordering::Relaxed),
+        HEAP_SIZE
+    );
     hprint!("bits");
     for xi in x {
         hprint!(" {:08x}", xi.to_bits());
     }
     hprintln!();
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
