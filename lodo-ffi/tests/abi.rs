@@ -8,7 +8,7 @@ use std::ptr::{null, null_mut};
 use lodo::*;
 
 mod common;
-use common::reseal;
+use common::{reseal, save_f32, save_f64};
 
 /// ½ Σ dᵢ (xᵢ − 1)², dᵢ = 1/(1+i): gradient into `g`.
 fn gradient<T: Copy + Into<f64>>(x: &[T], g: &mut [T], from: fn(f64) -> T) {
@@ -30,19 +30,6 @@ fn new_f32(n: usize) -> *mut LodoF32 {
     assert_eq!(status, LODO_OK);
     assert!(!h.is_null());
     h
-}
-
-fn save_f32(h: *const LodoF32) -> Vec<u8> {
-    let mut size = 0;
-    assert_eq!(unsafe { lodo_f32_state_size(h, &mut size) }, LODO_OK);
-    let mut buf = vec![0u8; size];
-    let mut written = 0;
-    assert_eq!(
-        unsafe { lodo_f32_save(h, buf.as_mut_ptr(), size, &mut written) },
-        LODO_OK
-    );
-    assert_eq!(written, size);
-    buf
 }
 
 fn load_f32(bytes: &[u8]) -> Result<*mut LodoF32, LodoStatus> {
@@ -117,13 +104,7 @@ fn f64_minimises_and_resumes_bit_for_bit() {
     };
     let mut x = vec![0.0f64; n];
     run(h, &mut x, 40);
-    let mut size = 0;
-    assert_eq!(unsafe { lodo_f64_state_size(h, &mut size) }, LODO_OK);
-    let mut buf = vec![0u8; size];
-    assert_eq!(
-        unsafe { lodo_f64_save(h, buf.as_mut_ptr(), size, null_mut()) },
-        LODO_OK
-    );
+    let buf = save_f64(h);
     let mut y = x.clone();
     run(h, &mut x, 100);
     let resumed = unsafe { lodo_f64_load(buf.as_ptr(), buf.len(), &mut status) };

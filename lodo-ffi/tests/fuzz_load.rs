@@ -11,7 +11,7 @@ use lodo::*;
 use proptest::prelude::*;
 
 mod common;
-use common::reseal;
+use common::{reseal, save_f32, save_f64};
 
 fn cases() -> u32 {
     std::env::var("LODO_FFI_FUZZ_CASES")
@@ -46,24 +46,7 @@ fn seeds() -> &'static [Vec<u8>; 2] {
                 LODO_OK
             );
         }
-        let save32 = |h| {
-            let mut n = 0;
-            assert_eq!(unsafe { lodo_f32_state_size(h, &mut n) }, LODO_OK);
-            let mut b = vec![0; n];
-            assert_eq!(
-                unsafe { lodo_f32_save(h, b.as_mut_ptr(), n, std::ptr::null_mut()) },
-                LODO_OK
-            );
-            b
-        };
-        let mut n = 0;
-        assert_eq!(unsafe { lodo_f64_state_size(h64, &mut n) }, LODO_OK);
-        let mut b64 = vec![0; n];
-        assert_eq!(
-            unsafe { lodo_f64_save(h64, b64.as_mut_ptr(), n, std::ptr::null_mut()) },
-            LODO_OK
-        );
-        let b32 = save32(h32);
+        let (b32, b64) = (save_f32(h32), save_f64(h64));
         unsafe {
             lodo_f32_free(h32);
             lodo_f64_free(h64);
