@@ -1,0 +1,205 @@
+/* The C ABI from C: minimise an ill-conditioned quadratic with f32 and f64 handles, save and
+ * resume through a byte buffer (the resumed run must match the uninterrupted one bit for bit),
+ * and check that bad input is a status code. `.ci/ffi` builds it against liblodo.a and
+ * liblodo.so; it prints "N passed, M failed" and exits non-zero on any failure. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lodo.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (cond) {                                                                  \
+      passed++;                                                                  \
+    } else {                                                                     \
+      failed++;                                                                  \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+    }                                                                            \
+  } while (0)
+
+#define CHECK_STATUS(expr, want)                                                 \
+  do {                                                                           \
+    LodoStatus got_ = (expr);                                                    \
+    if (got_ == (want)) {                                                        \
+      passed++;                                                                  \
+    } else {                                                                     \
+      failed++;                                                                  \
+      fprintf(stderr, "%s:%d: %s gave %d (%s), expected %d\n", __FILE__, __LINE__, \
+              #expr, (int)got_, lodo_status_message(got_), (int)(want));         \
+    }                                                                            \
+  } while (0)
+
+enum { N = 16 };
+
+/* ½ Σ dᵢ (xᵢ − cᵢ)², dᵢ = 1/(1+i)², cᵢ = 1 + i/8. */
+static float grad_f32(const float *x, float *g) {
+  float loss = 0.0f;
+  for (int i = 0; i < N; i++) {
+    float s = 1.0f + (float)i, d = 1.0f / (s * s), r = x[i] - (1.0f + (float)i / 8.0f);
+    g[i] = d * r;
+    loss += 0.5f * d * r * r;
+  }
+  return loss;
+}
+
+static double grad_f64(const double *x, double *g) {
+  double loss = 0.0;
+  for (int i = 0; i < N; i++) {
+    double s = 1.0 + i, d = 1.0 / (s * s), r = x[i] - (1.0 + i / 8.0);
+    g[i] = d * r;
+    loss += 0.5 * d * r * r;
+  }
+  return loss;
+}
+
+static void run_f32(LodoF32 *h, float *x, int steps) {
+  float g[N];
+  for (int t = 0; t < steps; t++) {
+    grad_f32(x, g);
+    CHECK_STATUS(lodo_f32_step(h, x, g, N), LODO_OK);
+  }
+}
+
+static void run_f64(LodoF64 *h, double *x, int steps) {
+  double g[N];
+  for (int t = 0; t < steps; t++) {
+    grad_f64(x, g);
+    CHECK_STATUS(lodo_f64_step(h, x, g, N), LODO_OK);
+  }
+}
+
+static void test_f32_save_resume(void) {
+  LodoConfigC config = lodo_config_default();
+  config.alpha0 = 0.5;
+  LodoStatus status = -1;
+  LodoF32 *h = lodo_f32_new(N, &config, 2023, &status);
+  CHECK_STATUS(status, LODO_OK);
+  CHECK(h != NULL);
+  size_t dim = 0;
+  CHECK_STATUS(lodo_f32_dim(h, &dim), LODO_OK);
+  CHECK(dim == N);
+
+  float x[N] = {0}, g[N];
+  float loss0 = grad_f32(x, g);
+  run_f32(h, x, 100);
+
+  size_t size = 0, written = 0;
+  CHECK_STATUS(lodo_f32_state_size(h, &size), LODO_OK);
+  unsigned char *buf = malloc(size);
+  CHECK_STATUS(lodo_f32_save(h, buf, size - 1, &written), LODO_ERR_BUFFER_TOO_SMALL);
+  CHECK(written == size);
+  CHECK_STATUS(lodo_f32_save(h, buf, size, &written), LODO_OK);
+  float y[N];
+  memcpy(y, x, sizeof x);
+
+  run_f32(h, x, 200);
+  LodoF32 *resumed = lodo_f32_load(buf, size, &status);
+  CHECK_STATUS(status, LODO_OK);
+  run_f32(resumed, y, 200);
+  CHECK(memcmp(x, y, sizeof x) == 0); /* bit for bit */
+  float loss = grad_f32(x, g);
+  printf("f32: loss %g -> %g after 300 steps; resumed run bit-identical: %s\n", loss0, loss,
+         memcmp(x, y, sizeof x) == 0 ? "yes" : "NO");
+  CHECK(loss < 1e-3f * loss0);
+
+  /* Truncated, corrupted and foreign state bytes. */
+  CHECK(lodo_f32_load(buf, size - 1, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_STATE_TRUNCATED);
+  buf[size / 2] ^= 0x10;
+  CHECK(lodo_f32_load(buf, size, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_STATE_CORRUPT);
+  buf[size / 2] ^= 0x10;
+  CHECK(lodo_f64_load(buf, size, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_STATE_WRONG_TYPE);
+  CHECK(lodo_f32_load(NULL, size, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_NULL_POINTER);
+
+  free(buf);
+  lodo_f32_free(h);
+  lodo_f32_free(resumed);
+}
+
+static void test_f64_save_resume(void) {
+  LodoConfigC config = lodo_config_default();
+  config.alpha0 = 0.5;
+  LodoStatus status = -1;
+  LodoF64 *h = lodo_f64_new(N, &config, 7, &status);
+  CHECK_STATUS(status, LODO_OK);
+  double x[N] = {0}, y[N], g[N];
+  double loss0 = grad_f64(x, g);
+  run_f64(h, x, 100);
+  size_t size = 0;
+  CHECK_STATUS(lodo_f64_state_size(h, &size), LODO_OK);
+  unsigned char *buf = malloc(size);
+  CHECK_STATUS(lodo_f64_save(h, buf, size, NULL), LODO_OK);
+  memcpy(y, x, sizeof x);
+  run_f64(h, x, 200);
+  LodoF64 *resumed = lodo_f64_load(buf, size, &status);
+  CHECK_STATUS(status, LODO_OK);
+  run_f64(resumed, y, 200);
+  CHECK(memcmp(x, y, sizeof x) == 0);
+  double loss = grad_f64(x, g);
+  printf("f64: loss %g -> %g after 300 steps; resumed run bit-identical: %s\n", loss0, loss,
+         memcmp(x, y, sizeof x) == 0 ? "yes" : "NO");
+  CHECK(loss < 1e-3 * loss0);
+  free(buf);
+  lodo_f64_free(h);
+  lodo_f64_free(resumed);
+}
+
+static void test_bad_input(void) {
+  LodoConfigC config = lodo_config_default();
+  LodoStatus status = -1;
+  CHECK(lodo_f32_new(N, NULL, 1, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_NULL_POINTER);
+  CHECK(lodo_f32_new(0, &config, 1, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_INVALID_CONFIG);
+  config.beta = 1.5;
+  CHECK(lodo_f32_new(N, &config, 1, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_INVALID_CONFIG);
+  config = lodo_config_default();
+  config.hidden = 6; /* < n */
+  CHECK(lodo_f64_new(N, &config, 1, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_INVALID_CONFIG);
+  config = lodo_config_default();
+
+  LodoF32 *h = lodo_f32_new(N, &config, 1, NULL);
+  CHECK(h != NULL);
+  float x[N + 1] = {0}, g[N + 1] = {0};
+  CHECK_STATUS(lodo_f32_step(NULL, x, g, N), LODO_ERR_NULL_POINTER);
+  CHECK_STATUS(lodo_f32_step(h, NULL, g, N), LODO_ERR_NULL_POINTER);
+  CHECK_STATUS(lodo_f32_step(h, x, NULL, N), LODO_ERR_NULL_POINTER);
+  CHECK_STATUS(lodo_f32_step(h, x, g, N - 1), LODO_ERR_WRONG_LENGTH);
+  CHECK_STATUS(lodo_f32_step(h, x, g, N + 1), LODO_ERR_WRONG_LENGTH);
+  CHECK_STATUS(lodo_f32_step(h, x, x, N), LODO_ERR_ALIASING);
+  CHECK_STATUS(lodo_f32_step(h, (float *)((char *)x + 1), g, N), LODO_ERR_MISALIGNED_POINTER);
+  g[5] = NAN;
+  CHECK_STATUS(lodo_f32_step(h, x, g, N), LODO_ERR_NON_FINITE_GRADIENT);
+  g[5] = INFINITY;
+  CHECK_STATUS(lodo_f32_step(h, x, g, N), LODO_ERR_NON_FINITE_GRADIENT);
+  for (int i = 0; i < N; i++) CHECK(x[i] == 0.0f); /* nothing changed */
+
+  size_t bytes = 0;
+  CHECK_STATUS(lodo_f32_memory_size(N, &config, &bytes), LODO_ERR_NOT_IMPLEMENTED);
+  unsigned char junk[64];
+  for (int i = 0; i < 64; i++) junk[i] = (unsigned char)(i * 37 + 11);
+  CHECK(lodo_f32_load(junk, sizeof junk, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_STATE_CORRUPT);
+  CHECK(strcmp(lodo_status_message(LODO_OK), "success") == 0);
+  CHECK(strcmp(lodo_status_message(12345), "unknown status code") == 0);
+  lodo_f32_free(h);
+  lodo_f32_free(NULL);
+  lodo_f64_free(NULL);
+}
+
+int main(void) {
+  test_f32_save_resume();
+  test_f64_save_resume();
+  test_bad_input();
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
