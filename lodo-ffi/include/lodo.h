@@ -73,8 +73,8 @@ typedef int32_t LodoStatus;
 // The gradient has a NaN or ±∞ entry. Nothing changed.
 #define LODO_ERR_NON_FINITE_GRADIENT 6
 
-// The step would have made a parameter non-finite: the parameters are unchanged, the
-// optimizer's internal state has advanced (load a saved state to retry).
+// The step would have made a parameter non-finite: the parameters, the momentum and the step
+// count are unchanged; the preconditioner's weights took their (finite) meta-step.
 #define LODO_ERR_NON_FINITE_STEP 7
 
 // The caller's buffer is smaller than the state; the size needed was written to `*written`.
@@ -97,11 +97,17 @@ typedef int32_t LodoStatus;
 // or negative values, hyperparameters).
 #define LODO_ERR_STATE_INVALID 13
 
-// The function is not available in this build (see its documentation).
-#define LODO_ERR_NOT_IMPLEMENTED 14
+// The allocator refused a buffer while building or loading an optimizer (nothing was
+// created); [`lodo_f32_memory_size`] tells how much an optimizer needs.
+#define LODO_ERR_OUT_OF_MEMORY 14
 
 // An internal error (a Rust panic caught at the boundary). Free the handle involved.
 #define LODO_ERR_INTERNAL 15
+
+// The meta-update of some preconditioner weights would not have been finite (a huge gradient):
+// those weights kept their values, the others took their meta-step; the parameters, the
+// momentum and the step count are unchanged, and the optimizer stays usable.
+#define LODO_ERR_NON_FINITE_META_UPDATE 16
 
 #ifdef __cplusplus
 extern "C" {
@@ -174,12 +180,10 @@ LodoStatus lodo_f32_save(const struct LodoF32 *handle,
 // `bytes` is null or readable for `len` bytes; `status` is null or writable.
 struct LodoF32 *lodo_f32_load(const uint8_t *bytes, size_t len, LodoStatus *status);
 
-// The heap bytes an f32 optimizer for `n` parameters with `config` would allocate.
-//
-// PLACEHOLDER(memory-size): lodo-core has no memory-size function yet (it is being added with
-// fallible allocation). Until then this validates `n` and `config` (returning
-// [`LODO_ERR_INVALID_CONFIG`] like [`lodo_f32_new`]) and then returns
-// [`LODO_ERR_NOT_IMPLEMENTED`] without writing `*bytes`.
+// The heap bytes an f32 optimizer for `n` parameters with `config` holds once built
+// (`lodo_core::Lodo::memory_bytes`: its state and scratch, from a documented formula checked
+// against a counting allocator; the handle's own few dozen bytes come on top). Invalid `n` or
+// `config`: [`LODO_ERR_INVALID_CONFIG`], as [`lodo_f32_new`].
 //
 // # Safety
 // `config` is null or readable; `bytes` is null or writable.
@@ -233,7 +237,7 @@ LodoStatus lodo_f64_save(const struct LodoF64 *handle,
 // As [`lodo_f32_load`].
 struct LodoF64 *lodo_f64_load(const uint8_t *bytes, size_t len, LodoStatus *status);
 
-// f64 twin of [`lodo_f32_memory_size`] (the same PLACEHOLDER(memory-size)).
+// f64 twin of [`lodo_f32_memory_size`].
 //
 // # Safety
 // As [`lodo_f32_memory_size`].

@@ -62,8 +62,8 @@ pub const LODO_ERR_INVALID_CONFIG: LodoStatus = 4;
 pub const LODO_ERR_WRONG_LENGTH: LodoStatus = 5;
 /// The gradient has a NaN or ±∞ entry. Nothing changed.
 pub const LODO_ERR_NON_FINITE_GRADIENT: LodoStatus = 6;
-/// The step would have made a parameter non-finite: the parameters are unchanged, the
-/// optimizer's internal state has advanced (load a saved state to retry).
+/// The step would have made a parameter non-finite: the parameters, the momentum and the step
+/// count are unchanged; the preconditioner's weights took their (finite) meta-step.
 pub const LODO_ERR_NON_FINITE_STEP: LodoStatus = 7;
 /// The caller's buffer is smaller than the state; the size needed was written to `*written`.
 pub const LODO_ERR_BUFFER_TOO_SMALL: LodoStatus = 8;
@@ -79,10 +79,15 @@ pub const LODO_ERR_STATE_UNSUPPORTED_VERSION: LodoStatus = 12;
 /// The state decodes but lodo-core's validation refuses it (lengths, permutations, non-finite
 /// or negative values, hyperparameters).
 pub const LODO_ERR_STATE_INVALID: LodoStatus = 13;
-/// The function is not available in this build (see its documentation).
-pub const LODO_ERR_NOT_IMPLEMENTED: LodoStatus = 14;
+/// The allocator refused a buffer while building or loading an optimizer (nothing was
+/// created); [`lodo_f32_memory_size`] tells how much an optimizer needs.
+pub const LODO_ERR_OUT_OF_MEMORY: LodoStatus = 14;
 /// An internal error (a Rust panic caught at the boundary). Free the handle involved.
 pub const LODO_ERR_INTERNAL: LodoStatus = 15;
+/// The meta-update of some preconditioner weights would not have been finite (a huge gradient):
+/// those weights kept their values, the others took their meta-step; the parameters, the
+/// momentum and the step count are unchanged, and the optimizer stays usable.
+pub const LODO_ERR_NON_FINITE_META_UPDATE: LodoStatus = 16;
 
 /// The envelope version [`lodo_f32_save`] writes and [`lodo_f32_load`] reads.
 pub const LODO_STATE_ENVELOPE_VERSION: u16 = 1;
@@ -237,8 +242,11 @@ unsafe fn construct<H: Handle>(
     handle
 }
 
-fn config_status(_: ConfigError) -> LodoStatus {
-    LODO_ERR_INVALID_CONFIG
+fn config_status(e: ConfigError) -> LodoStatus {
+    match e {
+        ConfigError::OutOfMemory { .. } => LODO_ERR_OUT_OF_MEMORY,
+        _ => LODO_ERR_INVALID_CONFIG,
+    }
 }
 
 fn step_status(e: StepError) -> LodoStatus {
@@ -246,6 +254,7 @@ fn step_status(e: StepError) -> LodoStatus {
         StepError::GradientLength { .. } | StepError::ParamsLength { .. } => LODO_ERR_WRONG_LENGTH,
         StepError::NonFiniteGradient { .. } => LODO_ERR_NON_FINITE_GRADIENT,
         StepError::NonFiniteStep { .. } => LODO_ERR_NON_FINITE_STEP,
+        StepError::NonFiniteMetaUpdate { .. } => LODO_ERR_NON_FINITE_META_UPDATE,
         _ => LODO_ERR_INTERNAL,
     }
 }
@@ -253,6 +262,7 @@ fn step_status(e: StepError) -> LodoStatus {
 fn state_status(e: StateError) -> LodoStatus {
     match e {
         StateError::UnsupportedFormat { .. } => LODO_ERR_STATE_UNSUPPORTED_VERSION,
+        StateError::Config(ConfigError::OutOfMemory { .. }) => LODO_ERR_OUT_OF_MEMORY,
         _ => LODO_ERR_STATE_INVALID,
     }
 }
@@ -499,18 +509,27 @@ pub extern "C" fn lodo_status_message(status: LodoStatus) -> *const c_char {
         LODO_ERR_ALIASING => c"the parameter and gradient arrays overlap",
         LODO_ERR_INVALID_CONFIG => c"invalid hyperparameters for this n (or n is 0)",
         LODO_ERR_WRONG_LENGTH => c"n is not the optimizer's dimension; nothing changed",
-        LODO_ERR_NON_FINITE_GRADIENT => c"the gradient has a NaN or infinite entry; nothing changed",
-        LODO_ERR_NON_FINITE_STEP => {
-            c"the step would make a parameter non-finite; parameters unchanged, optimizer state advanced"
+        LODO_ERR_NON_FINITE_GRADIENT => {
+            c"the gradient has a NaN or infinite entry; nothing changed"
         }
-        LODO_ERR_BUFFER_TOO_SMALL => c"the buffer is smaller than the state (size written to *written)",
+        LODO_ERR_NON_FINITE_STEP => {
+            c"the step would make a parameter non-finite; parameters and momentum unchanged"
+        }
+        LODO_ERR_BUFFER_TOO_SMALL => {
+            c"the buffer is smaller than the state (size written to *written)"
+        }
         LODO_ERR_STATE_TRUNCATED => c"the state bytes end early",
-        LODO_ERR_STATE_CORRUPT => c"the bytes are not a LODO state (magic, hash, payload or trailing bytes)",
+        LODO_ERR_STATE_CORRUPT => {
+            c"the bytes are not a LODO state (magic, hash, payload or trailing bytes)"
+        }
         LODO_ERR_STATE_WRONG_TYPE => c"the state was saved from the other float type",
         LODO_ERR_STATE_UNSUPPORTED_VERSION => c"the state's version is not readable by this build",
         LODO_ERR_STATE_INVALID => c"the state decodes but fails validation",
-        LODO_ERR_NOT_IMPLEMENTED => c"not available in this build",
+        LODO_ERR_OUT_OF_MEMORY => c"out of memory: an allocation was refused; nothing was created",
         LODO_ERR_INTERNAL => c"internal error (a panic was caught); free the handle",
+        LODO_ERR_NON_FINITE_META_UPDATE => {
+            c"the meta-update would not be finite (gradient too large?); parameters unchanged"
+        }
         _ => c"unknown status code",
     };
     message.as_ptr()
@@ -619,12 +638,10 @@ pub unsafe extern "C" fn lodo_f32_load(
     unsafe { construct(status, || load_impl(bytes, len)) }
 }
 
-/// The heap bytes an f32 optimizer for `n` parameters with `config` would allocate.
-///
-/// PLACEHOLDER(memory-size): lodo-core has no memory-size function yet (it is being added with
-/// fallible allocation). Until then this validates `n` and `config` (returning
-/// [`LODO_ERR_INVALID_CONFIG`] like [`lodo_f32_new`]) and then returns
-/// [`LODO_ERR_NOT_IMPLEMENTED`] without writing `*bytes`.
+/// The heap bytes an f32 optimizer for `n` parameters with `config` holds once built
+/// (`lodo_core::Lodo::memory_bytes`: its state and scratch, from a documented formula checked
+/// against a counting allocator; the handle's own few dozen bytes come on top). Invalid `n` or
+/// `config`: [`LODO_ERR_INVALID_CONFIG`], as [`lodo_f32_new`].
 ///
 /// # Safety
 /// `config` is null or readable; `bytes` is null or writable.
@@ -651,12 +668,10 @@ unsafe fn memory_size_impl<T: FfiFloat>(
     if n == 0 {
         return Err(LODO_ERR_INVALID_CONFIG);
     }
-    config
-        .preconditioner()
-        .hidden_for(n)
-        .map_err(config_status)?;
-    // PLACEHOLDER(memory-size): call lodo-core's memory-size query here once it exists.
-    Err(LODO_ERR_NOT_IMPLEMENTED)
+    let held = Lodo::<T>::memory_bytes(n, &config).map_err(config_status)?;
+    // SAFETY: checked non-null above; the caller's contract makes it writable.
+    unsafe { bytes.write(held) };
+    Ok(())
 }
 
 /// f64 twin of [`lodo_f32_new`].
@@ -751,7 +766,7 @@ pub unsafe extern "C" fn lodo_f64_load(
     unsafe { construct(status, || load_impl(bytes, len)) }
 }
 
-/// f64 twin of [`lodo_f32_memory_size`] (the same PLACEHOLDER(memory-size)).
+/// f64 twin of [`lodo_f32_memory_size`].
 ///
 /// # Safety
 /// As [`lodo_f32_memory_size`].

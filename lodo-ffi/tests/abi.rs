@@ -203,12 +203,25 @@ fn construction_errors_are_statuses() {
     assert!(!h.is_null());
     unsafe { lodo_f32_free(h) };
     unsafe { lodo_f32_free(null_mut()) }; // no-op
-    // The memory-size query validates, then says it is not available yet (placeholder).
+    // The memory-size query: lodo-core's formula (itself checked against an allocator).
     let mut bytes = 0;
     assert_eq!(
         unsafe { lodo_f32_memory_size(4, &config(), &mut bytes) },
-        LODO_ERR_NOT_IMPLEMENTED
+        LODO_OK
     );
+    let core_config = lodo_core::LodoConfig::<f32>::default()
+        .with_alpha0(config().alpha0 as f32)
+        .unwrap();
+    assert_eq!(
+        bytes,
+        lodo_core::Lodo::<f32>::memory_bytes(4, &core_config).unwrap()
+    );
+    let mut bytes64 = 0;
+    assert_eq!(
+        unsafe { lodo_f64_memory_size(4, &config(), &mut bytes64) },
+        LODO_OK
+    );
+    assert!(bytes64 > bytes, "f64 holds more than f32");
     assert_eq!(
         unsafe { lodo_f64_memory_size(0, &config(), &mut bytes) },
         LODO_ERR_INVALID_CONFIG
@@ -430,13 +443,14 @@ fn every_status_has_a_static_message() {
         LODO_ERR_STATE_WRONG_TYPE,
         LODO_ERR_STATE_UNSUPPORTED_VERSION,
         LODO_ERR_STATE_INVALID,
-        LODO_ERR_NOT_IMPLEMENTED,
+        LODO_ERR_OUT_OF_MEMORY,
         LODO_ERR_INTERNAL,
+        LODO_ERR_NON_FINITE_META_UPDATE,
     ];
     let unknown = unsafe { CStr::from_ptr(lodo_status_message(-1)) };
     let mut seen = std::collections::HashSet::new();
     for (i, &code) in codes.iter().enumerate() {
-        assert_eq!(code, i as LodoStatus, "codes are 0..=15 in order");
+        assert_eq!(code, i as LodoStatus, "codes are 0..=16 in order");
         let m = unsafe { CStr::from_ptr(lodo_status_message(code)) };
         assert!(!m.is_empty() && m != unknown);
         assert!(seen.insert(m), "distinct messages");
