@@ -43,6 +43,8 @@ pub enum ConfigError {
     InvalidEpsilon,
     /// A learning rate of a first-order optimizer is not finite and positive.
     InvalidLearningRate,
+    /// A `TiledShuffle` permutation family with tiles of 0 outputs.
+    ZeroTile,
     /// The allocator refused a buffer (construction and restore allocate fallibly).
     OutOfMemory {
         /// Bytes the refused allocation asked for.
@@ -81,6 +83,7 @@ impl fmt::Display for ConfigError {
             Self::InvalidBeta2 => write!(f, "Adam beta2 must lie in [0, 1)"),
             Self::InvalidEpsilon => write!(f, "Adam epsilon must be finite and > 0"),
             Self::InvalidLearningRate => write!(f, "the learning rate must be finite and > 0"),
+            Self::ZeroTile => write!(f, "the permutation tile must hold at least 1 output"),
             Self::OutOfMemory { bytes } => {
                 write!(
                     f,
@@ -180,7 +183,7 @@ pub enum StateError {
         /// The stored length.
         found: usize,
     },
-    /// A stored permutation is not a permutation of `0..h`.
+    /// A stored permutation is not a permutation of `0..h`, or not of the stored family.
     NotAPermutation {
         /// Index of the layer.
         layer: usize,

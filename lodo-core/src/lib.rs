@@ -53,7 +53,7 @@ pub use error::{ConfigError, StateError, StepError};
 pub use lodo::{Lodo, LodoState, STATE_FORMAT};
 pub use meta::{Adam, AdamConfig, MetaConfig, MetaOptimizer, Sgd, SgdConfig};
 pub use optimizer::Optimizer;
-pub use permutation::Permutation;
+pub use permutation::{Permutation, PermutationFamily};
 pub use preconditioner::{
     BlockConfig, BlockPreconditioner, Diagonal, DiagonalConfig, Global, GlobalConfig,
     Preconditioner, Residual, ResidualConfig, WeightSink,

@@ -6,7 +6,10 @@ mod common;
 
 use common::{DenseNetwork, Shaped, cast, gaussians, random_spd, rel_err, to_f64};
 use lodo_core::random::Stream;
-use lodo_core::{BlockPreconditioner, Diagonal, Global, Preconditioner, Real, Residual, lit};
+use lodo_core::{
+    BlockConfig, BlockPreconditioner, Diagonal, Global, PermutationFamily, Preconditioner, Real,
+    Residual, lit,
+};
 use proptest::prelude::*;
 
 /// A quadratic loss `ℓ(x) = ½ (x − c)ᵀ Q (x − c)` and the point before the step.
@@ -155,6 +158,23 @@ proptest! {
         let mut p: BlockPreconditioner<f64> = build(n, (k, layers, 0.6), seed);
         perturb(&mut p, 0.3, seed ^ 9);
         let exact = analytic(&mut p, &prob);
+        let g = prob.gradient_after_apply(&mut p);
+        let dense = DenseNetwork::of(&p).hypergradient(&g, &prob.m);
+        prop_assert!(rel_err(&exact, &dense) < 1e-12, "vs dense formula: {}", rel_err(&exact, &dense));
+    }
+
+    /// The hypergradient of the network with structured permutations, against central finite
+    /// differences and against the dense formula.
+    #[test]
+    fn block_network_with_structured_permutations(n in 1usize..9, k in 1usize..5, layers in 1usize..5, seed: u64, tile in 0usize..4) {
+        let family = if tile == 0 { PermutationFamily::Shuffle } else { PermutationFamily::TiledShuffle { tile } };
+        let config = BlockConfig::<f64>::shaped(k, layers, 0.6).with_permutations(family).unwrap();
+        let mut p = BlockPreconditioner::<f64>::from_config(n, &config, &mut Stream::new(seed)).unwrap();
+        perturb(&mut p, 0.3, seed ^ 9);
+        let prob = Problem::new(n, seed);
+        let exact = analytic(&mut p, &prob);
+        let fd = finite_differences(&p, &prob);
+        prop_assert!(rel_err(&exact, &fd) < 1e-6, "vs FD: {}", rel_err(&exact, &fd));
         let g = prob.gradient_after_apply(&mut p);
         let dense = DenseNetwork::of(&p).hypergradient(&g, &prob.m);
         prop_assert!(rel_err(&exact, &dense) < 1e-12, "vs dense formula: {}", rel_err(&exact, &dense));

@@ -7,7 +7,7 @@ use common::{Dense, DenseNetwork, Shaped, cast, is_positive_definite, rel_err, t
 use lodo_core::random::Stream;
 use lodo_core::{
     BlockConfig, BlockPreconditioner, Diagonal, DiagonalConfig, Global, GlobalConfig,
-    Preconditioner, PreconditionerConfig, Real, Residual, ResidualConfig, lit,
+    PermutationFamily, Preconditioner, PreconditionerConfig, Real, Residual, ResidualConfig, lit,
 };
 use proptest::prelude::*;
 
@@ -18,8 +18,31 @@ fn block<T: Real>(
     alpha0: f64,
     seed: u64,
 ) -> BlockPreconditioner<T> {
-    let config = BlockConfig::shaped(k, layers, alpha0);
+    block_of::<T>(n, k, layers, alpha0, seed, PermutationFamily::Random)
+}
+
+/// [`block`] with its permutations drawn from `family`.
+fn block_of<T: Real>(
+    n: usize,
+    k: usize,
+    layers: usize,
+    alpha0: f64,
+    seed: u64,
+    family: PermutationFamily,
+) -> BlockPreconditioner<T> {
+    let config = BlockConfig::shaped(k, layers, alpha0)
+        .with_permutations(family)
+        .unwrap();
     BlockPreconditioner::from_config(n, &config, &mut Stream::new(seed)).unwrap()
+}
+
+/// Every permutation family, with tiles of 1 to 5 outputs.
+fn family() -> impl Strategy<Value = PermutationFamily> {
+    prop_oneof![
+        Just(PermutationFamily::Random),
+        Just(PermutationFamily::Shuffle),
+        (1usize..6).prop_map(|tile| PermutationFamily::TiledShuffle { tile }),
+    ]
 }
 
 /// Replaces the weights by Gaussians of scale `s` (a generic, non-orthogonal θ).
@@ -129,6 +152,33 @@ proptest! {
         randomize(&mut p64, 0.7, seed ^ 2);
         structured_equals_dense(&mut p64, seed ^ 3);
         let mut p32 = block::<f32>(n, k, layers, 0.8, seed);
+        randomize(&mut p32, 0.7, seed ^ 2);
+        structured_equals_dense(&mut p32, seed ^ 3);
+    }
+
+    /// The dense-G oracle for every permutation family: `α₀·I` at initialisation, symmetric
+    /// PSD after randomising θ, structured mat-vec equal to the dense product.
+    #[test]
+    fn every_permutation_family_matches_the_dense_oracle(
+        n in 1usize..16, k in 1usize..5, layers in 1usize..6, seed: u64, fam in family(),
+    ) {
+        let fresh = block_of::<f64>(n, k, layers, 0.8, seed, fam);
+        prop_assert_eq!(fresh.permutation_family(), fam);
+        for p in fresh.permutations() {
+            prop_assert!(fam.contains(p, k));
+        }
+        let dense = dense_of(&fresh);
+        for i in 0..n {
+            for j in 0..n {
+                let want = if i == j { 0.8 } else { 0.0 };
+                prop_assert!((dense.at(i, j) - want).abs() <= 1e-12, "G ≠ α₀·I at ({}, {})", i, j);
+            }
+        }
+        let mut p64 = fresh;
+        randomize(&mut p64, 0.7, seed ^ 2);
+        symmetric_psd(&p64);
+        structured_equals_dense(&mut p64, seed ^ 3);
+        let mut p32 = block_of::<f32>(n, k, layers, 0.8, seed, fam);
         randomize(&mut p32, 0.7, seed ^ 2);
         structured_equals_dense(&mut p32, seed ^ 3);
     }

@@ -6,7 +6,7 @@
 
 use faer::Mat;
 use lodo_core::random::Stream;
-use lodo_core::{BlockConfig, BlockPreconditioner, Preconditioner};
+use lodo_core::{BlockConfig, BlockPreconditioner, PermutationFamily, Preconditioner};
 use lodo_theory_tests::fit::{Metrics, fit, metrics};
 use lodo_theory_tests::linalg::{frob, from_eigen, sym_eigen};
 use lodo_theory_tests::mixing::{log_lower_bound, mixing_depth};
@@ -355,4 +355,82 @@ fn t3_fit_gradient_matches_finite_differences() {
     }
     assert!(worst < 1e-5, "worst relative FD mismatch {worst:e}");
     let _ = frob(&t);
+}
+
+/// The layer permutations of a network of `layers` layers over `n` parameters, hidden width `h`,
+/// block size `k`, drawn from `family`.
+fn family_permutations(
+    family: PermutationFamily,
+    n: usize,
+    h: usize,
+    k: usize,
+    layers: usize,
+    seed: u64,
+) -> Vec<lodo_core::Permutation> {
+    let config = BlockConfig::<f32>::default()
+        .with_block_size(k)
+        .and_then(|c| c.with_layers(layers))
+        .and_then(|c| c.with_hidden(h))
+        .and_then(|c| c.with_permutations(family))
+        .expect("valid");
+    let p =
+        BlockPreconditioner::<f32>::from_config(n, &config, &mut Stream::new(seed)).expect("valid");
+    p.permutations().to_vec()
+}
+
+/// T3 for the structured families (issue "streaming permutations"): the perfect shuffle reaches
+/// the support-growth lower bound exactly when `h = k^d` — `d = ⌈log_k h⌉` layers make `A·Π`
+/// structurally dense (an Omega network), for every `n ≤ h` — and one layer fewer does not.
+#[test]
+fn t3_shuffle_mixes_in_exactly_log_k_h_layers_when_h_is_a_power_of_k() {
+    for (k, d) in [
+        (2, 3),
+        (2, 6),
+        (2, 10),
+        (3, 4),
+        (3, 6),
+        (4, 3),
+        (4, 5),
+        (8, 3),
+    ] {
+        let h = (k as usize).pow(d);
+        assert_eq!(log_lower_bound(h, k), d as usize);
+        for n in [1, h / 2, h] {
+            let perms = family_permutations(PermutationFamily::Shuffle, n, h, k, d as usize + 3, 1);
+            assert_eq!(
+                mixing_depth(&perms, n, k),
+                Some(d as usize),
+                "k = {k}, h = {h}, n = {n}"
+            );
+        }
+    }
+}
+
+/// Mixing depth of every family at the default width `h = k⌈2n/k⌉`, against `⌈log_k h⌉`:
+/// printed (`--nocapture`) and bounded as for random permutations.
+#[test]
+fn t3_mixing_depth_of_each_permutation_family() {
+    for family in [
+        PermutationFamily::Random,
+        PermutationFamily::Shuffle,
+        PermutationFamily::TiledShuffle { tile: 8 },
+        PermutationFamily::TiledShuffle { tile: 64 },
+    ] {
+        for (n, k) in [(100usize, 4usize), (1000, 4), (1000, 2), (10_000, 4)] {
+            let h = k * (2 * n).div_ceil(k);
+            let lower = log_lower_bound(h, k);
+            let perms = family_permutations(family, n, h, k, lower + 12, seed() ^ 0x51);
+            let depth = mixing_depth(&perms, n, k);
+            eprintln!(
+                "{family:?}: n = {n}, k = {k}, h = {h}: depth {depth:?}, ⌈log_k h⌉ = {lower}"
+            );
+            let d = depth.expect("dense within ⌈log_k h⌉ + 12 layers");
+            assert!(d >= lower);
+            assert!(
+                d <= lower + excess_bound(n, h, k),
+                "{family:?}: excess {}",
+                d - lower
+            );
+        }
+    }
 }

@@ -39,7 +39,7 @@ use crate::config::{PreconditionerConfig, check_alpha0, hidden_width};
 use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled, total, with_capacity};
 use crate::meta::{BlockLayerStep, MetaOptimizer};
-use crate::permutation::Permutation;
+use crate::permutation::{Permutation, PermutationFamily};
 use crate::random::Stream;
 use crate::real::{Real, lit};
 
@@ -51,6 +51,7 @@ use crate::real::{Real, lit};
 /// | `N` | layers of `A` | 16 |
 /// | `k` | block size | 4 |
 /// | `h` | hidden width | `k·⌈2n/k⌉` ([`hidden_width`]) |
+/// | `P_l` | permutation family ([`PermutationFamily`]) | `Random` (the paper) |
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BlockConfig<T> {
@@ -58,6 +59,8 @@ pub struct BlockConfig<T> {
     layers: usize,
     block_size: usize,
     hidden: Option<usize>,
+    #[cfg_attr(feature = "serde", serde(default))]
+    permutations: PermutationFamily,
 }
 
 impl<T: Real> Default for BlockConfig<T> {
@@ -67,6 +70,7 @@ impl<T: Real> Default for BlockConfig<T> {
             layers: 16,
             block_size: 4,
             hidden: None,
+            permutations: PermutationFamily::Random,
         }
     }
 }
@@ -107,6 +111,22 @@ impl<T: Real> BlockConfig<T> {
         }
         self.hidden = Some(hidden);
         Ok(self)
+    }
+
+    /// Sets the family the layer permutations `P_l` are drawn from.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroTile`] for `TiledShuffle { tile: 0 }`.
+    pub fn with_permutations(mut self, family: PermutationFamily) -> Result<Self, ConfigError> {
+        family.validate()?;
+        self.permutations = family;
+        Ok(self)
+    }
+
+    /// The permutation family.
+    #[must_use]
+    pub fn permutations(&self) -> PermutationFamily {
+        self.permutations
     }
 
     /// `N`.
@@ -158,6 +178,10 @@ pub struct BlockPreconditioner<T> {
     hidden: usize,
     block_size: usize,
     alpha0: T,
+    /// The family the permutations belong to (checked on restore; absent in format-1 states,
+    /// which are `Random`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    family: PermutationFamily,
     permutations: Vec<Permutation>,
     blocks: Vec<T>,
     #[cfg_attr(feature = "serde", serde(skip))]
@@ -248,6 +272,11 @@ impl<T: Real> BlockPreconditioner<T> {
     #[must_use]
     pub fn alpha0(&self) -> T {
         self.alpha0
+    }
+    /// The family of the permutations.
+    #[must_use]
+    pub fn permutation_family(&self) -> PermutationFamily {
+        self.family
     }
     /// The fixed permutations `P_1, …, P_N`.
     #[must_use]
@@ -446,8 +475,9 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         let mut permutations = with_capacity(layers)?;
         let mut blocks = with_capacity(layers * h * k)?;
         let mut q = filled(k * k, 0.0f64)?;
+        let family = config.permutations();
         for _ in 0..layers {
-            permutations.push(Permutation::random(h, rng)?);
+            permutations.push(family.draw(h, k, rng)?);
             for _ in 0..h / k {
                 rng.orthogonal(k, &mut q);
                 blocks.extend(q.iter().map(|&x| lit::<T>(x)));
@@ -458,6 +488,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
             hidden: h,
             block_size: k,
             alpha0: config.alpha0(),
+            family,
             permutations,
             blocks,
             cache: Cache::new(layers, h, k)?,
@@ -600,6 +631,9 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
                 });
             }
             p.rebuild_inverse(l)?;
+            if !self.family.contains(p, k) {
+                return Err(StateError::NotAPermutation { layer: l });
+            }
         }
         check_weights(&self.blocks, layers * h * k)?;
         let _ = Kernels::selected();

@@ -28,7 +28,7 @@ use super::{
 use crate::config::{PreconditionerConfig, check_alpha0, hidden_width};
 use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled, total, with_capacity};
-use crate::permutation::Permutation;
+use crate::permutation::{Permutation, PermutationFamily};
 use crate::random::Stream;
 use crate::real::{Real, lit};
 
@@ -215,7 +215,7 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
         let mut permutations = with_capacity(layers)?;
         let mut weights = with_capacity((layers + 1) * h)?;
         for _ in 0..layers {
-            permutations.push(Permutation::random(h, rng)?);
+            permutations.push(PermutationFamily::Random.draw(h, 1, rng)?);
             weights.extend((0..h).map(|_| lit::<T>(std * rng.gaussian())));
         }
         weights.extend((0..h).map(|_| T::one()));
