@@ -384,7 +384,7 @@ fn family_permutations(
 #[test]
 fn t3_shuffle_mixes_in_exactly_log_k_h_layers_when_h_is_a_power_of_k() {
     for (k, d) in [
-        (2, 3),
+        (2usize, 3u32),
         (2, 6),
         (2, 10),
         (3, 4),
@@ -393,7 +393,7 @@ fn t3_shuffle_mixes_in_exactly_log_k_h_layers_when_h_is_a_power_of_k() {
         (4, 5),
         (8, 3),
     ] {
-        let h = (k as usize).pow(d);
+        let h = k.pow(d);
         assert_eq!(log_lower_bound(h, k), d as usize);
         for n in [1, h / 2, h] {
             let perms = family_permutations(PermutationFamily::Shuffle, n, h, k, d as usize + 3, 1);
