@@ -170,6 +170,32 @@ pub(crate) fn check_alpha0<T: Real>(alpha0: T) -> Result<(), ConfigError> {
     }
 }
 
+/// `*slot ← α₀` if valid ([`check_alpha0`]); unchanged otherwise.
+pub(crate) fn set_alpha0<T: Real>(slot: &mut T, alpha0: T) -> Result<(), ConfigError> {
+    check_alpha0(alpha0)?;
+    *slot = alpha0;
+    Ok(())
+}
+
+/// `N ≥ 1` layers.
+pub(crate) fn check_layers(layers: usize) -> Result<usize, ConfigError> {
+    if layers == 0 {
+        Err(ConfigError::ZeroLayers)
+    } else {
+        Ok(layers)
+    }
+}
+
+/// A hidden-width override that fits the `u32` permutation indices (checked against `n` and `k`
+/// by [`hidden_width`] when the network is built).
+pub(crate) fn check_hidden(hidden: usize) -> Result<Option<usize>, ConfigError> {
+    if hidden > u32::MAX as usize {
+        Err(ConfigError::TooLarge)
+    } else {
+        Ok(Some(hidden))
+    }
+}
+
 /// The hidden width of a network of `layers` layers of `k × k` blocks over `n` parameters: the
 /// override, or `k·⌈2n/k⌉` (the authors' `h ≈ 2n`).
 ///

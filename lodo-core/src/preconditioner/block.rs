@@ -35,7 +35,7 @@ use lodo_kernels::block_diagonal::GatheredPair;
 use lodo_kernels::permutation::{gather_rows, scatter_rows};
 
 use super::{Footprint, Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad};
-use crate::config::{PreconditionerConfig, check_alpha0, hidden_width};
+use crate::config::{PreconditionerConfig, check_hidden, check_layers, hidden_width, set_alpha0};
 use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled, total, with_capacity};
 use crate::meta::{BlockLayerStep, MetaOptimizer};
@@ -81,10 +81,7 @@ impl<T: Real> BlockConfig<T> {
     /// # Errors
     /// [`ConfigError::ZeroLayers`] if `N = 0`.
     pub fn with_layers(mut self, layers: usize) -> Result<Self, ConfigError> {
-        if layers == 0 {
-            return Err(ConfigError::ZeroLayers);
-        }
-        self.layers = layers;
+        self.layers = check_layers(layers)?;
         Ok(self)
     }
 
@@ -106,10 +103,7 @@ impl<T: Real> BlockConfig<T> {
     /// # Errors
     /// [`ConfigError::TooLarge`] if `h` exceeds the `u32` permutation indices.
     pub fn with_hidden(mut self, hidden: usize) -> Result<Self, ConfigError> {
-        if hidden > u32::MAX as usize {
-            return Err(ConfigError::TooLarge);
-        }
-        self.hidden = Some(hidden);
+        self.hidden = check_hidden(hidden)?;
         Ok(self)
     }
 
@@ -156,8 +150,7 @@ impl<T: Real> PreconditionerConfig<T> for BlockConfig<T> {
     }
 
     fn with_alpha0(mut self, alpha0: T) -> Result<Self, ConfigError> {
-        check_alpha0(alpha0)?;
-        self.alpha0 = alpha0;
+        set_alpha0(&mut self.alpha0, alpha0)?;
         Ok(self)
     }
 }
@@ -523,9 +516,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
     }
 
     fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError> {
-        check_alpha0(alpha0)?;
-        self.alpha0 = alpha0;
-        Ok(())
+        set_alpha0(&mut self.alpha0, alpha0)
     }
 
     fn weights(&self) -> &[T] {

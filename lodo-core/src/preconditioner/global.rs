@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::{
     Footprint, Preconditioner, WeightSink, alpha_only_config, check_alpha, check_len, check_weights,
 };
-use crate::config::{PreconditionerConfig, check_alpha0};
+use crate::config::{PreconditionerConfig, set_alpha0};
 use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled};
 use crate::random::Stream;
@@ -72,9 +72,7 @@ impl<T: Real> Preconditioner<T> for Global<T> {
     }
 
     fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError> {
-        check_alpha0(alpha0)?;
-        self.alpha0 = alpha0;
-        Ok(())
+        set_alpha0(&mut self.alpha0, alpha0)
     }
 
     fn weights(&self) -> &[T] {

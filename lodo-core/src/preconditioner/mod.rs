@@ -211,7 +211,7 @@ macro_rules! alpha_only_config {
             }
 
             fn with_alpha0(self, alpha0: T) -> Result<Self, ConfigError> {
-                check_alpha0(alpha0)?;
+                crate::config::check_alpha0(alpha0)?;
                 Ok(Self { alpha0 })
             }
         }

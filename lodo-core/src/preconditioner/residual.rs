@@ -25,7 +25,7 @@ use lodo_kernels::permutation::gather;
 use super::{
     Footprint, Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad, unpad_scaled,
 };
-use crate::config::{PreconditionerConfig, check_alpha0, hidden_width};
+use crate::config::{PreconditionerConfig, check_hidden, check_layers, hidden_width, set_alpha0};
 use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled, total, with_capacity};
 use crate::permutation::{Permutation, PermutationFamily};
@@ -59,10 +59,7 @@ impl<T: Real> ResidualConfig<T> {
     /// # Errors
     /// [`ConfigError::ZeroLayers`] if `N = 0`.
     pub fn with_layers(mut self, layers: usize) -> Result<Self, ConfigError> {
-        if layers == 0 {
-            return Err(ConfigError::ZeroLayers);
-        }
-        self.layers = layers;
+        self.layers = check_layers(layers)?;
         Ok(self)
     }
 
@@ -71,10 +68,7 @@ impl<T: Real> ResidualConfig<T> {
     /// # Errors
     /// [`ConfigError::TooLarge`] if `h` exceeds the `u32` permutation indices.
     pub fn with_hidden(mut self, hidden: usize) -> Result<Self, ConfigError> {
-        if hidden > u32::MAX as usize {
-            return Err(ConfigError::TooLarge);
-        }
-        self.hidden = Some(hidden);
+        self.hidden = check_hidden(hidden)?;
         Ok(self)
     }
 
@@ -91,8 +85,7 @@ impl<T: Real> PreconditionerConfig<T> for ResidualConfig<T> {
     }
 
     fn with_alpha0(mut self, alpha0: T) -> Result<Self, ConfigError> {
-        check_alpha0(alpha0)?;
-        self.alpha0 = alpha0;
+        set_alpha0(&mut self.alpha0, alpha0)?;
         Ok(self)
     }
 }
@@ -255,9 +248,7 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
     }
 
     fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError> {
-        check_alpha0(alpha0)?;
-        self.alpha0 = alpha0;
-        Ok(())
+        set_alpha0(&mut self.alpha0, alpha0)
     }
 
     fn weights(&self) -> &[T] {
