@@ -1,6 +1,6 @@
 //! The run loop: final-window score, divergence, Hessian error, determinism across threads.
 
-use lodo_bench::baselines::OptimizerKind;
+use lodo_bench::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind};
 use lodo_bench::experiment::{RunOptions, TaskSpec, derive_seed, run, run_optimizer};
 use lodo_bench::task::{Minimizer, Task};
 use lodo_bench::tasks::BowlOptions;
@@ -75,8 +75,10 @@ fn divergence_is_detected_and_scored_infinite() {
     });
     let rec = run_optimizer(
         &spec,
-        OptimizerKind::Momentum,
-        &[1e3, 0.0],
+        &Optimizer::Momentum {
+            lr: 1e3,
+            momentum: 0.0,
+        },
         &RunOptions::new(2000),
         1,
     )
@@ -90,8 +92,11 @@ fn divergence_is_detected_and_scored_infinite() {
     // An invalid hyperparameter is a diverged record with the message, not a panic.
     let rec = run_optimizer(
         &spec,
-        OptimizerKind::Adam,
-        &[1e-3, 1.5, 0.9],
+        &Optimizer::Adam {
+            lr: 1e-3,
+            beta_1: 1.5,
+            beta_2: 0.9,
+        },
         &RunOptions::new(10),
         1,
     )
@@ -111,7 +116,13 @@ fn hessian_error_of_fresh_lodo_is_that_of_alpha0_identity() {
     let mut opts = RunOptions::new(100);
     opts.hessian_every = 50;
     opts.hessian_probes = 400;
-    let rec = run_optimizer(&spec, OptimizerKind::Lodo, &[alpha, 1e-3, 0.9], &opts, 3).unwrap();
+    let lodo = Optimizer::Lodo(LodoParams {
+        alpha0: alpha,
+        meta_lr: 1e-3,
+        beta: 0.9,
+        variant: LodoVariant::BLOCK,
+    });
+    let rec = run_optimizer(&spec, &lodo, &opts, 3).unwrap();
     assert_eq!(rec.hessian.len(), 3);
     assert_eq!(rec.hessian[0].step, 0);
     let lambda = o.eigenvalues();
@@ -134,7 +145,7 @@ fn hessian_error_of_fresh_lodo_is_that_of_alpha0_identity() {
         h0.probe
     );
     // Non-LODO minimizers have no preconditioner: no measurements.
-    let rec = run_optimizer(&spec, OptimizerKind::Adam, &[1e-3, 0.9, 0.999], &opts, 3).unwrap();
+    let rec = run_optimizer(&spec, &OptimizerKind::Adam.defaults(), &opts, 3).unwrap();
     assert!(rec.hessian.is_empty());
 }
 
@@ -162,7 +173,6 @@ fn runs_are_bit_identical_for_any_thread_count() {
                         let k = kinds[i % 3];
                         let r = run_optimizer(
                             &spec,
-                            k,
                             &k.defaults(),
                             &RunOptions::new(300),
                             derive_seed(0, &[i as u64]),
