@@ -189,3 +189,45 @@ fn runs_are_bit_identical_for_any_thread_count() {
     assert_ne!(derive_seed(0, &[1]), derive_seed(0, &[2]));
     assert_ne!(derive_seed(0, &[1, 2]), derive_seed(0, &[2, 1]));
 }
+
+#[test]
+fn mnist_runs_through_the_shared_runner_bit_identically_for_any_thread_count() {
+    use lodo_bench::experiment::MnistSpec;
+    use std::sync::Arc;
+    // Eight pseudo-random "digits": the runner's seeding and statistics, not the data, are tested.
+    let mut s = lodo_core::random::Stream::new(7);
+    let images: Vec<u8> = (0..8 * 784).map(|_| s.below(256) as u8).collect();
+    let spec = TaskSpec::Mnist(MnistSpec {
+        images: Arc::new(images),
+        // Three chunks of the batch-parallel forward/backward (`net::CHUNK` = 8).
+        batch: 17,
+        layer_starts: vec![0],
+    });
+    let go = |threads: usize, kind: OptimizerKind| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut opts = RunOptions::new(3);
+                opts.keep_final = true;
+                run_optimizer(&spec, &kind.defaults(), &opts, derive_seed(0, &[3, 200, 0])).unwrap()
+            })
+    };
+    for kind in [OptimizerKind::Lodo, OptimizerKind::Adam] {
+        let (a, b) = (go(1, kind), go(2, kind));
+        assert!(!a.diverged, "{kind}: {:?}", a.note);
+        assert_eq!(a.curve.len(), 3, "{kind}: one curve point per step");
+        let bits = |r: &lodo_bench::experiment::RunRecord| -> Vec<u64> {
+            r.curve
+                .iter()
+                .map(|c| c.1.to_bits())
+                .chain(r.final_point.iter().map(|x| x.to_bits()))
+                .collect()
+        };
+        assert_eq!(bits(&a), bits(&b), "{kind}");
+        assert_eq!(a.final_point.len(), lodo_bench::mnist::net::N_PARAMS);
+        // Steps 3 of 3: the final 10% window is the last step.
+        assert_eq!(a.final_loss.to_bits(), a.curve[2].1.to_bits());
+    }
+}

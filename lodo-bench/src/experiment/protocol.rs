@@ -20,6 +20,7 @@ use crate::baselines::{
     OptimizerKind, TuneScope, build_lodo,
 };
 use crate::report::{Summary, write_summary_csv};
+use crate::task::Minimizer;
 use crate::tasks::NoisyQuadraticBowl;
 use crate::tune::{Generation, TuneOutcome, tune};
 
@@ -419,37 +420,22 @@ pub fn frozen(plan: &Plan, lodo: &LodoParams) -> Result<Vec<Group>> {
                 opts.hessian_probes = b.hessian_probes;
             }
             let (seed_a, seed_b) = (derive_seed(seed, &[1]), derive_seed(seed, &[2]));
-            let bowl = |s: u64| NoisyQuadraticBowl::new(options, s).map_err(anyhow::Error::msg);
+            // A run of `m` on the bowl drawn from `task_seed`, its walk reseeded by `walk_seed`.
+            let go = |m: &mut dyn Minimizer<f64>, task_seed, walk_seed: Option<u64>, k| {
+                let mut bowl =
+                    NoisyQuadraticBowl::new(options, task_seed).map_err(anyhow::Error::msg)?;
+                if let Some(w) = walk_seed {
+                    bowl.reseed_walk(w);
+                }
+                anyhow::Ok(run(&mut bowl, m, &opts, derive_seed(seed, &[k]))?)
+            };
             let mut trained = new_lodo(derive_seed(seed, &[3]))?;
-            let rec_a = run(
-                &mut bowl(seed_a)?,
-                &mut trained,
-                &opts,
-                derive_seed(seed, &[4]),
-            )?;
+            let rec_a = go(&mut trained, seed_a, None, 4)?;
             let g = trained.lodo().preconditioner().clone();
-
-            let mut fresh = new_lodo(derive_seed(seed, &[3]))?;
-            let rec_fly = run(
-                &mut bowl(seed_b)?,
-                &mut fresh,
-                &opts,
-                derive_seed(seed, &[5]),
-            )?;
-
-            let mut frozen_b = FrozenLodo::new(g.clone(), lodo.beta)?;
-            let rec_fb = run(
-                &mut bowl(seed_b)?,
-                &mut frozen_b,
-                &opts,
-                derive_seed(seed, &[6]),
-            )?;
-
-            let mut bowl_a2 = bowl(seed_a)?;
-            bowl_a2.reseed_walk(derive_seed(seed, &[7]));
-            let mut frozen_a = FrozenLodo::new(g, lodo.beta)?;
-            let rec_fa = run(&mut bowl_a2, &mut frozen_a, &opts, derive_seed(seed, &[8]))?;
-
+            let rec_fly = go(&mut new_lodo(derive_seed(seed, &[3]))?, seed_b, None, 5)?;
+            let rec_fb = go(&mut FrozenLodo::new(g.clone(), lodo.beta)?, seed_b, None, 6)?;
+            let walk = Some(derive_seed(seed, &[7]));
+            let rec_fa = go(&mut FrozenLodo::new(g, lodo.beta)?, seed_a, walk, 8)?;
             let recs = vec![rec_a, rec_fly, rec_fb, rec_fa];
             let dir = plan.out.join("frozen");
             for (label, rec) in labels.iter().zip(&recs) {
