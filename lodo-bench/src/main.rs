@@ -436,6 +436,7 @@ fn real_main() -> Result<()> {
             };
             let p = plan(t.task, &args, false)?;
             pool(t.threads)?.install(|| -> Result<()> {
+                lodo_bench::experiment::protocol::check_plan(&p)?;
                 std::fs::create_dir_all(&p.out)?;
                 let tuned = lodo_bench::experiment::protocol::hyperparameters(&p)?;
                 for s in tuned {

@@ -462,13 +462,115 @@ pub fn frozen(plan: &Plan, lodo: &LodoParams) -> Result<Vec<Group>> {
     Ok(groups)
 }
 
+/// Bytes one run of `optimizer` on `spec` for `steps` evaluations allocates, roughly: the task
+/// (the bowl's dense `H` and eigenvectors, MNIST's batch), the optimizer (dense `n × n`
+/// matrices of BFGS and Levenberg–Marquardt, LODO's blocks with their Adam moments), the kept
+/// learning curve and, on Rosenbrock, the trajectory.
+#[must_use]
+pub fn run_bytes(spec: &TaskSpec, optimizer: &Optimizer, steps: u64, curve_points: usize) -> u128 {
+    let n = spec.dim() as u128;
+    let f = 8u128; // f64 (MNIST's f32 is counted as f64: an upper bound)
+    let task = match spec {
+        TaskSpec::Bowl(_) => 2 * n * n * f,
+        TaskSpec::Rosenbrock => 0,
+        TaskSpec::Mnist(m) => {
+            m.batch as u128 * std::mem::size_of::<crate::mnist::net::Query>() as u128
+        }
+    };
+    let opt = match optimizer {
+        o if o.kind().is_dense() => 3 * n * n * f,
+        // Layers × hidden width (≈ 2n) × block size, for the blocks, Adam's two moments and
+        // the backward pass.
+        Optimizer::Lodo(p) => {
+            let (layers, k) = match p.variant {
+                LodoVariant::Block { layers, block_size } => (layers, block_size),
+                LodoVariant::Residuals => (64, 4),
+                _ => (16, 4),
+            };
+            layers as u128 * 2 * n * k as u128 * f * 4
+        }
+        _ => 8 * n * f,
+    };
+    let points = u128::from(steps).min(curve_points as u128 + 1);
+    let trajectory = if matches!(spec, TaskSpec::Rosenbrock) {
+        (u128::from(steps) + 1) * (24 + n * f)
+    } else {
+        0
+    };
+    task + opt + points * 24 + trajectory
+}
+
+/// The memory this machine has available (Linux `MemAvailable`), if known.
+#[must_use]
+pub fn available_memory() -> Option<u128> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Checks a plan before anything runs: every optimizer once, and the runs that execute at once
+/// (one per worker thread) fit in the available memory.
+///
+/// # Errors
+/// A duplicate optimizer, or the memory asked and the memory available.
+pub fn check_plan(plan: &Plan) -> Result<()> {
+    for (i, o) in plan.optimizers.iter().enumerate() {
+        anyhow::ensure!(
+            !plan.optimizers[..i].iter().any(|p| p.kind() == o.kind()),
+            "--optimizers lists {} twice",
+            o.kind()
+        );
+    }
+    let b = &plan.budget;
+    let lodo = plan.ablations.iter().map(|a| {
+        a.optimizer(&LodoParams {
+            alpha0: 1.0,
+            meta_lr: 1.0,
+            beta: 0.0,
+            variant: LodoVariant::BLOCK,
+        })
+    });
+    let tune_steps = b.schedule.iter().map(|g| g.steps).max().unwrap_or(0);
+    let tune_spec = plan.tune_spec.as_ref().unwrap_or(&plan.spec);
+    let (bytes, what) = plan
+        .optimizers
+        .iter()
+        .copied()
+        .chain(lodo)
+        .flat_map(|o| {
+            [
+                (run_bytes(&plan.spec, &o, b.steps, b.curve_points), o),
+                (run_bytes(tune_spec, &o, tune_steps, 1), o),
+            ]
+        })
+        .max_by_key(|p| p.0)
+        .map_or((0, None), |(b, o)| (b, Some(o.kind())));
+    let at_once = rayon::current_num_threads().max(1) as u128;
+    let gib = |b: u128| b as f64 / f64::from(1u32 << 30);
+    if let (Some(avail), Some(kind)) = (available_memory(), what) {
+        anyhow::ensure!(
+            bytes.saturating_mul(at_once) <= avail,
+            "a run of {kind} on {} would ask for about {:.1} GiB ({} at once: {:.1} GiB), but this \
+             machine has {:.1} GiB available; use a smaller --dim/--batch/--steps or fewer --threads",
+            plan.spec.name(),
+            gib(bytes),
+            at_once,
+            gib(bytes.saturating_mul(at_once)),
+            gib(avail)
+        );
+    }
+    Ok(())
+}
+
 /// Runs a whole plan: hyperparameters, main runs, ablations, frozen test; writes the summary
 /// CSVs and returns the results (figures: [`super::figures::draw_figures`]; Markdown:
 /// [`super::markdown::task_report`]).
 ///
 /// # Errors
-/// [`Interrupted`] (wrapped), I/O errors.
+/// [`check_plan`]'s, [`Interrupted`] (wrapped), I/O errors.
 pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
+    check_plan(plan)?;
     let start = Instant::now();
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("cannot create output folder {}", plan.out.display()))?;

@@ -326,6 +326,12 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.steps > 0, "--steps must be positive");
     anyhow::ensure!(args.batch > 0, "--batch must be positive");
     anyhow::ensure!(args.runs > 0, "--runs must be positive");
+    if let Some(w) = args.seconds {
+        anyhow::ensure!(
+            w.is_finite() && w > 0.0,
+            "--seconds must be a positive number of seconds, got {w}"
+        );
+    }
     if args.tune {
         anyhow::ensure!(args.tune_steps > 0, "--tune-steps must be positive");
         anyhow::ensure!(args.tune_batch > 0, "--tune-batch must be positive");
