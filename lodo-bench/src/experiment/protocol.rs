@@ -267,6 +267,8 @@ pub fn hyperparameters(plan: &Plan) -> Result<Vec<Setting>> {
     let path = plan.out.join("tuned.json");
     let mut out = Vec::new();
     if let Some(scope) = plan.tune {
+        // An unreadable tuned.json (kept entries are merged into it) fails before the tuning.
+        files::load_tuned(&path)?;
         let tunings = tune_all(plan, scope)?;
         files::write_tuning(&plan.out, &tunings)?;
         for t in tunings {
