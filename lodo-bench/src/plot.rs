@@ -296,7 +296,10 @@ impl LineChart {
         let (y0, y1) = drawable_range(y0, y1, self.log_y);
         let clamp = |y: f64| y.clamp(y0, y1);
         let title = if self.diverged() {
-            format!("{} (diverged points drawn at the axis edge)", self.title)
+            format!(
+                "{} (values beyond {DIVERGED_FACTOR}× the largest start at the axis edge)",
+                self.title
+            )
         } else {
             self.title.clone()
         };
