@@ -12,8 +12,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use lodo_bench::baselines::OptimizerKind;
-use lodo_bench::experiment::protocol::{Budget, Plan, TaskResults, run_plan, task_report};
+use lodo_bench::baselines::{OptimizerKind, TuneScope};
+use lodo_bench::experiment::figures::draw_figures;
+use lodo_bench::experiment::markdown::task_report;
+use lodo_bench::experiment::protocol::{Budget, LodoRow, Plan, TaskResults, run_plan};
 use lodo_bench::experiment::{Interrupted, STOP, TaskSpec};
 use lodo_bench::report::write_atomic;
 use lodo_bench::tasks::BowlOptions;
@@ -68,11 +70,38 @@ struct Common {
     threads: usize,
 }
 
+/// A synthetic task.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum TaskName {
+    /// The noisy quadratic bowl.
+    Bowl,
+    /// Rosenbrock.
+    Rosenbrock,
+}
+
+impl TaskName {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bowl => "bowl",
+            Self::Rosenbrock => "rosenbrock",
+        }
+    }
+
+    /// The optimizers of the paper's table on this task (LARS cannot leave x₀ = 0 on the bowl).
+    fn optimizers(self) -> Vec<OptimizerKind> {
+        OptimizerKind::ALL
+            .into_iter()
+            .filter(|k| !k.is_lodo() || *k == OptimizerKind::Lodo)
+            .filter(|k| self == Self::Rosenbrock || *k != OptimizerKind::Lars)
+            .collect()
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 struct TaskArgs {
     #[command(flatten)]
     common: Common,
-    /// Comma-separated optimizers (default: the task's list).
+    /// Comma-separated optimizers (default: the task's list: the baselines and LODO).
     #[arg(long, value_delimiter = ',')]
     optimizers: Option<Vec<OptimizerKind>>,
     /// Skip tuning: use <out>/<task>/tuned.json if present, else the authors' defaults.
@@ -89,18 +118,22 @@ struct TaskArgs {
 
 #[derive(Args, Debug, Clone)]
 struct TuneArgs {
-    /// Task to tune on: bowl or rosenbrock.
-    #[arg(long, value_parser = ["bowl", "rosenbrock"])]
-    task: String,
-    /// Comma-separated optimizers (default: the task's list).
+    /// Task to tune on.
+    #[arg(long)]
+    task: TaskName,
+    /// Comma-separated optimizers (default: the task's list: the baselines and LODO).
     #[arg(long, value_delimiter = ',')]
     optimizers: Option<Vec<OptimizerKind>>,
+    /// The authors' full tuning schedules.
     #[arg(long)]
     full: bool,
+    /// Base seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Output folder (writes <out>/<task>/tuned.json and tuning/).
     #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Worker threads (0: all cores). Results are identical for any value.
     #[arg(long, default_value_t = 0)]
     threads: usize,
     #[command(flatten)]
@@ -109,23 +142,36 @@ struct TuneArgs {
     tuning: TuningArgs,
 }
 
+/// The bowl's options; the defaults are [`BowlOptions::default`]'s.
 #[derive(Args, Debug, Clone)]
 struct BowlArgs {
     /// Bowl dimension n.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = BowlOptions::default().dim as u64, value_parser = clap::value_parser!(u64).range(1..))]
     dim: u64,
     /// Smallest Hessian eigenvalue.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = BowlOptions::default().eig_min)]
     eig_min: f64,
     /// Largest Hessian eigenvalue.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = BowlOptions::default().eig_max)]
     eig_max: f64,
     /// Standard deviation of the centre's random-walk step.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = BowlOptions::default().noise)]
     noise: f64,
 }
 
-#[derive(Args, Debug, Clone)]
+impl Default for BowlArgs {
+    fn default() -> Self {
+        let o = BowlOptions::default();
+        Self {
+            dim: o.dim as u64,
+            eig_min: o.eig_min,
+            eig_max: o.eig_max,
+            noise: o.noise,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
 struct TuningArgs {
     /// Candidates per tuning generation (default 32 with --full).
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
@@ -134,32 +180,6 @@ struct TuningArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     tune_steps: Option<u64>,
 }
-
-/// The bowl's optimizers in the paper's table (LARS cannot leave x₀ = 0 on the bowl).
-const BOWL: [OptimizerKind; 9] = [
-    OptimizerKind::Momentum,
-    OptimizerKind::RmsProp,
-    OptimizerKind::Adam,
-    OptimizerKind::Yogi,
-    OptimizerKind::Lbfgs,
-    OptimizerKind::OLbfgs,
-    OptimizerKind::Bfgs,
-    OptimizerKind::LevenbergMarquardt,
-    OptimizerKind::Lodo,
-];
-
-const ROSENBROCK: [OptimizerKind; 10] = [
-    OptimizerKind::Momentum,
-    OptimizerKind::RmsProp,
-    OptimizerKind::Adam,
-    OptimizerKind::Yogi,
-    OptimizerKind::Lars,
-    OptimizerKind::Lbfgs,
-    OptimizerKind::OLbfgs,
-    OptimizerKind::Bfgs,
-    OptimizerKind::LevenbergMarquardt,
-    OptimizerKind::Lodo,
-];
 
 /// The quick (default) scale: measured to finish `reproduce` in about 15 minutes on 2 cores.
 mod quick {
@@ -173,8 +193,8 @@ mod quick {
     pub const HESSIAN_POINTS: u64 = 40;
 }
 
-fn budget(task: &str, common: &Common, tuning: &TuningArgs) -> Budget {
-    let bowl = task == "bowl";
+fn budget(task: TaskName, common: &Common, tuning: &TuningArgs) -> Budget {
+    let bowl = task == TaskName::Bowl;
     let full = common.full;
     let runs = common.runs.map_or(
         if full {
@@ -253,31 +273,35 @@ fn pool(threads: usize) -> Result<rayon::ThreadPool> {
         .build()?)
 }
 
-fn plan(task: &str, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
-    let spec = if task == "bowl" {
-        bowl_spec(&args.bowl)?
-    } else {
-        TaskSpec::Rosenbrock
+fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
+    let spec = match task {
+        TaskName::Bowl => bowl_spec(&args.bowl)?,
+        TaskName::Rosenbrock => TaskSpec::Rosenbrock,
     };
-    let default: &[OptimizerKind] = if task == "bowl" { &BOWL } else { &ROSENBROCK };
     let optimizers = if frozen_only {
         vec![]
     } else {
-        args.optimizers.clone().unwrap_or_else(|| default.to_vec())
+        args.optimizers.clone().unwrap_or_else(|| task.optimizers())
     };
     Ok(Plan {
         spec,
-        optimizers,
+        tune_spec: None,
+        optimizers: optimizers
+            .into_iter()
+            .map(OptimizerKind::defaults)
+            .collect(),
         ablations: if args.no_ablations || frozen_only {
             vec![]
         } else {
-            OptimizerKind::ABLATIONS.to_vec()
+            OptimizerKind::ABLATIONS.map(LodoRow::ablation).to_vec()
         },
         budget: budget(task, &args.common, &args.tuning),
-        tune: !args.no_tune && !frozen_only,
-        frozen: task == "bowl",
+        tune: (!args.no_tune && !frozen_only).then_some(TuneScope::All),
+        reuse: true,
+        frozen: task == TaskName::Bowl,
+        keep_final: false,
         seed: args.common.seed,
-        out: args.common.out.join(task),
+        out: args.common.out.join(task.name()),
     })
 }
 
@@ -295,9 +319,10 @@ fn header(cmd: &str, threads: usize, seconds: f64) -> String {
     )
 }
 
-fn run_task(task: &str, args: &TaskArgs, frozen_only: bool) -> Result<TaskResults> {
+fn run_task(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<TaskResults> {
     let p = plan(task, args, frozen_only)?;
     let res = run_plan(&p)?;
+    draw_figures(&res, &p.out)?;
     let md = task_report(&res, ".");
     // A frozen-only run must not replace the task's full report.
     let name = if frozen_only {
@@ -323,7 +348,7 @@ fn print_tables(res: &TaskResults) {
     }
 }
 
-fn task_command(task: &str, args: &TaskArgs, frozen_only: bool) -> Result<()> {
+fn task_command(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<()> {
     check_out(&args.common.out)?;
     pool(args.common.threads)?.install(|| -> Result<()> {
         let res = run_task(task, args, frozen_only)?;
@@ -335,7 +360,7 @@ fn task_command(task: &str, args: &TaskArgs, frozen_only: bool) -> Result<()> {
         };
         eprintln!(
             "report: {}",
-            args.common.out.join(task).join(name).display()
+            args.common.out.join(task.name()).join(name).display()
         );
         Ok(())
     })
@@ -359,26 +384,17 @@ fn real_main() -> Result<()> {
             check_out(&common.out)?;
             let threads = common.threads;
             pool(threads)?.install(|| -> Result<()> {
-                let args = |c: &Common| TaskArgs {
-                    common: c.clone(),
+                let a = TaskArgs {
+                    common: common.clone(),
                     optimizers: None,
                     no_tune: false,
                     no_ablations: false,
-                    bowl: BowlArgs {
-                        dim: 100,
-                        eig_min: 1e-3,
-                        eig_max: 1.0,
-                        noise: 1.0,
-                    },
-                    tuning: TuningArgs {
-                        population: None,
-                        tune_steps: None,
-                    },
+                    bowl: BowlArgs::default(),
+                    tuning: TuningArgs::default(),
                 };
-                let a = args(&common);
-                let rosen = run_task("rosenbrock", &a, false)?;
+                let rosen = run_task(TaskName::Rosenbrock, &a, false)?;
                 print_tables(&rosen);
-                let bowl = run_task("bowl", &a, false)?;
+                let bowl = run_task(TaskName::Bowl, &a, false)?;
                 print_tables(&bowl);
                 let cmd = format!(
                     "reproduce{} --seed {}",
@@ -398,9 +414,9 @@ fn real_main() -> Result<()> {
                 Ok(())
             })
         }
-        Command::Bowl(args) => task_command("bowl", &args, false),
-        Command::Rosenbrock(args) => task_command("rosenbrock", &args, false),
-        Command::Frozen(args) => task_command("bowl", &args, true),
+        Command::Bowl(args) => task_command(TaskName::Bowl, &args, false),
+        Command::Rosenbrock(args) => task_command(TaskName::Rosenbrock, &args, false),
+        Command::Frozen(args) => task_command(TaskName::Bowl, &args, true),
         Command::Tune(t) => {
             check_out(&t.out)?;
             let args = TaskArgs {
@@ -418,12 +434,13 @@ fn real_main() -> Result<()> {
                 bowl: t.bowl.clone(),
                 tuning: t.tuning.clone(),
             };
-            let p = plan(&t.task, &args, false)?;
+            let p = plan(t.task, &args, false)?;
             pool(t.threads)?.install(|| -> Result<()> {
+                lodo_bench::experiment::protocol::check_plan(&p)?;
                 std::fs::create_dir_all(&p.out)?;
                 let tuned = lodo_bench::experiment::protocol::hyperparameters(&p)?;
-                for tu in tuned {
-                    eprintln!("{}: {:?} = {:?}", tu.optimizer, tu.names, tu.values);
+                for s in tuned {
+                    eprintln!("{:?}", s.optimizer);
                 }
                 eprintln!("written: {}", p.out.join("tuned.json").display());
                 Ok(())

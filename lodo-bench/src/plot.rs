@@ -150,30 +150,117 @@ fn stems(stem: &Path) -> (PathBuf, PathBuf) {
     (stem.with_extension("svg"), stem.with_extension("png"))
 }
 
+/// The largest magnitude an axis end may have: plotters' tick code must see finite ranges whose
+/// width is finite too.
+pub const AXIS_MAX: f64 = 1e300;
+
+/// The smallest lower end of a log axis (subnormals and zero are below the axis).
+pub const LOG_AXIS_MIN: f64 = 1e-300;
+
+/// Curves beyond this factor times the largest starting value of any series have diverged:
+/// their points are clipped to the top of the axis instead of stretching it.
+pub const DIVERGED_FACTOR: f64 = 1e3;
+
+/// A y range `(low, high)` plotters can draw for any input: both ends finite, inside
+/// `±AXIS_MAX` (log: inside `[LOG_AXIS_MIN, AXIS_MAX]`), `low < high` by a margin that survives
+/// rounding. NaN, infinite or inverted input ends are replaced.
+#[must_use]
+pub fn drawable_range(low: f64, high: f64, log: bool) -> (f64, f64) {
+    let (min, max) = if log {
+        (LOG_AXIS_MIN, AXIS_MAX)
+    } else {
+        (-AXIS_MAX, AXIS_MAX)
+    };
+    let fix = |v: f64, default: f64| {
+        if v.is_nan() {
+            default
+        } else {
+            v.clamp(min, max)
+        }
+    };
+    let (mut lo, mut hi) = if log {
+        (fix(low, 1e-3), fix(high, 1.0))
+    } else {
+        (fix(low, 0.0), fix(high, 1.0))
+    };
+    if lo > hi {
+        std::mem::swap(&mut lo, &mut hi);
+    }
+    if log {
+        // At least a factor 2 between the ends, inside the limits.
+        if hi < 2.0 * lo {
+            lo = (lo / 1.5).max(LOG_AXIS_MIN);
+            hi = (lo * 2.0).max(hi * 1.5).min(AXIS_MAX);
+            lo = lo.min(hi / 2.0);
+        }
+    } else {
+        let width = 1e-9 * lo.abs().max(hi.abs()).max(1e-300);
+        if hi - lo < width {
+            let mid = 0.5 * lo + 0.5 * hi;
+            let pad = lo.abs().max(hi.abs()).max(1.0) * 0.05;
+            lo = (mid - pad).max(-AXIS_MAX);
+            hi = (mid + pad).min(AXIS_MAX);
+        }
+    }
+    (lo, hi)
+}
+
+/// The y range that shows `series` and `hlines` (log: their positive values), padded, or
+/// `None` if nothing is drawable. Diverged series (beyond [`DIVERGED_FACTOR`] times the largest
+/// starting value) do not stretch it: points outside are clipped to its edge when drawn.
+#[must_use]
+pub fn fit_range(series: &[Series], hlines: &[f64], log: bool) -> Option<(f64, f64)> {
+    let usable = |y: f64| y.is_finite() && (!log || y >= LOG_AXIS_MIN) && y.abs() <= AXIS_MAX;
+    let first = series
+        .iter()
+        .filter_map(|s| s.points.iter().map(|p| p.1).find(|&y| usable(y)))
+        .fold(0.0f64, |m, y| m.max(y.abs()));
+    let cap = if first > 0.0 {
+        DIVERGED_FACTOR * first
+    } else {
+        AXIS_MAX
+    };
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let ys = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .chain(hlines.iter().copied());
+    for y in ys.filter(|&y| usable(y) && y.abs() <= cap) {
+        lo = lo.min(y);
+        hi = hi.max(y);
+    }
+    if !lo.is_finite() {
+        return None;
+    }
+    Some(if log {
+        (lo / 1.5, hi * 1.5)
+    } else {
+        let pad = 0.05 * (hi - lo).max(1e-12);
+        (lo - pad, hi + pad)
+    })
+}
+
 impl LineChart {
     fn y_range(&self) -> (f64, f64) {
-        let mut lo = f64::INFINITY;
-        let mut hi = f64::NEG_INFINITY;
-        let ys = self
+        let hlines: Vec<f64> = self.hlines.iter().map(|h| h.1).collect();
+        fit_range(&self.series, &hlines, self.log_y).unwrap_or((1e-3, 1.0))
+    }
+
+    /// Whether a point has diverged: not finite, or beyond [`DIVERGED_FACTOR`] times the
+    /// largest starting value (such points are drawn at the edge of the axis).
+    fn diverged(&self) -> bool {
+        let ys = || {
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+        };
+        let first = self
             .series
             .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1))
-            .chain(self.hlines.iter().map(|h| h.1));
-        for y in ys {
-            if y.is_finite() && (!self.log_y || y > 0.0) {
-                lo = lo.min(y);
-                hi = hi.max(y);
-            }
-        }
-        if !lo.is_finite() {
-            return (1e-3, 1.0);
-        }
-        if self.log_y {
-            (lo / 1.5, hi * 1.5)
-        } else {
-            let pad = 0.05 * (hi - lo).max(1e-12);
-            (lo - pad, hi + pad)
-        }
+            .filter_map(|s| s.points.first().map(|p| p.1.abs()))
+            .filter(|y| y.is_finite())
+            .fold(0.0f64, f64::max);
+        ys().any(|y| !y.is_finite() || (first > 0.0 && y.abs() > DIVERGED_FACTOR * first))
     }
 
     fn x_range(&self) -> (f64, f64) {
@@ -182,14 +269,16 @@ impl LineChart {
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0));
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for x in xs {
+        for x in xs.filter(|x| x.is_finite()) {
             lo = lo.min(x);
             hi = hi.max(x);
         }
-        if !lo.is_finite() || lo >= hi {
-            (0.0, lo.max(0.0) + 1.0)
+        if !lo.is_finite() {
+            (0.0, 1.0) // no finite point
+        } else if lo >= hi {
+            drawable_range(lo.min(0.0), lo.max(0.0) + 1.0, false)
         } else {
-            (lo.min(0.0), hi)
+            drawable_range(lo.min(0.0), hi, false)
         }
     }
 
@@ -204,10 +293,19 @@ impl LineChart {
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
         let (x0, x1) = self.x_range();
         let (y0, y1) = y_range.unwrap_or_else(|| self.y_range());
+        let (y0, y1) = drawable_range(y0, y1, self.log_y);
         let clamp = |y: f64| y.clamp(y0, y1);
+        let title = if self.diverged() {
+            format!(
+                "{} (values beyond {DIVERGED_FACTOR}× the largest start at the axis edge)",
+                self.title
+            )
+        } else {
+            self.title.clone()
+        };
         let mut builder = ChartBuilder::on(&root);
         builder
-            .caption(&self.title, ("sans-serif", 24))
+            .caption(&title, ("sans-serif", 24))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(80);
@@ -232,7 +330,9 @@ impl LineChart {
                         .points
                         .iter()
                         .copied()
-                        .filter(|p| p.1.is_finite() && (!self.log_y || p.1 > 0.0))
+                        .filter(|p| {
+                            p.0.is_finite() && p.1.is_finite() && (!self.log_y || p.1 > 0.0)
+                        })
                         .map(|(x, y)| (x, clamp(y)))
                         .collect();
                     $chart
@@ -243,7 +343,7 @@ impl LineChart {
                             PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
                         });
                 }
-                for (label, y) in &self.hlines {
+                for (label, y) in self.hlines.iter().filter(|h| (y0..=y1).contains(&h.1)) {
                     let grey = RGBColor(110, 110, 110);
                     let n = 60;
                     let dashes: Vec<PathElement<(f64, f64)>> = (0..n)

@@ -418,7 +418,7 @@ fn bad_hyperparameters_and_names_give_typed_errors() {
         ..BuildContext::default()
     };
     assert!(matches!(
-        OptimizerKind::Adam.build::<f64>(&[0.1], &ctx),
+        OptimizerKind::Adam.defaults().with_values(&[0.1]),
         Err(BuildError::Count {
             expected: 3,
             found: 1,
@@ -426,11 +426,19 @@ fn bad_hyperparameters_and_names_give_typed_errors() {
         })
     ));
     assert!(matches!(
-        OptimizerKind::LevenbergMarquardt.build::<f64>(&[1.0], &ctx),
+        OptimizerKind::LevenbergMarquardt
+            .defaults()
+            .with_values(&[1.0])
+            .unwrap()
+            .build::<f64>(&ctx),
         Err(BuildError::NeedsHessian(_))
     ));
     assert!(matches!(
-        OptimizerKind::Lodo.build::<f64>(&[0.0, 1e-3, 0.9], &ctx),
+        OptimizerKind::Lodo
+            .defaults()
+            .with_values(&[0.0, 1e-3, 0.9])
+            .unwrap()
+            .build::<f64>(&ctx),
         Err(BuildError::Config(lodo_core::ConfigError::InvalidAlpha0))
     ));
     let err = "adamw".parse::<OptimizerKind>().unwrap_err();
@@ -451,7 +459,8 @@ fn bad_hyperparameters_and_names_give_typed_errors() {
         ..BuildContext::default()
     };
     for k in OptimizerKind::ALL {
-        assert!(k.build::<f64>(&k.defaults(), &ctx).is_ok(), "{k}");
+        assert!(k.defaults().build::<f64>(&ctx).is_ok(), "{k}");
+        assert_eq!(k.defaults().kind(), k);
         assert_eq!(k.name().parse::<OptimizerKind>().unwrap(), k);
     }
 }

@@ -163,3 +163,110 @@ fn ctrl_c_leaves_complete_files_for_finished_runs() {
     assert!(complete < 8, "interrupted before the end");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn fails_with(args: &[&str], out: &std::path::Path, needles: &[&str]) {
+    let o = bin().args(args).arg("--out").arg(out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} accepted: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {n:?} missing in {err}");
+    }
+}
+
+#[test]
+fn an_optimizer_listed_twice_is_refused() {
+    let dir = tmp("twice");
+    fails_with(
+        &["rosenbrock", "--optimizers", "adam,LODO,Adam"],
+        &dir,
+        &["lists Adam twice"],
+    );
+    fails_with(
+        &["tune", "--task", "bowl", "--optimizers", "lodo,lodo"],
+        &dir,
+        &["lists LODO twice"],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_corrupt_or_empty_tuned_json_is_an_error_naming_the_file() {
+    let dir = tmp("corrupt");
+    let file = dir.join("bowl").join("tuned.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let args = [
+        "bowl",
+        "--no-tune",
+        "--no-ablations",
+        "--optimizers",
+        "adam",
+        "--runs",
+        "1",
+        "--steps",
+        "10",
+        "--dim",
+        "4",
+    ];
+    let name = file.display().to_string();
+    for content in [
+        "",
+        "{\"LODO\": {\"initial_lr\": 0.1}}",
+        "[{\"optimizer\": \"Adam\"}",
+    ] {
+        std::fs::write(&file, content).unwrap();
+        fails_with(&args, &dir, &[&name]);
+    }
+    // A hyperparameter the optimizer does not have.
+    std::fs::write(
+        &file,
+        r#"[{"optimizer":"Adam","names":["lr","zz"],"defaults":[1,1],"values":[0.1,2],"source":"tuned"}]"#,
+    )
+    .unwrap();
+    fails_with(&args, &dir, &[&name, "no hyperparameter \"zz\""]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn mnist_seconds_must_be_a_positive_number() {
+    let dir = tmp("seconds");
+    for s in ["NaN", "-5", "0", "inf"] {
+        fails_with(
+            &["mnist", &format!("--seconds={s}")],
+            &dir,
+            &["--seconds must be a positive number"],
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn runs_larger_than_the_memory_are_refused_before_allocating() {
+    let dir = tmp("memory");
+    // The bowl's dense H and eigenvectors at n = 1e5: 2 · 8 · 1e10 bytes = 149 GiB.
+    fails_with(
+        &[
+            "bowl",
+            "--dim",
+            "100000",
+            "--no-tune",
+            "--optimizers",
+            "adam",
+        ],
+        &dir,
+        &["would ask for about", "GiB available"],
+    );
+    fails_with(
+        &[
+            "mnist",
+            "--batch",
+            "99999999999999",
+            "--optimizers",
+            "adam",
+            "--samples",
+            "0",
+        ],
+        &dir,
+        &["would ask for about", "GiB available"],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,6 +1,6 @@
 //! The run loop: final-window score, divergence, Hessian error, determinism across threads.
 
-use lodo_bench::baselines::OptimizerKind;
+use lodo_bench::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind};
 use lodo_bench::experiment::{RunOptions, TaskSpec, derive_seed, run, run_optimizer};
 use lodo_bench::task::{Minimizer, Task};
 use lodo_bench::tasks::BowlOptions;
@@ -75,8 +75,10 @@ fn divergence_is_detected_and_scored_infinite() {
     });
     let rec = run_optimizer(
         &spec,
-        OptimizerKind::Momentum,
-        &[1e3, 0.0],
+        &Optimizer::Momentum {
+            lr: 1e3,
+            momentum: 0.0,
+        },
         &RunOptions::new(2000),
         1,
     )
@@ -90,8 +92,11 @@ fn divergence_is_detected_and_scored_infinite() {
     // An invalid hyperparameter is a diverged record with the message, not a panic.
     let rec = run_optimizer(
         &spec,
-        OptimizerKind::Adam,
-        &[1e-3, 1.5, 0.9],
+        &Optimizer::Adam {
+            lr: 1e-3,
+            beta_1: 1.5,
+            beta_2: 0.9,
+        },
         &RunOptions::new(10),
         1,
     )
@@ -111,7 +116,13 @@ fn hessian_error_of_fresh_lodo_is_that_of_alpha0_identity() {
     let mut opts = RunOptions::new(100);
     opts.hessian_every = 50;
     opts.hessian_probes = 400;
-    let rec = run_optimizer(&spec, OptimizerKind::Lodo, &[alpha, 1e-3, 0.9], &opts, 3).unwrap();
+    let lodo = Optimizer::Lodo(LodoParams {
+        alpha0: alpha,
+        meta_lr: 1e-3,
+        beta: 0.9,
+        variant: LodoVariant::BLOCK,
+    });
+    let rec = run_optimizer(&spec, &lodo, &opts, 3).unwrap();
     assert_eq!(rec.hessian.len(), 3);
     assert_eq!(rec.hessian[0].step, 0);
     let lambda = o.eigenvalues();
@@ -134,7 +145,7 @@ fn hessian_error_of_fresh_lodo_is_that_of_alpha0_identity() {
         h0.probe
     );
     // Non-LODO minimizers have no preconditioner: no measurements.
-    let rec = run_optimizer(&spec, OptimizerKind::Adam, &[1e-3, 0.9, 0.999], &opts, 3).unwrap();
+    let rec = run_optimizer(&spec, &OptimizerKind::Adam.defaults(), &opts, 3).unwrap();
     assert!(rec.hessian.is_empty());
 }
 
@@ -162,7 +173,6 @@ fn runs_are_bit_identical_for_any_thread_count() {
                         let k = kinds[i % 3];
                         let r = run_optimizer(
                             &spec,
-                            k,
                             &k.defaults(),
                             &RunOptions::new(300),
                             derive_seed(0, &[i as u64]),
@@ -178,4 +188,46 @@ fn runs_are_bit_identical_for_any_thread_count() {
     assert_eq!(go(1), go(2));
     assert_ne!(derive_seed(0, &[1]), derive_seed(0, &[2]));
     assert_ne!(derive_seed(0, &[1, 2]), derive_seed(0, &[2, 1]));
+}
+
+#[test]
+fn mnist_runs_through_the_shared_runner_bit_identically_for_any_thread_count() {
+    use lodo_bench::experiment::MnistSpec;
+    use std::sync::Arc;
+    // Eight pseudo-random "digits": the runner's seeding and statistics, not the data, are tested.
+    let mut s = lodo_core::random::Stream::new(7);
+    let images: Vec<u8> = (0..8 * 784).map(|_| s.below(256) as u8).collect();
+    let spec = TaskSpec::Mnist(MnistSpec {
+        images: Arc::new(images),
+        // Three chunks of the batch-parallel forward/backward (`net::CHUNK` = 8).
+        batch: 17,
+        layer_starts: vec![0],
+    });
+    let go = |threads: usize, kind: OptimizerKind| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut opts = RunOptions::new(3);
+                opts.keep_final = true;
+                run_optimizer(&spec, &kind.defaults(), &opts, derive_seed(0, &[3, 200, 0])).unwrap()
+            })
+    };
+    for kind in [OptimizerKind::Lodo, OptimizerKind::Adam] {
+        let (a, b) = (go(1, kind), go(2, kind));
+        assert!(!a.diverged, "{kind}: {:?}", a.note);
+        assert_eq!(a.curve.len(), 3, "{kind}: one curve point per step");
+        let bits = |r: &lodo_bench::experiment::RunRecord| -> Vec<u64> {
+            r.curve
+                .iter()
+                .map(|c| c.1.to_bits())
+                .chain(r.final_point.iter().map(|x| x.to_bits()))
+                .collect()
+        };
+        assert_eq!(bits(&a), bits(&b), "{kind}");
+        assert_eq!(a.final_point.len(), lodo_bench::mnist::net::N_PARAMS);
+        // Steps 3 of 3: the final 10% window is the last step.
+        assert_eq!(a.final_loss.to_bits(), a.curve[2].1.to_bits());
+    }
 }

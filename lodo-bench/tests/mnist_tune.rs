@@ -41,20 +41,38 @@ fn args(out: &std::path::Path, optimizers: &str, extra: &[&str]) -> MnistArgs {
     Cli::try_parse_from(argv).unwrap().args
 }
 
-/// `(optimizer, hyperparameter) → (generation, candidate) → (value, score)` from `tuning.csv`.
+/// `(optimizer, hyperparameter) → (generation, candidate) → (value, score)` from
+/// `tuning/<optimizer>.csv` (columns: generation, candidate, one per hyperparameter, score).
 type Candidates = BTreeMap<(String, String), BTreeMap<(usize, usize), (f64, f64)>>;
 
-fn read_candidates(path: &std::path::Path) -> Candidates {
+fn read_candidates(dir: &std::path::Path, optimizers: &[&str]) -> Candidates {
     let mut out = Candidates::new();
-    let mut r = csv::Reader::from_path(path).unwrap();
-    for row in r.records() {
-        let row = row.unwrap();
-        let key = (row[0].to_string(), row[3].to_string());
-        let gc = (row[1].parse().unwrap(), row[2].parse().unwrap());
-        let v = (row[4].parse().unwrap(), row[5].parse().unwrap());
-        out.entry(key).or_default().insert(gc, v);
+    for opt in optimizers {
+        let mut r = csv::Reader::from_path(dir.join(format!("{opt}.csv"))).unwrap();
+        let names: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        let params = &names[2..names.len() - 1];
+        for row in r.records() {
+            let row = row.unwrap();
+            let gc = (row[0].parse().unwrap(), row[1].parse().unwrap());
+            let score: f64 = row[row.len() - 1].parse().unwrap();
+            for (j, hp) in params.iter().enumerate() {
+                let v = (row[2 + j].parse().unwrap(), score);
+                out.entry((opt.to_string(), hp.clone()))
+                    .or_default()
+                    .insert(gc, v);
+            }
+        }
     }
     out
+}
+
+/// `optimizer → hyperparameter → value` from `tuned.json` (the harness's one schema).
+fn read_tuned(path: &std::path::Path) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let list: Vec<lodo_bench::experiment::files::Tuned> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    list.into_iter()
+        .map(|t| (t.optimizer, t.names.into_iter().zip(t.values).collect()))
+        .collect()
 }
 
 #[test]
@@ -76,8 +94,7 @@ fn tuning_runs_and_its_values_reach_the_report() {
         ],
     );
     run(&a).unwrap();
-    let tuned: BTreeMap<String, BTreeMap<String, f64>> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("tuned.json")).unwrap()).unwrap();
+    let tuned = read_tuned(&out.join("tuned.json"));
     let names: Vec<(&str, &str, f64)> = vec![
         ("LODO", "initial_lr", a.alpha0),
         ("LODO", "meta_lr", a.meta_lr),
@@ -85,7 +102,7 @@ fn tuning_runs_and_its_values_reach_the_report() {
     ];
     assert_eq!(tuned.len(), 2, "{tuned:?}");
     assert_eq!(tuned["LODO"].len(), 2, "β is not tuned without --tune-beta");
-    let cands = read_candidates(&out.join("tuning.csv"));
+    let cands = read_candidates(&out.join("tuning"), &["LODO", "Adam"]);
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for (opt, hp, start) in names {
         let v = tuned[opt][hp];

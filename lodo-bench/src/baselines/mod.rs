@@ -7,7 +7,7 @@
 //! | [`quasi_newton`] | [`Lbfgs`] (L-BFGS without line search and O-LBFGS, Schraudolph, Yu & Günter 2007 §3.2–3.3), [`Bfgs`] (dense, fixed step) |
 //! | [`levenberg_marquardt`] | [`LevenbergMarquardt`] (dense Hessian from Hessian-vector products) |
 //! | [`lodo`] | [`LodoMinimizer`] (LODO and its ablations) and [`FrozenLodo`] (a fixed learned `G`) |
-//! | [`registry`] | [`OptimizerKind`]: names, hyperparameters, authors' defaults, construction |
+//! | [`registry`] | [`OptimizerKind`] (names) and [`Optimizer`] (typed hyperparameters): authors' defaults, tuner normalisation, construction ([`build_lodo`] for every LODO) |
 //!
 //! First-order methods implement [`lodo_core::Optimizer`] (run them through
 //! [`crate::task::FirstOrder`]); the others implement [`crate::task::Minimizer`] directly.
@@ -23,7 +23,10 @@ pub use first_order::{Lars, Momentum, RmsProp, Yogi};
 pub use levenberg_marquardt::LevenbergMarquardt;
 pub use lodo::{FrozenLodo, LodoMinimizer};
 pub use quasi_newton::{Bfgs, Lbfgs, LbfgsVariant};
-pub use registry::{BuildContext, BuildError, HyperParam, OptimizerKind, Scale};
+pub use registry::{
+    BuildContext, BuildError, BuiltLodo, HyperParam, LbfgsParams, LodoParams, LodoVariant,
+    Optimizer, OptimizerKind, Scale, TuneScope, build_lodo,
+};
 
 use lodo_core::{Real, StepError};
 

@@ -1,13 +1,16 @@
-//! Optimizers by name, with their hyperparameters, the authors' defaults
-//! (`training/hyperparameter_setup.py`) and how the tuner normalises each one
-//! (`tuning/hyperparameter_normalization.py`).
+//! The one registry of optimizers: [`OptimizerKind`] names them (tables, file names, the
+//! command line, seeds); [`Optimizer`] is one with its typed hyperparameters, the authors'
+//! defaults (`training/hyperparameter_setup.py`) and how the tuner normalises each field
+//! (`tuning/hyperparameter_normalization.py`); [`Optimizer::build`] constructs it. Every LODO
+//! (the paper's LODO, its ablations and the MNIST sweeps) is constructed in [`build_lodo`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use lodo_core::{
-    Adam, AdamConfig, BlockPreconditioner, ConfigError, Diagonal, Global, Lodo, LodoConfig,
-    MetaConfig, MetaOptimizer, Preconditioner, Real, Residual, Sgd, lit,
+    Adam, AdamConfig, BlockConfig, ConfigError, DiagonalConfig, DiagonalLodo, GlobalConfig,
+    GlobalLodo, Lodo, LodoConfig, MetaConfig, MetaOptimizer, PreconditionerConfig, Real,
+    ResidualConfig, ResidualLodo, SgdConfig, SgdLodo, lit,
 };
 
 use super::{
@@ -31,7 +34,7 @@ pub enum BuildError {
         /// What it must be.
         expected: &'static str,
     },
-    /// The wrong number of hyperparameters was given.
+    /// The wrong number of hyperparameter values was given (to [`Optimizer::with_values`]).
     Count {
         /// The optimizer.
         optimizer: &'static str,
@@ -48,6 +51,13 @@ pub enum BuildError {
     NeedsHessian(&'static str),
     /// No optimizer has this name.
     Unknown(String),
+    /// The optimizer has no hyperparameter of this name.
+    UnknownHyperparameter {
+        /// The optimizer.
+        optimizer: &'static str,
+        /// The name given.
+        name: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -78,12 +88,18 @@ impl fmt::Display for BuildError {
             Self::Unknown(name) => write!(
                 f,
                 "unknown optimizer {name:?}; known: {}",
-                OptimizerKind::ALL
-                    .iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                OptimizerKind::names()
             ),
+            Self::UnknownHyperparameter { optimizer, name } => {
+                let known: Vec<&str> = OptimizerKind::from_name(optimizer)
+                    .map(|k| k.defaults().fields().iter().map(|h| h.name).collect())
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "{optimizer} has no hyperparameter {name:?}; it has {}",
+                    known.join(", ")
+                )
+            }
         }
     }
 }
@@ -149,23 +165,15 @@ impl Scale {
     }
 }
 
-/// One tunable hyperparameter.
+/// One tunable hyperparameter, as the tuner sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HyperParam {
     /// Its name, as in the authors' code.
     pub name: &'static str,
-    /// The authors' default.
+    /// Its value (the tuner's start; the authors' default in [`OptimizerKind::hyperparameters`]).
     pub default: f64,
     /// Its normalisation.
     pub scale: Scale,
-}
-
-const fn hp(name: &'static str, default: f64, scale: Scale) -> HyperParam {
-    HyperParam {
-        name,
-        default,
-        scale,
-    }
 }
 
 /// Every optimizer of the harness, named as in the authors' code.
@@ -204,7 +212,7 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
-    /// All kinds, in table order.
+    /// All kinds, in table order (a kind's position is its [`OptimizerKind::id`]).
     pub const ALL: [Self; 15] = [
         Self::Momentum,
         Self::RmsProp,
@@ -254,6 +262,24 @@ impl OptimizerKind {
         }
     }
 
+    /// Every name, comma-separated (for help texts and errors).
+    #[must_use]
+    pub fn names() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
+
+    /// The kind named exactly `name` (as [`OptimizerKind::name`] spells it).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kind's position in [`OptimizerKind::ALL`], a stable part of derived seeds.
+    #[must_use]
+    pub fn id(self) -> u64 {
+        self as u64
+    }
+
     /// Whether this is LODO or one of its ablations.
     #[must_use]
     pub fn is_lodo(self) -> bool {
@@ -268,172 +294,545 @@ impl OptimizerKind {
         )
     }
 
-    /// The tunable hyperparameters with the authors' defaults. (RMSprop's `rho` is normalised
+    /// Whether it keeps an `n × n` matrix (BFGS, Levenberg–Marquardt).
+    #[must_use]
+    pub fn is_dense(self) -> bool {
+        matches!(self, Self::Bfgs | Self::LevenbergMarquardt)
+    }
+
+    /// The optimizer with the authors' default hyperparameters. (RMSprop's `rho` is normalised
     /// as a decay here; the authors' name-based rule put it on the log scale.)
     #[must_use]
-    pub fn hyperparameters(self) -> &'static [HyperParam] {
-        use Scale::{Decay, Log};
-        const LODO: [HyperParam; 3] = [
-            hp("initial_lr", 1.0, Log),
-            hp("meta_lr", 1e-3, Log),
-            hp("beta", 0.9, Decay),
-        ];
-        const LODO_NO_MOMENTUM: [HyperParam; 2] =
-            [hp("initial_lr", 1.0, Log), hp("meta_lr", 1e-3, Log)];
-        const LBFGS: [HyperParam; 3] = [
-            hp("eta_0", 1e-3, Log),
-            hp("tau", 1e4, Log),
-            hp("epsilon", 1e-10, Log),
-        ];
-        const MOMENTUM: [HyperParam; 2] = [hp("lr", 0.01, Log), hp("momentum", 0.0, Decay)];
-        const RMSPROP: [HyperParam; 3] = [
-            hp("lr", 1e-3, Log),
-            hp("rho", 0.9, Decay),
-            hp("momentum", 0.0, Decay),
-        ];
-        const ADAM: [HyperParam; 3] = [
-            hp("lr", 1e-3, Log),
-            hp("beta_1", 0.9, Decay),
-            hp("beta_2", 0.999, Decay),
-        ];
-        const YOGI: [HyperParam; 3] = [
-            hp("lr", 1e-3, Log),
-            hp("beta1", 0.9, Decay),
-            hp("beta2", 0.999, Decay),
-        ];
-        const LARS: [HyperParam; 3] = [
-            hp("lr", 1e-3, Log),
-            hp("momentum", 0.9, Decay),
-            hp("weight_decay", 5e-4, Log),
-        ];
-        const BFGS: [HyperParam; 2] = [hp("lr", 0.01, Log), hp("H0_scale", 1.0, Log)];
-        const LM: [HyperParam; 1] = [hp("lam", 1.0, Log)];
+    pub fn defaults(self) -> Optimizer {
+        let lodo = |variant| {
+            Optimizer::Lodo(LodoParams {
+                alpha0: 1.0,
+                meta_lr: 1e-3,
+                beta: 0.9,
+                variant,
+            })
+        };
+        let lbfgs = LbfgsParams {
+            eta_0: 1e-3,
+            tau: 1e4,
+            epsilon: 1e-10,
+        };
         match self {
-            Self::Momentum => &MOMENTUM,
-            Self::RmsProp => &RMSPROP,
-            Self::Adam => &ADAM,
-            Self::Yogi => &YOGI,
-            Self::Lars => &LARS,
-            Self::Lbfgs | Self::OLbfgs => &LBFGS,
-            Self::Bfgs => &BFGS,
-            Self::LevenbergMarquardt => &LM,
-            Self::LodoNoMomentum => &LODO_NO_MOMENTUM,
-            Self::Lodo
-            | Self::LodoDiagonal
-            | Self::LodoGlobal
-            | Self::LodoResiduals
-            | Self::LodoSgd => &LODO,
+            Self::Momentum => Optimizer::Momentum {
+                lr: 0.01,
+                momentum: 0.0,
+            },
+            Self::RmsProp => Optimizer::RmsProp {
+                lr: 1e-3,
+                rho: 0.9,
+                momentum: 0.0,
+            },
+            Self::Adam => Optimizer::Adam {
+                lr: 1e-3,
+                beta_1: 0.9,
+                beta_2: 0.999,
+            },
+            Self::Yogi => Optimizer::Yogi {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+            },
+            Self::Lars => Optimizer::Lars {
+                lr: 1e-3,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+            },
+            Self::Lbfgs => Optimizer::Lbfgs(lbfgs),
+            Self::OLbfgs => Optimizer::OLbfgs(lbfgs),
+            Self::Bfgs => Optimizer::Bfgs {
+                lr: 0.01,
+                h0_scale: 1.0,
+            },
+            Self::LevenbergMarquardt => Optimizer::LevenbergMarquardt { lam: 1.0 },
+            Self::Lodo => lodo(LodoVariant::BLOCK),
+            Self::LodoDiagonal => lodo(LodoVariant::Diagonal),
+            Self::LodoGlobal => lodo(LodoVariant::Global),
+            Self::LodoResiduals => lodo(LodoVariant::Residuals),
+            Self::LodoNoMomentum => lodo(LodoVariant::NoMomentum),
+            Self::LodoSgd => lodo(LodoVariant::Sgd),
         }
     }
 
-    /// The authors' default hyperparameter values.
+    /// The tunable hyperparameters with the authors' defaults, in the authors' order.
     #[must_use]
-    pub fn defaults(self) -> Vec<f64> {
-        self.hyperparameters().iter().map(|h| h.default).collect()
+    pub fn hyperparameters(self) -> Vec<HyperParam> {
+        self.defaults().fields()
+    }
+}
+
+/// L-BFGS's and O-LBFGS's hyperparameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LbfgsParams {
+    /// Step size `η₀` (`eta_0`).
+    pub eta_0: f64,
+    /// Step decay horizon `τ` (`tau`; O-LBFGS's `η₀·τ/(τ+t)`).
+    pub tau: f64,
+    /// Curvature-pair and initial-scaling guard `ε` (`epsilon`).
+    pub epsilon: f64,
+}
+
+/// Which LODO: the preconditioner architecture and meta-optimizer of each ablation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LodoVariant {
+    /// The block network with `layers` (N) and `block_size` (k); Adam meta-optimizer.
+    Block {
+        /// Layers `N`.
+        layers: usize,
+        /// Block size `k`.
+        block_size: usize,
+    },
+    /// `G = α₀·diag(w)`.
+    Diagonal,
+    /// `G = α₀·w·I`.
+    Global,
+    /// The residual network (`N = 64`).
+    Residuals,
+    /// The block network with `β = 0` (the `beta` field is ignored and not tuned).
+    NoMomentum,
+    /// The block network with an SGD meta-optimizer.
+    Sgd,
+}
+
+impl LodoVariant {
+    /// The paper's block network (`N = 16`, `k = 4`).
+    pub const BLOCK: Self = Self::Block {
+        layers: 16,
+        block_size: 4,
+    };
+}
+
+/// LODO's hyperparameters and variant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LodoParams {
+    /// Initial step `α₀` (`initial_lr`): `G = α₀·I` at the start.
+    pub alpha0: f64,
+    /// Meta learning rate `η` (`meta_lr`).
+    pub meta_lr: f64,
+    /// Momentum `β` (`beta`).
+    pub beta: f64,
+    /// Architecture and meta-optimizer.
+    pub variant: LodoVariant,
+}
+
+/// An optimizer with its typed hyperparameters (field names as in the authors' code).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// Keras SGD with momentum.
+    Momentum {
+        /// Learning rate.
+        lr: f64,
+        /// Momentum.
+        momentum: f64,
+    },
+    /// Keras RMSprop.
+    RmsProp {
+        /// Learning rate.
+        lr: f64,
+        /// Decay of the squared-gradient average.
+        rho: f64,
+        /// Momentum.
+        momentum: f64,
+    },
+    /// Keras Adam.
+    Adam {
+        /// Learning rate.
+        lr: f64,
+        /// First-moment decay.
+        beta_1: f64,
+        /// Second-moment decay.
+        beta_2: f64,
+    },
+    /// Yogi.
+    Yogi {
+        /// Learning rate.
+        lr: f64,
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+    },
+    /// LARS.
+    Lars {
+        /// Learning rate.
+        lr: f64,
+        /// Momentum.
+        momentum: f64,
+        /// Weight decay.
+        weight_decay: f64,
+    },
+    /// L-BFGS without line search.
+    Lbfgs(LbfgsParams),
+    /// O-LBFGS.
+    OLbfgs(LbfgsParams),
+    /// Dense BFGS.
+    Bfgs {
+        /// Fixed step.
+        lr: f64,
+        /// Scale of the initial inverse Hessian (`H0_scale`).
+        h0_scale: f64,
+    },
+    /// Levenberg–Marquardt.
+    LevenbergMarquardt {
+        /// Damping `λ` (`lam`).
+        lam: f64,
+    },
+    /// LODO or one of its ablations.
+    Lodo(LodoParams),
+}
+
+/// Which hyperparameters the tuner moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TuneScope {
+    /// All of them (the synthetic tasks, as the authors).
+    All,
+    /// Only the learning rates (LODO: `α₀` and `η`), and LODO's `β` if `beta` (MNIST).
+    Rates {
+        /// Also LODO's `β`.
+        beta: bool,
+    },
+}
+
+/// A hyperparameter field of an [`Optimizer`]: the one typed mapping between the typed
+/// hyperparameters and the tuner's vectors.
+struct Slot<'a> {
+    name: &'static str,
+    scale: Scale,
+    /// A learning rate (tuned in [`TuneScope::Rates`]).
+    rate: bool,
+    value: &'a mut f64,
+}
+
+impl Optimizer {
+    /// Its kind (name).
+    #[must_use]
+    pub fn kind(&self) -> OptimizerKind {
+        match self {
+            Self::Momentum { .. } => OptimizerKind::Momentum,
+            Self::RmsProp { .. } => OptimizerKind::RmsProp,
+            Self::Adam { .. } => OptimizerKind::Adam,
+            Self::Yogi { .. } => OptimizerKind::Yogi,
+            Self::Lars { .. } => OptimizerKind::Lars,
+            Self::Lbfgs(_) => OptimizerKind::Lbfgs,
+            Self::OLbfgs(_) => OptimizerKind::OLbfgs,
+            Self::Bfgs { .. } => OptimizerKind::Bfgs,
+            Self::LevenbergMarquardt { .. } => OptimizerKind::LevenbergMarquardt,
+            Self::Lodo(p) => match p.variant {
+                LodoVariant::Block { .. } => OptimizerKind::Lodo,
+                LodoVariant::Diagonal => OptimizerKind::LodoDiagonal,
+                LodoVariant::Global => OptimizerKind::LodoGlobal,
+                LodoVariant::Residuals => OptimizerKind::LodoResiduals,
+                LodoVariant::NoMomentum => OptimizerKind::LodoNoMomentum,
+                LodoVariant::Sgd => OptimizerKind::LodoSgd,
+            },
+        }
     }
 
-    /// Builds the optimizer with hyperparameters `values` (in [`Self::hyperparameters`] order).
+    fn slots(&mut self) -> Vec<Slot<'_>> {
+        use Scale::{Decay, Log};
+        let s = |name, scale, rate, value| Slot {
+            name,
+            scale,
+            rate,
+            value,
+        };
+        match self {
+            Self::Momentum { lr, momentum } => {
+                vec![
+                    s("lr", Log, true, lr),
+                    s("momentum", Decay, false, momentum),
+                ]
+            }
+            Self::RmsProp { lr, rho, momentum } => vec![
+                s("lr", Log, true, lr),
+                s("rho", Decay, false, rho),
+                s("momentum", Decay, false, momentum),
+            ],
+            Self::Adam { lr, beta_1, beta_2 } => vec![
+                s("lr", Log, true, lr),
+                s("beta_1", Decay, false, beta_1),
+                s("beta_2", Decay, false, beta_2),
+            ],
+            Self::Yogi { lr, beta1, beta2 } => vec![
+                s("lr", Log, true, lr),
+                s("beta1", Decay, false, beta1),
+                s("beta2", Decay, false, beta2),
+            ],
+            Self::Lars {
+                lr,
+                momentum,
+                weight_decay,
+            } => vec![
+                s("lr", Log, true, lr),
+                s("momentum", Decay, false, momentum),
+                s("weight_decay", Log, false, weight_decay),
+            ],
+            Self::Lbfgs(p) | Self::OLbfgs(p) => vec![
+                s("eta_0", Log, true, &mut p.eta_0),
+                s("tau", Log, false, &mut p.tau),
+                s("epsilon", Log, false, &mut p.epsilon),
+            ],
+            Self::Bfgs { lr, h0_scale } => {
+                vec![s("lr", Log, true, lr), s("H0_scale", Log, false, h0_scale)]
+            }
+            Self::LevenbergMarquardt { lam } => vec![s("lam", Log, false, lam)],
+            Self::Lodo(p) => {
+                let mut v = vec![
+                    s("initial_lr", Log, true, &mut p.alpha0),
+                    s("meta_lr", Log, true, &mut p.meta_lr),
+                ];
+                if p.variant != LodoVariant::NoMomentum {
+                    v.push(s("beta", Decay, false, &mut p.beta));
+                }
+                v
+            }
+        }
+    }
+
+    /// Its tunable hyperparameters with their current values, in the authors' order.
+    #[must_use]
+    pub fn fields(&self) -> Vec<HyperParam> {
+        self.scoped_fields(TuneScope::All)
+    }
+
+    /// The hyperparameters `scope` tunes, with their current values.
+    #[must_use]
+    pub fn scoped_fields(&self, scope: TuneScope) -> Vec<HyperParam> {
+        let mut copy = *self;
+        copy.slots()
+            .into_iter()
+            .filter(|s| match scope {
+                TuneScope::All => true,
+                TuneScope::Rates { beta } => s.rate || (beta && s.name == "beta"),
+            })
+            .map(|s| HyperParam {
+                name: s.name,
+                default: *s.value,
+                scale: s.scale,
+            })
+            .collect()
+    }
+
+    /// The values of [`Optimizer::fields`].
+    #[must_use]
+    pub fn values(&self) -> Vec<f64> {
+        self.fields().iter().map(|h| h.default).collect()
+    }
+
+    /// With every field of [`Optimizer::fields`] set to `values`, in order.
     ///
     /// # Errors
-    /// [`BuildError`] for a wrong count, an out-of-range value, a LODO configuration error, or
-    /// Levenberg–Marquardt on a task without Hessian-vector products.
-    pub fn build<T: Real>(
-        self,
-        values: &[f64],
-        ctx: &BuildContext,
-    ) -> Result<Box<dyn Minimizer<T>>, BuildError> {
-        let expected = self.hyperparameters().len();
-        if values.len() != expected {
+    /// [`BuildError::Count`] unless there is one value per field.
+    pub fn with_values(mut self, values: &[f64]) -> Result<Self, BuildError> {
+        let kind = self.kind();
+        let mut slots = self.slots();
+        if slots.len() != values.len() {
             return Err(BuildError::Count {
-                optimizer: self.name(),
-                expected,
+                optimizer: kind.name(),
+                expected: slots.len(),
                 found: values.len(),
             });
         }
-        let v = |i: usize| -> T { lit(values[i]) };
+        for (s, &v) in slots.iter_mut().zip(values) {
+            *s.value = v;
+        }
+        Ok(self)
+    }
+
+    /// With the fields `names` set to `values`.
+    ///
+    /// # Errors
+    /// [`BuildError::UnknownHyperparameter`] for a name the optimizer does not have, or
+    /// [`BuildError::Count`] if the lengths differ.
+    pub fn with_named<S: AsRef<str>>(
+        mut self,
+        names: &[S],
+        values: &[f64],
+    ) -> Result<Self, BuildError> {
+        let kind = self.kind();
+        if names.len() != values.len() {
+            return Err(BuildError::Count {
+                optimizer: kind.name(),
+                expected: names.len(),
+                found: values.len(),
+            });
+        }
+        let mut slots = self.slots();
+        for (name, &v) in names.iter().zip(values) {
+            let slot = slots
+                .iter_mut()
+                .find(|s| s.name == name.as_ref())
+                .ok_or_else(|| BuildError::UnknownHyperparameter {
+                    optimizer: kind.name(),
+                    name: name.as_ref().to_string(),
+                })?;
+            *slot.value = v;
+        }
+        Ok(self)
+    }
+
+    /// Builds the optimizer for a run described by `ctx`.
+    ///
+    /// # Errors
+    /// [`BuildError`] for an out-of-range value, a LODO configuration error, or
+    /// Levenberg–Marquardt on a task without Hessian-vector products.
+    pub fn build<T: Real>(&self, ctx: &BuildContext) -> Result<Box<dyn Minimizer<T>>, BuildError> {
+        let v = |x: f64| -> T { lit(x) };
         let n = ctx.dim;
-        // LODO's values: α₀, η and β (β = 0 for the no-momentum ablation, which has no β).
-        let lodo = |values: &[f64]| LodoValues {
-            alpha0: values[0],
-            meta_lr: values[1],
-            beta: values.get(2).copied().unwrap_or(0.0),
-            seed: ctx.seed,
-        };
-        Ok(match self {
-            Self::Momentum => Box::new(FirstOrder::new(Momentum::new(n, v(0), v(1))?)),
-            Self::RmsProp => Box::new(FirstOrder::new(RmsProp::new(n, v(0), v(1), v(2))?)),
-            Self::Adam => {
-                check_positive("lr", v(0))?;
-                check_unit("beta_1", v(1))?;
-                check_unit("beta_2", v(2))?;
+        Ok(match *self {
+            Self::Momentum { lr, momentum } => {
+                Box::new(FirstOrder::new(Momentum::new(n, v(lr), v(momentum))?))
+            }
+            Self::RmsProp { lr, rho, momentum } => Box::new(FirstOrder::new(RmsProp::new(
+                n,
+                v(lr),
+                v(rho),
+                v(momentum),
+            )?)),
+            Self::Adam { lr, beta_1, beta_2 } => {
+                check_positive("lr", v(lr))?;
+                check_unit("beta_1", v(beta_1))?;
+                check_unit("beta_2", v(beta_2))?;
                 let config = AdamConfig::default()
-                    .with_learning_rate(v(0))?
-                    .with_moments(v(1), v(2), lit(1e-7))?;
+                    .with_learning_rate(v(lr))?
+                    .with_moments(v(beta_1), v(beta_2), lit(1e-7))?;
                 Box::new(FirstOrder::new(Adam::from_config(&config, n)?))
             }
-            Self::Yogi => Box::new(FirstOrder::new(Yogi::new(n, v(0), v(1), v(2))?)),
-            Self::Lars => {
+            Self::Yogi { lr, beta1, beta2 } => {
+                Box::new(FirstOrder::new(Yogi::new(n, v(lr), v(beta1), v(beta2))?))
+            }
+            Self::Lars {
+                lr,
+                momentum,
+                weight_decay,
+            } => {
                 let whole = [0];
                 let starts = ctx.layer_starts.as_deref().unwrap_or(&whole);
                 Box::new(FirstOrder::new(Lars::new(
                     n,
-                    v(0),
-                    v(1),
-                    v(2),
+                    v(lr),
+                    v(momentum),
+                    v(weight_decay),
                     ctx.total_steps,
                     starts,
                 )?))
             }
-            Self::Lbfgs | Self::OLbfgs => {
-                let variant = if self == Self::Lbfgs {
+            Self::Lbfgs(p) | Self::OLbfgs(p) => {
+                let variant = if matches!(self, Self::Lbfgs(_)) {
                     LbfgsVariant::NoLineSearch
                 } else {
                     LbfgsVariant::Online
                 };
-                Box::new(Lbfgs::new(variant, n, v(0), v(1), v(2), LBFGS_BUFFER)?)
+                Box::new(Lbfgs::new(
+                    variant,
+                    n,
+                    v(p.eta_0),
+                    v(p.tau),
+                    v(p.epsilon),
+                    LBFGS_BUFFER,
+                )?)
             }
-            Self::Bfgs => Box::new(Bfgs::new(n, v(0), v(1))?),
-            Self::LevenbergMarquardt => {
+            Self::Bfgs { lr, h0_scale } => Box::new(Bfgs::new(n, v(lr), v(h0_scale))?),
+            Self::LevenbergMarquardt { lam } => {
                 if !ctx.hessian_vector {
-                    return Err(BuildError::NeedsHessian(self.name()));
+                    return Err(BuildError::NeedsHessian(self.kind().name()));
                 }
-                Box::new(LevenbergMarquardt::new(n, v(0))?)
+                Box::new(LevenbergMarquardt::new(n, v(lam))?)
             }
-            Self::Lodo | Self::LodoNoMomentum => {
-                lodo(values).build::<T, BlockPreconditioner<T>, Adam<T>>(n)?
-            }
-            Self::LodoSgd => lodo(values).build::<T, BlockPreconditioner<T>, Sgd<T>>(n)?,
-            Self::LodoDiagonal => lodo(values).build::<T, Diagonal<T>, Adam<T>>(n)?,
-            Self::LodoGlobal => lodo(values).build::<T, Global<T>, Adam<T>>(n)?,
-            Self::LodoResiduals => lodo(values).build::<T, Residual<T>, Adam<T>>(n)?,
+            Self::Lodo(p) => build_lodo::<T>(&p, n, ctx.seed)?.into_minimizer(),
         })
     }
 }
 
-/// LODO's tuned values and seed; [`LodoValues::build`] makes any architecture and meta-optimizer
-/// from them (every other setting at its default).
-struct LodoValues {
-    alpha0: f64,
-    meta_lr: f64,
-    beta: f64,
-    seed: u64,
+/// A constructed LODO: one variant per preconditioner type.
+#[derive(Clone, Debug)]
+pub enum BuiltLodo<T: Real> {
+    /// The block network (LODO, no momentum, the MNIST sweeps).
+    Block(Lodo<T>),
+    /// The block network trained by an SGD meta-optimizer.
+    Sgd(SgdLodo<T>),
+    /// `G = α₀·diag(w)`.
+    Diagonal(DiagonalLodo<T>),
+    /// `G = α₀·w·I`.
+    Global(GlobalLodo<T>),
+    /// The residual network.
+    Residual(ResidualLodo<T>),
 }
 
-impl LodoValues {
-    fn build<T, P, M>(&self, n: usize) -> Result<Box<dyn Minimizer<T>>, BuildError>
-    where
-        T: Real,
-        P: Preconditioner<T> + Send + 'static,
-        M: MetaOptimizer<T> + Send + 'static,
-    {
-        let config = LodoConfig::<T, P::Config, M::Config>::default()
-            .with_alpha0(lit(self.alpha0))?
-            .with_meta_lr(lit(self.meta_lr))?
-            .with_beta(lit(self.beta))?;
-        Ok(Box::new(LodoMinimizer::new(Lodo::<T, P, M>::new(
-            n, config, self.seed,
-        )?)))
+impl<T: Real> BuiltLodo<T> {
+    /// As a [`Minimizer`] exposing its preconditioner.
+    #[must_use]
+    pub fn into_minimizer(self) -> Box<dyn Minimizer<T>> {
+        match self {
+            Self::Block(l) => Box::new(LodoMinimizer::new(l)),
+            Self::Sgd(l) => Box::new(LodoMinimizer::new(l)),
+            Self::Diagonal(l) => Box::new(LodoMinimizer::new(l)),
+            Self::Global(l) => Box::new(LodoMinimizer::new(l)),
+            Self::Residual(l) => Box::new(LodoMinimizer::new(l)),
+        }
     }
+}
+
+/// Constructs LODO (every variant) for `n` parameters from `p`; `seed` draws the permutations
+/// and initial blocks. This is the only place a LODO optimizer is configured and built.
+///
+/// # Errors
+/// [`BuildError::Config`] if LODO rejects the configuration.
+pub fn build_lodo<T: Real>(
+    p: &LodoParams,
+    n: usize,
+    seed: u64,
+) -> Result<BuiltLodo<T>, BuildError> {
+    let beta = if p.variant == LodoVariant::NoMomentum {
+        0.0
+    } else {
+        p.beta
+    };
+    // Every part at its default but α₀, η, β (and N, k for the block network's sweeps).
+    let adam = AdamConfig::default();
+    let network = BlockConfig::default();
+    Ok(match p.variant {
+        LodoVariant::Block { layers, block_size } => {
+            let network = network.with_layers(layers)?.with_block_size(block_size)?;
+            BuiltLodo::Block(Lodo::new(n, tuned_config(network, adam, p, beta)?, seed)?)
+        }
+        LodoVariant::NoMomentum => {
+            BuiltLodo::Block(Lodo::new(n, tuned_config(network, adam, p, beta)?, seed)?)
+        }
+        LodoVariant::Sgd => {
+            let config = tuned_config(network, SgdConfig::default(), p, beta)?;
+            BuiltLodo::Sgd(SgdLodo::new(n, config, seed)?)
+        }
+        LodoVariant::Diagonal => {
+            let config = tuned_config(DiagonalConfig::default(), adam, p, beta)?;
+            BuiltLodo::Diagonal(DiagonalLodo::new(n, config, seed)?)
+        }
+        LodoVariant::Global => {
+            let config = tuned_config(GlobalConfig::default(), adam, p, beta)?;
+            BuiltLodo::Global(GlobalLodo::new(n, config, seed)?)
+        }
+        LodoVariant::Residuals => {
+            let config = tuned_config(ResidualConfig::default(), adam, p, beta)?;
+            BuiltLodo::Residual(ResidualLodo::new(n, config, seed)?)
+        }
+    })
+}
+
+/// LODO's configuration from its parts and the tuned `α₀`, `η` and `β`.
+fn tuned_config<T: Real, PC: PreconditionerConfig<T>, MC: MetaConfig<T>>(
+    preconditioner: PC,
+    meta: MC,
+    p: &LodoParams,
+    beta: f64,
+) -> Result<LodoConfig<T, PC, MC>, BuildError> {
+    Ok(LodoConfig::new(preconditioner, meta)
+        .with_alpha0(lit(p.alpha0))?
+        .with_meta_lr(lit(p.meta_lr))?
+        .with_beta(lit(beta))?)
 }
 
 impl fmt::Display for OptimizerKind {
@@ -455,7 +854,50 @@ impl FromStr for OptimizerKind {
     }
 }
 
-/// What [`OptimizerKind::build`] needs to know about the run.
+/// Parses an [`OptimizerKind`] on the command line and lists every name in `--help`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KindParser;
+
+impl clap::builder::TypedValueParser for KindParser {
+    type Value = OptimizerKind;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<OptimizerKind, clap::Error> {
+        let s = value.to_string_lossy();
+        s.parse().map_err(|e: BuildError| {
+            let arg = arg.map_or_else(|| "...".to_string(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{s}' for '{arg}': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            OptimizerKind::ALL
+                .into_iter()
+                .map(|k| clap::builder::PossibleValue::new(k.name())),
+        ))
+    }
+}
+
+impl clap::builder::ValueParserFactory for OptimizerKind {
+    type Parser = KindParser;
+
+    fn value_parser() -> KindParser {
+        KindParser
+    }
+}
+
+/// What [`Optimizer::build`] needs to know about the run.
 #[derive(Clone, Debug, Default)]
 pub struct BuildContext {
     /// Number of parameters `n`.

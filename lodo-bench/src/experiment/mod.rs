@@ -1,15 +1,28 @@
 //! Experiment runners: one run of a minimizer on a task with its metrics ([`run`]), seeds, the
-//! task catalogue ([`TaskSpec`]), and the paper's protocol ([`protocol`]).
+//! task catalogue ([`TaskSpec`]), and the paper's protocol, split by what each part does:
+//!
+//! | module | does |
+//! |---|---|
+//! | [`protocol`] | runs: tuning, main runs, ablations, the frozen test, for every task (MNIST too) |
+//! | [`files`] | writes and reads files: `tuned.json`, tuning and curve CSVs, summaries |
+//! | [`figures`] | draws the figures |
+//! | [`markdown`] | formats the Markdown report |
 
+pub mod figures;
+pub mod files;
+pub mod markdown;
 pub mod protocol;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use lodo_core::random::Stream;
+use lodo_core::{Real, lit};
 use serde::Serialize;
 
-use crate::baselines::{BuildContext, OptimizerKind};
+use crate::baselines::{BuildContext, Optimizer};
+use crate::mnist::task::MnistTask;
 use crate::task::{Minimizer, Task};
 use crate::tasks::{BowlOptions, NoisyQuadraticBowl, Rosenbrock};
 
@@ -44,22 +57,57 @@ pub fn derive_seed(base: u64, parts: &[u64]) -> u64 {
     parts.iter().fold(mix(base), |acc, &p| mix(acc ^ mix(p)))
 }
 
+/// The MNIST autoregression task of a run: training images and batch size (paper §5.2).
+#[derive(Clone, PartialEq)]
+pub struct MnistSpec {
+    /// Training images, `n·784` bytes.
+    pub images: Arc<Vec<u8>>,
+    /// Images per step.
+    pub batch: usize,
+    /// LARS's layers (the network's tensors).
+    pub layer_starts: Vec<usize>,
+}
+
+impl std::fmt::Debug for MnistSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "MnistSpec {{ images: {}, batch: {} }}",
+            self.images.len() / crate::mnist::net::PIX,
+            self.batch
+        )
+    }
+}
+
 /// A task of the harness, buildable from a seed.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum TaskSpec {
     /// The noisy quadratic bowl; the seed draws the eigenvectors and the random walk.
     Bowl(BowlOptions),
     /// The Rosenbrock variant (deterministic).
     Rosenbrock,
+    /// MNIST autoregression (f32); the seed draws the initial network and the batches.
+    Mnist(MnistSpec),
 }
 
 impl TaskSpec {
-    /// The task's name (`"bowl"`, `"rosenbrock"`).
+    /// The task's name (`"bowl"`, `"rosenbrock"`, `"mnist"`).
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
             Self::Bowl(_) => "bowl",
             Self::Rosenbrock => "rosenbrock",
+            Self::Mnist(_) => "mnist",
+        }
+    }
+
+    /// The task's part of derived seeds.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        match self {
+            Self::Bowl(_) => 1,
+            Self::Rosenbrock => 2,
+            Self::Mnist(_) => 3,
         }
     }
 
@@ -69,17 +117,19 @@ impl TaskSpec {
         match self {
             Self::Bowl(o) => o.dim,
             Self::Rosenbrock => 2,
+            Self::Mnist(_) => crate::mnist::net::N_PARAMS,
         }
     }
 
-    /// A fresh task.
+    /// A fresh f64 task (the bowl, Rosenbrock).
     ///
     /// # Errors
-    /// Invalid bowl options.
+    /// Invalid bowl options, or an f32 task (MNIST).
     pub fn make(&self, seed: u64) -> Result<Box<dyn Task<f64>>, String> {
         Ok(match self {
             Self::Bowl(o) => Box::new(NoisyQuadraticBowl::new(*o, seed)?),
             Self::Rosenbrock => Box::new(Rosenbrock),
+            Self::Mnist(_) => return Err("MNIST runs in f32".into()),
         })
     }
 
@@ -88,7 +138,7 @@ impl TaskSpec {
     pub fn floor(&self) -> Option<f64> {
         match self {
             Self::Bowl(o) => Some(o.newton_floor()),
-            Self::Rosenbrock => None,
+            Self::Rosenbrock | Self::Mnist(_) => None,
         }
     }
 
@@ -100,8 +150,12 @@ impl TaskSpec {
             total_steps: steps,
             seed,
             // The authors split Rosenbrock's two coordinates into two LARS "layers".
-            layer_starts: matches!(self, Self::Rosenbrock).then(|| vec![0, 1]),
-            hessian_vector: true,
+            layer_starts: match self {
+                Self::Bowl(_) => None,
+                Self::Rosenbrock => Some(vec![0, 1]),
+                Self::Mnist(m) => Some(m.layer_starts.clone()),
+            },
+            hessian_vector: !matches!(self, Self::Mnist(_)),
         }
     }
 }
@@ -122,6 +176,8 @@ pub struct RunOptions {
     pub exact_hessian_max_dim: usize,
     /// Keep every iterate (for trajectory plots; only sensible for small problems).
     pub trajectory: bool,
+    /// Keep the final point (MNIST's test loss and sampled digits).
+    pub keep_final: bool,
 }
 
 impl RunOptions {
@@ -135,6 +191,7 @@ impl RunOptions {
             hessian_probes: 100,
             exact_hessian_max_dim: 256,
             trajectory: false,
+            keep_final: false,
         }
     }
 }
@@ -155,6 +212,8 @@ pub struct HessianPoint {
 pub struct RunRecord {
     /// `(evaluations at the end of the bin, mean loss over the bin)`.
     pub curve: Vec<(u64, f64)>,
+    /// Seconds in the optimizer and task at the end of each bin of `curve`.
+    pub times: Vec<f64>,
     /// Mean training loss over the final 10% of evaluations; `+∞` if diverged.
     pub final_loss: f64,
     /// The run produced a non-finite loss or a refused (non-finite) step, or could not be built.
@@ -169,6 +228,8 @@ pub struct RunRecord {
     pub hessian: Vec<HessianPoint>,
     /// Every iterate (if asked), starting with `x₀`.
     pub trajectory: Vec<Vec<f64>>,
+    /// The final point (if asked).
+    pub final_point: Vec<f64>,
 }
 
 impl RunRecord {
@@ -177,6 +238,7 @@ impl RunRecord {
     pub fn failed(note: String) -> Self {
         Self {
             curve: Vec::new(),
+            times: Vec::new(),
             final_loss: f64::INFINITY,
             diverged: true,
             note: Some(note),
@@ -184,22 +246,28 @@ impl RunRecord {
             steps_per_sec: 0.0,
             hessian: Vec::new(),
             trajectory: Vec::new(),
+            final_point: Vec::new(),
         }
     }
 }
 
+fn to_f64<T: Real>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|x| x.to_f64().unwrap_or(f64::NAN)).collect()
+}
+
 /// The Hessian error of `minimizer`'s preconditioner on `task` at `x`; `None` if either lacks
-/// what it needs.
-pub fn hessian_error(
-    task: &mut dyn Task<f64>,
-    minimizer: &dyn Minimizer<f64>,
-    x: &[f64],
+/// what it needs. Probes are drawn and errors summed in f64.
+pub fn hessian_error<T: Real>(
+    task: &mut dyn Task<T>,
+    minimizer: &dyn Minimizer<T>,
+    x: &[T],
     probes: usize,
     exact_max_dim: usize,
     rng: &mut Stream,
 ) -> Option<(f64, f64)> {
     let n = x.len();
-    let (mut v, mut hv, mut ghv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut v = vec![0.0; n];
+    let (mut vt, mut hv, mut ghv) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
     let mut total = 0.0;
     for _ in 0..probes {
         for vi in &mut v {
@@ -207,13 +275,16 @@ pub fn hessian_error(
         }
         let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
         v.iter_mut().for_each(|a| *a /= norm);
-        task.hessian_vector(x, &v, &mut hv)?;
+        for (t, &a) in vt.iter_mut().zip(&v) {
+            *t = lit(a);
+        }
+        task.hessian_vector(x, &vt, &mut hv)?;
         if !minimizer.preconditioner_matvec(&hv, &mut ghv) {
             return None;
         }
         total += v
             .iter()
-            .zip(&ghv)
+            .zip(to_f64(&ghv))
             .map(|(a, b)| (a - b) * (a - b))
             .sum::<f64>();
     }
@@ -222,13 +293,13 @@ pub fn hessian_error(
     if n <= exact_max_dim {
         // Column j of GH is G·(H e_j).
         let mut sum = 0.0;
-        let mut e = vec![0.0; n];
+        let mut e = vec![T::zero(); n];
         for j in 0..n {
-            e[j] = 1.0;
+            e[j] = T::one();
             task.hessian_vector(x, &e, &mut hv)?;
-            e[j] = 0.0;
+            e[j] = T::zero();
             minimizer.preconditioner_matvec(&hv, &mut ghv);
-            for (i, &gh) in ghv.iter().enumerate() {
+            for (i, gh) in to_f64(&ghv).into_iter().enumerate() {
                 let d = if i == j { 1.0 - gh } else { -gh };
                 sum += d * d;
             }
@@ -244,9 +315,9 @@ pub fn hessian_error(
 ///
 /// # Errors
 /// [`Interrupted`] if [`STOP`] is set during the run.
-pub fn run(
-    task: &mut dyn Task<f64>,
-    minimizer: &mut dyn Minimizer<f64>,
+pub fn run<T: Real>(
+    task: &mut dyn Task<T>,
+    minimizer: &mut dyn Minimizer<T>,
     options: &RunOptions,
     metric_seed: u64,
 ) -> Result<RunRecord, Interrupted> {
@@ -259,6 +330,7 @@ pub fn run(
     let mut x = task.initial_point();
     let mut rec = RunRecord {
         curve: Vec::with_capacity((iters / bin + 1) as usize),
+        times: Vec::with_capacity((iters / bin + 1) as usize),
         final_loss: f64::INFINITY,
         diverged: false,
         note: None,
@@ -266,16 +338,17 @@ pub fn run(
         steps_per_sec: 0.0,
         hessian: Vec::new(),
         trajectory: Vec::new(),
+        final_point: Vec::new(),
     };
     if options.trajectory {
-        rec.trajectory.push(x.clone());
+        rec.trajectory.push(to_f64(&x));
     }
     let mut rng = Stream::new(metric_seed);
     let (mut bin_sum, mut bin_len) = (0.0, 0u64);
     let (mut win_sum, mut win_len) = (0.0, 0u64);
-    let mut measure = |task: &mut dyn Task<f64>,
-                       m: &dyn Minimizer<f64>,
-                       x: &[f64],
+    let mut measure = |task: &mut dyn Task<T>,
+                       m: &dyn Minimizer<T>,
+                       x: &[T],
                        step: u64,
                        out: &mut Vec<HessianPoint>| {
         if let Some((probe, exact)) = hessian_error(
@@ -295,15 +368,18 @@ pub fn run(
     let mut elapsed = 0.0;
     let mut start = Instant::now();
     for it in 0..iters {
-        if it % 256 == 0 && STOP.load(Ordering::Relaxed) {
+        if STOP.load(Ordering::Relaxed) {
             return Err(Interrupted);
         }
         let evals = (it + 1) * epi;
         let loss = match minimizer.iterate(task, &mut x) {
-            Ok(l) if l.is_finite() => l,
+            Ok(l) if l.is_finite() => l.to_f64().unwrap_or(f64::NAN),
             Ok(l) => {
                 rec.diverged = true;
-                rec.note = Some(format!("loss {l} at step {evals}"));
+                rec.note = Some(format!(
+                    "loss {} at step {evals}",
+                    l.to_f64().unwrap_or(f64::NAN)
+                ));
                 break;
             }
             Err(e) => {
@@ -313,12 +389,13 @@ pub fn run(
             }
         };
         if options.trajectory {
-            rec.trajectory.push(x.clone());
+            rec.trajectory.push(to_f64(&x));
         }
         bin_sum += loss;
         bin_len += 1;
         if bin_len == bin || it + 1 == iters {
             rec.curve.push((evals, bin_sum / bin_len as f64));
+            rec.times.push(elapsed + start.elapsed().as_secs_f64());
             bin_sum = 0.0;
             bin_len = 0;
         }
@@ -334,6 +411,9 @@ pub fn run(
     }
     elapsed += start.elapsed().as_secs_f64();
     rec.seconds = elapsed;
+    if options.keep_final {
+        rec.final_point = to_f64(&x);
+    }
     let done = rec.curve.last().map_or(0, |c| c.0);
     rec.steps_per_sec = if elapsed > 0.0 {
         done as f64 / elapsed
@@ -351,31 +431,41 @@ pub fn run(
     Ok(rec)
 }
 
-/// Builds `kind` with `values` for `spec` and runs it on a fresh task drawn from `seed`.
-/// A build error gives a diverged record with the message.
+/// Builds `optimizer` for `spec` and runs it on a fresh task drawn from `seed` (in f32 on MNIST,
+/// f64 otherwise). A build error gives a diverged record with the message.
 ///
 /// # Errors
 /// [`Interrupted`].
 pub fn run_optimizer(
     spec: &TaskSpec,
-    kind: OptimizerKind,
-    values: &[f64],
+    optimizer: &Optimizer,
     options: &RunOptions,
     seed: u64,
 ) -> Result<RunRecord, Interrupted> {
-    let mut task = match spec.make(derive_seed(seed, &[1])) {
-        Ok(t) => t,
-        Err(e) => return Ok(RunRecord::failed(e)),
-    };
     let ctx = spec.context(options.steps, derive_seed(seed, &[2]));
-    let mut minimizer = match kind.build::<f64>(values, &ctx) {
-        Ok(m) => m,
-        Err(e) => return Ok(RunRecord::failed(e.to_string())),
-    };
-    run(
-        task.as_mut(),
-        minimizer.as_mut(),
-        options,
-        derive_seed(seed, &[3]),
-    )
+    match spec {
+        TaskSpec::Mnist(m) => {
+            match MnistTask::new(m.images.clone(), m.batch, derive_seed(seed, &[1])) {
+                Ok(mut task) => run_built::<f32>(&mut task, optimizer, &ctx, options, seed),
+                Err(e) => Ok(RunRecord::failed(e.to_string())),
+            }
+        }
+        _ => match spec.make(derive_seed(seed, &[1])) {
+            Ok(mut task) => run_built::<f64>(task.as_mut(), optimizer, &ctx, options, seed),
+            Err(e) => Ok(RunRecord::failed(e)),
+        },
+    }
+}
+
+fn run_built<T: Real>(
+    task: &mut dyn Task<T>,
+    optimizer: &Optimizer,
+    ctx: &BuildContext,
+    options: &RunOptions,
+    seed: u64,
+) -> Result<RunRecord, Interrupted> {
+    match optimizer.build::<T>(ctx) {
+        Ok(mut minimizer) => run(task, minimizer.as_mut(), options, derive_seed(seed, &[3])),
+        Err(e) => Ok(RunRecord::failed(e.to_string())),
+    }
 }

@@ -1,38 +1,27 @@
-//! The authors' protocol (`experiment/experiment2.py`, `freeze_hessian_test.py`): tuning, main
-//! runs, ablations, the frozen-preconditioner test, and what they write.
-//!
-//! Output layout under a task folder (e.g. `results/bowl/`):
-//!
-//! | path | contents |
-//! |---|---|
-//! | `tuned.json` | tuned hyperparameters per optimizer |
-//! | `tuning/<opt>.csv` | every tuning candidate: generation, values, score |
-//! | `curves/<group>/run<r>.csv` | each run's learning curve (`step,loss`, bin means) |
-//! | `hessian/<group>/run<r>.csv` | LODO's Hessian error (`step,probe,exact`) |
-//! | `trajectories/<opt>.csv` | Rosenbrock iterates of run 0 |
-//! | `summary.csv` | the table of final-window losses |
-//! | `*.svg`, `*.png` | figures |
+//! The authors' protocol (`experiment/experiment2.py`, `freeze_hessian_test.py`) as runs:
+//! tuning, main runs, ablations and the frozen-preconditioner test, for every task of
+//! [`TaskSpec`] (the synthetic tasks and MNIST alike). What the runs write is in
+//! [`super::files`], the figures in [`super::figures`], the report in [`super::markdown`].
 //!
 //! Every run writes its files as soon as it finishes (atomically), so an interrupted experiment
 //! leaves complete files for the runs that finished.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use lodo_core::{Lodo, LodoConfig};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
+use super::files::{self, Tuned};
 use super::{Interrupted, RunOptions, RunRecord, TaskSpec, derive_seed, run, run_optimizer};
-use crate::baselines::{FrozenLodo, LodoMinimizer, OptimizerKind};
-use crate::plot::{LineChart, Series, mean_curve, palette, trajectories_on_heatmap};
-use crate::report::{
-    Summary, file_stem, fmt_hparam, hyperparameter_table, results_table, write_atomic, write_csv,
-    write_curve_csv, write_summary_csv,
+use crate::baselines::{
+    BuiltLodo, FrozenLodo, HyperParam, LodoMinimizer, LodoParams, LodoVariant, Optimizer,
+    OptimizerKind, TuneScope, build_lodo,
 };
-use crate::tasks::{NoisyQuadraticBowl, Rosenbrock};
+use crate::report::{Summary, write_summary_csv};
+use crate::task::Minimizer;
+use crate::tasks::NoisyQuadraticBowl;
 use crate::tune::{Generation, TuneOutcome, tune};
 
 /// How much work an experiment does.
@@ -52,22 +41,64 @@ pub struct Budget {
     pub hessian_probes: usize,
 }
 
+/// A row of LODO runs with LODO's hyperparameters: an ablation or a point of a sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LodoRow {
+    /// Row label.
+    pub label: String,
+    /// Architecture and meta-optimizer.
+    pub variant: LodoVariant,
+    /// The row's `β` (`None`: LODO's).
+    pub beta: Option<f64>,
+}
+
+impl LodoRow {
+    /// The ablation `kind` (a LODO kind), labelled by its name.
+    #[must_use]
+    pub fn ablation(kind: OptimizerKind) -> Self {
+        let variant = match kind.defaults() {
+            Optimizer::Lodo(p) => p.variant,
+            _ => LodoVariant::BLOCK,
+        };
+        Self {
+            label: kind.name().into(),
+            variant,
+            beta: None,
+        }
+    }
+
+    /// The row's optimizer, given LODO's hyperparameters.
+    #[must_use]
+    pub fn optimizer(&self, lodo: &LodoParams) -> Optimizer {
+        Optimizer::Lodo(LodoParams {
+            beta: self.beta.unwrap_or(lodo.beta),
+            variant: self.variant,
+            ..*lodo
+        })
+    }
+}
+
 /// One experiment on one task.
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// The task.
     pub spec: TaskSpec,
-    /// Optimizers tuned and run.
-    pub optimizers: Vec<OptimizerKind>,
-    /// LODO ablations, run with LODO's tuned hyperparameters.
-    pub ablations: Vec<OptimizerKind>,
+    /// The task tuning runs on (`None`: [`Plan::spec`]).
+    pub tune_spec: Option<TaskSpec>,
+    /// Optimizers tuned and run, at the values tuning starts from (used as they are untuned).
+    pub optimizers: Vec<Optimizer>,
+    /// LODO rows run with LODO's (tuned) hyperparameters.
+    pub ablations: Vec<LodoRow>,
     /// The budget.
     pub budget: Budget,
-    /// Tune first; otherwise use `tuned.json` from the task folder if present, else the authors'
-    /// defaults.
-    pub tune: bool,
+    /// Tune first, these hyperparameters; otherwise the values of [`Plan::optimizers`].
+    pub tune: Option<TuneScope>,
+    /// Untuned: take the values from `tuned.json` in the task folder where it has them.
+    pub reuse: bool,
     /// Run the frozen-preconditioner test (bowl only).
     pub frozen: bool,
+    /// Keep each main run's final point.
+    pub keep_final: bool,
     /// Base seed.
     pub seed: u64,
     /// The task's output folder.
@@ -79,8 +110,8 @@ pub struct Plan {
 pub struct Group {
     /// Row label.
     pub label: String,
-    /// Hyperparameters `(name, value)`.
-    pub values: Vec<(String, f64)>,
+    /// The optimizer, with its hyperparameters.
+    pub optimizer: Optimizer,
     /// The runs, in run order.
     pub runs: Vec<RunRecord>,
 }
@@ -96,19 +127,38 @@ impl Group {
     }
 }
 
-/// Tuned values of one optimizer and how they were obtained.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Tuned {
-    /// Optimizer name.
-    pub optimizer: String,
-    /// Hyperparameter names.
-    pub names: Vec<String>,
-    /// The authors' defaults.
-    pub defaults: Vec<f64>,
-    /// The values used.
-    pub values: Vec<f64>,
-    /// `"tuned"`, `"loaded"` or `"default"`.
-    pub source: String,
+/// One optimizer's tuning.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// The optimizer at the start values.
+    pub start: Optimizer,
+    /// The tuned hyperparameters at their start values.
+    pub fields: Vec<HyperParam>,
+    /// What the tuner did.
+    pub outcome: TuneOutcome,
+    /// Wall seconds.
+    pub seconds: f64,
+}
+
+impl Tuning {
+    /// The best score of the last generation.
+    #[must_use]
+    pub fn best_last(&self) -> f64 {
+        self.outcome.generations.last().map_or(f64::NAN, |g| {
+            g.iter().map(|c| c.score).fold(f64::INFINITY, f64::min)
+        })
+    }
+}
+
+/// The hyperparameters one optimizer runs with, and where they come from.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    /// The optimizer with the values used.
+    pub optimizer: Optimizer,
+    /// Its `tuned.json` entry.
+    pub entry: Tuned,
+    /// The tuning, if it was tuned now.
+    pub tuning: Option<Tuning>,
 }
 
 /// Everything one task's experiment produced.
@@ -117,7 +167,7 @@ pub struct TaskResults {
     /// The task.
     pub spec: TaskSpec,
     /// Hyperparameters per optimizer.
-    pub tuned: Vec<Tuned>,
+    pub tuned: Vec<Setting>,
     /// Main runs, one group per optimizer.
     pub main: Vec<Group>,
     /// Ablation runs (LODO first).
@@ -128,6 +178,16 @@ pub struct TaskResults {
     pub seconds: f64,
     /// The budget used.
     pub budget: Budget,
+}
+
+impl TaskResults {
+    /// The main runs' LODO group.
+    #[must_use]
+    pub fn lodo(&self) -> Option<&Group> {
+        self.main
+            .iter()
+            .find(|g| g.optimizer.kind() == OptimizerKind::Lodo)
+    }
 }
 
 fn bar(len: u64, msg: String) -> ProgressBar {
@@ -142,33 +202,13 @@ fn bar(len: u64, msg: String) -> ProgressBar {
     pb
 }
 
-fn task_id(spec: &TaskSpec) -> u64 {
-    match spec {
-        TaskSpec::Bowl(_) => 1,
-        TaskSpec::Rosenbrock => 2,
-    }
-}
-
-fn kind_id(kind: OptimizerKind) -> u64 {
-    OptimizerKind::ALL
-        .iter()
-        .position(|&k| k == kind)
-        .unwrap_or(99) as u64
-}
-
-fn named(kind: OptimizerKind, values: &[f64]) -> Vec<(String, f64)> {
-    kind.hyperparameters()
-        .iter()
-        .zip(values)
-        .map(|(h, &v)| (h.name.to_string(), v))
-        .collect()
-}
-
-/// Tunes every optimizer of the plan (in parallel across optimizers and candidates).
+/// Tunes every optimizer of the plan, the hyperparameters of `scope` (in parallel across
+/// optimizers and candidates), on [`Plan::tune_spec`].
 ///
 /// # Errors
 /// [`Interrupted`].
-pub fn tune_all(plan: &Plan) -> Result<Vec<(OptimizerKind, TuneOutcome)>, Interrupted> {
+pub fn tune_all(plan: &Plan, scope: TuneScope) -> Result<Vec<Tuning>, Interrupted> {
+    let spec = plan.tune_spec.as_ref().unwrap_or(&plan.spec);
     let per_opt: u64 = plan
         .budget
         .schedule
@@ -182,181 +222,123 @@ pub fn tune_all(plan: &Plan) -> Result<Vec<(OptimizerKind, TuneOutcome)>, Interr
     let out: Result<Vec<_>, Interrupted> = plan
         .optimizers
         .par_iter()
-        .map(|&kind| {
-            let seed = derive_seed(plan.seed, &[task_id(&plan.spec), 100, kind_id(kind)]);
+        .map(|&start| {
+            let t0 = Instant::now();
+            let seed = derive_seed(plan.seed, &[spec.id(), 100, start.kind().id()]);
+            let fields = start.scoped_fields(scope);
+            let names: Vec<&str> = fields.iter().map(|h| h.name).collect();
+            let values: Vec<f64> = fields.iter().map(|h| h.default).collect();
             let outcome = tune(
-                kind.hyperparameters(),
-                &kind.defaults(),
+                &fields,
+                &values,
                 &plan.budget.schedule,
                 seed,
                 |values, steps, s| {
                     let mut opts = RunOptions::new(steps);
                     opts.curve_points = 1;
-                    let r = run_optimizer(&plan.spec, kind, values, &opts, s)?;
+                    // The names are the optimizer's own, so this cannot fail.
+                    let score = match start.with_named(&names, values) {
+                        Ok(o) => run_optimizer(spec, &o, &opts, s)?.final_loss,
+                        Err(_) => f64::INFINITY,
+                    };
                     pb.inc(1);
-                    Ok(r.final_loss)
+                    Ok(score)
                 },
             )?;
-            Ok((kind, outcome))
+            Ok(Tuning {
+                start,
+                fields,
+                outcome,
+                seconds: t0.elapsed().as_secs_f64(),
+            })
         })
         .collect();
     pb.finish_and_clear();
     out
 }
 
-fn write_tuning(plan: &Plan, tuned: &[(OptimizerKind, TuneOutcome)]) -> Result<()> {
-    for (kind, outcome) in tuned {
-        let mut rows = Vec::new();
-        for (g, cands) in outcome.generations.iter().enumerate() {
-            for (i, c) in cands.iter().enumerate() {
-                let mut row = vec![g.to_string(), i.to_string()];
-                row.extend(c.values.iter().map(|v| format!("{v:e}")));
-                row.push(format!("{:e}", c.score));
-                rows.push(row);
-            }
-        }
-        let mut cols = vec!["generation", "candidate"];
-        cols.extend(kind.hyperparameters().iter().map(|h| h.name));
-        cols.push("score");
-        write_csv(
-            &plan
-                .out
-                .join("tuning")
-                .join(format!("{}.csv", file_stem(kind.name()))),
-            &cols,
-            &rows,
-        )?;
-    }
-    Ok(())
-}
-
-/// The hyperparameters for every optimizer of the plan: tuned now, loaded from `tuned.json`,
-/// or the authors' defaults. Writes `tuned.json` when tuning.
+/// The hyperparameters for every optimizer of the plan (in plan order, then LODO's for the
+/// ablations and the frozen test if LODO is not among them): tuned now (writing `tuned.json`
+/// and `tuning/<opt>.csv`), loaded from `tuned.json` ([`Plan::reuse`]), or the plan's values.
 ///
 /// # Errors
-/// [`Interrupted`] (wrapped) or I/O errors.
-pub fn hyperparameters(plan: &Plan) -> Result<Vec<Tuned>> {
+/// [`Interrupted`] (wrapped), I/O errors, or a `tuned.json` that cannot be read or used.
+pub fn hyperparameters(plan: &Plan) -> Result<Vec<Setting>> {
     let path = plan.out.join("tuned.json");
     let mut out = Vec::new();
-    if plan.tune {
-        let tuned = tune_all(plan)?;
-        write_tuning(plan, &tuned)?;
-        for (kind, outcome) in tuned {
-            out.push(Tuned {
-                optimizer: kind.name().into(),
-                names: kind
-                    .hyperparameters()
-                    .iter()
-                    .map(|h| h.name.into())
-                    .collect(),
-                defaults: kind.defaults(),
-                values: outcome.best,
-                source: "tuned".into(),
+    if let Some(scope) = plan.tune {
+        // An unreadable tuned.json (kept entries are merged into it) fails before the tuning.
+        files::load_tuned(&path)?;
+        let tunings = tune_all(plan, scope)?;
+        files::write_tuning(&plan.out, &tunings)?;
+        for t in tunings {
+            let names: Vec<String> = t.fields.iter().map(|h| h.name.into()).collect();
+            let optimizer = t.start.with_named(&names, &t.outcome.best)?;
+            out.push(Setting {
+                optimizer,
+                entry: Tuned {
+                    optimizer: optimizer.kind().name().into(),
+                    names,
+                    defaults: t.fields.iter().map(|h| h.default).collect(),
+                    values: t.outcome.best.clone(),
+                    source: "tuned".into(),
+                },
+                tuning: Some(t),
             });
         }
-        // Keep entries of optimizers not tuned this time.
-        let mut all: BTreeMap<String, Tuned> = load_tuned(&path)
-            .into_iter()
-            .map(|t| (t.optimizer.clone(), t))
-            .collect();
-        for t in &out {
-            all.insert(t.optimizer.clone(), t.clone());
-        }
-        let list: Vec<&Tuned> = all.values().collect();
-        write_atomic(&path, serde_json::to_string_pretty(&list)?.as_bytes())?;
+        let entries: Vec<Tuned> = out.iter().map(|s| s.entry.clone()).collect();
+        files::save_tuned(&path, &entries)?;
     } else {
-        let loaded = load_tuned(&path);
-        let mut kinds = plan.optimizers.clone();
-        if (plan.frozen || !plan.ablations.is_empty()) && !kinds.contains(&OptimizerKind::Lodo) {
-            kinds.push(OptimizerKind::Lodo);
+        let loaded = if plan.reuse {
+            files::load_tuned(&path)?
+        } else {
+            Vec::new()
+        };
+        let mut list = plan.optimizers.clone();
+        let needs_lodo = plan.frozen || !plan.ablations.is_empty();
+        if needs_lodo && !list.iter().any(|o| o.kind() == OptimizerKind::Lodo) {
+            list.push(OptimizerKind::Lodo.defaults());
         }
-        for kind in kinds {
-            let found = loaded.iter().find(|t| {
-                t.optimizer == kind.name() && t.values.len() == kind.hyperparameters().len()
-            });
-            out.push(match found {
-                Some(t) => Tuned {
-                    source: "loaded".into(),
-                    ..t.clone()
+        for start in list {
+            let kind = start.kind();
+            let setting = match loaded.iter().find(|t| t.optimizer == kind.name()) {
+                Some(t) => Setting {
+                    optimizer: start
+                        .with_named(&t.names, &t.values)
+                        .with_context(|| format!("{}: entry {}", path.display(), t.optimizer))?,
+                    entry: Tuned {
+                        source: "loaded".into(),
+                        ..t.clone()
+                    },
+                    tuning: None,
                 },
-                None => Tuned {
-                    optimizer: kind.name().into(),
-                    names: kind
-                        .hyperparameters()
-                        .iter()
-                        .map(|h| h.name.into())
-                        .collect(),
-                    defaults: kind.defaults(),
-                    values: kind.defaults(),
-                    source: "default".into(),
-                },
-            });
+                None => {
+                    let fields = start.fields();
+                    Setting {
+                        optimizer: start,
+                        entry: Tuned {
+                            optimizer: kind.name().into(),
+                            names: fields.iter().map(|h| h.name.into()).collect(),
+                            defaults: kind.defaults().values(),
+                            values: start.values(),
+                            source: "default".into(),
+                        },
+                        tuning: None,
+                    }
+                }
+            };
+            out.push(setting);
         }
     }
     Ok(out)
 }
 
-fn load_tuned(path: &Path) -> Vec<Tuned> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default()
-}
-
-fn write_run_files(dir: &Path, label: &str, r: usize, rec: &RunRecord) -> std::io::Result<()> {
-    let stem = file_stem(label);
-    write_curve_csv(
-        &dir.join("curves").join(&stem).join(format!("run{r}.csv")),
-        &rec.curve,
-    )?;
-    if !rec.hessian.is_empty() {
-        let rows: Vec<Vec<String>> = rec
-            .hessian
-            .iter()
-            .map(|h| {
-                vec![
-                    h.step.to_string(),
-                    format!("{:e}", h.probe),
-                    format!("{:e}", h.exact),
-                ]
-            })
-            .collect();
-        write_csv(
-            &dir.join("hessian").join(&stem).join(format!("run{r}.csv")),
-            &["step", "probe", "exact"],
-            &rows,
-        )?;
-    }
-    if !rec.trajectory.is_empty() && r == 0 {
-        let rows: Vec<Vec<String>> = rec
-            .trajectory
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                let mut row = vec![i.to_string()];
-                row.extend(x.iter().map(|v| format!("{v:e}")));
-                row
-            })
-            .collect();
-        write_csv(
-            &dir.join("trajectories").join(format!("{stem}.csv")),
-            &["iteration", "x", "y"],
-            &rows,
-        )?;
-    }
-    Ok(())
-}
-
-/// Runs `budget.runs` seeded runs of every `(label, kind, values)` in parallel; run `r` of every
+/// Runs `budget.runs` seeded runs of every `(label, optimizer)` in parallel; run `r` of every
 /// optimizer sees the same task draw (common random numbers). Each run writes its files when done.
 ///
 /// # Errors
 /// [`Interrupted`] (wrapped) or I/O errors.
-pub fn main_runs(
-    plan: &Plan,
-    rows: &[(String, OptimizerKind, Vec<f64>)],
-    what: &str,
-) -> Result<Vec<Group>> {
+pub fn main_runs(plan: &Plan, rows: &[(String, Optimizer)], what: &str) -> Result<Vec<Group>> {
     let b = &plan.budget;
     let jobs: Vec<(usize, usize)> = (0..rows.len())
         .flat_map(|i| (0..b.runs).map(move |r| (i, r)))
@@ -366,20 +348,21 @@ pub fn main_runs(
     let records: Vec<Result<RunRecord>> = jobs
         .par_iter()
         .map(|&(i, r)| {
-            let (label, kind, values) = &rows[i];
+            let (label, optimizer) = &rows[i];
             let mut opts = RunOptions::new(b.steps);
             opts.curve_points = b.curve_points;
             if let Some(every) = b.steps.checked_div(b.hessian_points)
                 && bowl
-                && kind.is_lodo()
+                && optimizer.kind().is_lodo()
             {
                 opts.hessian_every = every.max(1);
                 opts.hessian_probes = b.hessian_probes;
             }
-            opts.trajectory = !bowl && r == 0;
-            let seed = derive_seed(plan.seed, &[task_id(&plan.spec), 200, r as u64]);
-            let rec = run_optimizer(&plan.spec, *kind, values, &opts, seed)?;
-            write_run_files(&plan.out, label, r, &rec)
+            opts.trajectory = matches!(plan.spec, TaskSpec::Rosenbrock) && r == 0;
+            opts.keep_final = plan.keep_final;
+            let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
+            let rec = run_optimizer(&plan.spec, optimizer, &opts, seed)?;
+            files::write_run_files(&plan.out, label, r, &rec)
                 .with_context(|| format!("writing the files of {label} run {r}"))?;
             pb.inc(1);
             Ok(rec)
@@ -388,11 +371,11 @@ pub fn main_runs(
     pb.finish_and_clear();
     let mut records = records.into_iter();
     let mut groups = Vec::new();
-    for (label, kind, values) in rows {
+    for (label, optimizer) in rows {
         let runs: Result<Vec<RunRecord>> = records.by_ref().take(b.runs).collect();
         groups.push(Group {
             label: label.clone(),
-            values: named(*kind, values),
+            optimizer: *optimizer,
             runs: runs?,
         });
     }
@@ -406,15 +389,21 @@ pub fn main_runs(
 ///
 /// # Errors
 /// [`Interrupted`] (wrapped), I/O errors, or a bad LODO configuration.
-pub fn frozen(plan: &Plan, lodo_values: &[f64]) -> Result<Vec<Group>> {
+pub fn frozen(plan: &Plan, lodo: &LodoParams) -> Result<Vec<Group>> {
     let TaskSpec::Bowl(options) = plan.spec else {
         return Ok(Vec::new());
     };
     let b = &plan.budget;
-    let config = LodoConfig::<f64>::default()
-        .with_alpha0(lodo_values[0])?
-        .with_meta_lr(lodo_values[1])?
-        .with_beta(lodo_values[2])?;
+    let block = LodoParams {
+        variant: LodoVariant::BLOCK,
+        ..*lodo
+    };
+    let new_lodo = |seed: u64| -> Result<LodoMinimizer<f64, _>> {
+        match build_lodo::<f64>(&block, options.dim, seed)? {
+            BuiltLodo::Block(l) => Ok(LodoMinimizer::new(l)),
+            _ => anyhow::bail!("the frozen test needs the block network"),
+        }
+    };
     let labels = [
         "LODO (training bowl A)",
         "LODO on the fly (new bowl B)",
@@ -425,7 +414,7 @@ pub fn frozen(plan: &Plan, lodo_values: &[f64]) -> Result<Vec<Group>> {
     let per_run: Vec<Result<Vec<RunRecord>>> = (0..b.runs)
         .into_par_iter()
         .map(|r| {
-            let seed = derive_seed(plan.seed, &[task_id(&plan.spec), 300, r as u64]);
+            let seed = derive_seed(plan.seed, &[plan.spec.id(), 300, r as u64]);
             let mut opts = RunOptions::new(b.steps);
             opts.curve_points = b.curve_points;
             if let Some(every) = b.steps.checked_div(b.hessian_points) {
@@ -433,40 +422,26 @@ pub fn frozen(plan: &Plan, lodo_values: &[f64]) -> Result<Vec<Group>> {
                 opts.hessian_probes = b.hessian_probes;
             }
             let (seed_a, seed_b) = (derive_seed(seed, &[1]), derive_seed(seed, &[2]));
-            let mut bowl_a =
-                NoisyQuadraticBowl::new(options, seed_a).map_err(anyhow::Error::msg)?;
-            let mut trained = LodoMinimizer::new(Lodo::<f64>::new(
-                options.dim,
-                config,
-                derive_seed(seed, &[3]),
-            )?);
-            let rec_a = run(&mut bowl_a, &mut trained, &opts, derive_seed(seed, &[4]))?;
+            // A run of `m` on the bowl drawn from `task_seed`, its walk reseeded by `walk_seed`.
+            let go = |m: &mut dyn Minimizer<f64>, task_seed, walk_seed: Option<u64>, k| {
+                let mut bowl =
+                    NoisyQuadraticBowl::new(options, task_seed).map_err(anyhow::Error::msg)?;
+                if let Some(w) = walk_seed {
+                    bowl.reseed_walk(w);
+                }
+                anyhow::Ok(run(&mut bowl, m, &opts, derive_seed(seed, &[k]))?)
+            };
+            let mut trained = new_lodo(derive_seed(seed, &[3]))?;
+            let rec_a = go(&mut trained, seed_a, None, 4)?;
             let g = trained.lodo().preconditioner().clone();
-
-            let mut bowl_b =
-                NoisyQuadraticBowl::new(options, seed_b).map_err(anyhow::Error::msg)?;
-            let mut fresh = LodoMinimizer::new(Lodo::<f64>::new(
-                options.dim,
-                config,
-                derive_seed(seed, &[3]),
-            )?);
-            let rec_fly = run(&mut bowl_b, &mut fresh, &opts, derive_seed(seed, &[5]))?;
-
-            let mut bowl_b =
-                NoisyQuadraticBowl::new(options, seed_b).map_err(anyhow::Error::msg)?;
-            let mut frozen_b = FrozenLodo::new(g.clone(), lodo_values[2])?;
-            let rec_fb = run(&mut bowl_b, &mut frozen_b, &opts, derive_seed(seed, &[6]))?;
-
-            let mut bowl_a2 =
-                NoisyQuadraticBowl::new(options, seed_a).map_err(anyhow::Error::msg)?;
-            bowl_a2.reseed_walk(derive_seed(seed, &[7]));
-            let mut frozen_a = FrozenLodo::new(g, lodo_values[2])?;
-            let rec_fa = run(&mut bowl_a2, &mut frozen_a, &opts, derive_seed(seed, &[8]))?;
-
+            let rec_fly = go(&mut new_lodo(derive_seed(seed, &[3]))?, seed_b, None, 5)?;
+            let rec_fb = go(&mut FrozenLodo::new(g.clone(), lodo.beta)?, seed_b, None, 6)?;
+            let walk = Some(derive_seed(seed, &[7]));
+            let rec_fa = go(&mut FrozenLodo::new(g, lodo.beta)?, seed_a, walk, 8)?;
             let recs = vec![rec_a, rec_fly, rec_fb, rec_fa];
             let dir = plan.out.join("frozen");
             for (label, rec) in labels.iter().zip(&recs) {
-                write_run_files(&dir, label, r, rec)?;
+                files::write_run_files(&dir, label, r, rec)?;
             }
             pb.inc(1);
             Ok(recs)
@@ -477,7 +452,7 @@ pub fn frozen(plan: &Plan, lodo_values: &[f64]) -> Result<Vec<Group>> {
         .iter()
         .map(|l| Group {
             label: (*l).to_string(),
-            values: named(OptimizerKind::Lodo, lodo_values),
+            optimizer: Optimizer::Lodo(block),
             runs: Vec::new(),
         })
         .collect();
@@ -489,373 +464,170 @@ pub fn frozen(plan: &Plan, lodo_values: &[f64]) -> Result<Vec<Group>> {
     Ok(groups)
 }
 
-/// Runs a whole plan: hyperparameters, main runs, ablations, frozen test; writes summary CSVs,
-/// figures and returns the results (see [`task_report`] for the Markdown).
+/// Bytes one run of `optimizer` on `spec` for `steps` evaluations allocates, roughly: the task
+/// (the bowl's dense `H` and eigenvectors, MNIST's batch), the optimizer (dense `n × n`
+/// matrices of BFGS and Levenberg–Marquardt, LODO's blocks with their Adam moments), the kept
+/// learning curve and, on Rosenbrock, the trajectory.
+#[must_use]
+pub fn run_bytes(spec: &TaskSpec, optimizer: &Optimizer, steps: u64, curve_points: usize) -> u128 {
+    let n = spec.dim() as u128;
+    let f = 8u128; // f64 (MNIST's f32 is counted as f64: an upper bound)
+    let task = match spec {
+        TaskSpec::Bowl(_) => 2 * n * n * f,
+        TaskSpec::Rosenbrock => 0,
+        TaskSpec::Mnist(m) => {
+            m.batch as u128 * std::mem::size_of::<crate::mnist::net::Query>() as u128
+        }
+    };
+    let opt = match optimizer {
+        o if o.kind().is_dense() => 3 * n * n * f,
+        // Layers × hidden width (≈ 2n) × block size, for the blocks, Adam's two moments and
+        // the backward pass.
+        Optimizer::Lodo(p) => {
+            let (layers, k) = match p.variant {
+                LodoVariant::Block { layers, block_size } => (layers, block_size),
+                LodoVariant::Residuals => (64, 4),
+                _ => (16, 4),
+            };
+            layers as u128 * 2 * n * k as u128 * f * 4
+        }
+        _ => 8 * n * f,
+    };
+    let points = u128::from(steps).min(curve_points as u128 + 1);
+    let trajectory = if matches!(spec, TaskSpec::Rosenbrock) {
+        (u128::from(steps) + 1) * (24 + n * f)
+    } else {
+        0
+    };
+    task + opt + points * 24 + trajectory
+}
+
+/// The memory this machine has available (Linux `MemAvailable`), if known.
+#[must_use]
+pub fn available_memory() -> Option<u128> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Checks a plan before anything runs: every optimizer once, and the runs that execute at once
+/// (one per worker thread) fit in the available memory.
 ///
 /// # Errors
-/// [`Interrupted`] (wrapped), I/O or drawing errors.
+/// A duplicate optimizer, or the memory asked and the memory available.
+pub fn check_plan(plan: &Plan) -> Result<()> {
+    for (i, o) in plan.optimizers.iter().enumerate() {
+        anyhow::ensure!(
+            !plan.optimizers[..i].iter().any(|p| p.kind() == o.kind()),
+            "--optimizers lists {} twice",
+            o.kind()
+        );
+    }
+    let b = &plan.budget;
+    let lodo = plan.ablations.iter().map(|a| {
+        a.optimizer(&LodoParams {
+            alpha0: 1.0,
+            meta_lr: 1.0,
+            beta: 0.0,
+            variant: LodoVariant::BLOCK,
+        })
+    });
+    let tune_steps = b.schedule.iter().map(|g| g.steps).max().unwrap_or(0);
+    let tune_spec = plan.tune_spec.as_ref().unwrap_or(&plan.spec);
+    let (bytes, what) = plan
+        .optimizers
+        .iter()
+        .copied()
+        .chain(lodo)
+        .flat_map(|o| {
+            [
+                (run_bytes(&plan.spec, &o, b.steps, b.curve_points), o),
+                (run_bytes(tune_spec, &o, tune_steps, 1), o),
+            ]
+        })
+        .max_by_key(|p| p.0)
+        .map_or((0, None), |(b, o)| (b, Some(o.kind())));
+    let at_once = rayon::current_num_threads().max(1) as u128;
+    let gib = |b: u128| b as f64 / f64::from(1u32 << 30);
+    if let (Some(avail), Some(kind)) = (available_memory(), what) {
+        anyhow::ensure!(
+            bytes.saturating_mul(at_once) <= avail,
+            "a run of {kind} on {} would ask for about {:.1} GiB ({} at once: {:.1} GiB), but this \
+             machine has {:.1} GiB available; use a smaller --dim/--batch/--steps or fewer --threads",
+            plan.spec.name(),
+            gib(bytes),
+            at_once,
+            gib(bytes.saturating_mul(at_once)),
+            gib(avail)
+        );
+    }
+    Ok(())
+}
+
+/// Runs a whole plan: hyperparameters, main runs, ablations, frozen test; writes the summary
+/// CSVs and returns the results (figures: [`super::figures::draw_figures`]; Markdown:
+/// [`super::markdown::task_report`]).
+///
+/// # Errors
+/// [`check_plan`]'s, [`Interrupted`] (wrapped), I/O errors.
 pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
-    let start = std::time::Instant::now();
+    check_plan(plan)?;
+    let start = Instant::now();
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("cannot create output folder {}", plan.out.display()))?;
     let tuned = hyperparameters(plan)?;
-    let value_of = |kind: OptimizerKind| -> Vec<f64> {
-        tuned
-            .iter()
-            .find(|t| t.optimizer == kind.name())
-            .map_or_else(|| kind.defaults(), |t| t.values.clone())
-    };
-    let rows: Vec<(String, OptimizerKind, Vec<f64>)> = plan
-        .optimizers
+    let rows: Vec<(String, Optimizer)> = tuned[..plan.optimizers.len()]
         .iter()
-        .map(|&k| (k.name().to_string(), k, value_of(k)))
+        .map(|s| (s.optimizer.kind().name().to_string(), s.optimizer))
         .collect();
+    let summaries = |groups: &[Group]| groups.iter().map(Group::summary).collect::<Vec<_>>();
     let mut main = Vec::new();
     if !rows.is_empty() {
         main = main_runs(plan, &rows, "main runs")?;
-        write_summary_csv(
-            &plan.out.join("summary.csv"),
-            &main.iter().map(Group::summary).collect::<Vec<_>>(),
-        )?;
+        write_summary_csv(&plan.out.join("summary.csv"), &summaries(&main))?;
     }
-    let lodo_values = value_of(OptimizerKind::Lodo);
+    let lodo = tuned
+        .iter()
+        .find_map(|s| match s.optimizer {
+            Optimizer::Lodo(p) if s.optimizer.kind() == OptimizerKind::Lodo => Some(p),
+            _ => None,
+        })
+        .or(match OptimizerKind::Lodo.defaults() {
+            Optimizer::Lodo(p) => Some(p),
+            _ => None,
+        })
+        .context("LODO's hyperparameters")?;
     let mut ablations = Vec::new();
     if !plan.ablations.is_empty() {
-        let rows: Vec<(String, OptimizerKind, Vec<f64>)> = plan
+        let rows: Vec<(String, Optimizer)> = plan
             .ablations
             .iter()
-            .map(|&k| {
-                let mut v = lodo_values.clone();
-                v.truncate(k.hyperparameters().len());
-                (k.name().to_string(), k, v)
-            })
+            .map(|a| (a.label.clone(), a.optimizer(&lodo)))
             .collect();
         ablations = main_runs(plan, &rows, "ablations")?;
-        if let Some(l) = main.iter().find(|g| g.label == "LODO") {
+        if let Some(l) = main
+            .iter()
+            .find(|g| g.optimizer.kind() == OptimizerKind::Lodo)
+        {
             ablations.insert(0, l.clone());
         }
-        write_summary_csv(
-            &plan.out.join("ablations.csv"),
-            &ablations.iter().map(Group::summary).collect::<Vec<_>>(),
-        )?;
+        write_summary_csv(&plan.out.join("ablations.csv"), &summaries(&ablations))?;
     }
     let frozen_groups = if plan.frozen {
-        let g = frozen(plan, &lodo_values)?;
-        write_summary_csv(
-            &plan.out.join("frozen.csv"),
-            &g.iter().map(Group::summary).collect::<Vec<_>>(),
-        )?;
+        let g = frozen(plan, &lodo)?;
+        write_summary_csv(&plan.out.join("frozen.csv"), &summaries(&g))?;
         g
     } else {
         Vec::new()
     };
-    let results = TaskResults {
-        spec: plan.spec,
+    Ok(TaskResults {
+        spec: plan.spec.clone(),
         tuned,
         main,
         ablations,
         frozen: frozen_groups,
         seconds: start.elapsed().as_secs_f64(),
         budget: plan.budget.clone(),
-    };
-    draw_figures(&results, &plan.out)?;
-    Ok(results)
-}
-
-fn curves(g: &Group) -> Vec<Vec<(u64, f64)>> {
-    g.runs.iter().map(|r| r.curve.clone()).collect()
-}
-
-fn learning_chart(title: &str, groups: &[Group], floor: Option<f64>) -> LineChart {
-    LineChart {
-        title: title.into(),
-        x_label: "step (loss-gradient evaluations)".into(),
-        y_label: "training loss (mean over runs)".into(),
-        log_y: true,
-        series: groups
-            .iter()
-            .map(|g| Series::new(&g.label, mean_curve(&curves(g))))
-            .collect(),
-        hlines: floor
-            .map(|f| vec![(format!("Newton floor ½tr(H) = {f:.4}"), f)])
-            .unwrap_or_default(),
-    }
-}
-
-fn hessian_chart(title: &str, groups: &[Group]) -> Option<LineChart> {
-    let mut series = Vec::new();
-    for g in groups {
-        let runs: Vec<&RunRecord> = g.runs.iter().filter(|r| !r.hessian.is_empty()).collect();
-        if runs.is_empty() {
-            continue;
-        }
-        let probe: Vec<Vec<(u64, f64)>> = runs
-            .iter()
-            .map(|r| r.hessian.iter().map(|h| (h.step, h.probe)).collect())
-            .collect();
-        let exact: Vec<Vec<(u64, f64)>> = runs
-            .iter()
-            .map(|r| r.hessian.iter().map(|h| (h.step, h.exact)).collect())
-            .collect();
-        let k = series.len();
-        let mut p = Series::new(&format!("{} (100 probes)", g.label), mean_curve(&probe));
-        p.color = Some(palette(k));
-        series.push(p);
-        let ex = mean_curve(&exact);
-        if !ex.is_empty() {
-            let mut e = Series::new(&format!("{} (exact, dense G)", g.label), ex);
-            e.color = Some(palette(k + 1));
-            series.push(e);
-        }
-    }
-    (!series.is_empty()).then(|| LineChart {
-        title: title.into(),
-        x_label: "step".into(),
-        y_label: "‖I − G·H‖_F / √n (mean over runs)".into(),
-        log_y: false,
-        series,
-        hlines: vec![("G = 0 (error 1)".into(), 1.0)],
     })
-}
-
-/// `[0, 1.1·max]` over the chart's finite values (at most 10, so a diverged frozen run does not
-/// flatten the others).
-fn error_range(c: &LineChart) -> (f64, f64) {
-    let max = c
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .filter(|v| v.is_finite())
-        .fold(1.0f64, f64::max);
-    (0.0, 1.1 * max.min(10.0))
-}
-
-/// Draws the task's figures into `dir`.
-///
-/// # Errors
-/// I/O or drawing errors.
-pub fn draw_figures(res: &TaskResults, dir: &Path) -> Result<()> {
-    let name = res.spec.name();
-    let floor = res.spec.floor();
-    // The bowl's interesting range: below the floor up to 40× it (the authors plot [0, 40]).
-    let range = floor.map(|f| (f / 1.5, f * 40.0));
-    if !res.main.is_empty() {
-        learning_chart(&format!("{name}: learning curves"), &res.main, floor)
-            .draw_in_range(&dir.join("learning_curves"), range)?;
-    }
-    if !res.ablations.is_empty() {
-        learning_chart(&format!("{name}: LODO ablations"), &res.ablations, floor)
-            .draw_in_range(&dir.join("ablations"), range)?;
-    }
-    if !res.frozen.is_empty() {
-        learning_chart(
-            &format!("{name}: frozen preconditioner"),
-            &res.frozen,
-            floor,
-        )
-        .draw_in_range(&dir.join("frozen"), range)?;
-        if let Some(c) = hessian_chart(&format!("{name}: Hessian error, frozen test"), &res.frozen)
-        {
-            c.draw_in_range(&dir.join("frozen_hessian_error"), Some(error_range(&c)))?;
-        }
-    }
-    let lodo: Vec<Group> = res
-        .main
-        .iter()
-        .filter(|g| g.label == "LODO")
-        .cloned()
-        .collect();
-    if let Some(c) = hessian_chart(
-        &format!("{name}: LODO's Hessian approximation error"),
-        &lodo,
-    ) {
-        c.draw_in_range(&dir.join("hessian_error"), Some(error_range(&c)))?;
-    }
-    if matches!(res.spec, TaskSpec::Rosenbrock) {
-        let trajs: Vec<(String, Vec<(f64, f64)>)> = res
-            .main
-            .iter()
-            .chain(res.ablations.iter().filter(|g| g.label != "LODO"))
-            .filter_map(|g| {
-                let r = g.runs.first()?;
-                (!r.trajectory.is_empty()).then(|| {
-                    (
-                        g.label.clone(),
-                        r.trajectory.iter().map(|p| (p[0], p[1])).collect(),
-                    )
-                })
-            })
-            .collect();
-        let main_only: Vec<(String, Vec<(f64, f64)>)> = trajs
-            .iter()
-            .filter(|(l, _)| res.main.iter().any(|g| &g.label == l))
-            .cloned()
-            .collect();
-        trajectories_on_heatmap(
-            "Rosenbrock 0.01(1−x)² + (y−x²)²: trajectories of run 0",
-            &Rosenbrock::value,
-            Rosenbrock::PLOT_BOUNDS,
-            (1.0, 1.0),
-            &main_only,
-            &dir.join("trajectories"),
-        )?;
-    }
-    Ok(())
-}
-
-/// The Markdown section of one task: hyperparameters, the main table, ablations, Hessian error,
-/// frozen test. `rel` is the task folder relative to the report (for figure links).
-#[must_use]
-pub fn task_report(res: &TaskResults, rel: &str) -> String {
-    use std::fmt::Write as _;
-    let b = &res.budget;
-    let mut s = String::new();
-    let title = match res.spec {
-        TaskSpec::Bowl(o) => format!(
-            "Noisy quadratic bowl (n = {}, eigenvalues in [{}, {}], noise {})",
-            o.dim, o.eig_min, o.eig_max, o.noise
-        ),
-        TaskSpec::Rosenbrock => "Rosenbrock 0.01(1−x)² + (y−x²)² from (−0.5, 2)".into(),
-    };
-    let _ = writeln!(s, "## {title}\n");
-    let gens: Vec<String> = b
-        .schedule
-        .iter()
-        .map(|g| format!("({}, {}, {})", g.sigma, g.steps, g.population))
-        .collect();
-    let _ = writeln!(
-        s,
-        "{} runs × {} steps per optimizer; tuning schedule (σ, steps, population): {}; wall time {:.0} s.\n",
-        b.runs,
-        b.steps,
-        if gens.is_empty() {
-            "none".into()
-        } else {
-            gens.join(" ")
-        },
-        res.seconds
-    );
-    let _ = writeln!(s, "### Hyperparameters\n");
-    let rows: Vec<(String, Vec<(String, f64)>)> = res
-        .tuned
-        .iter()
-        .map(|t| {
-            (
-                format!("{} ({})", t.optimizer, t.source),
-                t.names
-                    .iter()
-                    .cloned()
-                    .zip(t.values.iter().copied())
-                    .collect(),
-            )
-        })
-        .collect();
-    s.push_str(&hyperparameter_table(&rows));
-    let defaults: Vec<String> = res
-        .tuned
-        .iter()
-        .map(|t| {
-            let d: Vec<String> = t
-                .names
-                .iter()
-                .zip(&t.defaults)
-                .map(|(n, v)| format!("{n} = {}", fmt_hparam(*v)))
-                .collect();
-            format!("{}: {}", t.optimizer, d.join(", "))
-        })
-        .collect();
-    let _ = writeln!(
-        s,
-        "\nStarting points (authors' defaults): {}.\n",
-        defaults.join("; ")
-    );
-    let floor = res.spec.floor();
-    let _ = writeln!(
-        s,
-        "### Final-window training loss\n\nMean ± std over non-diverged runs of each run's mean loss over the last 10% of steps{}.\n",
-        floor.map_or(String::new(), |f| format!(
-            "; Newton floor ½·tr(H) = {f:.4}"
-        ))
-    );
-    if !res.main.is_empty() {
-        let main: Vec<Summary> = res.main.iter().map(Group::summary).collect();
-        s.push_str(&results_table(&main, floor));
-        let _ = writeln!(s, "\n![learning curves]({rel}/learning_curves.svg)\n");
-    }
-    if matches!(res.spec, TaskSpec::Rosenbrock) {
-        let _ = writeln!(s, "![trajectories]({rel}/trajectories.svg)\n");
-    }
-    if !res.ablations.is_empty() {
-        let _ = writeln!(s, "### LODO ablations (LODO's tuned hyperparameters)\n");
-        let ab: Vec<Summary> = res.ablations.iter().map(Group::summary).collect();
-        s.push_str(&results_table(&ab, floor));
-        let _ = writeln!(s, "\n![ablations]({rel}/ablations.svg)\n");
-    }
-    if let Some(l) = res.main.iter().find(|g| g.label == "LODO") {
-        let pts: Vec<Vec<(u64, f64, f64)>> = l
-            .runs
-            .iter()
-            .map(|r| {
-                r.hessian
-                    .iter()
-                    .map(|h| (h.step, h.probe, h.exact))
-                    .collect()
-            })
-            .filter(|v: &Vec<_>| !v.is_empty())
-            .collect();
-        if !pts.is_empty() {
-            let _ = writeln!(
-                s,
-                "### LODO's Hessian approximation error ‖I − G·H‖_F/√n\n\n| step | probes (100 unit vectors) | exact (dense G) |\n|---|---|---|"
-            );
-            let len = pts.iter().map(Vec::len).min().unwrap_or(0);
-            let picks: Vec<usize> = if len <= 6 {
-                (0..len).collect()
-            } else {
-                let mut p: Vec<usize> = (0..6).map(|k| k * (len - 1) / 5).collect();
-                p.dedup();
-                p
-            };
-            for i in picks {
-                let m = |f: &dyn Fn(&(u64, f64, f64)) -> f64| {
-                    pts.iter().map(|v| f(&v[i])).sum::<f64>() / pts.len() as f64
-                };
-                let _ = writeln!(
-                    s,
-                    "| {} | {:.4} | {:.4} |",
-                    pts[0][i].0,
-                    m(&|p| p.1),
-                    m(&|p| p.2)
-                );
-            }
-            let _ = writeln!(s, "\n![Hessian error]({rel}/hessian_error.svg)\n");
-        }
-    }
-    if !res.frozen.is_empty() {
-        let _ = writeln!(
-            s,
-            "### Frozen preconditioner\n\nLODO trains on bowl A; its θ is then frozen (momentum kept, no meta-update) and run on a fresh bowl B with new eigenvectors, and on bowl A with a new random walk; on-the-fly LODO on bowl B for comparison.\n"
-        );
-        let fr: Vec<Summary> = res.frozen.iter().map(Group::summary).collect();
-        s.push_str(&results_table(&fr, floor));
-        let last_err: Vec<String> = res
-            .frozen
-            .iter()
-            .filter_map(|g| {
-                let v: Vec<f64> = g
-                    .runs
-                    .iter()
-                    .filter_map(|r| r.hessian.last().map(|h| h.exact))
-                    .collect();
-                (!v.is_empty())
-                    .then(|| format!("{}: {:.4}", g.label, v.iter().sum::<f64>() / v.len() as f64))
-            })
-            .collect();
-        let _ = writeln!(
-            s,
-            "\nFinal exact Hessian error ‖I − G·H‖_F/√n (G against the bowl it runs on): {}.\n\n![frozen]({rel}/frozen.svg)\n",
-            last_err.join("; ")
-        );
-    }
-    s
 }

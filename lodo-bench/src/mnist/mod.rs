@@ -8,7 +8,7 @@
 //! | [`kernels`] | the CNN's vectorisable inner loops (1×1 conv as GEMM, depthwise 3×3, pooling, `atan`) |
 //! | [`net`] | the model: parameter layout, init, forward, backward, dataset loss, sampling |
 //! | [`task`] | [`task::MnistTask`], the [`crate::task::Task`] the optimizers train |
-//! | [`cli`] | `lodo-bench mnist`: the experiment, its report and pictures |
+//! | [`cli`] | `lodo-bench mnist`: the experiment through the shared runner, its report and pictures |
 
 pub mod idx;
 pub mod kernels;
@@ -24,5 +24,5 @@ impl<T: lodo_core::Real + kernels::Atan> Scalar for T {}
 
 /// The `lodo-bench mnist` subcommand.
 pub mod cli {
-    pub use super::experiment::{MnistArgs, run};
+    pub use super::experiment::{MnistArgs, Sweep, run};
 }
