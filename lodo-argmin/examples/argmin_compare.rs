@@ -46,6 +46,7 @@ struct Row {
     best_cost: f64,
     tail_mean: f64,
     seconds: f64,
+    stop: String,
 }
 
 fn run<O, S>(name: &str, problem: O, solver: S, x0: Vec<f64>, iters: u64) -> Row
@@ -76,6 +77,10 @@ where
                 best_cost: r.state.get_best_cost(),
                 tail_mean,
                 seconds,
+                stop: r
+                    .state
+                    .get_termination_reason()
+                    .map_or_else(|| "-".into(), |t| t.to_string()),
             }
         }
         Err(e) => {
@@ -92,6 +97,7 @@ where
                 best_cost: c.iter().copied().fold(f64::INFINITY, f64::min),
                 tail_mean,
                 seconds,
+                stop: format!("error: {e}"),
             }
         }
     }
@@ -100,12 +106,12 @@ where
 fn print(title: &str, rows: &[Row]) {
     println!("\n{title}\n");
     println!(
-        "| solver | iterations | cost evals | gradient evals | final cost | best cost | mean cost, last 10% | time (s) |"
+        "| solver | iterations | cost evals | gradient evals | final cost | best cost | mean cost, last 10% | time (s) | stopped by |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {:.4e} | {:.4e} | {:.4e} | {:.2} |",
+            "| {} | {} | {} | {} | {:.4e} | {:.4e} | {:.4e} | {:.2} | {} |",
             r.name,
             r.iters,
             r.cost_evals,
@@ -113,7 +119,8 @@ fn print(title: &str, rows: &[Row]) {
             r.final_cost,
             r.best_cost,
             r.tail_mean,
-            r.seconds
+            r.seconds,
+            r.stop
         );
     }
 }
