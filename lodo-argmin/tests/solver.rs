@@ -1,0 +1,231 @@
+//! LodoSolver under argmin's Executor: convergence on Rosenbrock (f32 and f64), the stochastic
+//! bowl's evaluation counts, checkpoint resume bit for bit, and typed errors.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use argmin::core::checkpointing::CheckpointingFrequency;
+use argmin::core::observers::{Observe, ObserverMode};
+use argmin::core::{ArgminFloat, CostFunction, Error, Executor, Gradient, IterState, KV, State};
+use argmin_checkpointing_file::FileCheckpoint;
+use lodo_argmin::{LodoIterState, LodoSolver, LodoSolverError};
+use lodo_core::{LodoConfig, Real, StepError};
+use num_traits::FromPrimitive;
+use support::{NoisyBowl, Rosenbrock};
+
+fn rosenbrock_cost_falls<T>()
+where
+    T: Real + ArgminFloat + FromPrimitive + std::iter::Sum + std::ops::AddAssign,
+{
+    let x0 = Rosenbrock::<T>::start(2);
+    let c0 = Rosenbrock::<T>::new().cost(&x0).unwrap();
+    let config = LodoConfig::<T>::default()
+        .with_alpha0(T::from_f64(1e-3).unwrap())
+        .unwrap();
+    let result = Executor::new(Rosenbrock::new(), LodoSolver::new(config, 0))
+        .configure(|s| s.param(x0).max_iters(2000).counting(true))
+        .run()
+        .unwrap();
+    let state = result.state;
+    assert_eq!(state.get_iter(), 2000);
+    assert!(
+        state.get_best_cost() < c0,
+        "{:?} !< {c0:?}",
+        state.get_best_cost()
+    );
+    assert!(state.get_cost().is_finite());
+    // Far below the start: the valley is found.
+    assert!(state.get_best_cost() < c0 * T::from_f64(0.01).unwrap());
+    let counts = state.get_func_counts();
+    assert_eq!(counts["gradient_count"], 2000);
+    assert_eq!(counts["cost_count"], 2001);
+}
+
+#[test]
+fn rosenbrock_f64() {
+    rosenbrock_cost_falls::<f64>();
+}
+
+#[test]
+fn rosenbrock_f32() {
+    rosenbrock_cost_falls::<f32>();
+}
+
+/// Records the observed costs and that `gradient_norm` is reported.
+#[derive(Clone, Default)]
+struct Record(Arc<Mutex<Vec<(f64, bool)>>>);
+
+impl Observe<LodoIterState<f64>> for Record {
+    fn observe_iter(&mut self, state: &LodoIterState<f64>, kv: &KV) -> Result<(), Error> {
+        let has = kv.get("gradient_norm").is_some() && kv.get("step_norm").is_some();
+        self.0.lock().unwrap().push((state.get_cost(), has));
+        Ok(())
+    }
+}
+
+#[test]
+fn noisy_bowl_one_gradient_per_iteration() {
+    let bowl = NoisyBowl::new(20, 1.0, 3);
+    let floor = bowl.floor();
+    let record = Record::default();
+    let iters = 3000;
+    let config = LodoConfig::default().with_alpha0(1.0).unwrap();
+    let result = Executor::new(bowl, LodoSolver::new(config, 1))
+        .configure(|s| s.param(vec![0.0; 20]).max_iters(iters).counting(true))
+        .add_observer(record.clone(), ObserverMode::Always)
+        .run()
+        .unwrap();
+    let counts = result.state.get_func_counts();
+    assert_eq!(counts["gradient_count"], iters);
+    assert_eq!(counts["cost_count"], iters + 1);
+    let costs = record.0.lock().unwrap();
+    assert!(costs.iter().all(|&(_, has)| has));
+    let first: f64 = costs[..300].iter().map(|c| c.0).sum::<f64>() / 300.0;
+    let last: f64 = costs[costs.len() - 300..].iter().map(|c| c.0).sum::<f64>() / 300.0;
+    assert!(last.is_finite());
+    // The walk runs away from x₀ = 0; LODO tracks it: the late loss is below the early one.
+    assert!(last < first, "late {last} !< early {first} (floor {floor})");
+}
+
+/// Stops the run with an error at iteration `.0`, as a crash would.
+#[derive(Clone)]
+struct Crash(u64);
+
+impl Observe<LodoIterState<f64>> for Crash {
+    fn observe_iter(&mut self, state: &LodoIterState<f64>, _kv: &KV) -> Result<(), Error> {
+        if state.get_iter() >= self.0 {
+            return Err(Error::msg("simulated crash"));
+        }
+        Ok(())
+    }
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("lodo-argmin-{name}-{}", std::process::id()))
+}
+
+#[test]
+fn checkpoint_resume_is_bit_identical() {
+    let config = LodoConfig::default().with_alpha0(1e-3).unwrap();
+    let x0 = Rosenbrock::<f64>::start(4);
+    let dir = temp_dir("resume");
+    let dir_str = dir.to_str().unwrap().to_string();
+    let checkpoint =
+        || FileCheckpoint::new(dir_str.as_str(), "lodo", CheckpointingFrequency::Every(20));
+    // Straight through.
+    let straight = Executor::new(Rosenbrock::new(), LodoSolver::new(config, 5))
+        .configure(|s| s.param(x0.clone()).max_iters(100))
+        .run()
+        .unwrap()
+        .state;
+    // Checkpointed every 20 iterations (argmin's file checkpoint, bincode), crashing at 50.
+    let crashed = Executor::new(Rosenbrock::new(), LodoSolver::new(config, 5))
+        .configure(|s| s.param(x0.clone()).max_iters(100))
+        .checkpointing(checkpoint())
+        .add_observer(Crash(50), ObserverMode::Always)
+        .run();
+    assert!(crashed.is_err());
+    // A fresh solver with another configuration and seed: everything comes from the checkpoint
+    // at iteration 40.
+    let resumed = Executor::new(
+        Rosenbrock::new(),
+        LodoSolver::new(LodoConfig::default().with_alpha0(0.5).unwrap(), 99),
+    )
+    .configure(|s| s.param(vec![0.0; 4]).max_iters(100))
+    .checkpointing(checkpoint())
+    .run()
+    .unwrap();
+    assert_eq!(resumed.state.get_iter(), 100);
+    assert_eq!(resumed.solver.lodo().unwrap().steps(), 100);
+    assert_eq!(
+        bits(resumed.state.get_param().unwrap()),
+        bits(straight.get_param().unwrap())
+    );
+    assert_eq!(
+        resumed.state.get_cost().to_bits(),
+        straight.get_cost().to_bits()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn corrupt_checkpoint_is_refused() {
+    let config = LodoConfig::default().with_alpha0(1e-3).unwrap();
+    let solver = Executor::new(Rosenbrock::new(), LodoSolver::new(config, 5))
+        .configure(|s| s.param(Rosenbrock::<f64>::start(2)).max_iters(5))
+        .run()
+        .unwrap()
+        .solver;
+    // The solver alone round-trips through JSON too.
+    let json = serde_json::to_string(&solver).unwrap();
+    let back: LodoSolver<f64> = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["lodo"]["momentum"] = serde_json::json!([1.0]);
+    let err = serde_json::from_value::<LodoSolver<f64>>(value).unwrap_err();
+    assert!(err.to_string().contains("momentum"), "{err}");
+}
+
+#[test]
+fn missing_parameter_is_a_typed_error() {
+    let err = Executor::new(
+        Rosenbrock::new(),
+        LodoSolver::<f64>::new(LodoConfig::default(), 0),
+    )
+    .configure(|s: IterState<Vec<f64>, Vec<f64>, (), (), (), f64>| s.max_iters(3))
+    .run()
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.downcast_ref::<LodoSolverError>(),
+        Some(&LodoSolverError::NoParameter)
+    );
+}
+
+/// A gradient that turns NaN after a few calls.
+struct Poisoned(Mutex<u32>);
+
+impl CostFunction for Poisoned {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, x: &Vec<f64>) -> Result<f64, Error> {
+        Ok(x.iter().map(|v| v * v).sum())
+    }
+}
+
+impl Gradient for Poisoned {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+    fn gradient(&self, x: &Vec<f64>) -> Result<Vec<f64>, Error> {
+        let mut calls = self.0.lock().unwrap();
+        *calls += 1;
+        Ok(if *calls > 3 {
+            vec![f64::NAN; x.len()]
+        } else {
+            x.iter().map(|v| 2.0 * v).collect()
+        })
+    }
+}
+
+#[test]
+fn non_finite_gradient_is_a_typed_error() {
+    let err = Executor::new(
+        Poisoned(Mutex::new(0)),
+        LodoSolver::<f64>::new(LodoConfig::default(), 0),
+    )
+    .configure(|s| s.param(vec![1.0; 3]).max_iters(10))
+    .run()
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.downcast_ref::<LodoSolverError>(),
+        Some(&LodoSolverError::Step(StepError::NonFiniteGradient {
+            index: 0
+        }))
+    );
+}
