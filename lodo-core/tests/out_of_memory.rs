@@ -30,11 +30,16 @@ unsafe impl GlobalAlloc for Limited {
 #[global_allocator]
 static GLOBAL: Limited = Limited;
 
-/// One limit at a time across the test threads.
+/// The limit is process-wide: each test holds this lock for its whole body, so no other test's
+/// allocations run while a limit is set.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` with single allocations above `limit` bytes refused (call under [`serial`]).
 fn with_limit<R>(limit: usize, f: impl FnOnce() -> R) -> R {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     LIMIT.store(limit, Ordering::SeqCst);
     let r = f();
     LIMIT.store(usize::MAX, Ordering::SeqCst);
@@ -43,6 +48,7 @@ fn with_limit<R>(limit: usize, f: impl FnOnce() -> R) -> R {
 
 #[test]
 fn construction_with_a_heap_too_small_is_a_typed_error() {
+    let _serial = serial();
     let _ = lodo_kernels::Kernels::selected();
     let n = 50_000;
     // The largest single buffer is θ (N·h·k = 16·100,000·4 f64 = 51.2 MB): refuse above 1 MB.
@@ -58,6 +64,7 @@ fn construction_with_a_heap_too_small_is_a_typed_error() {
 
 #[test]
 fn restore_with_a_heap_too_small_is_a_typed_error() {
+    let _serial = serial();
     let _ = lodo_kernels::Kernels::selected();
     let lodo = Lodo::<f32>::new(20_000, LodoConfig::default(), 1).unwrap();
     let json = serde_json::to_string(lodo.state()).unwrap();
