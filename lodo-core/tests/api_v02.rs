@@ -4,7 +4,11 @@
 //! is α₀ for LODO and η for Adam/SGD.
 //!
 //! A test binary of its own: it forces the reference kernel path (process-wide) so the 0.1
-//! fixtures, recorded on that path, can be compared on bits.
+//! fixtures, recorded on that path, can be compared on bits. The choice is process-wide and the
+//! tests run on concurrent threads, so every test that steps calls `reference_path()` first: a
+//! test that did not would run its first steps on the detected SIMD path and its later ones on the
+//! reference path once another test forced it (CI caught exactly that: a resumed twin differing
+//! from the original by 4 ulps in a `LODO_KERNEL=<simd>` run).
 
 mod common;
 
@@ -181,6 +185,7 @@ impl MetaOptimizer<f64> for SignDescent {
 
 #[test]
 fn a_meta_optimizer_defined_outside_the_crate_trains_saves_and_resumes() {
+    reference_path();
     type SignLodo = Lodo<f64, BlockPreconditioner<f64>, SignDescent>;
     let config = LodoConfig::default()
         .with_alpha0(0.3)
