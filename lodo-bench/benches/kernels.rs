@@ -19,6 +19,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lodo_core::{Adam, Lodo, LodoConfig, Optimizer, Real};
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
+use lodo_kernels::wiring::Wiring;
 use lodo_kernels::{Kernels, Path, dispatch};
 
 const K: usize = 4;
@@ -78,14 +79,14 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
         let mut g = c.benchmark_group(format!("layer_forward_into_{ty}"));
         g.throughput(Throughput::Elements(hk as u64));
         let (mut p0, mut y0) = (vec![T::zero(); h], vec![T::zero(); h]);
-        reference.layer_forward_into(K, &b, &p, &x, &mut p0, &mut y0);
+        reference.layer_forward_into(K, &b, Wiring::Index(&p), &x, &mut p0, &mut y0);
         for kern in kernels() {
             let (mut pp, mut y) = (vec![T::nan(); h], vec![T::nan(); h]);
-            kern.layer_forward_into(K, &b, &p, &x, &mut pp, &mut y);
+            kern.layer_forward_into(K, &b, Wiring::Index(&p), &x, &mut pp, &mut y);
             agree("layer_forward_into", kern.path(), &y, &y0);
             g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
                 bch.iter(|| {
-                    kern.layer_forward_into(K, black_box(&b), &p, black_box(&x), &mut pp, &mut y)
+                    kern.layer_forward_into(K, black_box(&b), Wiring::Index(&p), black_box(&x), &mut pp, &mut y)
                 });
             });
         }
@@ -109,14 +110,14 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
         let mut g = c.benchmark_group(format!("layer_backward_gathered_{ty}"));
         g.throughput(Throughput::Elements(hk as u64));
         let mut z0 = vec![T::zero(); h];
-        reference.layer_backward_gathered(K, &b, Some(&p), &w, &mut z0);
+        reference.layer_backward_gathered(K, &b, Wiring::Index(&p), &w, &mut z0);
         for kern in kernels() {
             let mut z = vec![T::nan(); h];
-            kern.layer_backward_gathered(K, &b, Some(&p), &w, &mut z);
+            kern.layer_backward_gathered(K, &b, Wiring::Index(&p), &w, &mut z);
             agree("layer_backward_gathered", kern.path(), &z, &z0);
             g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
                 bch.iter(|| {
-                    kern.layer_backward_gathered(K, black_box(&b), Some(&p), black_box(&w), &mut z)
+                    kern.layer_backward_gathered(K, black_box(&b), Wiring::Index(&p), black_box(&w), &mut z)
                 });
             });
         }
@@ -168,7 +169,7 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
         let pair = GatheredPair {
             scale: T::from(-1e-3).unwrap(),
             ad: &ad,
-            index: Some(&p),
+            wiring: Wiring::Index(&p),
             c: &pc,
             e: &pe,
         };

@@ -45,6 +45,23 @@ pub enum ConfigError {
     InvalidLearningRate,
     /// A `TiledShuffle` permutation family with tiles of 0 outputs.
     ZeroTile,
+    /// A `TiledShuffle` tile that is not a multiple of the block size (the streaming kernels
+    /// read whole blocks inside one tile).
+    TileNotMultipleOfBlock {
+        /// The tile `T`.
+        tile: usize,
+        /// The block size `k`.
+        block_size: usize,
+    },
+    /// An explicit hidden width that a structured permutation family cannot stream: `Shuffle`
+    /// needs a multiple of `k²`, `TiledShuffle { tile: T }` a multiple of `k·T` (so blocks and
+    /// tiles never straddle the shuffle's segments). The default width is rounded up to it.
+    HiddenNotAligned {
+        /// Requested hidden width `h`.
+        hidden: usize,
+        /// The multiple the family needs.
+        multiple: usize,
+    },
     /// The allocator refused a buffer (construction and restore allocate fallibly).
     OutOfMemory {
         /// Bytes the refused allocation asked for.
@@ -84,6 +101,15 @@ impl fmt::Display for ConfigError {
             Self::InvalidEpsilon => write!(f, "Adam epsilon must be finite and > 0"),
             Self::InvalidLearningRate => write!(f, "the learning rate must be finite and > 0"),
             Self::ZeroTile => write!(f, "the permutation tile must hold at least 1 output"),
+            Self::TileNotMultipleOfBlock { tile, block_size } => write!(
+                f,
+                "the permutation tile {tile} is not a multiple of the block size {block_size}"
+            ),
+            Self::HiddenNotAligned { hidden, multiple } => write!(
+                f,
+                "hidden width {hidden} is not a multiple of {multiple}, which the permutation \
+                 family needs (k² for Shuffle, k·tile for TiledShuffle)"
+            ),
             Self::OutOfMemory { bytes } => {
                 write!(
                     f,

@@ -5,7 +5,9 @@
 
 use alloc::vec::Vec;
 
-use crate::error::StateError;
+use lodo_kernels::wiring::{Shuffle, Tiles, Wiring};
+
+use crate::error::{ConfigError, StateError};
 
 /// A permutation `π` of `0..h` with its inverse: `8h` bytes of indices.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +115,45 @@ impl PermutationFamily {
         }
     }
 
+    /// The multiple of which the hidden width must be for the family to stream
+    /// (see [`lodo_kernels::wiring`]): `k` for `Random`, `k²` for `Shuffle`, `k·T` for
+    /// `TiledShuffle { tile: T }` (with `k | T`).
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroTile`], [`ConfigError::TileNotMultipleOfBlock`],
+    /// [`ConfigError::TooLarge`] on overflow.
+    pub fn alignment(self, k: usize) -> Result<usize, ConfigError> {
+        self.validate()?;
+        match self {
+            Self::Random => Ok(k),
+            Self::Shuffle => k.checked_mul(k).ok_or(ConfigError::TooLarge),
+            Self::TiledShuffle { tile } => {
+                if k == 0 || !tile.is_multiple_of(k) {
+                    return Err(ConfigError::TileNotMultipleOfBlock {
+                        tile,
+                        block_size: k,
+                    });
+                }
+                k.checked_mul(tile).ok_or(ConfigError::TooLarge)
+            }
+        }
+    }
+
+    /// Draws layer permutation as the network stores it: compact for a structured family
+    /// whose width is aligned ([`PermutationFamily::alignment`]), else the whole index. Draws
+    /// the same numbers from `rng` as [`PermutationFamily::draw`].
+    pub(crate) fn wires(
+        self,
+        h: usize,
+        k: usize,
+        rng: &mut crate::random::Stream,
+    ) -> Result<Wires, ConfigError> {
+        Wires::from_permutation(self.draw(h, k, rng)?, self, k).map_err(|e| match e {
+            StateError::Config(c) => c,
+            _ => ConfigError::TooLarge,
+        })
+    }
+
     /// Draws layer `layer`'s permutation of `0..h` for block size `k` (`k` divides `h`);
     /// `Random` and `TiledShuffle` draw from `rng`, `Shuffle` draws nothing.
     ///
@@ -175,6 +216,184 @@ impl PermutationFamily {
             }
         }
     }
+}
+
+/// One layer's permutation as the network stores it and the kernels read it
+/// ([`lodo_kernels::wiring`]): the whole index with its inverse (`8h` bytes), or only what
+/// determines a structured one (the shuffle: nothing; tiled: `τ` and `τ⁻¹` inside the tiles,
+/// `4h` bytes). Saved states always hold the whole forward index (the format does not change
+/// with the family); [`Wires::from_permutation`] validates and compacts it on restore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Wires {
+    /// `π` and `π⁻¹` stored: `Random`, or a structured family at an unaligned width.
+    Stored(Permutation),
+    /// `π = σ` on a width `h` with `k² | h`.
+    Shuffle { h: usize, k: usize },
+    /// `π = σ ∘ τ` on a width `h` with `k·T | h`.
+    Tiled {
+        h: usize,
+        k: usize,
+        tile: usize,
+        /// `τ(j) − T⌊j/T⌋`.
+        tau: Vec<u16>,
+        /// `τ⁻¹(j) − T⌊j/T⌋`.
+        tau_inv: Vec<u16>,
+    },
+}
+
+impl Wires {
+    /// The layer's permutation `p` (of family `family`, block size `k`) in its compact form
+    /// when the family streams at this width, else stored whole.
+    ///
+    /// # Errors
+    /// [`StateError::NotAPermutation`] (layer 0; callers relabel) if `p` is not in `family`;
+    /// out of memory.
+    pub(crate) fn from_permutation(
+        p: Permutation,
+        family: PermutationFamily,
+        k: usize,
+    ) -> Result<Self, StateError> {
+        if !family.contains(&p, k) {
+            return Err(StateError::NotAPermutation { layer: 0 });
+        }
+        let h = p.len();
+        Ok(match family {
+            _ if !streams(family, h, k) => Self::Stored(p),
+            PermutationFamily::Random => Self::Stored(p),
+            PermutationFamily::Shuffle => Self::Shuffle { h, k },
+            PermutationFamily::TiledShuffle { tile } => {
+                let mut tau = crate::memory::filled(h, 0u16)?;
+                let mut tau_inv = crate::memory::filled(h, 0u16)?;
+                for (j, &pj) in p.forward().iter().enumerate() {
+                    // τ(j) = σ⁻¹(π(j)), in j's tile (`contains` checked).
+                    let t = unshuffle(pj as usize, h, k);
+                    let start = j - j % tile;
+                    tau[j] = (t - start) as u16;
+                    tau_inv[t] = (j - start) as u16;
+                }
+                Self::Tiled {
+                    h,
+                    k,
+                    tile,
+                    tau,
+                    tau_inv,
+                }
+            }
+        })
+    }
+
+    /// The width `h`.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Stored(p) => p.len(),
+            Self::Shuffle { h, .. } | Self::Tiled { h, .. } => *h,
+        }
+    }
+
+    /// How the forward layer reads its input: `p_j = u_{π(j)}`.
+    pub(crate) fn forward(&self) -> Wiring<'_> {
+        self.wiring(false)
+    }
+
+    /// How the backward layer below reads this layer's cotangent: `w_i = z_{π⁻¹(i)}`.
+    pub(crate) fn inverse(&self) -> Wiring<'_> {
+        self.wiring(true)
+    }
+
+    fn wiring(&self, inverse: bool) -> Wiring<'_> {
+        match self {
+            Self::Stored(p) if inverse => Wiring::Index(p.inverse()),
+            Self::Stored(p) => Wiring::Index(p.forward()),
+            Self::Shuffle { h, .. } => Wiring::Shuffle(Shuffle {
+                width: *h,
+                inverse,
+                tiles: None,
+                offset: 0,
+            }),
+            Self::Tiled {
+                h,
+                tile,
+                tau,
+                tau_inv,
+                ..
+            } => Wiring::Shuffle(Shuffle {
+                width: *h,
+                inverse,
+                tiles: Some(Tiles {
+                    tile: *tile,
+                    local: if inverse { tau_inv } else { tau },
+                }),
+                offset: 0,
+            }),
+        }
+    }
+
+    /// `π(j)`.
+    pub(crate) fn source(&self, j: usize) -> usize {
+        let k = match self {
+            Self::Stored(_) => 1,
+            Self::Shuffle { k, .. } | Self::Tiled { k, .. } => *k,
+        };
+        self.forward().source(k, j)
+    }
+
+    /// The whole permutation (allocates `8h` bytes for a compact one).
+    ///
+    /// # Errors
+    /// Out of memory.
+    pub(crate) fn to_permutation(&self) -> Result<Permutation, StateError> {
+        if let Self::Stored(p) = self {
+            return Ok(p.clone());
+        }
+        let mut forward = crate::memory::with_capacity(self.len())?;
+        forward.extend((0..self.len()).map(|j| self.source(j) as u32));
+        Permutation::try_new(forward, 0)
+    }
+
+    /// Bytes the layer's permutation holds on the heap (`8h`, `0` or `4h`).
+    pub(crate) fn heap_bytes(family: PermutationFamily, h: usize, k: usize) -> Option<usize> {
+        let aligned = streams(family, h, k);
+        match family {
+            PermutationFamily::Shuffle if aligned => Some(0),
+            PermutationFamily::TiledShuffle { .. } if aligned => h.checked_mul(4),
+            _ => h.checked_mul(8),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Wires {
+    /// As [`Permutation`]: `{"forward": [π(0), …, π(h−1)]}`, computed for a compact layer.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Forward<'a>(&'a Wires);
+        impl serde::Serialize for Forward<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq((0..self.0.len()).map(|j| self.0.source(j) as u32))
+            }
+        }
+        let mut st = s.serialize_struct("Permutation", 1)?;
+        st.serialize_field("forward", &Forward(self))?;
+        st.end()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Wires {
+    /// A whole [`Permutation`]; the network validates and compacts it on restore.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Permutation::deserialize(d).map(Self::Stored)
+    }
+}
+
+/// Whether a structured family is stored compactly and streamed at width `h`: `h` aligned
+/// ([`PermutationFamily::alignment`]) and tile offsets that fit `u16` (`T ≤ 2¹⁶`).
+fn streams(family: PermutationFamily, h: usize, k: usize) -> bool {
+    let small_tiles = match family {
+        PermutationFamily::TiledShuffle { tile } => tile <= 1 << 16,
+        _ => true,
+    };
+    small_tiles && family.alignment(k).is_ok_and(|m| h.is_multiple_of(m))
 }
 
 /// `σ(j) = (j mod r)·k + ⌊j/r⌋`, `r = h/k`: the gather index of the `k`-ary perfect shuffle.

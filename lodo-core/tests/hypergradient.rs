@@ -167,7 +167,7 @@ proptest! {
     /// differences and against the dense formula.
     #[test]
     fn block_network_with_structured_permutations(n in 1usize..9, k in 1usize..5, layers in 1usize..5, seed: u64, tile in 0usize..4) {
-        let family = if tile == 0 { PermutationFamily::Shuffle } else { PermutationFamily::TiledShuffle { tile } };
+        let family = if tile == 0 { PermutationFamily::Shuffle } else { PermutationFamily::TiledShuffle { tile: tile * k } };
         let config = BlockConfig::<f64>::shaped(k, layers, 0.6).with_permutations(family).unwrap();
         let mut p = BlockPreconditioner::<f64>::from_config(n, &config, &mut Stream::new(seed)).unwrap();
         perturb(&mut p, 0.3, seed ^ 9);

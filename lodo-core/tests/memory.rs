@@ -3,7 +3,7 @@
 
 use lodo_core::{
     Adam, BlockConfig, BlockPreconditioner, Diagonal, Global, Lodo, LodoConfig, MetaOptimizer,
-    Preconditioner, Real, Residual, ResidualConfig, Sgd,
+    PermutationFamily, Preconditioner, Real, Residual, ResidualConfig, Sgd,
 };
 
 /// Bytes still allocated after building (and keeping) the optimizer, against the formula.
@@ -49,6 +49,16 @@ fn memory_bytes_is_what_the_allocator_sees() {
             n,
             LodoConfig::default().with_preconditioner(wide),
         );
+        for family in [
+            PermutationFamily::Shuffle,
+            PermutationFamily::TiledShuffle { tile: 8 },
+        ] {
+            let structured = BlockConfig::default().with_permutations(family).unwrap();
+            held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+                n,
+                LodoConfig::default().with_preconditioner(structured),
+            );
+        }
         held_equals_formula::<f64, Diagonal<f64>, Adam<f64>>(n, LodoConfig::default());
         held_equals_formula::<f32, Global<f32>, Sgd<f32>>(n, LodoConfig::default());
     }
@@ -59,6 +69,20 @@ fn memory_bytes_is_what_the_allocator_sees() {
     ) as f64
         / 10_000.0;
     assert!((2000.0..2300.0).contains(&per_parameter), "{per_parameter}");
+    // The shuffle stores no index: at n = 1000 (h = 2000 for both, a multiple of k² = 16) it
+    // holds exactly N·8h bytes less than the random permutations (forward and inverse u32).
+    let shuffle = BlockConfig::default()
+        .with_permutations(PermutationFamily::Shuffle)
+        .unwrap();
+    let random = held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+        1000,
+        LodoConfig::default(),
+    );
+    let streamed = held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+        1000,
+        LodoConfig::default().with_preconditioner(shuffle),
+    );
+    assert_eq!(random - streamed, 16 * 8 * 2000);
     // The counter sees allocations (the test can fail).
     let info = allocation_counter::measure(|| {
         std::hint::black_box(vec![0u8; 16]);

@@ -36,12 +36,12 @@ fn block_of<T: Real>(
     BlockPreconditioner::from_config(n, &config, &mut Stream::new(seed)).unwrap()
 }
 
-/// Every permutation family, with tiles of 1 to 5 outputs.
-fn family() -> impl Strategy<Value = PermutationFamily> {
+/// Every permutation family for block size `k`, with tiles of `k` to `5k` outputs.
+fn family(k: usize) -> impl Strategy<Value = PermutationFamily> {
     prop_oneof![
         Just(PermutationFamily::Random),
         Just(PermutationFamily::Shuffle),
-        (1usize..6).prop_map(|tile| PermutationFamily::TiledShuffle { tile }),
+        (1usize..6).prop_map(move |t| PermutationFamily::TiledShuffle { tile: t * k }),
     ]
 }
 
@@ -160,11 +160,12 @@ proptest! {
     /// PSD after randomising θ, structured mat-vec equal to the dense product.
     #[test]
     fn every_permutation_family_matches_the_dense_oracle(
-        n in 1usize..16, k in 1usize..5, layers in 1usize..6, seed: u64, fam in family(),
+        n in 1usize..16, (k, fam) in (1usize..5).prop_flat_map(|k| (Just(k), family(k))),
+        layers in 1usize..6, seed: u64,
     ) {
         let fresh = block_of::<f64>(n, k, layers, 0.8, seed, fam);
         prop_assert_eq!(fresh.permutation_family(), fam);
-        for p in fresh.permutations() {
+        for p in &fresh.permutations().unwrap() {
             prop_assert!(fam.contains(p, k));
         }
         let dense = dense_of(&fresh);
@@ -233,44 +234,60 @@ fn diagonal_and_global_ablations_start_at_alpha0_identity() {
 /// `G·v` of a network wide enough to be split into parts by the `parallel` feature
 /// (`h ≥ PARALLEL_MIN_ROWS`) equals, bit for bit, the plain composition of whole-layer kernels:
 /// `u = A Π v` by `layer_forward_into`, then `Aᵀ u` by `layer_backward_gathered` through
-/// `π_{l+1}⁻¹`, and `α₀ Πᵀ P_1ᵀ` as a gather through `π_1⁻¹`. Serial builds check the wiring;
-/// `--features parallel` checks that the parts add up to the whole.
+/// `π_{l+1}⁻¹`, and `α₀ Πᵀ P_1ᵀ` as a gather through `π_1⁻¹`, all through whole stored indices.
+/// Serial builds check the wiring; `--features parallel` checks that the parts add up to the
+/// whole. For every family (the structured ones stream their computed permutations).
 #[test]
 fn wide_network_equals_whole_layer_kernels() {
     use lodo_core::preconditioner::block::PARALLEL_MIN_ROWS;
-    use lodo_kernels::Kernels;
+    use lodo_kernels::{Kernels, wiring::Wiring};
     let n = PARALLEL_MIN_ROWS / 2 + 1001;
-    let config = BlockConfig::<f32>::default().with_layers(3).unwrap();
-    let pre = BlockPreconditioner::<f32>::from_config(n, &config, &mut Stream::new(11)).unwrap();
-    let (h, k) = (pre.hidden(), pre.block_size());
-    assert!(h >= PARALLEL_MIN_ROWS);
-    let v: Vec<f32> = (0..n)
-        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
-        .collect();
-    let mut got = vec![0.0; n];
-    pre.matvec(&v, &mut got);
+    // Random, and the structured families whose parts are streamed with a moved offset.
+    for family in [
+        PermutationFamily::Random,
+        PermutationFamily::Shuffle,
+        PermutationFamily::TiledShuffle { tile: 64 },
+    ] {
+        let config = BlockConfig::<f32>::default()
+            .with_layers(3)
+            .and_then(|c| c.with_permutations(family))
+            .unwrap();
+        let pre =
+            BlockPreconditioner::<f32>::from_config(n, &config, &mut Stream::new(11)).unwrap();
+        let (h, k) = (pre.hidden(), pre.block_size());
+        assert!(h >= PARALLEL_MIN_ROWS);
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let mut got = vec![0.0; n];
+        pre.matvec(&v, &mut got);
 
-    let kern = Kernels::selected();
-    let ll = h * k;
-    let theta = |l: usize| &pre.weights()[l * ll..(l + 1) * ll];
-    let mut u = vec![0.0f32; h];
-    u[..n].copy_from_slice(&v);
-    let (mut p, mut y) = (vec![0.0f32; h], vec![0.0f32; h]);
-    for (l, perm) in pre.permutations().iter().enumerate() {
-        kern.layer_forward_into(k, theta(l), perm.forward(), &u, &mut p, &mut y);
-        std::mem::swap(&mut u, &mut y);
-    }
-    for l in (0..pre.layers()).rev() {
-        let index = pre.permutations().get(l + 1).map(|p| p.inverse());
-        kern.layer_backward_gathered(k, theta(l), index, &u, &mut y);
-        std::mem::swap(&mut u, &mut y);
-    }
-    let first = pre.permutations()[0].inverse();
-    let want: Vec<f32> = first[..n]
-        .iter()
-        .map(|&i| pre.alpha0() * u[i as usize])
-        .collect();
-    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(a.to_bits(), b.to_bits(), "entry {i}: {a} vs {b}");
+        let kern = Kernels::selected();
+        let ll = h * k;
+        let theta = |l: usize| &pre.weights()[l * ll..(l + 1) * ll];
+        let mut u = vec![0.0f32; h];
+        u[..n].copy_from_slice(&v);
+        let (mut p, mut y) = (vec![0.0f32; h], vec![0.0f32; h]);
+        let perms = pre.permutations().unwrap();
+        for (l, perm) in perms.iter().enumerate() {
+            let wiring = Wiring::Index(perm.forward());
+            kern.layer_forward_into(k, theta(l), wiring, &u, &mut p, &mut y);
+            std::mem::swap(&mut u, &mut y);
+        }
+        for l in (0..pre.layers()).rev() {
+            let wiring = perms
+                .get(l + 1)
+                .map_or(Wiring::Identity, |p| Wiring::Index(p.inverse()));
+            kern.layer_backward_gathered(k, theta(l), wiring, &u, &mut y);
+            std::mem::swap(&mut u, &mut y);
+        }
+        let first = perms[0].inverse();
+        let want: Vec<f32> = first[..n]
+            .iter()
+            .map(|&i| pre.alpha0() * u[i as usize])
+            .collect();
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "entry {i}: {a} vs {b}");
+        }
     }
 }

@@ -36,12 +36,15 @@
 extern crate std;
 
 pub mod block_diagonal;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod cursor;
 pub mod dispatch;
 pub mod gemm;
 pub mod permutation;
 #[doc(hidden)]
 pub mod probe;
 pub mod tuning;
+pub mod wiring;
 
 pub use dispatch::{Kernels, Path, Unavailable};
 

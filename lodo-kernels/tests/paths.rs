@@ -11,6 +11,7 @@
 //! count (default 64 per test).
 
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
+use lodo_kernels::wiring::Wiring;
 use lodo_kernels::{Kernels, Path, dispatch, gemm, permutation, reference};
 use num_traits::{Float, ToPrimitive};
 use proptest::prelude::*;
@@ -190,14 +191,14 @@ macro_rules! float_tests {
                 let (k, h, s) = (c.k, c.h(), c.scale());
                 let (b, x, w) = (blocks(c), c.vals::<T>(5, h, s), c.vals::<T>(17, h, s));
                 let (mut p0, mut y0) = (nan::<T>(h), nan::<T>(h));
-                reference::layer_forward_into(k, &b, &c.perm, &x, &mut p0, &mut y0);
+                reference::layer_forward_into(k, &b, Wiring::Index(&c.perm), &x, &mut p0, &mut y0);
                 let mut yb0 = nan::<T>(h);
                 reference::layer_backward(k, &b, &c.perm, &w, &mut yb0);
                 let fwd_tol = matvec_tol(k, &b, &p0, false);
                 let bwd_tol = scatter_tol(&c.perm, matvec_tol(k, &b, &w, true));
                 for kern in kernels() {
                     let (mut p, mut y) = (nan::<T>(h), nan::<T>(h));
-                    kern.layer_forward_into(k, &b, &c.perm, &x, &mut p, &mut y);
+                    kern.layer_forward_into(k, &b, Wiring::Index(&c.perm), &x, &mut p, &mut y);
                     assert!(
                         p.iter().zip(&p0).all(|(a, b)| a.to_bits() == b.to_bits()),
                         "p [{}]",
@@ -214,7 +215,7 @@ macro_rules! float_tests {
                 let gat_tol = matvec_tol(k, &b, &qw, true);
                 let plain_tol = matvec_tol(k, &b, &w, true);
                 let mut zq0 = nan::<T>(h);
-                reference::layer_backward_gathered(k, &b, Some(&c.perm), &w, &mut zq0);
+                reference::layer_backward_gathered(k, &b, Wiring::Index(&c.perm), &w, &mut zq0);
                 let mut zdef = nan::<T>(h);
                 reference::matvec_transpose(k, &b, &qw, &mut zdef);
                 assert!(
@@ -223,7 +224,7 @@ macro_rules! float_tests {
                         .all(|(a, b)| a.to_bits() == b.to_bits())
                 );
                 let mut zn0 = nan::<T>(h);
-                reference::layer_backward_gathered(k, &b, None, &w, &mut zn0);
+                reference::layer_backward_gathered(k, &b, Wiring::Identity, &w, &mut zn0);
                 let mut zdef = nan::<T>(h);
                 reference::matvec_transpose(k, &b, &w, &mut zdef);
                 assert!(
@@ -233,7 +234,7 @@ macro_rules! float_tests {
                 );
                 for kern in kernels() {
                     let mut z = nan::<T>(h);
-                    kern.layer_backward_gathered(k, &b, Some(&c.perm), &w, &mut z);
+                    kern.layer_backward_gathered(k, &b, Wiring::Index(&c.perm), &w, &mut z);
                     close("layer_backward_gathered", kern.path(), &z, &zq0, &gat_tol);
                     // A layer computed in two parts (split at a block boundary, each part
                     // reading the whole input through its indices) equals the whole, bit for bit.
@@ -241,15 +242,22 @@ macro_rules! float_tests {
                     let mut zp = nan::<T>(h);
                     let (z1, z2) = zp.split_at_mut(cut);
                     let (q1, q2) = c.perm.split_at(cut);
-                    kern.layer_backward_gathered(k, &b[..cut * k], Some(q1), &w, z1);
-                    kern.layer_backward_gathered(k, &b[cut * k..], Some(q2), &w, z2);
+                    kern.layer_backward_gathered(k, &b[..cut * k], Wiring::Index(q1), &w, z1);
+                    kern.layer_backward_gathered(k, &b[cut * k..], Wiring::Index(q2), &w, z2);
                     assert!(zp.iter().zip(&z).all(|(a, b)| a.to_bits() == b.to_bits()));
                     let (mut p_all, mut y_all) = (nan::<T>(h), nan::<T>(h));
-                    kern.layer_forward_into(k, &b, &c.perm, &x, &mut p_all, &mut y_all);
+                    kern.layer_forward_into(
+                        k,
+                        &b,
+                        Wiring::Index(&c.perm),
+                        &x,
+                        &mut p_all,
+                        &mut y_all,
+                    );
                     let (mut pp, mut yp) = (nan::<T>(h), nan::<T>(h));
                     let ((p1, p2), (y1, y2)) = (pp.split_at_mut(cut), yp.split_at_mut(cut));
-                    kern.layer_forward_into(k, &b[..cut * k], q1, &x, p1, y1);
-                    kern.layer_forward_into(k, &b[cut * k..], q2, &x, p2, y2);
+                    kern.layer_forward_into(k, &b[..cut * k], Wiring::Index(q1), &x, p1, y1);
+                    kern.layer_forward_into(k, &b[cut * k..], Wiring::Index(q2), &x, p2, y2);
                     assert!(
                         pp.iter()
                             .zip(&p_all)
@@ -261,7 +269,7 @@ macro_rules! float_tests {
                             .all(|(a, b)| a.to_bits() == b.to_bits())
                     );
                     let mut z = nan::<T>(h);
-                    kern.layer_backward_gathered(k, &b, None, &w, &mut z);
+                    kern.layer_backward_gathered(k, &b, Wiring::Identity, &w, &mut z);
                     close(
                         "layer_backward_gathered (no index)",
                         kern.path(),
@@ -278,7 +286,7 @@ macro_rules! float_tests {
                 let (b, x, y) = (blocks(c), c.vals::<T>(5, h, s), c.vals::<T>(13, h, s));
                 for kern in kernels() {
                     let (mut p, mut bpx) = (nan::<T>(h), nan::<T>(h));
-                    kern.layer_forward_into(k, &b, &c.perm, &x, &mut p, &mut bpx);
+                    kern.layer_forward_into(k, &b, Wiring::Index(&c.perm), &x, &mut p, &mut bpx);
                     let mut bty = nan::<T>(h);
                     kern.layer_backward(k, &b, &c.perm, &y, &mut bty);
                     let f = |v: T| v.to_f64().unwrap();
@@ -332,21 +340,18 @@ macro_rules! float_tests {
                 };
                 // The kernels see a and d interleaved, read through the index (or not).
                 let ad: Vec<T> = a.iter().zip(&d).flat_map(|(&x, &y)| [x, y]).collect();
-                let gathered = |x: &[T], index: Option<&[u32]>| -> Vec<T> {
-                    index.map_or_else(
-                        || x.to_vec(),
-                        |q| q.iter().map(|&j| x[j as usize]).collect(),
-                    )
+                let gathered = |x: &[T], wiring: Wiring<'_>| -> Vec<T> {
+                    (0..x.len()).map(|j| x[wiring.source(k, j)]).collect()
                 };
                 let interleaved = |x: &[T], y: &[T]| -> Vec<T> {
                     x.iter().zip(y).flat_map(|(&u, &w)| [u, w]).collect()
                 };
-                for index in [Some(&c.perm[..]), None] {
-                    let (ag, dg) = (gathered(&a, index), gathered(&d, index));
+                for wiring in [Wiring::Index(&c.perm[..]), Wiring::Identity] {
+                    let (ag, dg) = (gathered(&a, wiring), gathered(&d, wiring));
                     let gp = GatheredPair {
                         scale,
                         ad: &ad,
-                        index,
+                        wiring,
                         c: &cc,
                         e: &e,
                     };
@@ -769,7 +774,7 @@ fn adam_guard_keeps_overflowing_elements<T: Float + 'static>(huge: T) {
         let gp = GatheredPair {
             scale: T::from(-0.5).unwrap(),
             ad: &ad,
-            index: None,
+            wiring: Wiring::Identity,
             c: &c,
             e: &e,
         };

@@ -19,7 +19,8 @@ pub fn a_pi<T: Real>(p: &BlockPreconditioner<T>, abs: bool) -> Mat<f64> {
     for j in 0..n {
         x[(j, j)] = 1.0;
     }
-    for (l, perm) in p.permutations().iter().enumerate() {
+    let perms = p.permutations().expect("memory for the permutations");
+    for (l, perm) in perms.iter().enumerate() {
         let fwd = perm.forward();
         let y = Mat::from_fn(h, n, |i, j| x[(fwd[i] as usize, j)]);
         let mut z = Mat::<f64>::zeros(h, n);

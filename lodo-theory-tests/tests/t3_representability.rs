@@ -25,7 +25,7 @@ fn permutations(
         .expect("valid");
     let p =
         BlockPreconditioner::<f32>::from_config(n, &config, &mut Stream::new(seed)).expect("valid");
-    (p.hidden(), p.permutations().to_vec())
+    (p.hidden(), p.permutations().expect("memory"))
 }
 
 /// The predicted excess of the mixing depth over `⌈log_k h⌉` (THEORY.md T3-mixing):
@@ -375,7 +375,7 @@ fn family_permutations(
         .expect("valid");
     let p =
         BlockPreconditioner::<f32>::from_config(n, &config, &mut Stream::new(seed)).expect("valid");
-    p.permutations().to_vec()
+    p.permutations().expect("memory")
 }
 
 /// T3 for the structured families (issue "streaming permutations"): the perfect shuffle reaches

@@ -33,13 +33,14 @@ use alloc::vec::Vec;
 use lodo_kernels::Kernels;
 use lodo_kernels::block_diagonal::GatheredPair;
 use lodo_kernels::permutation::{gather_rows, scatter_rows};
+use lodo_kernels::wiring::Wiring;
 
 use super::{Footprint, Preconditioner, WeightSink, check_alpha, check_len, check_weights, pad};
 use crate::config::{PreconditionerConfig, check_hidden, check_layers, hidden_width, set_alpha0};
 use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled, total, with_capacity};
 use crate::meta::{BlockLayerStep, MetaOptimizer};
-use crate::permutation::{Permutation, PermutationFamily};
+use crate::permutation::{Permutation, PermutationFamily, Wires};
 use crate::random::Stream;
 use crate::real::{Real, lit};
 
@@ -135,12 +136,36 @@ impl<T: Real> BlockConfig<T> {
         self.block_size
     }
 
-    /// The hidden width for `n` parameters ([`hidden_width`]).
+    /// The hidden width for `n` parameters ([`hidden_width`]): the one set, or `2n` rounded up
+    /// to a multiple of the family's [`PermutationFamily::alignment`] (`k` for `Random`, so
+    /// `k·⌈2n/k⌉` as in the paper; `k²` for `Shuffle`; `k·T` for `TiledShuffle`).
     ///
     /// # Errors
-    /// As [`hidden_width`].
+    /// As [`hidden_width`]; [`ConfigError::HiddenNotAligned`] for a width set that the family
+    /// cannot stream; the family's own errors ([`PermutationFamily::alignment`]).
     pub fn hidden_for(&self, n: usize) -> Result<usize, ConfigError> {
-        hidden_width(n, self.block_size, self.layers, self.hidden)
+        let k = self.block_size;
+        if k == 0 {
+            return Err(ConfigError::ZeroBlockSize);
+        }
+        // The default width, 2n rounded up to what the family streams at (k for Random).
+        let multiple = self.permutations.alignment(k)?;
+        let hidden = match self.hidden {
+            Some(h) => h,
+            None => n
+                .checked_mul(2)
+                .and_then(|t| t.div_ceil(multiple).checked_mul(multiple))
+                .ok_or(ConfigError::TooLarge)?,
+        };
+        let h = hidden_width(n, k, self.layers, Some(hidden))?;
+        if h.is_multiple_of(multiple) {
+            Ok(h)
+        } else {
+            Err(ConfigError::HiddenNotAligned {
+                hidden: h,
+                multiple,
+            })
+        }
     }
 }
 
@@ -175,7 +200,9 @@ pub struct BlockPreconditioner<T> {
     /// which are `Random`).
     #[cfg_attr(feature = "serde", serde(default))]
     family: PermutationFamily,
-    permutations: Vec<Permutation>,
+    /// Saved as whole forward indices whatever the family (one format); held compactly.
+    #[cfg_attr(feature = "serde", serde(rename = "permutations"))]
+    wires: Vec<Wires>,
     blocks: Vec<T>,
     #[cfg_attr(feature = "serde", serde(skip))]
     cache: Cache<T>,
@@ -259,7 +286,7 @@ impl<T: Real> BlockPreconditioner<T> {
     /// The number of layers `N`.
     #[must_use]
     pub fn layers(&self) -> usize {
-        self.permutations.len()
+        self.wires.len()
     }
     /// `α₀`.
     #[must_use]
@@ -271,10 +298,14 @@ impl<T: Real> BlockPreconditioner<T> {
     pub fn permutation_family(&self) -> PermutationFamily {
         self.family
     }
-    /// The fixed permutations `P_1, …, P_N`.
-    #[must_use]
-    pub fn permutations(&self) -> &[Permutation] {
-        &self.permutations
+    /// The fixed permutations `P_1, …, P_N`, whole. A structured family is held compactly
+    /// (see [`PermutationFamily`]; `Shuffle` stores no index at all), so this computes their
+    /// indices and inverses (`8h` bytes per layer).
+    ///
+    /// # Errors
+    /// [`StateError::Config`] with [`ConfigError::OutOfMemory`].
+    pub fn permutations(&self) -> Result<Vec<Permutation>, StateError> {
+        self.wires.iter().map(Wires::to_permutation).collect()
     }
 
     fn layer_len(&self) -> usize {
@@ -288,14 +319,14 @@ impl<T: Real> BlockPreconditioner<T> {
         let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
         let keep_all = keep.len() == self.layers() * h;
         pad(v, u);
-        for (l, perm) in self.permutations.iter().enumerate() {
+        for (l, wires) in self.wires.iter().enumerate() {
             let b = &self.blocks[l * ll..(l + 1) * ll];
             let p = if keep_all {
                 &mut keep[l * h..(l + 1) * h]
             } else {
                 &mut keep[..h]
             };
-            forward_layer(kern, k, b, perm.forward(), u, p, tmp);
+            forward_layer(kern, k, b, wires.forward(), u, p, tmp);
             core::mem::swap(u, tmp);
         }
     }
@@ -307,12 +338,12 @@ impl<T: Real> BlockPreconditioner<T> {
         let (k, ll) = (self.block_size, self.layer_len());
         for l in (0..self.layers()).rev() {
             let b = &self.blocks[l * ll..(l + 1) * ll];
-            backward_layer(kern, k, b, cotangent_index(&self.permutations, l), u, tmp);
+            backward_layer(kern, k, b, cotangent_wiring(&self.wires, l), u, tmp);
             core::mem::swap(u, tmp);
         }
-        let first = self.permutations[0].inverse();
-        for (o, &i) in out.iter_mut().zip(first) {
-            *o = self.alpha0 * u[i as usize];
+        kern.gather_wired(k, self.wires[0].inverse(), u, out);
+        for o in out.iter_mut() {
+            *o = self.alpha0 * *o;
         }
     }
 
@@ -346,7 +377,7 @@ impl<T: Real> BlockPreconditioner<T> {
             let pair = GatheredPair {
                 scale: -self.alpha0,
                 ad: wad,
-                index: cotangent_index(&self.permutations, l),
+                wiring: cotangent_wiring(&self.wires, l),
                 c: &p_g[layer.clone()],
                 e: &p_m[layer],
             };
@@ -373,11 +404,11 @@ impl<T: Real> BlockPreconditioner<T> {
     }
 }
 
-/// The gather index through which layer `l` reads its incoming cotangent: `π_{l+1}⁻¹`, or none
-/// for the top layer (nothing follows `B_N`). A free function so the sweep can call it while it
-/// holds `θ` mutably.
-fn cotangent_index(permutations: &[Permutation], l: usize) -> Option<&[u32]> {
-    permutations.get(l + 1).map(Permutation::inverse)
+/// How layer `l` reads its incoming cotangent: through `π_{l+1}⁻¹`, or directly for the top
+/// layer (nothing follows `B_N`). A free function so the sweep can call it while it holds `θ`
+/// mutably.
+fn cotangent_wiring(wires: &[Wires], l: usize) -> Wiring<'_> {
+    wires.get(l + 1).map_or(Wiring::Identity, Wires::inverse)
 }
 
 /// Hidden rows from which the `parallel` feature splits a forward or backward layer across
@@ -399,12 +430,12 @@ fn part_rows(h: usize, k: usize) -> usize {
 
 /// One forward layer `p = P u`, `y = B p` ([`Kernels::layer_forward_into`]); with the
 /// `parallel` feature, in parts of whole blocks on rayon's threads, each part reading all of
-/// `u` through its indices (the same operations per entry, so the same bits).
+/// `u` through its sources ([`Wiring::part`]; the same operations per entry, so the same bits).
 fn forward_layer<T: Real>(
     kern: Kernels,
     k: usize,
     b: &[T],
-    perm: &[u32],
+    wiring: Wiring<'_>,
     u: &[T],
     p: &mut [T],
     y: &mut [T],
@@ -416,11 +447,14 @@ fn forward_layer<T: Real>(
         p.par_chunks_mut(rows)
             .zip(y.par_chunks_mut(rows))
             .zip(b.par_chunks(rows * k))
-            .zip(perm.par_chunks(rows))
-            .for_each(|(((p, y), b), perm)| kern.layer_forward_into(k, b, perm, u, p, y));
+            .enumerate()
+            .for_each(|(i, ((p, y), b))| {
+                let part = wiring.part(i * rows, p.len());
+                kern.layer_forward_into(k, b, part, u, p, y);
+            });
     }
     #[cfg(not(feature = "parallel"))]
-    kern.layer_forward_into(k, b, perm, u, p, y);
+    kern.layer_forward_into(k, b, wiring, u, p, y);
 }
 
 /// One backward layer `z = Bᵀ Q w` ([`Kernels::layer_backward_gathered`]); with the `parallel`
@@ -429,7 +463,7 @@ fn backward_layer<T: Real>(
     kern: Kernels,
     k: usize,
     b: &[T],
-    index: Option<&[u32]>,
+    wiring: Wiring<'_>,
     w: &[T],
     z: &mut [T],
 ) {
@@ -442,14 +476,14 @@ fn backward_layer<T: Real>(
             .enumerate()
             .for_each(|(i, (z, b))| {
                 let at = i * rows..i * rows + z.len();
-                match index {
-                    Some(q) => kern.layer_backward_gathered(k, b, Some(&q[at]), w, z),
-                    None => kern.layer_backward_gathered(k, b, None, &w[at], z),
+                match wiring {
+                    Wiring::Identity => kern.layer_backward_gathered(k, b, wiring, &w[at], z),
+                    _ => kern.layer_backward_gathered(k, b, wiring.part(at.start, z.len()), w, z),
                 }
             });
     }
     #[cfg(not(feature = "parallel"))]
-    kern.layer_backward_gathered(k, b, index, w, z);
+    kern.layer_backward_gathered(k, b, wiring, w, z);
 }
 
 impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
@@ -465,12 +499,12 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         let k = config.block_size();
         let h = config.hidden_for(n)?;
         let layers = config.layers();
-        let mut permutations = with_capacity(layers)?;
+        let mut wires = with_capacity(layers)?;
         let mut blocks = with_capacity(layers * h * k)?;
         let mut q = filled(k * k, 0.0f64)?;
         let family = config.permutations();
         for _ in 0..layers {
-            permutations.push(family.draw(h, k, rng)?);
+            wires.push(family.wires(h, k, rng)?);
             for _ in 0..h / k {
                 rng.orthogonal(k, &mut q);
                 blocks.extend(q.iter().map(|&x| lit::<T>(x)));
@@ -482,14 +516,14 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
             block_size: k,
             alpha0: config.alpha0(),
             family,
-            permutations,
+            wires,
             blocks,
             cache: Cache::new(layers, h, k)?,
         })
     }
 
-    /// `N` permutations (`8h` bytes of indices each, plus their headers), `θ` (`N·h·k`
-    /// numbers) and the cache (`(2N + 7)·h + h·k` numbers: the kept layer inputs of `m` and
+    /// `N` permutations (their headers, and `8h` bytes of indices each for `Random`, none for
+    /// `Shuffle`, `4h` for `TiledShuffle`), `θ` (`N·h·k` numbers) and the cache (`(2N + 7)·h + h·k` numbers: the kept layer inputs of `m` and
     /// `g`, the top activation, three `h`-vectors and two interleaved `2h` streams, one layer's
     /// gradient).
     fn footprint(n: usize, config: &BlockConfig<T>) -> Result<Footprint, ConfigError> {
@@ -497,9 +531,9 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         let h = config.hidden_for(n)?;
         let weights = layers * h * k; // fits: hidden_width checked (N + 1)·h·k
         let bytes = total(&[
-            bytes_of::<Permutation>(layers)?,
-            bytes_of::<u32>(2 * h)?
-                .checked_mul(layers)
+            bytes_of::<Wires>(layers)?,
+            Wires::heap_bytes(config.permutations(), h, k)
+                .and_then(|b| b.checked_mul(layers))
                 .ok_or(ConfigError::TooLarge)?,
             bytes_of::<T>(weights)?,
             bytes_of::<T>(Cache::<T>::len(layers, h, k))?,
@@ -583,13 +617,15 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         for j in 0..n {
             x[j * n + j] = T::one();
         }
-        for (l, perm) in self.permutations.iter().enumerate() {
-            gather_rows(perm.forward(), n, &x, &mut t);
+        let index =
+            |l: usize| -> Vec<u32> { (0..h).map(|j| self.wires[l].source(j) as u32).collect() };
+        for l in 0..self.layers() {
+            gather_rows(&index(l), n, &x, &mut t);
             kern.matmat(k, &self.blocks[l * ll..(l + 1) * ll], n, &t, &mut x);
         }
-        for (l, perm) in self.permutations.iter().enumerate().rev() {
+        for l in (0..self.layers()).rev() {
             kern.matmat_transpose(k, &self.blocks[l * ll..(l + 1) * ll], n, &x, &mut t);
-            scatter_rows(perm.forward(), n, &t, &mut x);
+            scatter_rows(&index(l), n, &t, &mut x);
         }
         x.truncate(n * n);
         for e in &mut x {
@@ -600,12 +636,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
 
     fn prepare(&mut self) -> Result<(), StateError> {
         check_alpha(self.alpha0)?;
-        let (n, h, k, layers) = (
-            self.n,
-            self.hidden,
-            self.block_size,
-            self.permutations.len(),
-        );
+        let (n, h, k, layers) = (self.n, self.hidden, self.block_size, self.wires.len());
         if k == 0 {
             return Err(ConfigError::ZeroBlockSize.into());
         }
@@ -613,18 +644,25 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
             return Err(ConfigError::ZeroLayers.into());
         }
         hidden_width(n, k, layers, Some(h))?;
-        for (l, p) in self.permutations.iter_mut().enumerate() {
-            if p.len() != h {
+        self.family.validate()?;
+        for (l, wires) in self.wires.iter_mut().enumerate() {
+            if wires.len() != h {
                 return Err(StateError::Length {
                     what: "permutation",
                     expected: h,
-                    found: p.len(),
+                    found: wires.len(),
                 });
             }
+            // A saved state holds whole permutations: validate, then compact per family.
+            let mut p = match core::mem::replace(wires, Wires::Shuffle { h: 0, k: 0 }) {
+                Wires::Stored(p) => p,
+                compact => compact.to_permutation()?,
+            };
             p.rebuild_inverse(l)?;
-            if !self.family.contains(p, k) {
-                return Err(StateError::NotAPermutation { layer: l });
-            }
+            *wires = Wires::from_permutation(p, self.family, k).map_err(|e| match e {
+                StateError::NotAPermutation { .. } => StateError::NotAPermutation { layer: l },
+                e => e,
+            })?;
         }
         check_weights(&self.blocks, layers * h * k)?;
         let _ = Kernels::selected();

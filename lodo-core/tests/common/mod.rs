@@ -121,6 +121,7 @@ impl DenseNetwork {
             alpha0: p.alpha0().to_f64().unwrap(),
             perms: p
                 .permutations()
+                .expect("memory")
                 .iter()
                 .map(|q| permutation_matrix(q.forward()))
                 .collect(),

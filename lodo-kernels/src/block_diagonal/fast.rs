@@ -10,7 +10,9 @@
 use num_traits::Float;
 
 use super::{AdamCoefficients, AdamSlices, GatheredPair};
+use crate::cursor::{Cursor, prefetch, with_cursor};
 use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K, PREFETCH_BLOCKS};
+use crate::wiring::Wiring;
 
 /// `acc + a·b`, fused when `FMA`.
 #[inline(always)]
@@ -28,22 +30,6 @@ fn prefetch_block<T>(base: &[T], perm: &[u32], next: usize, k: usize) {
         }
     }
 }
-
-/// Hints the cache to fetch the line holding `*p` (`prefetcht0`); `p` need not be valid.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    // SAFETY: `prefetch` is a hint: it never faults and has no architectural effect, so any
-    // address is allowed; `p` was formed with `wrapping_add` (no out-of-bounds offset UB).
-    // SSE, which the instruction needs, is part of the x86-64 baseline.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
-}
-
-/// No prefetch hint on aarch64 (the hardware prefetcher only).
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn prefetch<T>(_p: *const T) {}
 
 /// The block size: `K` if known at compile time, else the runtime `k`.
 #[inline(always)]
@@ -152,29 +138,45 @@ pub(crate) fn matvec_transpose<T: Float, const FMA: bool, const K: usize>(
     }
 }
 
-/// Per block: gather `p_b = (P x)_b`, store it, `y_b = B_b p_b`. One pass.
+/// Per block: gather `p_b = x̂_b` (`x̂_j = x_{s(j)}`, the wiring's sources), store it,
+/// `y_b = B_b p_b`. One pass.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn layer_forward_into<T: Float, const FMA: bool, const K: usize>(
     k: usize,
     blocks: &[T],
-    perm: &[u32],
+    wiring: Wiring<'_>,
+    x: &[T],
+    p: &mut [T],
+    y: &mut [T],
+) {
+    with_cursor!(wiring, k, |cur| forward_with::<T, FMA, K>(
+        k, blocks, cur, x, p, y
+    ))
+}
+
+/// [`layer_forward_into`] for one cursor type.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_with<T: Float, const FMA: bool, const K: usize>(
+    k: usize,
+    blocks: &[T],
+    mut cur: impl Cursor,
     x: &[T],
     p: &mut [T],
     y: &mut [T],
 ) {
     let k = block_k::<K>(k);
-    for (b, (((bb, pib), pb), yb)) in blocks
+    for ((bb, pb), yb) in blocks
         .chunks_exact(k * k)
-        .zip(perm.chunks_exact(k))
         .zip(p.chunks_exact_mut(k))
         .zip(y.chunks_exact_mut(k))
-        .enumerate()
     {
-        prefetch_block(x, perm, (b + PREFETCH_BLOCKS) * k, k);
-        for (pc, &j) in pb.iter_mut().zip(pib) {
-            *pc = x[j as usize];
+        cur.prefetch(x, 1, PREFETCH_BLOCKS);
+        for (c, pc) in pb.iter_mut().enumerate() {
+            *pc = x[cur.at(c)];
         }
+        cur.advance();
         if K > 0 {
             yb.copy_from_slice(&block_fixed::<T, FMA, K>(bb, pb));
             continue;
@@ -222,52 +224,53 @@ pub(crate) fn layer_backward<T: Float, const FMA: bool, const K: usize>(
     }
 }
 
-/// Per block: `ŵ_b = (Q w)_b` gathered (prefetched `PREFETCH_BLOCKS` ahead), `z_b = B_bᵀ ŵ_b`
-/// written in order.
+/// Per block: `ŵ_b` gathered through the wiring (random indices prefetched
+/// `PREFETCH_BLOCKS` ahead), `z_b = B_bᵀ ŵ_b` written in order.
 #[inline(always)]
 pub(crate) fn layer_backward_gathered<T: Float, const FMA: bool, const K: usize>(
     k: usize,
     blocks: &[T],
-    index: Option<&[u32]>,
+    wiring: Wiring<'_>,
     w: &[T],
     z: &mut [T],
 ) {
-    let Some(q) = index else {
+    if wiring == Wiring::Identity {
         return matvec_transpose::<T, FMA, K>(k, blocks, w, z);
-    };
+    }
+    with_cursor!(wiring, k, |cur| backward_with::<T, FMA, K>(
+        k, blocks, cur, w, z
+    ))
+}
+
+/// [`layer_backward_gathered`] for one cursor type.
+#[inline(always)]
+fn backward_with<T: Float, const FMA: bool, const K: usize>(
+    k: usize,
+    blocks: &[T],
+    mut cur: impl Cursor,
+    w: &[T],
+    z: &mut [T],
+) {
     let k = block_k::<K>(k);
-    for (b, ((bb, zb), qb)) in blocks
-        .chunks_exact(k * k)
-        .zip(z.chunks_exact_mut(k))
-        .zip(q.chunks_exact(k))
-        .enumerate()
-    {
-        prefetch_block(w, q, (b + PREFETCH_BLOCKS) * k, k);
+    for (bb, zb) in blocks.chunks_exact(k * k).zip(z.chunks_exact_mut(k)) {
+        cur.prefetch(w, 1, PREFETCH_BLOCKS);
         if K > 0 {
             let mut wb = [T::zero(); K];
-            for (x, &j) in wb.iter_mut().zip(qb) {
-                *x = w[j as usize];
+            for (c, x) in wb.iter_mut().enumerate() {
+                *x = w[cur.at(c)];
             }
+            cur.advance();
             zb.copy_from_slice(&transpose_fixed::<T, FMA, K>(bb, &wb));
             continue;
         }
         for (c, zc) in zb.iter_mut().enumerate() {
             let mut acc = T::zero();
-            for (r, &j) in qb.iter().enumerate() {
-                acc = madd::<T, FMA>(bb[r * k + c], w[j as usize], acc);
+            for r in 0..k {
+                acc = madd::<T, FMA>(bb[r * k + c], w[cur.at(r)], acc);
             }
             *zc = acc;
         }
-    }
-}
-
-/// Hints the cache to fetch the pair `ad[2i], ad[2i+1]` for every `i` in `index[next..next + k]`.
-#[inline(always)]
-fn prefetch_pairs<T>(ad: &[T], index: &[u32], next: usize, k: usize) {
-    if let Some(idx) = index.get(next..next + k) {
-        for &i in idx {
-            prefetch(ad.as_ptr().wrapping_add(2 * i as usize));
-        }
+        cur.advance();
     }
 }
 
@@ -279,6 +282,7 @@ fn prefetch_pairs<T>(ad: &[T], index: &[u32], next: usize, k: usize) {
 fn pair_tile<T: Float, const FMA: bool, const K: usize>(
     k: usize,
     pair: &GatheredPair<'_, T>,
+    cur: &mut impl Cursor,
     v0: usize,
     th_t: &[T],
     g_t: &mut [T],
@@ -286,11 +290,7 @@ fn pair_tile<T: Float, const FMA: bool, const K: usize>(
 ) {
     let kk = k * k;
     let GatheredPair {
-        scale,
-        ad,
-        index,
-        c,
-        e,
+        scale, ad, c, e, ..
     } = *pair;
     let (mut abuf, mut dbuf) = ([T::zero(); ADAM_TILE_MAX_K], [T::zero(); ADAM_TILE_MAX_K]);
     let (ab, db) = (&mut abuf[..k], &mut dbuf[..k]);
@@ -301,28 +301,14 @@ fn pair_tile<T: Float, const FMA: bool, const K: usize>(
         .zip(zad_t.chunks_exact_mut(2 * k))
         .zip(c[v0..v1].chunks_exact(k))
         .zip(e[v0..v1].chunks_exact(k));
-    for (bt, ((((bb, gb), zb), cb), eb)) in blocks.enumerate() {
-        let at = v0 + bt * k;
-        match index {
-            Some(q) => {
-                prefetch_pairs(ad, q, at + PREFETCH_BLOCKS * k, k);
-                for ((x, y), &j) in ab.iter_mut().zip(db.iter_mut()).zip(&q[at..at + k]) {
-                    let j = 2 * j as usize;
-                    *x = ad[j];
-                    *y = ad[j + 1];
-                }
-            }
-            None => {
-                for ((x, y), p) in ab
-                    .iter_mut()
-                    .zip(db.iter_mut())
-                    .zip(ad[2 * at..2 * (at + k)].chunks_exact(2))
-                {
-                    *x = p[0];
-                    *y = p[1];
-                }
-            }
+    for ((((bb, gb), zb), cb), eb) in blocks {
+        cur.prefetch(ad, 2, PREFETCH_BLOCKS);
+        for (r, (x, y)) in ab.iter_mut().zip(db.iter_mut()).enumerate() {
+            let j = 2 * cur.at(r);
+            *x = ad[j];
+            *y = ad[j + 1];
         }
+        cur.advance();
         if K > 0 {
             let (sa, sd) = transpose_pair_fixed::<T, FMA, K>(bb, ab, db);
             for ((z, a), d) in zb.chunks_exact_mut(2).zip(sa).zip(sd) {
@@ -357,6 +343,21 @@ pub(crate) fn backward_pair_gradient<T: Float, const FMA: bool, const K: usize>(
     grad: &mut [T],
     zad: &mut [T],
 ) {
+    with_cursor!(pair.wiring, k, |cur| gradient_with::<T, FMA, K>(
+        k, &pair, cur, theta, grad, zad
+    ))
+}
+
+/// [`backward_pair_gradient`] for one cursor type.
+#[inline(always)]
+fn gradient_with<T: Float, const FMA: bool, const K: usize>(
+    k: usize,
+    pair: &GatheredPair<'_, T>,
+    mut cur: impl Cursor,
+    theta: &[T],
+    grad: &mut [T],
+    zad: &mut [T],
+) {
     let k = block_k::<K>(k);
     let tile = (ADAM_TILE / (k * k)) * k * k;
     for (t, ((th_t, g_t), zad_t)) in theta
@@ -365,7 +366,7 @@ pub(crate) fn backward_pair_gradient<T: Float, const FMA: bool, const K: usize>(
         .zip(zad.chunks_mut(2 * tile / k))
         .enumerate()
     {
-        pair_tile::<T, FMA, K>(k, &pair, t * tile / k, th_t, g_t, zad_t);
+        pair_tile::<T, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
     }
 }
 
@@ -380,6 +381,21 @@ pub(crate) fn backward_pair_gradient<T: Float, const FMA: bool, const K: usize>(
 pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
     k: usize,
     pair: GatheredPair<'_, T>,
+    state: AdamSlices<'_, T>,
+    co: AdamCoefficients<T>,
+    zad: &mut [T],
+) -> usize {
+    with_cursor!(pair.wiring, k, |cur| adam_with::<T, FMA, K>(
+        k, &pair, cur, state, co, zad
+    ))
+}
+
+/// [`backward_pair_adam`] for one cursor type.
+#[inline(always)]
+fn adam_with<T: Float, const FMA: bool, const K: usize>(
+    k: usize,
+    pair: &GatheredPair<'_, T>,
+    mut cur: impl Cursor,
     state: AdamSlices<'_, T>,
     co: AdamCoefficients<T>,
     zad: &mut [T],
@@ -403,7 +419,7 @@ pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
         .zip(zad.chunks_mut(2 * tile / k));
     for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
         let g_t = &mut grad[..th_t.len()];
-        pair_tile::<T, FMA, K>(k, &pair, t * tile / k, th_t, g_t, zad_t);
+        pair_tile::<T, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
         // A 32-bit count (a tile has far fewer than 2³² elements) keeps the loop vectorised.
         let mut kept = 0u32;
         for (((th, mi), vi), &gi) in th_t.iter_mut().zip(m_t).zip(v_t).zip(g_t.iter()) {

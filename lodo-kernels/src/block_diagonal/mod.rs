@@ -37,14 +37,15 @@ use num_traits::Float;
 use crate::dispatch::{Kernels, Path};
 use crate::gemm::{Accum, Op, gemm};
 use crate::tuning::{ADAM_TILE_MAX_K, MATMAT_GEMM_MIN_COLS};
+use crate::wiring::Wiring;
 
 /// The inputs of one fused backward layer of LODO's hypergradient sweep
 /// ([`Kernels::backward_pair_gradient`], [`Kernels::backward_pair_adam`]).
 ///
 /// The two incoming cotangents are stored interleaved, `ad[2i] = a_i`, `ad[2i+1] = d_i`, so the
-/// permutation fetches both with one random access. They are read through the gather index `q`,
-/// `â_j = a_{q(j)}`, `d̂_j = d_{q(j)}` (no index: `â = a`, `d̂ = d`). The layer gradient is
-/// `Δ_b = s·(â_b c_bᵀ + d̂_b e_bᵀ)`.
+/// permutation fetches both with one access. They are read through the wiring's sources `q`
+/// ([`Wiring`]), `â_j = a_{q(j)}`, `d̂_j = d_{q(j)}` (identity: `â = a`, `d̂ = d`). The layer
+/// gradient is `Δ_b = s·(â_b c_bᵀ + d̂_b e_bᵀ)`.
 ///
 /// In LODO (see `lodo-core`'s block preconditioner) `a = z_{l+1}(m)`, `d = z_{l+1}(g)`, `q = π_{l+1}⁻¹`
 /// (so `â = w_l(m)`, `d̂ = w_l(g)`), `c = p_l(g)`, `e = p_l(m)` and `s = −α₀`.
@@ -54,8 +55,8 @@ pub struct GatheredPair<'a, T> {
     pub scale: T,
     /// The interleaved cotangents (length `2h`).
     pub ad: &'a [T],
-    /// The gather index `q` (length `h`), or `None` for the identity.
-    pub index: Option<&'a [u32]>,
+    /// Where `â`, `d̂` are read from (an index of length `h`, a shuffle, or the identity).
+    pub wiring: Wiring<'a>,
     /// Column vector of the first product (length `h`).
     pub c: &'a [T],
     /// Column vector of the second product (length `h`).
@@ -127,9 +128,7 @@ pub(crate) mod check {
         square(k, theta, h);
         vec_eq("ad", 2 * h, pair.ad.len());
         vec_eq("e", h, pair.e.len());
-        if let Some(q) = pair.index {
-            vec_eq("index", h, q.len());
-        }
+        pair.wiring.check(k, h);
         vec_eq("zad", 2 * h, zad);
     }
 
@@ -157,6 +156,7 @@ macro_rules! simd_bodies {
 
         use $crate::block_diagonal::fast;
         use $crate::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
+        use $crate::wiring::Wiring;
 
         /// Fused multiply-adds need std's `mul_add` (libm's is a software routine).
         const FMA: bool = cfg!(feature = "std");
@@ -178,15 +178,15 @@ macro_rules! simd_bodies {
         pub(crate) fn layer_forward_into<T: Float>(
             k: usize,
             blocks: &[T],
-            perm: &[u32],
+            wiring: Wiring<'_>,
             x: &[T],
             p: &mut [T],
             y: &mut [T],
         ) {
             if k == 4 {
-                fast::layer_forward_into::<T, FMA, 4>(k, blocks, perm, x, p, y)
+                fast::layer_forward_into::<T, FMA, 4>(k, blocks, wiring, x, p, y)
             } else {
-                fast::layer_forward_into::<T, FMA, 0>(k, blocks, perm, x, p, y)
+                fast::layer_forward_into::<T, FMA, 0>(k, blocks, wiring, x, p, y)
             }
         }
 
@@ -213,14 +213,14 @@ macro_rules! simd_bodies {
         pub(crate) fn layer_backward_gathered<T: Float>(
             k: usize,
             blocks: &[T],
-            index: Option<&[u32]>,
+            wiring: Wiring<'_>,
             w: &[T],
             z: &mut [T],
         ) {
             if k == 4 {
-                fast::layer_backward_gathered::<T, FMA, 4>(k, blocks, index, w, z)
+                fast::layer_backward_gathered::<T, FMA, 4>(k, blocks, wiring, w, z)
             } else {
-                fast::layer_backward_gathered::<T, FMA, 0>(k, blocks, index, w, z)
+                fast::layer_backward_gathered::<T, FMA, 0>(k, blocks, wiring, w, z)
             }
         }
 
@@ -315,25 +315,26 @@ impl Kernels {
     }
 
     /// One forward layer, out of place and in one pass: `p = P x` (kept: it is the layer input
-    /// the hypergradient needs), `y = B p`.
+    /// the hypergradient needs), `y = B p`, with `(P x)_j = x_{s(j)}` read through `wiring`
+    /// ([`Wiring`]: a stored index, or a perfect shuffle computed while streaming).
     ///
-    /// `perm`, `blocks`, `p` and `y` may cover a contiguous run of whole blocks of the layer
+    /// `blocks`, `p`, `y` (and an index) may cover a contiguous run of whole blocks of the layer
     /// while `x` is the whole input: a layer can be computed in parts (in parallel), each part
-    /// reading `x` only through its indices.
+    /// reading `x` only through its sources ([`Wiring::part`]).
     ///
     /// # Panics
-    /// - if `k == 0` or `h = perm.len()` is not a multiple of `k`;
-    /// - if `blocks.len() != h · k`;
-    /// - if `p` or `y` does not have the length of `perm`;
-    /// - if an index of `perm` is out of bounds of `x`.
+    /// - if `k == 0` or `p.len()` is not a multiple of `k`; if `blocks.len() != p.len() · k`;
+    /// - if `y` does not have the length of `p`, or the wiring does not fit it (an index of
+    ///   another length; a shuffle whose shape is not whole blocks, see [`Wiring`]);
+    /// - if a source is out of bounds of `x`.
     ///
     /// # Examples
     /// ```
-    /// use lodo_kernels::Kernels;
+    /// use lodo_kernels::{Kernels, wiring::Wiring};
     /// // P swaps the two entries; B = [[1, 2], [3, 4]].
     /// let (mut p, mut y) = ([0.0; 2], [0.0; 2]);
     /// Kernels::selected().layer_forward_into(
-    ///     2, &[1.0, 2.0, 3.0, 4.0], &[1, 0], &[10.0, 1.0], &mut p, &mut y);
+    ///     2, &[1.0, 2.0, 3.0, 4.0], Wiring::Index(&[1, 0]), &[10.0, 1.0], &mut p, &mut y);
     /// assert_eq!(p, [1.0, 10.0]);
     /// assert_eq!(y, [21.0, 43.0]);
     /// ```
@@ -343,15 +344,18 @@ impl Kernels {
         self,
         k: usize,
         blocks: &[T],
-        perm: &[u32],
+        wiring: Wiring<'_>,
         x: &[T],
         p: &mut [T],
         y: &mut [T],
     ) {
-        check::square(k, blocks.len(), perm.len());
-        check::vec_eq("p", perm.len(), p.len());
-        check::vec_eq("y", perm.len(), y.len());
-        dispatch!(self, T, layer_forward_into(k, blocks, perm, x, p, y));
+        check::square(k, blocks.len(), p.len());
+        check::vec_eq("y", p.len(), y.len());
+        if wiring == Wiring::Identity {
+            check::vec_eq("x", p.len(), x.len());
+        }
+        wiring.check(k, p.len());
+        dispatch!(self, T, layer_forward_into(k, blocks, wiring, x, p, y));
     }
 
     /// One backward (adjoint) layer with the permutation as a scatter on the way out:
@@ -380,28 +384,29 @@ impl Kernels {
     }
 
     /// One backward (adjoint) layer with the permutation applied on the way in, as a gather:
-    /// `z = Bᵀ Q w`, `z_b[c] = Σ_r B_b[r][c] w[q(b·k + r)]` (`Q = I` without an index).
+    /// `z = Bᵀ Q w`, `z_b[c] = Σ_r B_b[r][c] w[q(b·k + r)]`, `q` the sources of `wiring`.
     ///
     /// LODO's backward sweep `w_{l−1} = P_lᵀ B_lᵀ w_l` is run as `z_l = B_lᵀ P_{l+1}ᵀ z_{l+1}`
-    /// with `P_{l+1}ᵀ` a gather by `π_{l+1}⁻¹`: every permutation is then a read from a random
-    /// place (which a prefetch can cover) instead of a store to one (which costs a read and a
-    /// write of a whole cache line).
+    /// with `P_{l+1}ᵀ` a gather by `π_{l+1}⁻¹`: every permutation is then a read (from a random
+    /// place, which a prefetch can cover, or from `k` streams for a shuffle) instead of a store
+    /// to one (which costs a read and a write of a whole cache line).
     ///
-    /// With an index, `blocks`, `index` and `z` may cover a contiguous run of whole blocks while
-    /// `w` is the whole input (a layer computed in parts, as [`Kernels::layer_forward_into`]).
+    /// `blocks` and `z` may cover a contiguous run of whole blocks while `w` is the whole input
+    /// (a layer computed in parts, as [`Kernels::layer_forward_into`]); with
+    /// [`Wiring::Identity`], `w` is the part's own input.
     ///
     /// # Panics
     /// - if `k == 0` or `z.len()` is not a multiple of `k`; if `blocks.len() != z.len() · k`;
-    /// - if `index` (or, without one, `w`) does not have the length of `z`; if an index is out
-    ///   of bounds of `w`.
+    /// - if the wiring does not fit `z` (with the identity: if `w` does not have the length of
+    ///   `z`); if a source is out of bounds of `w`.
     ///
     /// # Examples
     /// ```
-    /// use lodo_kernels::Kernels;
+    /// use lodo_kernels::{Kernels, wiring::Wiring};
     /// // Q swaps the two entries; Bᵀ = [[1, 3], [2, 4]].
     /// let mut z = [0.0; 2];
     /// Kernels::selected().layer_backward_gathered(
-    ///     2, &[1.0, 2.0, 3.0, 4.0], Some(&[1, 0]), &[10.0, 1.0], &mut z);
+    ///     2, &[1.0, 2.0, 3.0, 4.0], Wiring::Index(&[1, 0]), &[10.0, 1.0], &mut z);
     /// assert_eq!(z, [31.0, 42.0]);
     /// ```
     #[track_caller]
@@ -409,16 +414,16 @@ impl Kernels {
         self,
         k: usize,
         blocks: &[T],
-        index: Option<&[u32]>,
+        wiring: Wiring<'_>,
         w: &[T],
         z: &mut [T],
     ) {
         check::square(k, blocks.len(), z.len());
-        match index {
-            Some(q) => check::vec_eq("index", z.len(), q.len()),
-            None => check::vec_eq("w", z.len(), w.len()),
+        if wiring == Wiring::Identity {
+            check::vec_eq("w", z.len(), w.len());
         }
-        dispatch!(self, T, layer_backward_gathered(k, blocks, index, w, z));
+        wiring.check(k, z.len());
+        dispatch!(self, T, layer_backward_gathered(k, blocks, wiring, w, z));
     }
 
     /// One backward layer of LODO's hypergradient sweep with its gradient materialised: with
@@ -432,15 +437,15 @@ impl Kernels {
     ///
     /// # Panics
     /// - if `k == 0`, `h = c.len()` is not a multiple of `k`, or `ad`, `zad` do not have `2h`
-    ///   numbers, `e` (and `index`) `h`, `θ` and `grad` `h·k`;
-    /// - if an index is out of bounds.
+    ///   numbers, `e` `h`, `θ` and `grad` `h·k`, or the wiring does not fit `h`;
+    /// - if a source is out of bounds.
     ///
     /// # Examples
     /// ```
-    /// use lodo_kernels::Kernels;
+    /// use lodo_kernels::{Kernels, wiring::Wiring};
     /// use lodo_kernels::block_diagonal::GatheredPair;
     /// // h = 2, k = 1: θ = diag(2, 3); the index swaps the two entries.
-    /// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 10.0, 2.0, 20.0], index: Some(&[1, 0]),
+    /// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 10.0, 2.0, 20.0], wiring: Wiring::Index(&[1, 0]),
     ///     c: &[1.0, 1.0], e: &[0.0, 1.0] };
     /// let (mut grad, mut zad) = ([0.0; 2], [0.0; 4]);
     /// Kernels::selected().backward_pair_gradient(1, pair, &[2.0, 3.0], &mut grad, &mut zad);
@@ -482,11 +487,11 @@ impl Kernels {
     ///
     /// # Examples
     /// ```
-    /// use lodo_kernels::Kernels;
+    /// use lodo_kernels::{Kernels, wiring::Wiring};
     /// use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
     /// let (mut theta, mut m, mut v) = ([2.0], [0.0], [0.0]);
     /// let mut zad = [0.0; 2];
-    /// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 3.0], index: None, c: &[1.0], e: &[0.0] };
+    /// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 3.0], wiring: Wiring::Identity, c: &[1.0], e: &[0.0] };
     /// let co = AdamCoefficients { beta1: 0.5, beta2: 0.75, epsilon: 0.0, rate: 1.0 };
     /// let state = AdamSlices { theta: &mut theta, m: &mut m, v: &mut v };
     /// let kept = Kernels::selected().backward_pair_adam(1, pair, state, co, &mut zad);

@@ -6,6 +6,7 @@ use num_traits::Float;
 
 use super::check::{adam_shapes, gathered_shapes, square, vec_eq};
 use super::{AdamCoefficients, AdamSlices, GatheredPair};
+use crate::wiring::Wiring;
 
 /// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`.
 #[track_caller]
@@ -39,20 +40,20 @@ pub fn matvec_transpose<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) 
     }
 }
 
-/// `p = P x`, then `y = B p`.
+/// `p_j = x_{s(j)}` (the wiring's sources), then `y = B p`.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn layer_forward_into<T: Float>(
     k: usize,
     blocks: &[T],
-    perm: &[u32],
+    wiring: Wiring<'_>,
     x: &[T],
     p: &mut [T],
     y: &mut [T],
 ) {
-    vec_eq("p", perm.len(), p.len());
-    for (pj, &i) in p.iter_mut().zip(perm) {
-        *pj = x[i as usize];
+    wiring.check(k, p.len());
+    for (j, pj) in p.iter_mut().enumerate() {
+        *pj = x[wiring.source(k, j)];
     }
     matvec(k, blocks, p, y);
 }
@@ -74,22 +75,18 @@ pub fn layer_backward<T: Float>(k: usize, blocks: &[T], perm: &[u32], w: &[T], y
     }
 }
 
-/// `z = Bᵀ Q w`: `z_b[c] = Σ_r B_b[r][c] ŵ_b[r]` with `ŵ[j] = w[q(j)]` (`ŵ = w` without an
-/// index).
+/// `z = Bᵀ Q w`: `z_b[c] = Σ_r B_b[r][c] ŵ_b[r]` with `ŵ[j] = w[s(j)]`, the wiring's sources.
 #[track_caller]
 pub fn layer_backward_gathered<T: Float>(
     k: usize,
     blocks: &[T],
-    index: Option<&[u32]>,
+    wiring: Wiring<'_>,
     w: &[T],
     z: &mut [T],
 ) {
     square(k, blocks.len(), z.len());
-    match index {
-        Some(q) => vec_eq("index", z.len(), q.len()),
-        None => vec_eq("w", z.len(), w.len()),
-    }
-    let at = |j: usize| index.map_or(w[j], |q| w[q[j] as usize]);
+    wiring.check(k, z.len());
+    let at = |j: usize| w[wiring.source(k, j)];
     for b in 0..z.len() / k {
         for c in 0..k {
             let mut acc = T::zero();
@@ -102,8 +99,8 @@ pub fn layer_backward_gathered<T: Float>(
 }
 
 /// The gathered cotangents `(â_j, d̂_j) = (ad[2q(j)], ad[2q(j)+1])` of a [`GatheredPair`].
-fn cotangents<T: Float>(pair: &GatheredPair<'_, T>, j: usize) -> (T, T) {
-    let i = pair.index.map_or(j, |q| q[j] as usize);
+fn cotangents<T: Float>(k: usize, pair: &GatheredPair<'_, T>, j: usize) -> (T, T) {
+    let i = pair.wiring.source(k, j);
     (pair.ad[2 * i], pair.ad[2 * i + 1])
 }
 
@@ -119,7 +116,7 @@ fn block_backward<T: Float>(
     for col in 0..k {
         let (mut sa, mut sd) = (T::zero(), T::zero());
         for r in 0..k {
-            let (a, d) = cotangents(pair, b * k + r);
+            let (a, d) = cotangents(k, pair, b * k + r);
             sa = sa + theta_b[r * k + col] * a;
             sd = sd + theta_b[r * k + col] * d;
         }
@@ -136,7 +133,7 @@ fn gradient_entry<T: Float>(
     r: usize,
     col: usize,
 ) -> T {
-    let (a, d) = cotangents(pair, b * k + r);
+    let (a, d) = cotangents(k, pair, b * k + r);
     pair.scale * (a * pair.c[b * k + col] + d * pair.e[b * k + col])
 }
 

@@ -17,6 +17,7 @@ mod x86;
 use crate::dispatch::Kernels;
 #[cfg(target_arch = "x86_64")]
 use crate::dispatch::{Path, is_native};
+use crate::wiring::Wiring;
 
 /// `x` and `y` have the length of `perm`.
 #[track_caller]
@@ -49,6 +50,54 @@ impl Kernels {
                 unsafe { x86::gather_avx2(perm, x, y) }
             }
             _ => reference::gather(perm, x, y),
+        }
+    }
+}
+
+impl Kernels {
+    /// `y_j = x_{s(j)}` for `j < y.len()`, `s` the sources of `wiring` ([`Wiring`]): a plain
+    /// permutation gather, or a prefix of one (LODO's last backward step keeps `n ≤ h` outputs).
+    /// Moves data only, so every path gives the same bits; the SIMD paths compute a structured
+    /// wiring's sources incrementally, block by block.
+    ///
+    /// # Panics
+    /// If the wiring does not fit `y.len()` outputs of block size `k` (an index shorter than
+    /// `y`; a shuffle with `k² ∤ h`, see [`Wiring`]), or a source is out of bounds of `x`.
+    ///
+    /// # Examples
+    /// ```
+    /// use lodo_kernels::{Kernels, wiring::{Shuffle, Wiring}};
+    /// // The 2-ary perfect shuffle of h = 4: σ = [0, 2, 1, 3].
+    /// let s = Wiring::Shuffle(Shuffle { width: 4, inverse: false, tiles: None, offset: 0 });
+    /// let mut y = [0.0; 3];
+    /// Kernels::selected().gather_wired(2, s, &[10.0, 11.0, 12.0, 13.0], &mut y);
+    /// assert_eq!(y, [10.0, 12.0, 11.0]);
+    /// ```
+    #[track_caller]
+    pub fn gather_wired<T: Copy>(self, k: usize, wiring: Wiring<'_>, x: &[T], y: &mut [T]) {
+        let wiring = wiring.part(0, y.len());
+        wiring.check(k, y.len());
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        if self.path() != crate::dispatch::Path::Reference {
+            use crate::cursor::{Cursor, with_cursor};
+            let full = y.len() / k * k;
+            let (head, tail) = y.split_at_mut(full);
+            with_cursor!(wiring, k, |cur| {
+                let mut cur = cur;
+                for yb in head.chunks_exact_mut(k) {
+                    for (c, v) in yb.iter_mut().enumerate() {
+                        *v = x[cur.at(c)];
+                    }
+                    cur.advance();
+                }
+            });
+            for (j, v) in tail.iter_mut().enumerate() {
+                *v = x[wiring.source(k, full + j)];
+            }
+            return;
+        }
+        for (j, v) in y.iter_mut().enumerate() {
+            *v = x[wiring.source(k, j)];
         }
     }
 }

@@ -1,0 +1,252 @@
+//! The fast bodies' incremental view of a [`Wiring`]: per block of `k` outputs, the sources
+//! `s(j)` without division (see [`crate::wiring`] for the maps and the divisibility that makes
+//! them incremental), and the prefetch hint for random indices.
+
+use crate::wiring::Wiring;
+
+/// Hints the cache to fetch the line holding `*p` (`prefetcht0`); `p` need not be valid.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    // SAFETY: `prefetch` is a hint: it never faults and has no architectural effect, so any
+    // address is allowed; `p` was formed with `wrapping_add` (no out-of-bounds offset UB).
+    // SSE, which the instruction needs, is part of the x86-64 baseline.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
+}
+
+/// No prefetch hint on aarch64 (the hardware prefetcher only).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) fn prefetch<T>(_p: *const T) {}
+
+/// The fast bodies' view of a wiring: the sources of one block of `k` outputs at a time,
+/// advanced block by block (structured wirings incrementally, without division).
+pub(crate) trait Cursor {
+    /// The source of entry `c < k` of the current block.
+    fn at(&self, c: usize) -> usize;
+    /// Moves to the next block.
+    fn advance(&mut self);
+    /// Hints the cache to fetch `base[scale·s]` for the sources `s` of the block `ahead`
+    /// blocks on (random indices only; streams need no hint).
+    #[inline(always)]
+    fn prefetch<T>(&self, _base: &[T], _scale: usize, _ahead: usize) {}
+}
+
+/// `s(j) = j`.
+pub(crate) struct IdentityCursor {
+    j0: usize,
+    k: usize,
+}
+
+impl Cursor for IdentityCursor {
+    #[inline(always)]
+    fn at(&self, c: usize) -> usize {
+        self.j0 + c
+    }
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.j0 += self.k;
+    }
+}
+
+/// `s(j) = q(j)`, prefetching ahead.
+pub(crate) struct IndexCursor<'a> {
+    q: &'a [u32],
+    j0: usize,
+    k: usize,
+}
+
+impl Cursor for IndexCursor<'_> {
+    #[inline(always)]
+    fn at(&self, c: usize) -> usize {
+        self.q[self.j0 + c] as usize
+    }
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.j0 += self.k;
+    }
+    #[inline(always)]
+    fn prefetch<T>(&self, base: &[T], scale: usize, ahead: usize) {
+        let next = self.j0 + ahead * self.k;
+        if let Some(idx) = self.q.get(next..next + self.k) {
+            for &i in idx {
+                prefetch(base.as_ptr().wrapping_add(scale * i as usize));
+            }
+        }
+    }
+}
+
+/// `s(j) = σ(j)`: block `j₀ = a·r + pos` reads `(pos + c)·k + a`.
+pub(crate) struct ShuffleCursor {
+    a: usize,
+    pos: usize,
+    k: usize,
+    r: usize,
+}
+
+impl Cursor for ShuffleCursor {
+    #[inline(always)]
+    fn at(&self, c: usize) -> usize {
+        (self.pos + c) * self.k + self.a
+    }
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.pos += self.k;
+        if self.pos == self.r {
+            self.pos = 0;
+            self.a += 1;
+        }
+    }
+}
+
+/// `s(j) = σ(τ(j))`: in segment `a`, the tile starting at position `p₀` reads
+/// `(p₀ + local[j])·k + a`.
+pub(crate) struct TiledShuffleCursor<'a> {
+    shuffle: ShuffleCursor,
+    j0: usize,
+    tile_start: usize,
+    left: usize,
+    tile: usize,
+    local: &'a [u16],
+}
+
+impl Cursor for TiledShuffleCursor<'_> {
+    #[inline(always)]
+    fn at(&self, c: usize) -> usize {
+        let t = self.tile_start + usize::from(self.local[self.j0 + c]);
+        t * self.shuffle.k + self.shuffle.a
+    }
+    #[inline(always)]
+    fn advance(&mut self) {
+        let k = self.shuffle.k;
+        self.j0 += k;
+        self.left -= k;
+        self.shuffle.advance();
+        if self.left == 0 {
+            // `T | r`: a segment ends on a tile boundary, where `pos` restarts at 0.
+            self.left = self.tile;
+            self.tile_start = self.shuffle.pos;
+        }
+    }
+}
+
+/// `s(j) = σ⁻¹(j)`: block `b` reads `c·r + b`, i.e. `k` sequential streams.
+pub(crate) struct UnshuffleCursor {
+    b: usize,
+    r: usize,
+}
+
+impl Cursor for UnshuffleCursor {
+    #[inline(always)]
+    fn at(&self, c: usize) -> usize {
+        c * self.r + self.b
+    }
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.b += 1;
+    }
+}
+
+/// `s(j) = τ⁻¹(σ⁻¹(j))`: block `b` reads `c·r + b₀ + local[c·r + b]`, `b₀ = T⌊b/T⌋`
+/// (`T | r` keeps `c·r + b` in the tile starting at `c·r + b₀`).
+pub(crate) struct TiledUnshuffleCursor<'a> {
+    unshuffle: UnshuffleCursor,
+    tile_start: usize,
+    left: usize,
+    tile: usize,
+    local: &'a [u16],
+}
+
+impl Cursor for TiledUnshuffleCursor<'_> {
+    #[inline(always)]
+    fn at(&self, c: usize) -> usize {
+        let row = c * self.unshuffle.r;
+        row + self.tile_start + usize::from(self.local[row + self.unshuffle.b])
+    }
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.unshuffle.advance();
+        self.left -= 1;
+        if self.left == 0 {
+            self.left = self.tile;
+            self.tile_start = self.unshuffle.b;
+        }
+    }
+}
+
+/// A wiring's cursor, positioned at its first output; [`with_cursor!`] runs a body once per
+/// concrete type.
+pub(crate) enum Cursors<'a> {
+    Identity(IdentityCursor),
+    Index(IndexCursor<'a>),
+    Shuffle(ShuffleCursor),
+    TiledShuffle(TiledShuffleCursor<'a>),
+    Unshuffle(UnshuffleCursor),
+    TiledUnshuffle(TiledUnshuffleCursor<'a>),
+}
+
+impl<'a> Cursors<'a> {
+    /// The cursor of `wiring` for block size `k` (checked by the caller: [`Wiring::check`]).
+    #[inline(always)]
+    pub(crate) fn of(wiring: Wiring<'a>, k: usize) -> Self {
+        let s = match wiring {
+            Wiring::Identity => return Self::Identity(IdentityCursor { j0: 0, k }),
+            Wiring::Index(q) => return Self::Index(IndexCursor { q, j0: 0, k }),
+            Wiring::Shuffle(s) => s,
+        };
+        let (j0, r) = (s.offset, s.width / k);
+        match (s.inverse, s.tiles) {
+            (false, tiles) => {
+                let shuffle = ShuffleCursor {
+                    a: j0 / r,
+                    pos: j0 % r,
+                    k,
+                    r,
+                };
+                let Some(t) = tiles else {
+                    return Self::Shuffle(shuffle);
+                };
+                let into = shuffle.pos % t.tile;
+                Self::TiledShuffle(TiledShuffleCursor {
+                    tile_start: shuffle.pos - into,
+                    shuffle,
+                    j0,
+                    left: t.tile - into,
+                    tile: t.tile,
+                    local: t.local,
+                })
+            }
+            (true, tiles) => {
+                let unshuffle = UnshuffleCursor { b: j0 / k, r };
+                let Some(t) = tiles else {
+                    return Self::Unshuffle(unshuffle);
+                };
+                let into = unshuffle.b % t.tile;
+                Self::TiledUnshuffle(TiledUnshuffleCursor {
+                    tile_start: unshuffle.b - into,
+                    unshuffle,
+                    left: t.tile - into,
+                    tile: t.tile,
+                    local: t.local,
+                })
+            }
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the concrete cursor of `$wiring` (one copy of the body per
+/// cursor type, so each is compiled with its own source arithmetic inlined).
+macro_rules! with_cursor {
+    ($wiring:expr, $k:expr, |$c:ident| $body:expr) => {
+        match $crate::cursor::Cursors::of($wiring, $k) {
+            $crate::cursor::Cursors::Identity($c) => $body,
+            $crate::cursor::Cursors::Index($c) => $body,
+            $crate::cursor::Cursors::Shuffle($c) => $body,
+            $crate::cursor::Cursors::TiledShuffle($c) => $body,
+            $crate::cursor::Cursors::Unshuffle($c) => $body,
+            $crate::cursor::Cursors::TiledUnshuffle($c) => $body,
+        }
+    };
+}
+pub(crate) use with_cursor;

@@ -1,0 +1,326 @@
+//! Structured wirings (issue 12): the perfect shuffle `σ`, its inverse, and their tiled forms
+//! `σ∘τ`, `τ⁻¹∘σ⁻¹`, computed while streaming.
+//!
+//! 1. The closed-form sources ([`Wiring::source`]) are the definitions: `σ(j) = (j mod r)·k +
+//!    ⌊j/r⌋`, a permutation; the inverse wirings invert the forward ones; tiles stay in their
+//!    window.
+//! 2. On every path (reference and each SIMD path this CPU has), every layer kernel gives the
+//!    same bits through a structured wiring as through [`Wiring::Index`] holding its
+//!    materialised sources, and a layer computed in two parts ([`Wiring::part`]) equals the
+//!    whole, bit for bit. (Each path against the reference is `tests/paths.rs`' business, with
+//!    an index.)
+//!
+//! Shapes: `k ∈ {1, 2, 3, 4, 5, 8}`, tile `T = k·t`, `r = T·m`, `h = k·r`; values scaled by
+//! `10^e`, `|e| ≤ 8` (so the f32 Adam update neither overflows `g²` nor rounds to nothing). `PROPTEST_CASES` overrides the case count; `LODO_FAST_TEST` (and Miri) shrink it.
+
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
+use lodo_kernels::wiring::{Shuffle, Tiles, Wiring};
+use lodo_kernels::{Kernels, Path};
+use num_traits::Float;
+use proptest::prelude::*;
+
+fn kernels() -> Vec<Kernels> {
+    Path::ALL
+        .into_iter()
+        .filter_map(|p| Kernels::new(p).ok())
+        .collect()
+}
+
+fn fast() -> bool {
+    cfg!(miri) || std::env::var_os("LODO_FAST_TEST").is_some()
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    k: usize,
+    tile: usize,
+    h: usize,
+    /// `τ` inside each tile (local offsets) and its inverse.
+    tau: Vec<u16>,
+    tau_inv: Vec<u16>,
+    unit: Vec<f64>,
+    scale_exp: i32,
+}
+
+impl Case {
+    fn vals<T: Float>(&self, off: usize, len: usize) -> Vec<T> {
+        let s = 10f64.powi(self.scale_exp);
+        (0..len)
+            .map(|i| T::from(self.unit[(off + i * 7) % self.unit.len()] * s).unwrap())
+            .collect()
+    }
+    fn shuffle(&self, inverse: bool, tiled: bool) -> Wiring<'_> {
+        let local = if inverse { &self.tau_inv } else { &self.tau };
+        Wiring::Shuffle(Shuffle {
+            width: self.h,
+            inverse,
+            tiles: tiled.then_some(Tiles {
+                tile: self.tile,
+                local,
+            }),
+            offset: 0,
+        })
+    }
+    /// The four structured wirings of the case.
+    fn wirings(&self) -> [Wiring<'_>; 4] {
+        [
+            self.shuffle(false, false),
+            self.shuffle(true, false),
+            self.shuffle(false, true),
+            self.shuffle(true, true),
+        ]
+    }
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let (t_max, m_max) = if fast() { (2usize, 2usize) } else { (6, 8) };
+    (
+        prop::sample::select(vec![1usize, 2, 3, 4, 4, 5, 8]),
+        1..=t_max,
+        1..=m_max,
+        -8i32..=8,
+    )
+        .prop_flat_map(|(k, t, m, e)| {
+            let (tile, h) = (k * t, k * k * t * m);
+            let tiles = prop::collection::vec(
+                Just((0..tile as u16).collect::<Vec<_>>()).prop_shuffle(),
+                h / tile,
+            );
+            let unit = prop::collection::vec(-1.0f64..1.0, 64);
+            (Just(k), Just(tile), Just(h), Just(e), tiles, unit)
+        })
+        .prop_map(|(k, tile, h, scale_exp, tiles, unit)| {
+            let tau: Vec<u16> = tiles.concat();
+            let mut tau_inv = vec![0u16; h];
+            for (j, &l) in tau.iter().enumerate() {
+                tau_inv[j - j % tile + usize::from(l)] = (j % tile) as u16;
+            }
+            Case {
+                k,
+                tile,
+                h,
+                tau,
+                tau_inv,
+                unit,
+                scale_exp,
+            }
+        })
+}
+
+fn sources(w: Wiring<'_>, k: usize, h: usize) -> Vec<u32> {
+    (0..h).map(|j| w.source(k, j) as u32).collect()
+}
+
+fn same_bits<T: Float>(what: &str, path: Path, a: &[T], b: &[T]) {
+    let bits = |x: &T| x.to_f64().unwrap().to_bits();
+    assert!(
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| bits(x) == bits(y)),
+        "{what} [{path}]: structured and index differ"
+    );
+}
+
+/// The closed forms are the definitions.
+fn maps(c: &Case) {
+    let (k, h) = (c.k, c.h);
+    let r = h / k;
+    let [fwd, inv, tfwd, tinv] = c.wirings().map(|w| sources(w, k, h));
+    for j in 0..h {
+        assert_eq!(fwd[j] as usize, (j % r) * k + j / r, "σ({j})");
+        let t = j - j % c.tile + usize::from(c.tau[j]);
+        assert_eq!(tfwd[j], fwd[t], "σ(τ({j}))");
+        // The inverses: s⁻¹(s(j)) = j.
+        assert_eq!(inv[fwd[j] as usize] as usize, j, "σ⁻¹(σ({j}))");
+        assert_eq!(tinv[tfwd[j] as usize] as usize, j, "τ⁻¹σ⁻¹(στ({j}))");
+    }
+    for map in [fwd, inv, tfwd, tinv] {
+        let mut sorted = map.clone();
+        sorted.sort_unstable();
+        assert!(sorted.iter().enumerate().all(|(i, &v)| v as usize == i));
+    }
+}
+
+macro_rules! typed {
+    ($m:ident, $T:ty) => {
+        mod $m {
+            use super::*;
+
+            /// Forward and backward layers: structured = index (bits), parts = whole (bits).
+            pub(super) fn layers(c: &Case) {
+                let (k, h) = (c.k, c.h);
+                let (b, x) = (c.vals::<$T>(3, h * k), c.vals::<$T>(5, h));
+                let cut = (h / k / 2) * k;
+                for kern in kernels() {
+                    let path = kern.path();
+                    for w in c.wirings() {
+                        let idx = sources(w, k, h);
+                        let q = Wiring::Index(&idx);
+                        let (mut p0, mut y0) = (vec![<$T>::nan(); h], vec![<$T>::nan(); h]);
+                        kern.layer_forward_into(k, &b, q, &x, &mut p0, &mut y0);
+                        let (mut p, mut y) = (vec![<$T>::nan(); h], vec![<$T>::nan(); h]);
+                        kern.layer_forward_into(k, &b, w, &x, &mut p, &mut y);
+                        same_bits("forward p", path, &p, &p0);
+                        same_bits("forward y", path, &y, &y0);
+                        let (mut pp, mut yp) = (vec![<$T>::nan(); h], vec![<$T>::nan(); h]);
+                        let ((p1, p2), (y1, y2)) = (pp.split_at_mut(cut), yp.split_at_mut(cut));
+                        let (b1, b2) = b.split_at(cut * k);
+                        kern.layer_forward_into(k, b1, w.part(0, cut), &x, p1, y1);
+                        kern.layer_forward_into(k, b2, w.part(cut, h - cut), &x, p2, y2);
+                        same_bits("forward parts p", path, &pp, &p0);
+                        same_bits("forward parts y", path, &yp, &y0);
+
+                        let mut z0 = vec![<$T>::nan(); h];
+                        kern.layer_backward_gathered(k, &b, q, &x, &mut z0);
+                        let mut z = vec![<$T>::nan(); h];
+                        kern.layer_backward_gathered(k, &b, w, &x, &mut z);
+                        same_bits("backward", path, &z, &z0);
+                        let (z1, z2) = z.split_at_mut(cut);
+                        z1.fill(<$T>::nan());
+                        z2.fill(<$T>::nan());
+                        kern.layer_backward_gathered(k, b1, w.part(0, cut), &x, z1);
+                        kern.layer_backward_gathered(k, b2, w.part(cut, h - cut), &x, z2);
+                        same_bits("backward parts", path, &z, &z0);
+                    }
+                }
+            }
+
+            /// The fused hypergradient sweep, with and without Adam: structured = index (bits).
+            pub(super) fn fused(c: &Case) {
+                let (k, h) = (c.k, c.h);
+                let hk = h * k;
+                let (ad, cc, e) = (
+                    c.vals::<$T>(7, 2 * h),
+                    c.vals::<$T>(11, h),
+                    c.vals::<$T>(13, h),
+                );
+                let theta = c.vals::<$T>(17, hk);
+                let (m0, v0) = (c.vals::<$T>(19, hk), c.vals::<$T>(23, hk));
+                let v0: Vec<$T> = v0.iter().map(|v| v * v).collect();
+                let co = AdamCoefficients {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    epsilon: 1e-7,
+                    rate: 1e-2,
+                };
+                for kern in kernels() {
+                    let path = kern.path();
+                    for w in c.wirings() {
+                        let idx = sources(w, k, h);
+                        let run = |wiring: Wiring<'_>| {
+                            let pair = GatheredPair {
+                                scale: -0.5,
+                                ad: &ad,
+                                wiring,
+                                c: &cc,
+                                e: &e,
+                            };
+                            let (mut g, mut zad) =
+                                (vec![<$T>::nan(); hk], vec![<$T>::nan(); 2 * h]);
+                            kern.backward_pair_gradient(k, pair, &theta, &mut g, &mut zad);
+                            let (mut th, mut m, mut v) = (theta.clone(), m0.clone(), v0.clone());
+                            let mut zad2 = vec![<$T>::nan(); 2 * h];
+                            let state = AdamSlices {
+                                theta: &mut th,
+                                m: &mut m,
+                                v: &mut v,
+                            };
+                            let kept = kern.backward_pair_adam(k, pair, state, co, &mut zad2);
+                            (g, zad, th, m, v, zad2, kept)
+                        };
+                        let (g0, zad0, th0, mm0, vv0, zz0, kept0) = run(Wiring::Index(&idx));
+                        let (g, zad, th, mm, vv, zz, kept) = run(w);
+                        same_bits("gradient", path, &g, &g0);
+                        same_bits("gradient zad", path, &zad, &zad0);
+                        same_bits("adam θ", path, &th, &th0);
+                        same_bits("adam M", path, &mm, &mm0);
+                        same_bits("adam V", path, &vv, &vv0);
+                        same_bits("adam zad", path, &zz, &zz0);
+                        assert_eq!(kept, kept0);
+                        // The step moved θ (the comparison above is not of two no-ops).
+                        assert!(
+                            th.iter()
+                                .zip(&theta)
+                                .any(|(a, b)| a.to_bits() != b.to_bits())
+                                || theta.is_empty()
+                        );
+                    }
+                }
+            }
+        }
+    };
+}
+typed!(f32s, f32);
+typed!(f64s, f64);
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if cfg!(miri) {
+            1
+        } else if fast() {
+            4
+        } else {
+            48
+        });
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// `h = 12` is not a multiple of `k² = 16`: a shuffle of it is refused, not misread.
+#[test]
+#[should_panic(expected = "not a multiple of k²")]
+fn a_shuffle_needs_whole_segments_of_blocks() {
+    let (mut p, mut y) = ([0.0f64; 12], [0.0f64; 12]);
+    let w = Wiring::Shuffle(Shuffle {
+        width: 12,
+        inverse: false,
+        tiles: None,
+        offset: 0,
+    });
+    Kernels::reference().layer_forward_into(4, &[0.0; 48], w, &[0.0; 12], &mut p, &mut y);
+}
+
+/// `h = 16`, `k = 2`, `T = 2` fixed, on every path (the Miri run reaches every cursor here).
+#[test]
+fn fixed_case_every_wiring_every_path() {
+    let (k, tile, h) = (2, 2, 16);
+    let tau: Vec<u16> = (0..h).map(|j| [1, 0][j % 2]).collect();
+    let c = Case {
+        k,
+        tile,
+        h,
+        tau_inv: tau.clone(),
+        tau,
+        unit: (0..64).map(|i| (i as f64 * 0.7 + 0.3).sin()).collect(),
+        scale_exp: 0,
+    };
+    maps(&c);
+    f32s::layers(&c);
+    f64s::layers(&c);
+    f32s::fused(&c);
+    f64s::fused(&c);
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn structured_sources_are_the_definitions(c in case()) {
+        maps(&c);
+    }
+
+    #[test]
+    fn structured_layers_equal_their_index_on_bits(c in case()) {
+        f32s::layers(&c);
+        f64s::layers(&c);
+    }
+
+    #[test]
+    fn structured_fused_sweep_equals_its_index_on_bits(c in case()) {
+        f32s::fused(&c);
+        f64s::fused(&c);
+    }
+}
