@@ -86,7 +86,14 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
             agree("layer_forward_into", kern.path(), &y, &y0);
             g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
                 bch.iter(|| {
-                    kern.layer_forward_into(K, black_box(&b), Wiring::Index(&p), black_box(&x), &mut pp, &mut y)
+                    kern.layer_forward_into(
+                        K,
+                        black_box(&b),
+                        Wiring::Index(&p),
+                        black_box(&x),
+                        &mut pp,
+                        &mut y,
+                    )
                 });
             });
         }
@@ -117,7 +124,13 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
             agree("layer_backward_gathered", kern.path(), &z, &z0);
             g.bench_with_input(BenchmarkId::new(kern.path().name(), h), &h, |bch, _| {
                 bch.iter(|| {
-                    kern.layer_backward_gathered(K, black_box(&b), Wiring::Index(&p), black_box(&w), &mut z)
+                    kern.layer_backward_gathered(
+                        K,
+                        black_box(&b),
+                        Wiring::Index(&p),
+                        black_box(&w),
+                        &mut z,
+                    )
                 });
             });
         }

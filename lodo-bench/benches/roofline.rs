@@ -20,6 +20,18 @@
 //!    estimate of the best this design can report here, not a bound proved for every machine.
 //! 4. **LODO step at n = 1e4** (state in cache): GFLOP/s against the core's FMA peak.
 //!
+//! 5. **Permutation families** (issue 12): for `Random`, `Shuffle` and `TiledShuffle` at
+//!    n = 10⁴, 10⁵, 10⁶, f32 and f64, on one thread and on both cores (`--features parallel`;
+//!    without it only one thread), the step time against **that family's floor, measured in
+//!    the same run**: `floor = (9k + 14)·N·h·F / copy bw + 4N·(t_perm − t_copy)`. The first term
+//!    is the traffic of a streaming step (θ read four times and written once, M and V once each
+//!    way: `9k·h` per layer; the kept activations and each pass's input and output: `14h`); the
+//!    second is what the family's permutation pass costs beyond a plain copy of `h` numbers
+//!    (`t_perm`: `gather_wired` through the family's forward wiring; `t_copy`: `copy_from_slice`
+//!    of the same length; both best of 5, same thread count), paid by the `4N` passes. A tile
+//!    sweep (f32, n = 10⁶, one thread) shows the tile's effect. `LODO_ROOFLINE_SECTIONS=families`
+//!    runs this section alone.
+//!
 //! Each figure is printed for the reference kernel path and for the best SIMD path, switched
 //! in-process with `lodo_kernels::dispatch::force`. Timed: `lodo` (`Lodo::step`: hypergradient
 //! fused into Adam, momentum, `apply`, descent), `apply only` (where the time goes) and `adam`.
@@ -40,11 +52,38 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use lodo_core::random::Stream;
-use lodo_core::{Adam, BlockPreconditioner, Lodo, LodoConfig, Optimizer, Preconditioner, Real};
+use lodo_core::{
+    Adam, BlockConfig, BlockPreconditioner, Lodo, LodoConfig, Optimizer, PermutationFamily,
+    Preconditioner, Real,
+};
+use lodo_kernels::wiring::{Shuffle, Tiles, Wiring};
 use lodo_kernels::{Kernels, Path, dispatch};
 
 const LAYERS: usize = 16;
 const K: usize = 4;
+
+/// Streaming copy bandwidth (GB/s, read + written) with the copy split over the threads of
+/// `pool`, best of 6, between two buffers of `bytes` each (the size of the working set it
+/// stands for: beyond the last-level cache at large `n`, inside it at small `n`).
+fn copy_bandwidth_on(pool: &rayon::ThreadPool, bytes: usize) -> f64 {
+    use rayon::prelude::*;
+    let len = (bytes / 8).max(1 << 10);
+    let src: Vec<f64> = (0..len).map(|i| i as f64).collect();
+    let mut dst = vec![1.0f64; len];
+    let part = len.div_ceil(pool.current_num_threads());
+    let mut best = Duration::MAX;
+    for _ in 0..6 {
+        let t = Instant::now();
+        pool.install(|| {
+            dst.par_chunks_mut(part)
+                .zip(src.par_chunks(part))
+                .for_each(|(d, s)| d.copy_from_slice(black_box(s)));
+        });
+        black_box(&mut dst);
+        best = best.min(t.elapsed());
+    }
+    2.0 * (len * 8) as f64 / best.as_secs_f64() / 1e9
+}
 
 fn copy_bandwidth() -> (f64, f64) {
     let len = 32 << 20; // 32 Mi f64 = 256 MiB per buffer
@@ -171,6 +210,171 @@ fn design_floor<T: Real>(h: usize, weight_bytes: usize, copy_gbs: f64, path: Pat
     let (t_gather, _) = time_steps(1, 5, |_| kernels.gather(&perm, black_box(&x), &mut y));
     let stream = 9.0 * weight_bytes as f64 / (copy_gbs * 1e9);
     (t_gather, 4.0 * LAYERS as f64 * t_gather + stream)
+}
+
+/// The forward wiring of one layer of `family` at width `h` (what a step's permutation passes
+/// read through), with `tau` holding random offsets inside the tiles.
+fn family_wiring<'a>(
+    family: PermutationFamily,
+    h: usize,
+    perm: &'a [u32],
+    tau: &'a [u16],
+) -> Wiring<'a> {
+    let shuffle = |tiles| {
+        Wiring::Shuffle(Shuffle {
+            width: h,
+            inverse: false,
+            tiles,
+            offset: 0,
+        })
+    };
+    match family {
+        PermutationFamily::Random => Wiring::Index(perm),
+        PermutationFamily::Shuffle => shuffle(None),
+        PermutationFamily::TiledShuffle { tile } => shuffle(Some(Tiles { tile, local: tau })),
+    }
+}
+
+/// `(t_perm, t_copy)`: one pass of `h` numbers through `wiring`, and one plain copy of `h`
+/// numbers, split over the threads of `pool` (best of 5 each).
+fn permutation_pass<T: Real>(pool: &rayon::ThreadPool, h: usize, wiring: Wiring<'_>) -> (f64, f64) {
+    use rayon::prelude::*;
+    let kernels = Kernels::selected();
+    let x: Vec<T> = (0..h).map(|i| T::from(i % 1000).expect("f64")).collect();
+    let mut y = vec![T::zero(); h];
+    let part = (h / K).div_ceil(pool.current_num_threads()) * K;
+    let (t_perm, _) = time_steps(1, 5, |_| {
+        pool.install(|| {
+            y.par_chunks_mut(part).enumerate().for_each(|(i, yp)| {
+                let w = wiring.part(i * part, yp.len());
+                kernels.gather_wired(K, w, black_box(&x), yp);
+            });
+        });
+    });
+    let (t_copy, _) = time_steps(1, 5, |_| {
+        pool.install(|| {
+            y.par_chunks_mut(part)
+                .zip(x.par_chunks(part))
+                .for_each(|(yp, xp)| yp.copy_from_slice(black_box(xp)));
+        });
+    });
+    (t_perm, t_copy)
+}
+
+/// Best step time of LODO with `family` at `n` on the threads of `pool`, and the width `h`.
+fn family_step<T: Real>(
+    pool: &rayon::ThreadPool,
+    n: usize,
+    family: PermutationFamily,
+    reps: usize,
+) -> (f64, usize) {
+    let pc = BlockConfig::<T>::default()
+        .with_permutations(family)
+        .expect("family");
+    let config = LodoConfig::default()
+        .with_preconditioner(pc)
+        .with_alpha0(T::from(1e-3).expect("f64"))
+        .expect("alpha0");
+    let mut lodo = Lodo::<T>::new(n, config, 1).expect("config");
+    let h = lodo.preconditioner().hidden();
+    let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
+    let (best, _) = time_steps(1, reps, |t| {
+        gradient(t % 17, &mut g);
+        pool.install(|| lodo.step(black_box(&mut x), black_box(&g)).expect("finite"));
+    });
+    (best, h)
+}
+
+/// The family table: step time against the family's floor measured in the same run.
+fn families<T: Real>(name: &str, bytes: usize, sizes: &[usize], pools: &[rayon::ThreadPool]) {
+    println!("\n## Permutation families, {name}");
+    println!(
+        "| n | threads | copy bw at θ's size | family | h | best step | t_perm − t_copy per pass | floor | step / floor | speed-up over random |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &n in sizes {
+        let reps = if n >= 1_000_000 {
+            3
+        } else if n >= 100_000 {
+            5
+        } else {
+            20
+        };
+        for pool in pools {
+            let threads = pool.current_num_threads();
+            // The copy bandwidth at the size of θ (N·h·k numbers), measured now: beyond the
+            // last-level cache at n = 10⁶, inside it at small n.
+            let copy_gbs = copy_bandwidth_on(pool, LAYERS * 2 * n * K * bytes);
+            let mut random_step = None;
+            for family in FAMILIES {
+                let (step, h) = family_step::<T>(pool, n, family, reps);
+                let perm = Stream::new(3).permutation(h);
+                let tau = tile_offsets(family, h);
+                let (t_perm, t_copy) =
+                    permutation_pass::<T>(pool, h, family_wiring(family, h, &perm, &tau));
+                let premium = (t_perm - t_copy).max(0.0);
+                let stream = ((9 * K + 14) * LAYERS * h * bytes) as f64 / (copy_gbs * 1e9);
+                // (copy_gbs is read + written, as the step's traffic is counted.)
+                let floor = stream + 4.0 * LAYERS as f64 * premium;
+                let random = *random_step.get_or_insert(step);
+                println!(
+                    "| {n} | {threads} | {copy_gbs:.1} GB/s | {} | {h} | {:.2} ms | {:.3} ms | {:.2} ms | {:.2} | {:.2}× |",
+                    family_name(family),
+                    step * 1e3,
+                    premium * 1e3,
+                    floor * 1e3,
+                    step / floor,
+                    random / step
+                );
+            }
+        }
+    }
+}
+
+/// The families the table compares (`Random` first: the speed-ups are against it).
+const FAMILIES: [PermutationFamily; 3] = [
+    PermutationFamily::Random,
+    PermutationFamily::Shuffle,
+    PermutationFamily::TiledShuffle { tile: 64 },
+];
+
+fn family_name(family: PermutationFamily) -> String {
+    match family {
+        PermutationFamily::Random => "random".into(),
+        PermutationFamily::Shuffle => "shuffle".into(),
+        PermutationFamily::TiledShuffle { tile } => format!("tiled:{tile}"),
+    }
+}
+
+/// Random offsets inside each tile of `family` (empty for the untiled families).
+fn tile_offsets(family: PermutationFamily, h: usize) -> Vec<u16> {
+    let PermutationFamily::TiledShuffle { tile } = family else {
+        return Vec::new();
+    };
+    let mut rng = Stream::new(5);
+    let mut tau = Vec::with_capacity(h);
+    for start in (0..h).step_by(tile) {
+        let len = tile.min(h - start);
+        tau.extend(rng.permutation(len).into_iter().map(|v| v as u16));
+    }
+    tau
+}
+
+/// The step at n = 10⁶ (f32, one thread) for tiles from 8 to 4096, against `Shuffle`.
+fn tile_sweep(pool: &rayon::ThreadPool) {
+    println!("\n## Tile sweep, f32, n = 1000000, 1 thread (best of 3 steps)");
+    println!("| family | h | best step |");
+    println!("|---|---|---|");
+    for family in [
+        PermutationFamily::Shuffle,
+        PermutationFamily::TiledShuffle { tile: 8 },
+        PermutationFamily::TiledShuffle { tile: 64 },
+        PermutationFamily::TiledShuffle { tile: 512 },
+        PermutationFamily::TiledShuffle { tile: 4096 },
+    ] {
+        let (step, h) = family_step::<f32>(pool, 1_000_000, family, 3);
+        println!("| {} | {h} | {:.1} ms |", family_name(family), step * 1e3);
+    }
 }
 
 fn cpu_mhz() -> Option<f64> {
@@ -325,16 +529,53 @@ fn main() {
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average at start (2 cores, shared): {}", load.trim());
     }
-    let (copy, read) = copy_bandwidth();
-    println!(
-        "streaming copy: {copy:.2} GB/s (read + written, 2 × 256 MiB, best of 6); read-only sum: {read:.2} GB/s"
-    );
     let only = std::env::var("LODO_ROOFLINE_ONLY").unwrap_or_default();
-    if only != "f64" {
-        report::<f32>("f32", 4, copy, simd, quick);
-    }
-    if only != "f32" {
-        report::<f64>("f64", 8, copy, simd, quick);
+    let sections = std::env::var("LODO_ROOFLINE_SECTIONS").unwrap_or_default();
+    if sections != "families" {
+        let (copy, read) = copy_bandwidth();
+        println!(
+            "streaming copy: {copy:.2} GB/s (read + written, 2 × 256 MiB, best of 6); read-only sum: {read:.2} GB/s"
+        );
+        if only != "f64" {
+            report::<f32>("f32", 4, copy, simd, quick);
+        }
+        if only != "f32" {
+            report::<f64>("f64", 8, copy, simd, quick);
+        }
     }
     dispatch::force(simd).expect("available");
+    // One thread, and both cores when lodo-core splits layers (`--features parallel`).
+    let mut counts = vec![1];
+    if cfg!(feature = "parallel") {
+        counts.push(
+            std::thread::available_parallelism()
+                .map_or(2, |c| c.get())
+                .max(2),
+        );
+    } else {
+        println!("\n(one thread only: build with `--features parallel` for the both-cores rows)");
+    }
+    let pools: Vec<rayon::ThreadPool> = counts
+        .into_iter()
+        .map(|t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .expect("thread pool")
+        })
+        .collect();
+    let sizes: &[usize] = if quick {
+        &[10_000, 100_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    if only != "f64" {
+        families::<f32>("f32", 4, sizes, &pools);
+    }
+    if only != "f32" {
+        families::<f64>("f64", 8, sizes, &pools);
+    }
+    if !quick && only != "f64" {
+        tile_sweep(&pools[0]);
+    }
 }

@@ -37,8 +37,13 @@ pub fn loss_and_grad(p: &mut BlockPreconditioner<f64>, target: &Mat<f64>, grad: 
     loss / t2
 }
 
-/// Runs `steps` Adam steps (learning rate `lr`, Keras defaults otherwise) on `L` and returns the
-/// final loss.
+/// Runs `steps` Adam steps (learning rate `lr`, Keras defaults otherwise) on `L`, leaves `p` at
+/// the best iterate seen and returns its loss.
+///
+/// The best iterate, not the last: representability asks whether some `θ` reaches the target,
+/// and Adam at a fixed rate does not decrease `L` monotonically near the end (measured on the
+/// Wishart target, `n = 16`, `N = 4`: relative error 5.6e−4 after 2000 steps, 9.4e−3 after
+/// 4000), so the last iterate would measure the optimiser's noise as well as the network.
 ///
 /// # Panics
 /// If a step produces a non-finite weight.
@@ -46,11 +51,16 @@ pub fn fit(p: &mut BlockPreconditioner<f64>, target: &Mat<f64>, steps: usize, lr
     let dim = p.weights().len();
     let mut adam = Adam::new(dim, lr).expect("valid learning rate");
     let mut grad = vec![0.0; dim];
-    for _ in 0..steps {
-        loss_and_grad(p, target, &mut grad);
+    let mut best = (f64::INFINITY, p.weights().to_vec());
+    for _ in 0..=steps {
+        let loss = loss_and_grad(p, target, &mut grad);
+        if loss < best.0 {
+            best = (loss, p.weights().to_vec());
+        }
         adam.step(p.weights_mut(), &grad).expect("finite Adam step");
     }
-    loss_and_grad(p, target, &mut grad)
+    p.weights_mut().copy_from_slice(&best.1);
+    best.0
 }
 
 /// How well a fitted `G` matches the target.
