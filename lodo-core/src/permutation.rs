@@ -83,11 +83,19 @@ impl Permutation {
 ///
 /// $$ σ(j) = (j \bmod r)\,k + \lfloor j / r \rfloor, \qquad p_j = u_{σ(j)}. $$
 ///
-/// | family | `π_l` |
-/// |---|---|
-/// | `Random` | uniformly random (the paper; the default) |
-/// | `Shuffle` | `σ` in every layer: when `h = k^d`, `d = log_k h` layers connect every input to every output (an Omega network) |
-/// | `TiledShuffle { tile }` | `σ ∘ τ_l`, `τ_l` uniformly random inside each run of `tile` consecutive outputs (the last run may be shorter): random wiring whose reads stay in a window of `k·tile` inputs |
+/// | family | `π_l` | held per layer | width `h` |
+/// |---|---|---|---|
+/// | `Random` | uniformly random (the paper; the default) | `π`, `π⁻¹`: `8h` bytes | multiple of `k` |
+/// | `Shuffle` | `σ` in every layer: when `h = k^d`, `d = log_k h` layers connect every input to every output (an Omega network) | nothing | multiple of `k²` |
+/// | `TiledShuffle { tile }` | `σ ∘ τ_l`, `τ_l` uniformly random inside each run of `tile` consecutive outputs: random wiring whose reads stay in a window of `k·tile` inputs | `τ`, `τ⁻¹` as `u16` offsets: `4h` bytes | multiple of `k·tile` (`k \| tile`) |
+///
+/// The structured families are computed while streaming ([`lodo_kernels::wiring`]): a layer
+/// reads its input in `k` sequential streams instead of through a random index, which is what
+/// makes them faster at large `n` (measured in the roofline bench and the README). Their default
+/// width is `2n` rounded up to the multiple in the table ([`crate::BlockConfig::hidden_for`]).
+/// A saved state holds whole permutations whatever the family; a state holding structured
+/// permutations at a width the family cannot stream (written before the streaming kernels) still
+/// loads, with its indices stored whole.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum PermutationFamily {

@@ -22,7 +22,9 @@
 //! `z_l = B_lᵀ w_l` unpermuted and the layer below reads `w_{l−1} = P_lᵀ z_l` through the
 //! inverse, `w_{l−1}[i] = z_l[π_l⁻¹(i)]`
 //! ([`lodo_kernels::Kernels::layer_backward_gathered`]); the last `P_1ᵀ` is a gather of
-//! the `n` outputs only. Every permutation is a read from a random place, never a store to one.
+//! the `n` outputs only. Every permutation is a read, never a store: from a random place for
+//! `Random`, from `k` sequential streams for the structured families, whose sources are computed
+//! block by block instead of read from an index ([`lodo_kernels::wiring::Wiring`]).
 //!
 //! # Weight layout
 //! `θ = [B_1, …, B_N]`, each `B_l` as `h·k` numbers in [`lodo_kernels::block_diagonal`]'s layout.
