@@ -175,6 +175,36 @@ impl Cursor for TiledUnshuffleCursor<'_> {
     }
 }
 
+impl ShuffleCursor {
+    /// At output `a·r + pos` (`pos` a multiple of `k`), without division.
+    #[inline(always)]
+    pub(crate) fn at_segment(a: usize, pos: usize, k: usize, r: usize) -> Self {
+        Self { a, pos, k, r }
+    }
+}
+
+impl<'a> TiledShuffleCursor<'a> {
+    /// At the start of the tile at position `pos` of segment `a` (`pos` a multiple of `T`).
+    #[inline(always)]
+    pub(crate) fn at_tile(
+        a: usize,
+        pos: usize,
+        k: usize,
+        r: usize,
+        tile: usize,
+        local: &'a [u16],
+    ) -> Self {
+        Self {
+            shuffle: ShuffleCursor::at_segment(a, pos, k, r),
+            j0: a * r + pos,
+            tile_start: pos,
+            left: tile,
+            tile,
+            local,
+        }
+    }
+}
+
 /// A wiring's cursor, positioned at its first output; [`with_cursor!`] runs a body once per
 /// concrete type.
 pub(crate) enum Cursors<'a> {

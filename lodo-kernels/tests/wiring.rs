@@ -44,7 +44,9 @@ struct Case {
 
 impl Case {
     fn vals<T: Float>(&self, off: usize, len: usize) -> Vec<T> {
-        let s = 10f64.powi(self.scale_exp);
+        self.scaled(off, len, 10f64.powi(self.scale_exp))
+    }
+    fn scaled<T: Float>(&self, off: usize, len: usize, s: f64) -> Vec<T> {
         (0..len)
             .map(|i| T::from(self.unit[(off + i * 7) % self.unit.len()] * s).unwrap())
             .collect()
@@ -192,8 +194,9 @@ macro_rules! typed {
                     c.vals::<$T>(11, h),
                     c.vals::<$T>(13, h),
                 );
-                let theta = c.vals::<$T>(17, hk);
-                let (m0, v0) = (c.vals::<$T>(19, hk), c.vals::<$T>(23, hk));
+                // θ, M, V of order 1, so a step always moves θ by more than its last bit.
+                let theta = c.scaled::<$T>(17, hk, 1.0);
+                let (m0, v0) = (c.scaled::<$T>(19, hk, 1.0), c.scaled::<$T>(23, hk, 1.0));
                 let v0: Vec<$T> = v0.iter().map(|v| v * v).collect();
                 let co = AdamCoefficients {
                     beta1: 0.9,

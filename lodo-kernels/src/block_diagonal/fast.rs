@@ -150,9 +150,62 @@ pub(crate) fn layer_forward_into<T: Float, const FMA: bool, const K: usize>(
     p: &mut [T],
     y: &mut [T],
 ) {
-    with_cursor!(wiring, k, |cur| forward_with::<T, FMA, K>(
-        k, blocks, cur, x, p, y
-    ))
+    match wiring {
+        Wiring::Shuffle(s) if !s.inverse && s.offset == 0 && p.len() == s.width => {
+            forward_streamed::<T, FMA, K>(k, blocks, s, x, p, y);
+        }
+        _ => with_cursor!(wiring, k, |cur| forward_with::<T, FMA, K>(
+            k, blocks, cur, x, p, y
+        )),
+    }
+}
+
+/// A whole forward layer through `σ` (or `σ∘τ`), in the order that reads `x` once: for each
+/// run of positions `pos₀ … pos₀ + T − 1` (`T` the tile, or `k` untiled), the `k` segments'
+/// outputs `a·r + pos` in turn. They all read the window `x[pos₀·k … (pos₀ + T)·k)`, which
+/// stays in L1 while the `k` segments use it, so `x` streams from memory once instead of `k`
+/// times (the natural order reads it with stride `k` per segment). Each block is computed as in
+/// [`forward_with`], so the bits are the same.
+#[inline(always)]
+fn forward_streamed<T: Float, const FMA: bool, const K: usize>(
+    k: usize,
+    blocks: &[T],
+    s: crate::wiring::Shuffle<'_>,
+    x: &[T],
+    p: &mut [T],
+    y: &mut [T],
+) {
+    use crate::cursor::{ShuffleCursor, TiledShuffleCursor};
+    let r = s.width / k;
+    let run = s.tiles.map_or(k, |t| t.tile);
+    for pos in (0..r).step_by(run) {
+        for a in 0..k {
+            let j0 = a * r + pos;
+            let (b, p, y) = (
+                &blocks[j0 * k..(j0 + run) * k],
+                &mut p[j0..j0 + run],
+                &mut y[j0..j0 + run],
+            );
+            match s.tiles {
+                None => forward_with::<T, FMA, K>(
+                    k,
+                    b,
+                    ShuffleCursor::at_segment(a, pos, k, r),
+                    x,
+                    p,
+                    y,
+                ),
+                Some(t) => forward_with::<T, FMA, K>(
+                    k,
+                    b,
+                    TiledShuffleCursor::at_tile(a, pos, k, r, t.tile, t.local),
+                    x,
+                    p,
+                    y,
+                ),
+            }
+        }
+    }
 }
 
 /// [`layer_forward_into`] for one cursor type.
