@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use lodo_bench::baselines::{OptimizerKind, TuneScope};
+use lodo_bench::experiment::families::FamilyList;
 use lodo_bench::experiment::figures::draw_figures;
 use lodo_bench::experiment::markdown::task_report;
 use lodo_bench::experiment::protocol::{Budget, LodoRow, Plan, TaskResults, run_plan};
@@ -110,6 +111,14 @@ struct TaskArgs {
     /// Skip the LODO ablations.
     #[arg(long)]
     no_ablations: bool,
+    /// Comma-separated permutation families of LODO's layers: random (the paper's; this is
+    /// LODO itself, which always runs and is the one tuned), shuffle (the k-ary perfect
+    /// shuffle), tiled or tiled:T (the shuffle, then random inside tiles of T outputs; `tiled`
+    /// alone takes T = 64, a default, not a measured optimum). Every family but random adds a
+    /// row (LODO-Shuffle, LODO-Tiled64, ...) at LODO's hyperparameters, never re-tuned; needs
+    /// LODO among --optimizers. Not used by `frozen`.
+    #[arg(long, value_name = "LIST", default_value = "random")]
+    permutations: FamilyList,
     #[command(flatten)]
     bowl: BowlArgs,
     #[command(flatten)]
@@ -278,6 +287,10 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         TaskName::Bowl => bowl_spec(&args.bowl)?,
         TaskName::Rosenbrock => TaskSpec::Rosenbrock,
     };
+    anyhow::ensure!(
+        !frozen_only || args.permutations.rows().is_empty(),
+        "--permutations does not apply to the frozen test (it runs LODO with random permutations)"
+    );
     let optimizers = if frozen_only {
         vec![]
     } else {
@@ -295,6 +308,7 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         } else {
             OptimizerKind::ABLATIONS.map(LodoRow::ablation).to_vec()
         },
+        families: args.permutations.rows(),
         budget: budget(task, &args.common, &args.tuning),
         tune: (!args.no_tune && !frozen_only).then_some(TuneScope::All),
         reuse: true,
@@ -389,6 +403,7 @@ fn real_main() -> Result<()> {
                     optimizers: None,
                     no_tune: false,
                     no_ablations: false,
+                    permutations: FamilyList::default(),
                     bowl: BowlArgs::default(),
                     tuning: TuningArgs::default(),
                 };
@@ -431,6 +446,7 @@ fn real_main() -> Result<()> {
                 optimizers: t.optimizers.clone(),
                 no_tune: false,
                 no_ablations: true,
+                permutations: FamilyList::default(),
                 bowl: t.bowl.clone(),
                 tuning: t.tuning.clone(),
             };
