@@ -1,8 +1,9 @@
 //! `lodo-bench`: the LODO research harness command line.
 //!
 //! `lodo-bench reproduce` tunes every optimizer on the noisy quadratic bowl and on Rosenbrock
-//! with the authors' evolution strategy, runs the seeded main runs, LODO's ablations and the
-//! frozen-preconditioner test, and writes `results/report.md`, CSVs and SVG/PNG figures. Each
+//! with the authors' evolution strategy, runs the seeded main runs, LODO's ablations, the
+//! frozen-preconditioner test and the permutation-family table, and writes
+//! `results/report.md`, CSVs and SVG/PNG figures. Each
 //! experiment is also its own subcommand (`lodo-bench help`).
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use lodo_bench::baselines::{OptimizerKind, TuneScope};
-use lodo_bench::experiment::families::FamilyList;
+use lodo_bench::experiment::families::{self, FamilyList};
 use lodo_bench::experiment::figures::draw_figures;
 use lodo_bench::experiment::markdown::task_report;
 use lodo_bench::experiment::protocol::{Budget, LodoRow, Plan, TaskResults, run_plan};
@@ -35,7 +36,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Everything: tuning + main runs + ablations (+ frozen test) on the bowl and Rosenbrock.
+    /// Everything: tuning + main runs + ablations (+ frozen test) on the bowl and Rosenbrock,
+    /// then LODO's permutation families (random, shuffle, tiled:64) at LODO's hyperparameters
+    /// on both and on a bowl with n = 1000.
     Reproduce(Common),
     /// The noisy quadratic bowl: tuning, main runs, ablations, Hessian error, frozen test.
     Bowl(TaskArgs),
@@ -411,6 +414,9 @@ fn real_main() -> Result<()> {
                 print_tables(&rosen);
                 let bowl = run_task(TaskName::Bowl, &a, false)?;
                 print_tables(&bowl);
+                let cases = families::reproduce_cases(&[&bowl, &rosen])?;
+                let study = families::run_study(&cases, common.seed, &common.out.join("families"))?;
+                eprintln!("{}", study.verdict());
                 let cmd = format!(
                     "reproduce{} --seed {}",
                     if common.full { " --full" } else { "" },
@@ -419,6 +425,7 @@ fn real_main() -> Result<()> {
                 let mut md = header(&cmd, threads, start.elapsed().as_secs_f64());
                 md.push_str(&task_report(&bowl, "bowl"));
                 md.push_str(&task_report(&rosen, "rosenbrock"));
+                md.push_str(&study.markdown());
                 let path = common.out.join("report.md");
                 write_atomic(&path, md.as_bytes())?;
                 eprintln!(

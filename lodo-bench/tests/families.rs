@@ -159,7 +159,7 @@ fn the_verdict_follows_the_test() {
     );
     let v = family_verdict(&near, &random);
     assert!(
-        v.starts_with("Shuffle: no difference detected (+0.1 %, p = 0.8"),
+        v.starts_with("Shuffle: no difference detected (+0.10 %, p = 0.88"),
         "{v}"
     );
     // Shifted by 5 % of the mean: far outside it.
@@ -173,7 +173,7 @@ fn the_verdict_follows_the_test() {
     );
     let v = family_verdict(&far, &random);
     assert!(
-        v.starts_with("Tiled64 is 5.0 % worse than Random (p = "),
+        v.starts_with("Tiled64 is 5.00 % worse than Random (p = "),
         "{v}"
     );
     // Better, and an untestable row.
@@ -185,7 +185,7 @@ fn the_verdict_follows_the_test() {
         &s,
         Some(&random.losses),
     );
-    assert!(family_verdict(&low, &random).contains("5.0 % better"));
+    assert!(family_verdict(&low, &random).contains("5.00 % better"));
     let one = summarize(
         PermutationFamily::Shuffle,
         &[10.0, f64::NAN],
@@ -195,4 +195,96 @@ fn the_verdict_follows_the_test() {
     );
     let v = family_verdict(&one, &random);
     assert!(v.contains("no test") && v.contains("at least 2"), "{v}");
+}
+
+#[test]
+fn the_study_runs_every_family_and_reuses_a_given_random_group() {
+    use lodo_bench::experiment::TaskSpec;
+    use lodo_bench::experiment::families::{FamilyCase, run_study};
+    use lodo_bench::tasks::BowlOptions;
+
+    let dir = std::env::temp_dir().join(format!("lodo-bench-families-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let lodo = LodoParams {
+        alpha0: 0.1,
+        meta_lr: 1e-3,
+        beta: 0.5,
+        variant: LodoVariant::BLOCK,
+    };
+    let bowl = TaskSpec::Bowl(BowlOptions {
+        dim: 40,
+        ..BowlOptions::default()
+    });
+    let case = |key: &str, spec: TaskSpec| FamilyCase {
+        key: key.into(),
+        title: key.into(),
+        spec,
+        lodo,
+        source: "test".into(),
+        runs: 3,
+        steps: 300,
+        random: None,
+    };
+    let first = run_study(
+        &[
+            case("bowl", bowl.clone()),
+            case("rosenbrock", TaskSpec::Rosenbrock),
+        ],
+        5,
+        &dir,
+    )
+    .unwrap();
+    assert_eq!(first.cases.len(), 2);
+    for c in &first.cases {
+        let fams: Vec<_> = c.families.iter().map(|f| f.family).collect();
+        assert_eq!(fams, STUDY_FAMILIES);
+        assert!(c.families.iter().all(|f| f.losses.len() == 3));
+        assert!(c.families[0].test.is_none());
+        assert!(c.families[1..].iter().all(|f| f.test.is_some()));
+    }
+    // h = 80 on the bowl: the families' runs differ from Random's.
+    assert_ne!(
+        first.cases[0].families[0].losses,
+        first.cases[0].families[1].losses
+    );
+    // Rosenbrock: h = k = 4, so Tiled64 (one tile) draws Random's permutations: same runs.
+    let rosen = &first.cases[1];
+    assert_eq!(rosen.hidden, 4);
+    assert_eq!(rosen.families[0].losses, rosen.families[2].losses);
+    let md = first.markdown();
+    assert!(md.contains("rosenbrock: h = k = 4"), "{md}");
+    assert!(
+        md.contains("Tiled64 (one tile) draws exactly Random's permutations"),
+        "{md}"
+    );
+    assert!(!md.contains("bowl: h = k"), "{md}");
+    assert!(md.contains(&first.verdict()));
+    let csv = std::fs::read_to_string(dir.join("families.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
+    assert!(dir.join("bowl/curves/LODO-Shuffle/run2.csv").is_file());
+
+    // A Random group given with the case is used as it is, not run again.
+    let mut given = case("bowl", bowl);
+    let mut group = lodo_bench::experiment::protocol::Group {
+        label: "LODO".into(),
+        optimizer: Optimizer::Lodo(lodo),
+        runs: Vec::new(),
+    };
+    for loss in [11.0, 12.0, 13.0] {
+        let mut r = lodo_bench::experiment::RunRecord::failed(String::new());
+        (r.final_loss, r.diverged, r.note) = (loss, false, None);
+        group.runs.push(r);
+    }
+    given.random = Some(group);
+    let second = run_study(&[given], 5, &dir.join("given")).unwrap();
+    let c = &second.cases[0];
+    assert_eq!(c.families[0].losses, [11.0, 12.0, 13.0]);
+    assert_eq!(c.families[1].losses, first.cases[0].families[1].losses);
+    assert!(!dir.join("given/bowl/curves/LODO").exists());
+    assert!(
+        second
+            .markdown()
+            .contains("Random on bowl is the main table's LODO")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

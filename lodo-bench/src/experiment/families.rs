@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use lodo_core::{BlockConfig, PermutationFamily};
 
 use super::TaskSpec;
-use super::protocol::{Budget, LodoRow, Plan, TaskResults, main_runs};
+use super::protocol::{Budget, Group, LodoRow, Plan, TaskResults, main_runs};
 use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind};
 use crate::report::{fmt_num, write_csv};
 use crate::stats::{Welch, mean_var, welch};
@@ -212,6 +212,9 @@ pub struct FamilyCase {
     pub runs: usize,
     /// Steps per run.
     pub steps: u64,
+    /// `Random`'s runs if they were already made with this case's task, hyperparameters, runs,
+    /// steps and seeds (the main runs' LODO group), so they are not run again.
+    pub random: Option<Group>,
 }
 
 /// LODO's hyperparameters in a task's results (`None` if LODO was not among its optimizers).
@@ -223,9 +226,11 @@ pub fn lodo_params(res: &TaskResults) -> Option<LodoParams> {
     })
 }
 
-/// `reproduce`'s cases: each task with its LODO hyperparameters, runs and steps; after the
-/// bowl, the same bowl at `n = LARGE_BOWL_DIM` with the bowl's LODO hyperparameters (tuned at
-/// its own `n`) and `1/LARGE_BOWL_STEP_DIVISOR` of its steps.
+/// `reproduce`'s cases: each task with its LODO hyperparameters, runs and steps, and its main
+/// runs' LODO group as the `Random` row (the same runs: same seeds, steps and hyperparameters;
+/// the Hessian-error probes do not touch the trajectory); after the bowl, the same bowl at
+/// `n = LARGE_BOWL_DIM` with the bowl's LODO hyperparameters (tuned at its own `n`) and
+/// `1/LARGE_BOWL_STEP_DIVISOR` of its steps.
 ///
 /// # Errors
 /// A task without LODO among its optimizers.
@@ -235,16 +240,19 @@ pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
         let lodo = lodo_params(res)
             .with_context(|| format!("the {} results have no LODO", res.spec.name()))?;
         let b = &res.budget;
+        // The main runs' LODO is this case's Random row when it has every run.
+        let random = res.lodo().filter(|g| g.runs.len() == b.runs).cloned();
         match &res.spec {
             TaskSpec::Bowl(o) => {
                 cases.push(FamilyCase {
                     key: format!("bowl-n{}", o.dim),
-                    title: format!("Noisy bowl, n = {}", o.dim),
+                    title: bowl_title(o),
                     spec: res.spec.clone(),
                     lodo,
                     source: "LODO's, tuned on this bowl".into(),
                     runs: b.runs,
                     steps: b.steps,
+                    random,
                 });
                 let large = crate::tasks::BowlOptions {
                     dim: LARGE_BOWL_DIM,
@@ -252,12 +260,13 @@ pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
                 };
                 cases.push(FamilyCase {
                     key: format!("bowl-n{LARGE_BOWL_DIM}"),
-                    title: format!("Noisy bowl, n = {LARGE_BOWL_DIM}"),
+                    title: bowl_title(&large),
                     spec: TaskSpec::Bowl(large),
                     lodo,
                     source: format!("LODO's, tuned on the n = {} bowl", o.dim),
                     runs: b.runs,
                     steps: (b.steps / LARGE_BOWL_STEP_DIVISOR).max(1),
+                    random: None,
                 });
             }
             spec => cases.push(FamilyCase {
@@ -271,10 +280,16 @@ pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
                 source: "LODO's, tuned on this task".into(),
                 runs: b.runs,
                 steps: b.steps,
+                random,
             }),
         }
     }
     Ok(cases)
+}
+
+/// `Noisy bowl, n = 100 (floor 7.41)`: the Newton floor says how far from converged a loss is.
+fn bowl_title(o: &crate::tasks::BowlOptions) -> String {
+    format!("Noisy bowl, n = {} (floor {:.2})", o.dim, o.newton_floor())
 }
 
 /// One family's runs in one case.
@@ -361,8 +376,9 @@ pub fn summarize(
 }
 
 /// Runs every case: [`STUDY_FAMILIES`] at the case's LODO hyperparameters, `runs` seeded runs
-/// each (the main runs' seeds, so run `r` of every family shares its task draw and LODO seed);
-/// writes each run's curve under `out/<case>/curves/` and `out/families.csv`.
+/// each (the main runs' seeds, so run `r` of every family shares its task draw and LODO seed;
+/// `Random` is taken from [`FamilyCase::random`] when given); writes each run's curve under
+/// `out/<case>/curves/` and `out/families.csv`.
 ///
 /// # Errors
 /// [`super::Interrupted`] (wrapped), I/O errors.
@@ -394,9 +410,15 @@ pub fn run_study(cases: &[FamilyCase], seed: u64, out: &Path) -> Result<FamilySt
         };
         let rows: Vec<(String, Optimizer)> = STUDY_FAMILIES
             .iter()
+            .filter(|&&f| case.random.is_none() || f != PermutationFamily::Random)
             .map(|&f| (family_label(f), family_row(f).optimizer(&case.lodo)))
             .collect();
-        let groups = main_runs(&plan, &rows, &format!("permutation families {}", case.key))?;
+        let mut groups: Vec<Group> = case.random.iter().cloned().collect();
+        groups.extend(main_runs(
+            &plan,
+            &rows,
+            &format!("permutation families {}", case.key),
+        )?);
         let mut families: Vec<FamilyResult> = Vec::new();
         for (&family, g) in STUDY_FAMILIES.iter().zip(&groups) {
             let finals: Vec<f64> = g.runs.iter().map(|r| r.final_loss).collect();
@@ -432,12 +454,12 @@ pub fn fmt_p(p: f64) -> String {
     }
 }
 
-/// A signed percentage with one decimal (`+0.3 %`, `−2.1 %`).
+/// A signed percentage with two decimals (`+0.31 %`, `−2.10 %`).
 fn fmt_pct(x: f64) -> String {
     if x < 0.0 {
-        format!("−{:.1} %", -x)
+        format!("−{:.2} %", -x)
     } else {
-        format!("+{x:.1} %")
+        format!("+{x:.2} %")
     }
 }
 
@@ -447,7 +469,7 @@ pub fn family_verdict(f: &FamilyResult, random: &FamilyResult) -> String {
     let name = family_name(f.family);
     match &f.test {
         Some(Ok(w)) if w.p < ALPHA => format!(
-            "{name} is {:.1} % {} than Random (p = {})",
+            "{name} is {:.2} % {} than Random (p = {})",
             f.relative(random).abs(),
             if f.mean > random.mean {
                 "worse"
@@ -558,9 +580,28 @@ impl FamilyStudy {
              non-diverged runs; Δ = difference of means relative to Random; Welch's t-test of \
              each family against Random (t, Welch–Satterthwaite df, two-sided p; Student's t \
              through the regularized incomplete beta function, `lodo_bench::stats`). Wall time \
-             {:.0} s. Files: `families/families.csv`, `families/<case>/curves/`.\n",
-            self.seconds
+             {:.0} s ({}). Files: `families/families.csv`, `families/<case>/curves/`.",
+            self.seconds,
+            self.cases
+                .iter()
+                .map(|c| format!("{}: {:.0} s", c.case.key, c.seconds))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
+        let reused: Vec<&str> = self
+            .cases
+            .iter()
+            .filter(|c| c.case.random.is_some())
+            .map(|c| c.case.title.as_str())
+            .collect();
+        if !reused.is_empty() {
+            let _ = writeln!(
+                s,
+                "Random on {} is the main table's LODO (the same runs), not run again.",
+                reused.join(" and ")
+            );
+        }
+        s.push('\n');
         s.push_str(
             "| task | h | steps | LODO's hyperparameters | family | final-10% loss | Δ | t | df | p | diverged | steps/s |\n\
              |---|---|---|---|---|---|---|---|---|---|---|---|\n",
@@ -583,7 +624,7 @@ impl FamilyStudy {
                     " | | | ".into()
                 };
                 let (t, df, p) = match &f.test {
-                    Some(Ok(w)) => (format!("{:.2}", w.t), format!("{:.1}", w.df), fmt_p(w.p)),
+                    Some(Ok(w)) => (fmt_signed(w.t), format!("{:.1}", w.df), fmt_p(w.p)),
                     Some(Err(_)) => ("n/a".into(), "n/a".into(), "n/a".into()),
                     None => ("—".into(), "—".into(), "—".into()),
                 };
@@ -631,6 +672,15 @@ impl FamilyStudy {
         }
         let _ = writeln!(s, "\n{}\n", self.verdict());
         s
+    }
+}
+
+/// `t` with two decimals and a typographic minus (as the Δ column).
+fn fmt_signed(x: f64) -> String {
+    if x < 0.0 {
+        format!("−{:.2}", -x)
+    } else {
+        format!("{x:.2}")
     }
 }
 
