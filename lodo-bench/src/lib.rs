@@ -8,6 +8,7 @@
 //! | [`tune`] | the authors' evolution-strategy hyperparameter tuner |
 //! | [`experiment`] | experiment runners (tuning, main runs, ablations) |
 //! | [`report`] | Markdown tables and CSV |
+//! | [`stats`] | Welch's t-test (Student's t through the regularized incomplete beta function) |
 //! | [`plot`] | SVG/PNG figures |
 //! | [`mnist`] | the MNIST autoregression task (paper §5.2) |
 
@@ -16,6 +17,7 @@ pub mod experiment;
 pub mod mnist;
 pub mod plot;
 pub mod report;
+pub mod stats;
 pub mod task;
 pub mod tasks;
 pub mod tune;

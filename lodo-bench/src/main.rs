@@ -1,8 +1,9 @@
 //! `lodo-bench`: the LODO research harness command line.
 //!
 //! `lodo-bench reproduce` tunes every optimizer on the noisy quadratic bowl and on Rosenbrock
-//! with the authors' evolution strategy, runs the seeded main runs, LODO's ablations and the
-//! frozen-preconditioner test, and writes `results/report.md`, CSVs and SVG/PNG figures. Each
+//! with the authors' evolution strategy, runs the seeded main runs, LODO's ablations, the
+//! frozen-preconditioner test and the permutation-family table, and writes
+//! `results/report.md`, CSVs and SVG/PNG figures. Each
 //! experiment is also its own subcommand (`lodo-bench help`).
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use lodo_bench::baselines::{OptimizerKind, TuneScope};
+use lodo_bench::experiment::families::{self, FamilyList};
 use lodo_bench::experiment::figures::draw_figures;
 use lodo_bench::experiment::markdown::task_report;
 use lodo_bench::experiment::protocol::{Budget, LodoRow, Plan, TaskResults, run_plan};
@@ -34,7 +36,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Everything: tuning + main runs + ablations (+ frozen test) on the bowl and Rosenbrock.
+    /// Everything: tuning + main runs + ablations (+ frozen test) on the bowl and Rosenbrock,
+    /// then LODO's permutation families (random, shuffle, tiled:64) at LODO's hyperparameters
+    /// on both and on a bowl with n = 1000.
     Reproduce(Common),
     /// The noisy quadratic bowl: tuning, main runs, ablations, Hessian error, frozen test.
     Bowl(TaskArgs),
@@ -110,6 +114,14 @@ struct TaskArgs {
     /// Skip the LODO ablations.
     #[arg(long)]
     no_ablations: bool,
+    /// Comma-separated permutation families of LODO's layers: random (the paper's; this is
+    /// LODO itself, which always runs and is the one tuned), shuffle (the k-ary perfect
+    /// shuffle), tiled or tiled:T (the shuffle, then random inside tiles of T outputs; `tiled`
+    /// alone takes T = 64, a default, not a measured optimum). Every family but random adds a
+    /// row (LODO-Shuffle, LODO-Tiled64, ...) at LODO's hyperparameters, never re-tuned; needs
+    /// LODO among --optimizers. Not used by `frozen`.
+    #[arg(long, value_name = "LIST", default_value = "random")]
+    permutations: FamilyList,
     #[command(flatten)]
     bowl: BowlArgs,
     #[command(flatten)]
@@ -278,6 +290,10 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         TaskName::Bowl => bowl_spec(&args.bowl)?,
         TaskName::Rosenbrock => TaskSpec::Rosenbrock,
     };
+    anyhow::ensure!(
+        !frozen_only || args.permutations.rows().is_empty(),
+        "--permutations does not apply to the frozen test (it runs LODO with random permutations)"
+    );
     let optimizers = if frozen_only {
         vec![]
     } else {
@@ -295,6 +311,7 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         } else {
             OptimizerKind::ABLATIONS.map(LodoRow::ablation).to_vec()
         },
+        families: args.permutations.rows(),
         budget: budget(task, &args.common, &args.tuning),
         tune: (!args.no_tune && !frozen_only).then_some(TuneScope::All),
         reuse: true,
@@ -389,6 +406,7 @@ fn real_main() -> Result<()> {
                     optimizers: None,
                     no_tune: false,
                     no_ablations: false,
+                    permutations: FamilyList::default(),
                     bowl: BowlArgs::default(),
                     tuning: TuningArgs::default(),
                 };
@@ -396,6 +414,9 @@ fn real_main() -> Result<()> {
                 print_tables(&rosen);
                 let bowl = run_task(TaskName::Bowl, &a, false)?;
                 print_tables(&bowl);
+                let cases = families::reproduce_cases(&[&bowl, &rosen])?;
+                let study = families::run_study(&cases, common.seed, &common.out.join("families"))?;
+                eprintln!("{}", study.verdict());
                 let cmd = format!(
                     "reproduce{} --seed {}",
                     if common.full { " --full" } else { "" },
@@ -404,6 +425,7 @@ fn real_main() -> Result<()> {
                 let mut md = header(&cmd, threads, start.elapsed().as_secs_f64());
                 md.push_str(&task_report(&bowl, "bowl"));
                 md.push_str(&task_report(&rosen, "rosenbrock"));
+                md.push_str(&study.markdown());
                 let path = common.out.join("report.md");
                 write_atomic(&path, md.as_bytes())?;
                 eprintln!(
@@ -431,6 +453,7 @@ fn real_main() -> Result<()> {
                 optimizers: t.optimizers.clone(),
                 no_tune: false,
                 no_ablations: true,
+                permutations: FamilyList::default(),
                 bowl: t.bowl.clone(),
                 tuning: t.tuning.clone(),
             };

@@ -270,3 +270,127 @@ fn runs_larger_than_the_memory_are_refused_before_allocating() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn bad_permutation_lists_are_clear_errors_on_every_subcommand() {
+    let dir = tmp("permutations");
+    let cases: [(&str, &[&str]); 6] = [
+        ("tiled:0", &["tile must hold at least 1 output"]),
+        ("tiled:x", &["\"tiled:x\" is not a whole number"]),
+        (
+            "random,butterfly",
+            &["unknown permutation family \"butterfly\"", "shuffle"],
+        ),
+        ("shuffle,shuffle", &["Shuffle is listed twice"]),
+        ("tiled,tiled:64", &["Tiled64 is listed twice"]),
+        ("random,,shuffle", &["empty permutation family"]),
+    ];
+    for cmd in ["bowl", "rosenbrock", "mnist"] {
+        for (list, needles) in cases {
+            let mut want = vec!["--permutations"];
+            want.extend_from_slice(needles);
+            fails_with(&[cmd, "--permutations", list], &dir, &want);
+        }
+    }
+    // The families run at LODO's hyperparameters: LODO must be there.
+    fails_with(
+        &[
+            "rosenbrock",
+            "--optimizers",
+            "Adam",
+            "--permutations",
+            "shuffle",
+        ],
+        &dir,
+        &["list LODO among the optimizers"],
+    );
+    fails_with(
+        &["frozen", "--permutations", "random,shuffle"],
+        &dir,
+        &["does not apply to the frozen test"],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `summary.csv` without its timing column (steps/s), and every run's curve.
+fn deterministic_outputs(task: &std::path::Path) -> (String, Vec<(String, Vec<u8>)>) {
+    let summary = std::fs::read_to_string(task.join("summary.csv")).unwrap();
+    let summary: Vec<String> = summary
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect();
+    let mut curves = Vec::new();
+    for opt in std::fs::read_dir(task.join("curves")).unwrap() {
+        let opt = opt.unwrap().path();
+        for f in std::fs::read_dir(&opt).unwrap() {
+            let p = f.unwrap().path();
+            curves.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+    curves.sort();
+    (summary.join("\n"), curves)
+}
+
+#[test]
+fn permutation_families_add_rows_and_random_alone_changes_nothing() {
+    let run = |name: &str, extra: &[&str]| {
+        let dir = tmp(name);
+        let out = bin()
+            .args([
+                "rosenbrock",
+                "--runs",
+                "2",
+                "--optimizers",
+                "Adam,LODO",
+                "--no-tune",
+                "--no-ablations",
+                "--threads",
+                "2",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    };
+    let default = run("perm-default", &[]);
+    let random = run("perm-random", &["--permutations", "random"]);
+    let families = run(
+        "perm-families",
+        &["--permutations", "random,shuffle,tiled:2"],
+    );
+    let (sd, cd) = deterministic_outputs(&default.join("rosenbrock"));
+    let (sr, cr) = deterministic_outputs(&random.join("rosenbrock"));
+    assert_eq!(sd, sr);
+    assert_eq!(cd.len(), cr.len());
+    for ((_, a), (_, b)) in cd.iter().zip(&cr) {
+        assert_eq!(a, b, "a curve differs with --permutations random");
+    }
+    let t = families.join("rosenbrock");
+    let (sf, _) = deterministic_outputs(&t);
+    let labels: Vec<&str> = sf
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(labels, ["Adam", "LODO", "LODO-Shuffle", "LODO-Tiled2"]);
+    // LODO's rows are the default run's; the families' rows have their own curves.
+    assert!(sf.starts_with(&sd), "{sf}\n{sd}");
+    for f in [
+        "curves/LODO-Shuffle/run1.csv",
+        "curves/LODO-Tiled2/run0.csv",
+    ] {
+        assert!(t.join(f).is_file(), "{f} missing");
+    }
+    let report = std::fs::read_to_string(t.join("report.md")).unwrap();
+    assert!(report.contains("| LODO-Shuffle |"), "{report}");
+    for d in [default, random, families] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

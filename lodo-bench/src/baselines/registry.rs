@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, ConfigError, DiagonalConfig, DiagonalLodo, GlobalConfig,
-    GlobalLodo, Lodo, LodoConfig, MetaConfig, MetaOptimizer, PreconditionerConfig, Real,
-    ResidualConfig, ResidualLodo, SgdConfig, SgdLodo, lit,
+    GlobalLodo, Lodo, LodoConfig, MetaConfig, MetaOptimizer, PermutationFamily,
+    PreconditionerConfig, Real, ResidualConfig, ResidualLodo, SgdConfig, SgdLodo, lit,
 };
 
 use super::{
@@ -379,12 +379,15 @@ pub struct LbfgsParams {
 /// Which LODO: the preconditioner architecture and meta-optimizer of each ablation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LodoVariant {
-    /// The block network with `layers` (N) and `block_size` (k); Adam meta-optimizer.
+    /// The block network with `layers` (N), `block_size` (k) and the layer permutations drawn
+    /// from `permutations`; Adam meta-optimizer.
     Block {
         /// Layers `N`.
         layers: usize,
         /// Block size `k`.
         block_size: usize,
+        /// The family of the layer permutations `P_l` (`Random`: the paper).
+        permutations: PermutationFamily,
     },
     /// `G = α₀·diag(w)`.
     Diagonal,
@@ -399,11 +402,33 @@ pub enum LodoVariant {
 }
 
 impl LodoVariant {
-    /// The paper's block network (`N = 16`, `k = 4`).
+    /// The paper's block network (`N = 16`, `k = 4`, random permutations).
     pub const BLOCK: Self = Self::Block {
         layers: 16,
         block_size: 4,
+        permutations: PermutationFamily::Random,
     };
+
+    /// The paper's block network with the layer permutations drawn from `family`.
+    #[must_use]
+    pub fn block_with(family: PermutationFamily) -> Self {
+        Self::Block {
+            layers: 16,
+            block_size: 4,
+            permutations: family,
+        }
+    }
+
+    /// The permutation family of a block network (`None` for the diagonal, global and
+    /// residual preconditioners; the no-momentum and SGD ablations use `Random`).
+    #[must_use]
+    pub fn permutations(self) -> Option<PermutationFamily> {
+        match self {
+            Self::Block { permutations, .. } => Some(permutations),
+            Self::NoMomentum | Self::Sgd => Some(PermutationFamily::Random),
+            Self::Diagonal | Self::Global | Self::Residuals => None,
+        }
+    }
 }
 
 /// LODO's hyperparameters and variant.
@@ -778,7 +803,7 @@ impl<T: Real> BuiltLodo<T> {
 }
 
 /// Constructs LODO (every variant) for `n` parameters from `p`; `seed` draws the permutations
-/// and initial blocks. This is the only place a LODO optimizer is configured and built.
+/// (from the block network's [`PermutationFamily`]) and initial blocks. This is the only place a LODO optimizer is configured and built.
 ///
 /// # Errors
 /// [`BuildError::Config`] if LODO rejects the configuration.
@@ -796,8 +821,15 @@ pub fn build_lodo<T: Real>(
     let adam = AdamConfig::default();
     let network = BlockConfig::default();
     Ok(match p.variant {
-        LodoVariant::Block { layers, block_size } => {
-            let network = network.with_layers(layers)?.with_block_size(block_size)?;
+        LodoVariant::Block {
+            layers,
+            block_size,
+            permutations,
+        } => {
+            let network = network
+                .with_layers(layers)?
+                .with_block_size(block_size)?
+                .with_permutations(permutations)?;
             BuiltLodo::Block(Lodo::new(n, tuned_config(network, adam, p, beta)?, seed)?)
         }
         LodoVariant::NoMomentum => {

@@ -7,7 +7,9 @@
 //! | [`files`] | writes and reads files: `tuned.json`, tuning and curve CSVs, summaries |
 //! | [`figures`] | draws the figures |
 //! | [`markdown`] | formats the Markdown report |
+//! | [`families`] | LODO's permutation families: `--permutations` and `reproduce`'s table |
 
+pub mod families;
 pub mod figures;
 pub mod files;
 pub mod markdown;

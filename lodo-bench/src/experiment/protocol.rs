@@ -89,6 +89,10 @@ pub struct Plan {
     pub optimizers: Vec<Optimizer>,
     /// LODO rows run with LODO's (tuned) hyperparameters.
     pub ablations: Vec<LodoRow>,
+    /// LODO rows run with LODO's (tuned) hyperparameters and shown with the main runs: the
+    /// permutation families of `--permutations` ([`super::families`]). Needs LODO among
+    /// [`Plan::optimizers`].
+    pub families: Vec<LodoRow>,
     /// The budget.
     pub budget: Budget,
     /// Tune first, these hyperparameters; otherwise the values of [`Plan::optimizers`].
@@ -485,7 +489,9 @@ pub fn run_bytes(spec: &TaskSpec, optimizer: &Optimizer, steps: u64, curve_point
         // the backward pass.
         Optimizer::Lodo(p) => {
             let (layers, k) = match p.variant {
-                LodoVariant::Block { layers, block_size } => (layers, block_size),
+                LodoVariant::Block {
+                    layers, block_size, ..
+                } => (layers, block_size),
                 LodoVariant::Residuals => (64, 4),
                 _ => (16, 4),
             };
@@ -524,8 +530,16 @@ pub fn check_plan(plan: &Plan) -> Result<()> {
             o.kind()
         );
     }
+    anyhow::ensure!(
+        plan.families.is_empty()
+            || plan
+                .optimizers
+                .iter()
+                .any(|o| o.kind() == OptimizerKind::Lodo),
+        "--permutations runs LODO's variants at LODO's hyperparameters: list LODO among the optimizers"
+    );
     let b = &plan.budget;
-    let lodo = plan.ablations.iter().map(|a| {
+    let lodo = plan.ablations.iter().chain(&plan.families).map(|a| {
         a.optimizer(&LodoParams {
             alpha0: 1.0,
             meta_lr: 1.0,
@@ -577,16 +591,6 @@ pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("cannot create output folder {}", plan.out.display()))?;
     let tuned = hyperparameters(plan)?;
-    let rows: Vec<(String, Optimizer)> = tuned[..plan.optimizers.len()]
-        .iter()
-        .map(|s| (s.optimizer.kind().name().to_string(), s.optimizer))
-        .collect();
-    let summaries = |groups: &[Group]| groups.iter().map(Group::summary).collect::<Vec<_>>();
-    let mut main = Vec::new();
-    if !rows.is_empty() {
-        main = main_runs(plan, &rows, "main runs")?;
-        write_summary_csv(&plan.out.join("summary.csv"), &summaries(&main))?;
-    }
     let lodo = tuned
         .iter()
         .find_map(|s| match s.optimizer {
@@ -598,6 +602,21 @@ pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
             _ => None,
         })
         .context("LODO's hyperparameters")?;
+    let rows: Vec<(String, Optimizer)> = tuned[..plan.optimizers.len()]
+        .iter()
+        .map(|s| (s.optimizer.kind().name().to_string(), s.optimizer))
+        .chain(
+            plan.families
+                .iter()
+                .map(|f| (f.label.clone(), f.optimizer(&lodo))),
+        )
+        .collect();
+    let summaries = |groups: &[Group]| groups.iter().map(Group::summary).collect::<Vec<_>>();
+    let mut main = Vec::new();
+    if !rows.is_empty() {
+        main = main_runs(plan, &rows, "main runs")?;
+        write_summary_csv(&plan.out.join("summary.csv"), &summaries(&main))?;
+    }
     let mut ablations = Vec::new();
     if !plan.ablations.is_empty() {
         let rows: Vec<(String, Optimizer)> = plan

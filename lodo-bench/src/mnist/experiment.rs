@@ -23,10 +23,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use lodo_core::PermutationFamily;
 
 use super::idx::Mnist;
 use super::net::{self, PIX, SIDE};
 use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind, TuneScope};
+use crate::experiment::families::FamilyList;
 use crate::experiment::protocol::{Budget, Group, LodoRow, Plan, Setting, run_plan};
 use crate::experiment::{MnistSpec, TaskSpec};
 use crate::plot::{LineChart, Series};
@@ -82,6 +84,12 @@ pub struct MnistArgs {
     /// LODO sweeps to add (comma-separated, with LODO's values).
     #[arg(long, value_delimiter = ',')]
     pub sweep: Vec<Sweep>,
+    /// Comma-separated permutation families of LODO's layers: random (the paper's; LODO
+    /// itself), shuffle, tiled or tiled:T (`tiled` alone: T = 64, a default, not a measured
+    /// optimum). Every family but random adds a row (LODO-Shuffle, LODO-Tiled64, ...) at LODO's
+    /// values, never re-tuned; LODO is added to --optimizers if missing.
+    #[arg(long, value_name = "LIST", default_value = "random")]
+    pub permutations: FamilyList,
     /// LODO's α₀ (authors' MNIST tuning: 0.0846).
     #[arg(long, default_value_t = 0.0846)]
     pub alpha0: f64,
@@ -187,7 +195,11 @@ fn lodo_rows(args: &MnistArgs) -> Vec<LodoRow> {
     }
     let block = |label: String, layers, block_size, beta| LodoRow {
         label,
-        variant: LodoVariant::Block { layers, block_size },
+        variant: LodoVariant::Block {
+            layers,
+            block_size,
+            permutations: PermutationFamily::Random,
+        },
         beta,
     };
     for sweep in &args.sweep {
@@ -346,7 +358,8 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
     }
     let mut kinds = args.optimizers.clone();
     let rows = lodo_rows(args);
-    if !rows.is_empty() && !kinds.contains(&OptimizerKind::Lodo) {
+    let families = args.permutations.rows();
+    if (!rows.is_empty() || !families.is_empty()) && !kinds.contains(&OptimizerKind::Lodo) {
         kinds.push(OptimizerKind::Lodo);
     }
     let optimizers: Vec<Optimizer> = kinds.iter().map(|&k| start(k, args)).collect();
@@ -370,7 +383,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         let Optimizer::Lodo(lodo) = o else {
             unreachable!("a LODO kind is Optimizer::Lodo")
         };
-        for row in &rows {
+        for row in rows.iter().chain(&families) {
             row.optimizer(lodo)
                 .build::<f32>(&crate::baselines::BuildContext {
                     dim: 2,
@@ -414,6 +427,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         tune_spec: Some(spec(args.tune_batch)),
         optimizers,
         ablations: rows,
+        families,
         budget: Budget {
             runs: args.runs,
             steps: args.steps,

@@ -1,0 +1,692 @@
+//! LODO's permutation families in the harness (issue 12): the `--permutations` list of the
+//! `bowl`, `rosenbrock` and `mnist` subcommands, and `reproduce`'s permutation-family table.
+//!
+//! A family ([`PermutationFamily`]) decides how the block network's layer permutations `P_l`
+//! are drawn: `Random` (the paper), `Shuffle` (the `k`-ary perfect shuffle
+//! `σ(j) = (j mod r)·k + ⌊j/r⌋`, `r = h/k`, in every layer) or `TiledShuffle { tile }` (`σ`
+//! followed by a uniformly random permutation inside each run of `tile` outputs). Each family
+//! other than `Random` is run as its own LODO row (`LODO-Shuffle`, `LODO-Tiled64`) at LODO's
+//! hyperparameters — `α₀`, `η`, `β` as tuned (or loaded) for LODO, never re-tuned — so a
+//! difference between rows is the family's alone. Run `r` of every row sees the same task draw
+//! and the same LODO seed.
+//!
+//! The table ([`run_study`]) compares each structured family against `Random` with Welch's
+//! t-test ([`crate::stats::welch`]) on the runs' final-10% losses.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use lodo_core::{BlockConfig, PermutationFamily};
+
+use super::TaskSpec;
+use super::protocol::{Budget, Group, LodoRow, Plan, TaskResults, main_runs};
+use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind};
+use crate::report::{fmt_num, write_csv};
+use crate::stats::{Welch, mean_var, welch};
+
+/// The tile of `tiled` without `:T`: 64 outputs. A default, not a measured optimum (with
+/// `k = 4` a tile's outputs read a window of 256 inputs).
+pub const DEFAULT_TILE: usize = 64;
+
+/// The bowl dimension of the table's larger bowl (`h = 2,000`, `h/k = 500 ≫ k = 4`).
+pub const LARGE_BOWL_DIM: usize = 1000;
+
+/// The larger bowl runs `1/LARGE_BOWL_STEP_DIVISOR` of the bowl's steps: a LODO step there
+/// costs about 23× one at n = 100 (measured on one thread: 641 against 14,855 steps/s, of which
+/// the bowl's dense `n × n` product alone takes about 0.94 ms), so its full step count would
+/// make `reproduce` several times longer.
+pub const LARGE_BOWL_STEP_DIVISOR: u64 = 8;
+
+/// The families of the table: the paper's, the shuffle and the tiled shuffle at [`DEFAULT_TILE`].
+pub const STUDY_FAMILIES: [PermutationFamily; 3] = [
+    PermutationFamily::Random,
+    PermutationFamily::Shuffle,
+    PermutationFamily::TiledShuffle { tile: DEFAULT_TILE },
+];
+
+/// The significance level of the verdict (two-sided, uncorrected).
+pub const ALPHA: f64 = 0.05;
+
+/// A family's short name: `Random`, `Shuffle`, `Tiled64`.
+#[must_use]
+pub fn family_name(family: PermutationFamily) -> String {
+    match family {
+        PermutationFamily::Random => "Random".into(),
+        PermutationFamily::Shuffle => "Shuffle".into(),
+        PermutationFamily::TiledShuffle { tile } => format!("Tiled{tile}"),
+    }
+}
+
+/// The label of LODO with `family`: `LODO` for `Random`, else `LODO-<name>`.
+#[must_use]
+pub fn family_label(family: PermutationFamily) -> String {
+    match family {
+        PermutationFamily::Random => OptimizerKind::Lodo.name().into(),
+        f => format!("{}-{}", OptimizerKind::Lodo.name(), family_name(f)),
+    }
+}
+
+/// The row of LODO with `family` (the paper's block network, LODO's `β`).
+#[must_use]
+pub fn family_row(family: PermutationFamily) -> LodoRow {
+    LodoRow {
+        label: family_label(family),
+        variant: LodoVariant::block_with(family),
+        beta: None,
+    }
+}
+
+/// Why a `--permutations` list was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FamilyError {
+    /// An empty list or an empty item (`random,,shuffle`).
+    Empty,
+    /// No family has this name.
+    Unknown(String),
+    /// `tiled:T` with `T` not a whole number.
+    BadTile(String),
+    /// `tiled:0`.
+    ZeroTile,
+    /// The same family twice (`tiled` and `tiled:64` are the same family).
+    Duplicate(String),
+}
+
+impl fmt::Display for FamilyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const KNOWN: &str = "known: random, shuffle, tiled, tiled:T (T ≥ 1)";
+        match self {
+            Self::Empty => write!(f, "empty permutation family; {KNOWN}"),
+            Self::Unknown(s) => write!(f, "unknown permutation family {s:?}; {KNOWN}"),
+            Self::BadTile(s) => write!(
+                f,
+                "the tile of {s:?} is not a whole number; write tiled:T with T ≥ 1"
+            ),
+            Self::ZeroTile => f.write_str("the tile must hold at least 1 output (tiled:T, T ≥ 1)"),
+            Self::Duplicate(s) => write!(f, "permutation family {s} is listed twice"),
+        }
+    }
+}
+
+impl std::error::Error for FamilyError {}
+
+/// The `--permutations` list: distinct families in the order given (case-insensitive names,
+/// comma-separated): `random`, `shuffle`, `tiled` (tile [`DEFAULT_TILE`]) or `tiled:T`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FamilyList(Vec<PermutationFamily>);
+
+impl Default for FamilyList {
+    /// `random` only.
+    fn default() -> Self {
+        Self(vec![PermutationFamily::Random])
+    }
+}
+
+impl FamilyList {
+    /// The families, in the order given.
+    #[must_use]
+    pub fn families(&self) -> &[PermutationFamily] {
+        &self.0
+    }
+
+    /// The rows to add to LODO's: one per family other than `Random` (LODO itself is the
+    /// `Random` row and always runs).
+    #[must_use]
+    pub fn rows(&self) -> Vec<LodoRow> {
+        self.0
+            .iter()
+            .filter(|f| **f != PermutationFamily::Random)
+            .map(|&f| family_row(f))
+            .collect()
+    }
+}
+
+/// One family name: `random`, `shuffle`, `tiled`, `tiled:T`.
+fn parse_family(item: &str) -> Result<PermutationFamily, FamilyError> {
+    let key = item.trim().to_ascii_lowercase();
+    let (name, tile) = match key.split_once(':') {
+        Some((n, t)) => (n, Some(t)),
+        None => (key.as_str(), None),
+    };
+    match (name, tile) {
+        ("", None) => Err(FamilyError::Empty),
+        ("random", None) => Ok(PermutationFamily::Random),
+        ("shuffle", None) => Ok(PermutationFamily::Shuffle),
+        ("tiled", None) => Ok(PermutationFamily::TiledShuffle { tile: DEFAULT_TILE }),
+        ("tiled", Some(t)) => match t.parse::<usize>() {
+            Ok(0) => Err(FamilyError::ZeroTile),
+            Ok(tile) => Ok(PermutationFamily::TiledShuffle { tile }),
+            Err(_) => Err(FamilyError::BadTile(item.trim().to_string())),
+        },
+        _ => Err(FamilyError::Unknown(item.trim().to_string())),
+    }
+}
+
+impl FromStr for FamilyList {
+    type Err = FamilyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out: Vec<PermutationFamily> = Vec::new();
+        for item in s.split(',') {
+            let f = parse_family(item)?;
+            if out.contains(&f) {
+                return Err(FamilyError::Duplicate(family_name(f)));
+            }
+            out.push(f);
+        }
+        Ok(Self(out))
+    }
+}
+
+impl fmt::Display for FamilyList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self
+            .0
+            .iter()
+            .map(|p| match p {
+                PermutationFamily::Random => "random".into(),
+                PermutationFamily::Shuffle => "shuffle".into(),
+                PermutationFamily::TiledShuffle { tile } => format!("tiled:{tile}"),
+            })
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// One task of the table: LODO's hyperparameters and the budget.
+#[derive(Clone, Debug)]
+pub struct FamilyCase {
+    /// Folder name under the table's output folder.
+    pub key: String,
+    /// Row title.
+    pub title: String,
+    /// The task.
+    pub spec: TaskSpec,
+    /// LODO's hyperparameters (its variant's family is replaced by each family's).
+    pub lodo: LodoParams,
+    /// Where LODO's hyperparameters come from.
+    pub source: String,
+    /// Runs per family.
+    pub runs: usize,
+    /// Steps per run.
+    pub steps: u64,
+    /// `Random`'s runs if they were already made with this case's task, hyperparameters, runs,
+    /// steps and seeds (the main runs' LODO group), so they are not run again.
+    pub random: Option<Group>,
+}
+
+/// LODO's hyperparameters in a task's results (`None` if LODO was not among its optimizers).
+#[must_use]
+pub fn lodo_params(res: &TaskResults) -> Option<LodoParams> {
+    res.tuned.iter().find_map(|s| match s.optimizer {
+        Optimizer::Lodo(p) if s.optimizer.kind() == OptimizerKind::Lodo => Some(p),
+        _ => None,
+    })
+}
+
+/// `reproduce`'s cases: each task with its LODO hyperparameters, runs and steps, and its main
+/// runs' LODO group as the `Random` row (the same runs: same seeds, steps and hyperparameters;
+/// the Hessian-error probes do not touch the trajectory); after the bowl, the same bowl at
+/// `n = LARGE_BOWL_DIM` with the bowl's LODO hyperparameters (tuned at its own `n`) and
+/// `1/LARGE_BOWL_STEP_DIVISOR` of its steps.
+///
+/// # Errors
+/// A task without LODO among its optimizers.
+pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
+    let mut cases = Vec::new();
+    for res in results {
+        let lodo = lodo_params(res)
+            .with_context(|| format!("the {} results have no LODO", res.spec.name()))?;
+        let b = &res.budget;
+        // The main runs' LODO is this case's Random row when it has every run.
+        let random = res.lodo().filter(|g| g.runs.len() == b.runs).cloned();
+        match &res.spec {
+            TaskSpec::Bowl(o) => {
+                cases.push(FamilyCase {
+                    key: format!("bowl-n{}", o.dim),
+                    title: bowl_title(o),
+                    spec: res.spec.clone(),
+                    lodo,
+                    source: "LODO's, tuned on this bowl".into(),
+                    runs: b.runs,
+                    steps: b.steps,
+                    random,
+                });
+                let large = crate::tasks::BowlOptions {
+                    dim: LARGE_BOWL_DIM,
+                    ..*o
+                };
+                cases.push(FamilyCase {
+                    key: format!("bowl-n{LARGE_BOWL_DIM}"),
+                    title: bowl_title(&large),
+                    spec: TaskSpec::Bowl(large),
+                    lodo,
+                    source: format!("LODO's, tuned on the n = {} bowl", o.dim),
+                    runs: b.runs,
+                    steps: (b.steps / LARGE_BOWL_STEP_DIVISOR).max(1),
+                    random: None,
+                });
+            }
+            spec => cases.push(FamilyCase {
+                key: spec.name().into(),
+                title: match spec {
+                    TaskSpec::Rosenbrock => "Rosenbrock".into(),
+                    other => other.name().into(),
+                },
+                spec: spec.clone(),
+                lodo,
+                source: "LODO's, tuned on this task".into(),
+                runs: b.runs,
+                steps: b.steps,
+                random,
+            }),
+        }
+    }
+    Ok(cases)
+}
+
+/// `Noisy bowl, n = 100 (floor 7.41)`: the Newton floor says how far from converged a loss is.
+fn bowl_title(o: &crate::tasks::BowlOptions) -> String {
+    format!("Noisy bowl, n = {} (floor {:.2})", o.dim, o.newton_floor())
+}
+
+/// One family's runs in one case.
+#[derive(Clone, Debug)]
+pub struct FamilyResult {
+    /// The family.
+    pub family: PermutationFamily,
+    /// Final-10% losses of the runs that did not diverge.
+    pub losses: Vec<f64>,
+    /// Runs in all.
+    pub runs: usize,
+    /// Mean of `losses` (NaN if empty).
+    pub mean: f64,
+    /// Sample standard deviation of `losses` (`n − 1`; NaN below 2 runs).
+    pub std: f64,
+    /// Mean steps per second.
+    pub steps_per_sec: f64,
+    /// Welch's test against `Random` (`None` for `Random` itself; `Err` if not computable).
+    pub test: Option<Result<Welch, crate::stats::StatsError>>,
+}
+
+impl FamilyResult {
+    /// `(mean − mean_Random)/mean_Random` in percent.
+    #[must_use]
+    pub fn relative(&self, random: &FamilyResult) -> f64 {
+        100.0 * (self.mean - random.mean) / random.mean
+    }
+}
+
+/// One case of the table.
+#[derive(Clone, Debug)]
+pub struct CaseResult {
+    /// The case.
+    pub case: FamilyCase,
+    /// Hidden width `h` of LODO on this task.
+    pub hidden: usize,
+    /// Block size `k`.
+    pub block_size: usize,
+    /// One result per family, `Random` first.
+    pub families: Vec<FamilyResult>,
+    /// Wall seconds.
+    pub seconds: f64,
+}
+
+/// The whole table.
+#[derive(Clone, Debug)]
+pub struct FamilyStudy {
+    /// The cases in order.
+    pub cases: Vec<CaseResult>,
+    /// Wall seconds of all of it.
+    pub seconds: f64,
+}
+
+/// The summary of one family's group of runs, with Welch's test against `random` if given.
+#[must_use]
+pub fn summarize(
+    family: PermutationFamily,
+    finals: &[f64],
+    diverged: &[bool],
+    speeds: &[f64],
+    random: Option<&[f64]>,
+) -> FamilyResult {
+    let losses: Vec<f64> = finals
+        .iter()
+        .zip(diverged)
+        .filter(|&(l, &d)| !d && l.is_finite())
+        .map(|(&l, _)| l)
+        .collect();
+    let (mean, std) = match mean_var(&losses) {
+        Ok((m, v)) => (m, v.sqrt()),
+        Err(_) if losses.len() == 1 => (losses[0], f64::NAN),
+        Err(_) => (f64::NAN, f64::NAN),
+    };
+    let ran: Vec<f64> = speeds.iter().copied().filter(|s| *s > 0.0).collect();
+    FamilyResult {
+        family,
+        runs: finals.len(),
+        mean,
+        std,
+        steps_per_sec: ran.iter().sum::<f64>() / ran.len().max(1) as f64,
+        test: random.map(|r| welch(&losses, r)),
+        losses,
+    }
+}
+
+/// Runs every case: [`STUDY_FAMILIES`] at the case's LODO hyperparameters, `runs` seeded runs
+/// each (the main runs' seeds, so run `r` of every family shares its task draw and LODO seed;
+/// `Random` is taken from [`FamilyCase::random`] when given); writes each run's curve under
+/// `out/<case>/curves/` and `out/families.csv`.
+///
+/// # Errors
+/// [`super::Interrupted`] (wrapped), I/O errors.
+pub fn run_study(cases: &[FamilyCase], seed: u64, out: &Path) -> Result<FamilyStudy> {
+    let start = Instant::now();
+    let mut done = Vec::new();
+    for case in cases {
+        let t0 = Instant::now();
+        let plan = Plan {
+            spec: case.spec.clone(),
+            tune_spec: None,
+            optimizers: Vec::new(),
+            ablations: Vec::new(),
+            families: Vec::new(),
+            budget: Budget {
+                runs: case.runs,
+                steps: case.steps,
+                schedule: Vec::new(),
+                curve_points: 500,
+                hessian_points: 0,
+                hessian_probes: 0,
+            },
+            tune: None,
+            reuse: false,
+            frozen: false,
+            keep_final: false,
+            seed,
+            out: out.join(&case.key),
+        };
+        let rows: Vec<(String, Optimizer)> = STUDY_FAMILIES
+            .iter()
+            .filter(|&&f| case.random.is_none() || f != PermutationFamily::Random)
+            .map(|&f| (family_label(f), family_row(f).optimizer(&case.lodo)))
+            .collect();
+        let mut groups: Vec<Group> = case.random.iter().cloned().collect();
+        groups.extend(main_runs(
+            &plan,
+            &rows,
+            &format!("permutation families {}", case.key),
+        )?);
+        let mut families: Vec<FamilyResult> = Vec::new();
+        for (&family, g) in STUDY_FAMILIES.iter().zip(&groups) {
+            let finals: Vec<f64> = g.runs.iter().map(|r| r.final_loss).collect();
+            let diverged: Vec<bool> = g.runs.iter().map(|r| r.diverged).collect();
+            let speeds: Vec<f64> = g.runs.iter().map(|r| r.steps_per_sec).collect();
+            let random = families.first().map(|r| r.losses.as_slice());
+            families.push(summarize(family, &finals, &diverged, &speeds, random));
+        }
+        let network = BlockConfig::<f64>::default();
+        done.push(CaseResult {
+            case: case.clone(),
+            hidden: network.hidden_for(case.spec.dim()).unwrap_or(0),
+            block_size: network.block_size(),
+            families,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
+    let study = FamilyStudy {
+        cases: done,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    study.write_csv(&out.join("families.csv"))?;
+    Ok(study)
+}
+
+/// A p-value for text: three decimals, or scientific below 0.001.
+#[must_use]
+pub fn fmt_p(p: f64) -> String {
+    if p >= 1e-3 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+/// A signed percentage with two decimals (`+0.31 %`, `−2.10 %`).
+fn fmt_pct(x: f64) -> String {
+    if x < 0.0 {
+        format!("−{:.2} %", -x)
+    } else {
+        format!("+{x:.2} %")
+    }
+}
+
+/// The verdict on one structured family against `Random`, from its test.
+#[must_use]
+pub fn family_verdict(f: &FamilyResult, random: &FamilyResult) -> String {
+    let name = family_name(f.family);
+    match &f.test {
+        Some(Ok(w)) if w.p < ALPHA => format!(
+            "{name} is {:.2} % {} than Random (p = {})",
+            f.relative(random).abs(),
+            if f.mean > random.mean {
+                "worse"
+            } else {
+                "better"
+            },
+            fmt_p(w.p)
+        ),
+        Some(Ok(w)) => format!(
+            "{name}: no difference detected ({}, p = {})",
+            fmt_pct(f.relative(random)),
+            fmt_p(w.p)
+        ),
+        Some(Err(e)) => format!("{name}: no test ({e})"),
+        None => format!("{name}: no test"),
+    }
+}
+
+impl CaseResult {
+    /// The case's part of the verdict: `<title>: <family verdicts>`.
+    #[must_use]
+    pub fn verdict(&self) -> String {
+        let Some((random, rest)) = self.families.split_first() else {
+            return format!("{}: no runs", self.case.title);
+        };
+        let parts: Vec<String> = rest.iter().map(|f| family_verdict(f, random)).collect();
+        format!("{}: {}", self.case.title, parts.join(", "))
+    }
+}
+
+impl FamilyStudy {
+    /// The number of tests (structured families × cases).
+    #[must_use]
+    pub fn comparisons(&self) -> usize {
+        self.cases
+            .iter()
+            .map(|c| c.families.len().saturating_sub(1))
+            .sum()
+    }
+
+    /// The one-sentence verdict, computed from the tests.
+    #[must_use]
+    pub fn verdict(&self) -> String {
+        let parts: Vec<String> = self.cases.iter().map(CaseResult::verdict).collect();
+        format!(
+            "Verdict (Welch's t, two-sided, {} % level, {} comparisons uncorrected): {}.",
+            ALPHA * 100.0,
+            self.comparisons(),
+            parts.join("; ")
+        )
+    }
+
+    /// Writes the table as CSV (`case,family,dim,steps,runs,diverged,mean,std,rel_pct,t,df,p`).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
+        let mut rows = Vec::new();
+        for c in &self.cases {
+            let random = c.families.first();
+            for f in &c.families {
+                let (t, df, p) = match &f.test {
+                    Some(Ok(w)) => (
+                        format!("{:e}", w.t),
+                        format!("{:e}", w.df),
+                        format!("{:e}", w.p),
+                    ),
+                    _ => (String::new(), String::new(), String::new()),
+                };
+                rows.push(vec![
+                    c.case.key.clone(),
+                    family_name(f.family),
+                    c.case.spec.dim().to_string(),
+                    c.case.steps.to_string(),
+                    f.runs.to_string(),
+                    (f.runs - f.losses.len()).to_string(),
+                    format!("{:e}", f.mean),
+                    format!("{:e}", f.std),
+                    random.map_or(String::new(), |r| format!("{:e}", f.relative(r))),
+                    t,
+                    df,
+                    p,
+                ]);
+            }
+        }
+        write_csv(
+            path,
+            &[
+                "case", "family", "dim", "steps", "runs", "diverged", "mean", "std", "rel_pct",
+                "t", "df", "p",
+            ],
+            &rows,
+        )
+    }
+
+    /// The report's section: the table, how it was made, the verdict.
+    #[must_use]
+    pub fn markdown(&self) -> String {
+        let mut s = String::from("## LODO's permutation families\n\n");
+        let _ = writeln!(
+            s,
+            "LODO with each family of layer permutations (`PermutationFamily`): Random (the \
+             paper), Shuffle (the k-ary perfect shuffle in every layer), Tiled{DEFAULT_TILE} (the \
+             shuffle, then a random permutation inside each tile of {DEFAULT_TILE} outputs; \
+             {DEFAULT_TILE} is a default, not a measured optimum). Every family runs at LODO's \
+             α₀, η, β (not re-tuned), N = 16, k = 4; run r of every family sees the same task \
+             draw and the same LODO seed. Final-10% loss: mean ± sample std (n − 1) over the \
+             non-diverged runs; Δ = difference of means relative to Random; Welch's t-test of \
+             each family against Random (t, Welch–Satterthwaite df, two-sided p; Student's t \
+             through the regularized incomplete beta function, `lodo_bench::stats`). Wall time \
+             {:.0} s ({}). Files: `families/families.csv`, `families/<case>/curves/`.",
+            self.seconds,
+            self.cases
+                .iter()
+                .map(|c| format!("{}: {:.0} s", c.case.key, c.seconds))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let reused: Vec<&str> = self
+            .cases
+            .iter()
+            .filter(|c| c.case.random.is_some())
+            .map(|c| c.case.title.as_str())
+            .collect();
+        if !reused.is_empty() {
+            let _ = writeln!(
+                s,
+                "Random on {} is the main table's LODO (the same runs), not run again.",
+                reused.join(" and ")
+            );
+        }
+        s.push('\n');
+        s.push_str(
+            "| task | h | steps | LODO's hyperparameters | family | final-10% loss | Δ | t | df | p | diverged | steps/s |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for c in &self.cases {
+            let random = c.families.first();
+            for (i, f) in c.families.iter().enumerate() {
+                let head = if i == 0 {
+                    format!(
+                        "{} | {} | {} | α₀ = {}, η = {}, β = {} ({})",
+                        c.case.title,
+                        c.hidden,
+                        c.case.steps,
+                        fmt_num(c.case.lodo.alpha0),
+                        fmt_sci(c.case.lodo.meta_lr),
+                        fmt_num(c.case.lodo.beta),
+                        c.case.source
+                    )
+                } else {
+                    " | | | ".into()
+                };
+                let (t, df, p) = match &f.test {
+                    Some(Ok(w)) => (fmt_signed(w.t), format!("{:.1}", w.df), fmt_p(w.p)),
+                    Some(Err(_)) => ("n/a".into(), "n/a".into(), "n/a".into()),
+                    None => ("—".into(), "—".into(), "—".into()),
+                };
+                let delta = match (i, random) {
+                    (0, _) | (_, None) => "—".into(),
+                    (_, Some(r)) => fmt_pct(f.relative(r)),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {head} | {} | {} ± {} | {delta} | {t} | {df} | {p} | {}/{} | {:.0} |",
+                    family_name(f.family),
+                    fmt_num(f.mean),
+                    fmt_num(f.std),
+                    f.runs - f.losses.len(),
+                    f.runs,
+                    f.steps_per_sec
+                );
+            }
+        }
+        let notes: Vec<String> = self
+            .cases
+            .iter()
+            .filter(|c| c.hidden > 0 && c.hidden == c.block_size)
+            .map(|c| {
+                let mut n = format!(
+                    "{}: h = k = {}, one block per layer, so Shuffle's σ is the identity",
+                    c.case.title, c.hidden
+                );
+                for f in &c.families {
+                    if let PermutationFamily::TiledShuffle { tile } = f.family
+                        && tile >= c.hidden
+                    {
+                        let _ = write!(
+                            n,
+                            ", and {} (one tile) draws exactly Random's permutations",
+                            family_name(f.family)
+                        );
+                    }
+                }
+                n
+            })
+            .collect();
+        if !notes.is_empty() {
+            let _ = writeln!(s, "\nNote — {}.", notes.join("; "));
+        }
+        let _ = writeln!(s, "\n{}\n", self.verdict());
+        s
+    }
+}
+
+/// `t` with two decimals and a typographic minus (as the Δ column).
+fn fmt_signed(x: f64) -> String {
+    if x < 0.0 {
+        format!("−{:.2}", -x)
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// A value like `9.6e-4` for a table.
+fn fmt_sci(x: f64) -> String {
+    format!("{x:.3e}")
+}

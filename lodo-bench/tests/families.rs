@@ -1,0 +1,290 @@
+//! LODO's permutation families in the harness: the `--permutations` list, the rows it adds
+//! (built with the family, at LODO's hyperparameters), and the table's summaries and verdict.
+
+use lodo_bench::baselines::{BuiltLodo, LodoParams, LodoVariant, Optimizer, build_lodo};
+use lodo_bench::experiment::families::{
+    DEFAULT_TILE, FamilyError, FamilyList, STUDY_FAMILIES, family_label, family_row,
+    family_verdict, summarize,
+};
+use lodo_core::{MetaOptimizer, PermutationFamily};
+
+fn parse(s: &str) -> Result<Vec<PermutationFamily>, FamilyError> {
+    s.parse::<FamilyList>().map(|l| l.families().to_vec())
+}
+
+#[test]
+fn good_lists_parse_in_order() {
+    use PermutationFamily::{Random, Shuffle, TiledShuffle};
+    assert_eq!(parse("random"), Ok(vec![Random]));
+    assert_eq!(FamilyList::default().families(), &[Random]);
+    assert_eq!(
+        parse("random,shuffle,tiled"),
+        Ok(vec![Random, Shuffle, TiledShuffle { tile: DEFAULT_TILE }])
+    );
+    // Case-insensitive, spaces around items, several tiles, random not required.
+    assert_eq!(
+        parse(" Tiled:8 ,SHUFFLE,tiled:1"),
+        Ok(vec![
+            TiledShuffle { tile: 8 },
+            Shuffle,
+            TiledShuffle { tile: 1 }
+        ])
+    );
+    // Display writes what parses back to the same list.
+    let l: FamilyList = "shuffle,random,tiled".parse().unwrap();
+    assert_eq!(
+        l.to_string(),
+        format!("shuffle,random,tiled:{DEFAULT_TILE}")
+    );
+    assert_eq!(l.to_string().parse::<FamilyList>(), Ok(l));
+}
+
+#[test]
+fn bad_lists_are_typed_errors_with_clear_messages() {
+    let cases: [(&str, FamilyError); 9] = [
+        ("tiled:0", FamilyError::ZeroTile),
+        ("tiled:x", FamilyError::BadTile("tiled:x".into())),
+        ("tiled:", FamilyError::BadTile("tiled:".into())),
+        ("tiled:-3", FamilyError::BadTile("tiled:-3".into())),
+        ("butterfly", FamilyError::Unknown("butterfly".into())),
+        ("shuffle:4", FamilyError::Unknown("shuffle:4".into())),
+        ("", FamilyError::Empty),
+        ("random,,shuffle", FamilyError::Empty),
+        (
+            "random,shuffle,random",
+            FamilyError::Duplicate("Random".into()),
+        ),
+    ];
+    for (s, e) in cases {
+        assert_eq!(parse(s), Err(e), "{s:?}");
+    }
+    // `tiled` is `tiled:64`: the same family twice.
+    assert_eq!(
+        parse(&format!("tiled,tiled:{DEFAULT_TILE}")),
+        Err(FamilyError::Duplicate(format!("Tiled{DEFAULT_TILE}")))
+    );
+    let msg = FamilyError::Unknown("butterfly".into()).to_string();
+    assert!(
+        msg.contains("butterfly") && msg.contains("shuffle") && msg.contains("tiled:T"),
+        "{msg}"
+    );
+    assert!(FamilyError::ZeroTile.to_string().contains("at least 1"));
+}
+
+#[test]
+fn rows_are_the_structured_families_with_their_labels() {
+    let l: FamilyList = "random,shuffle,tiled,tiled:8".parse().unwrap();
+    let labels: Vec<String> = l.rows().into_iter().map(|r| r.label).collect();
+    assert_eq!(labels, ["LODO-Shuffle", "LODO-Tiled64", "LODO-Tiled8"]);
+    assert!(
+        FamilyList::default().rows().is_empty(),
+        "random is LODO itself"
+    );
+    assert_eq!(family_label(PermutationFamily::Random), "LODO");
+}
+
+#[test]
+fn a_family_row_builds_lodo_with_that_family_at_lodos_hyperparameters() {
+    let lodo = LodoParams {
+        alpha0: 0.27,
+        meta_lr: 9.6e-4,
+        beta: 0.195,
+        variant: LodoVariant::BLOCK,
+    };
+    let (n, seed) = (50, 7);
+    let mut random_perms = None;
+    for family in STUDY_FAMILIES
+        .into_iter()
+        .chain([PermutationFamily::TiledShuffle { tile: 5 }])
+    {
+        let Optimizer::Lodo(p) = family_row(family).optimizer(&lodo) else {
+            panic!("a family row is LODO");
+        };
+        assert_eq!((p.alpha0, p.meta_lr, p.beta), (0.27, 9.6e-4, 0.195));
+        let Ok(BuiltLodo::Block(built)) = build_lodo::<f64>(&p, n, seed) else {
+            panic!("{family:?}: the block network");
+        };
+        let g = built.preconditioner();
+        assert_eq!(g.permutation_family(), family);
+        assert_eq!(g.alpha0().to_bits(), 0.27f64.to_bits());
+        assert_eq!(built.meta().learning_rate().to_bits(), 9.6e-4f64.to_bits());
+        assert_eq!(g.layers(), 16);
+        // The permutations are the family's, not only the label.
+        let k = g.block_size();
+        for perm in g.permutations() {
+            assert!(family.contains(perm, k), "{family:?}");
+        }
+        match family {
+            PermutationFamily::Random => random_perms = Some(g.permutations().to_vec()),
+            _ => {
+                let random = random_perms.as_ref().expect("Random comes first");
+                assert_ne!(g.permutations(), random.as_slice(), "{family:?}");
+                assert!(
+                    !PermutationFamily::Shuffle.contains(&random[0], k),
+                    "Random's first layer is not the shuffle (h = 100)"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn summaries_use_the_sample_std_and_exclude_diverged_runs() {
+    let r = summarize(
+        PermutationFamily::Random,
+        &[1.0, 2.0, 3.0, f64::INFINITY],
+        &[false, false, false, true],
+        &[10.0, 10.0, 10.0, 0.0],
+        None,
+    );
+    assert_eq!(r.losses, [1.0, 2.0, 3.0]);
+    assert_eq!((r.runs, r.mean, r.std), (4, 2.0, 1.0));
+    assert!(r.test.is_none());
+}
+
+#[test]
+fn the_verdict_follows_the_test() {
+    let random_losses = [10.0, 10.2, 9.9, 10.1, 9.8, 10.0, 10.1, 9.9];
+    let f = [false; 8];
+    let s = [1.0; 8];
+    let random = summarize(PermutationFamily::Random, &random_losses, &f, &s, None);
+    // The same values shifted by 0.01 (0.1 %): far inside the noise.
+    let near: Vec<f64> = random_losses.iter().map(|v| v + 0.01).collect();
+    let near = summarize(
+        PermutationFamily::Shuffle,
+        &near,
+        &f,
+        &s,
+        Some(&random.losses),
+    );
+    let v = family_verdict(&near, &random);
+    assert!(
+        v.starts_with("Shuffle: no difference detected (+0.10 %, p = 0.88"),
+        "{v}"
+    );
+    // Shifted by 5 % of the mean: far outside it.
+    let far: Vec<f64> = random_losses.iter().map(|v| v + 0.5).collect();
+    let far = summarize(
+        PermutationFamily::TiledShuffle { tile: 64 },
+        &far,
+        &f,
+        &s,
+        Some(&random.losses),
+    );
+    let v = family_verdict(&far, &random);
+    assert!(
+        v.starts_with("Tiled64 is 5.00 % worse than Random (p = "),
+        "{v}"
+    );
+    // Better, and an untestable row.
+    let low: Vec<f64> = random_losses.iter().map(|v| v - 0.5).collect();
+    let low = summarize(
+        PermutationFamily::Shuffle,
+        &low,
+        &f,
+        &s,
+        Some(&random.losses),
+    );
+    assert!(family_verdict(&low, &random).contains("5.00 % better"));
+    let one = summarize(
+        PermutationFamily::Shuffle,
+        &[10.0, f64::NAN],
+        &[false, true],
+        &[1.0, 1.0],
+        Some(&random.losses),
+    );
+    let v = family_verdict(&one, &random);
+    assert!(v.contains("no test") && v.contains("at least 2"), "{v}");
+}
+
+#[test]
+fn the_study_runs_every_family_and_reuses_a_given_random_group() {
+    use lodo_bench::experiment::TaskSpec;
+    use lodo_bench::experiment::families::{FamilyCase, run_study};
+    use lodo_bench::tasks::BowlOptions;
+
+    let dir = std::env::temp_dir().join(format!("lodo-bench-families-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let lodo = LodoParams {
+        alpha0: 0.1,
+        meta_lr: 1e-3,
+        beta: 0.5,
+        variant: LodoVariant::BLOCK,
+    };
+    let bowl = TaskSpec::Bowl(BowlOptions {
+        dim: 40,
+        ..BowlOptions::default()
+    });
+    let case = |key: &str, spec: TaskSpec| FamilyCase {
+        key: key.into(),
+        title: key.into(),
+        spec,
+        lodo,
+        source: "test".into(),
+        runs: 3,
+        steps: 300,
+        random: None,
+    };
+    let first = run_study(
+        &[
+            case("bowl", bowl.clone()),
+            case("rosenbrock", TaskSpec::Rosenbrock),
+        ],
+        5,
+        &dir,
+    )
+    .unwrap();
+    assert_eq!(first.cases.len(), 2);
+    for c in &first.cases {
+        let fams: Vec<_> = c.families.iter().map(|f| f.family).collect();
+        assert_eq!(fams, STUDY_FAMILIES);
+        assert!(c.families.iter().all(|f| f.losses.len() == 3));
+        assert!(c.families[0].test.is_none());
+        assert!(c.families[1..].iter().all(|f| f.test.is_some()));
+    }
+    // h = 80 on the bowl: the families' runs differ from Random's.
+    assert_ne!(
+        first.cases[0].families[0].losses,
+        first.cases[0].families[1].losses
+    );
+    // Rosenbrock: h = k = 4, so Tiled64 (one tile) draws Random's permutations: same runs.
+    let rosen = &first.cases[1];
+    assert_eq!(rosen.hidden, 4);
+    assert_eq!(rosen.families[0].losses, rosen.families[2].losses);
+    let md = first.markdown();
+    assert!(md.contains("rosenbrock: h = k = 4"), "{md}");
+    assert!(
+        md.contains("Tiled64 (one tile) draws exactly Random's permutations"),
+        "{md}"
+    );
+    assert!(!md.contains("bowl: h = k"), "{md}");
+    assert!(md.contains(&first.verdict()));
+    let csv = std::fs::read_to_string(dir.join("families.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
+    assert!(dir.join("bowl/curves/LODO-Shuffle/run2.csv").is_file());
+
+    // A Random group given with the case is used as it is, not run again.
+    let mut given = case("bowl", bowl);
+    let mut group = lodo_bench::experiment::protocol::Group {
+        label: "LODO".into(),
+        optimizer: Optimizer::Lodo(lodo),
+        runs: Vec::new(),
+    };
+    for loss in [11.0, 12.0, 13.0] {
+        let mut r = lodo_bench::experiment::RunRecord::failed(String::new());
+        (r.final_loss, r.diverged, r.note) = (loss, false, None);
+        group.runs.push(r);
+    }
+    given.random = Some(group);
+    let second = run_study(&[given], 5, &dir.join("given")).unwrap();
+    let c = &second.cases[0];
+    assert_eq!(c.families[0].losses, [11.0, 12.0, 13.0]);
+    assert_eq!(c.families[1].losses, first.cases[0].families[1].losses);
+    assert!(!dir.join("given/bowl/curves/LODO").exists());
+    assert!(
+        second
+            .markdown()
+            .contains("Random on bowl is the main table's LODO")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
