@@ -87,7 +87,7 @@ impl Permutation {
 /// |---|---|---|---|
 /// | `Random` | uniformly random (the paper; the default) | `π`, `π⁻¹`: `8h` bytes | multiple of `k` |
 /// | `Shuffle` | `σ` in every layer: when `h = k^d`, `d = log_k h` layers connect every input to every output (an Omega network) | nothing | multiple of `k²` |
-/// | `TiledShuffle { tile }` | `σ ∘ τ_l`, `τ_l` uniformly random inside each run of `tile` consecutive outputs: random wiring whose reads stay in a window of `k·tile` inputs | `τ`, `τ⁻¹` as `u16` offsets: `4h` bytes | multiple of `k·tile` (`k \| tile`) |
+/// | `TiledShuffle { tile }` | `σ ∘ τ_l`, `τ_l` uniformly random inside each tile: the runs of `tile` consecutive outputs of each of the `k` segments of `r = h/k` outputs (a segment's last tile is shorter when `tile ∤ r`): random wiring whose reads stay in a window of `k·tile` inputs | `τ`, `τ⁻¹` as `u16` offsets: `4h` bytes | multiple of `k²` (`k \| tile`) |
 ///
 /// The structured families are computed while streaming ([`lodo_kernels::wiring`]): a layer
 /// reads its input in `k` sequential streams instead of through a random index, which is what
@@ -124,8 +124,8 @@ impl PermutationFamily {
     }
 
     /// The multiple of which the hidden width must be for the family to stream
-    /// (see [`lodo_kernels::wiring`]): `k` for `Random`, `k²` for `Shuffle`, `k·T` for
-    /// `TiledShuffle { tile: T }` (with `k | T`).
+    /// (see [`lodo_kernels::wiring`]): `k` for `Random`, `k²` for `Shuffle` and for
+    /// `TiledShuffle { tile: T }` (which also needs `k | T`).
     ///
     /// # Errors
     /// [`ConfigError::ZeroTile`], [`ConfigError::TileNotMultipleOfBlock`],
@@ -142,7 +142,7 @@ impl PermutationFamily {
                         block_size: k,
                     });
                 }
-                k.checked_mul(tile).ok_or(ConfigError::TooLarge)
+                k.checked_mul(k).ok_or(ConfigError::TooLarge)
             }
         }
     }
@@ -185,8 +185,10 @@ impl PermutationFamily {
             Self::Shuffle => forward.extend((0..h).map(|j| shuffle(j, h, k))),
             Self::TiledShuffle { tile } => {
                 forward.extend(0..top);
-                for run in forward.chunks_mut(tile) {
-                    rng.shuffle(run);
+                for segment in forward.chunks_mut(h / k) {
+                    for run in segment.chunks_mut(tile) {
+                        rng.shuffle(run);
+                    }
                 }
                 for t in &mut forward {
                     *t = shuffle(*t as usize, h, k);
@@ -200,7 +202,9 @@ impl PermutationFamily {
     }
 
     /// Whether `p` belongs to this family for block size `k`: `Random` takes any permutation,
-    /// `Shuffle` exactly `σ`, `TiledShuffle` any `σ ∘ τ` with `τ` inside the tiles.
+    /// `Shuffle` exactly `σ`, `TiledShuffle` any `σ ∘ τ` with `τ` inside the tiles (of each
+    /// segment; or, as lodo-core wrote such states before its streaming kernels, inside runs of
+    /// `tile` outputs counted from 0 across segments — the same tiles when `tile | h/k`).
     #[must_use]
     pub fn contains(self, p: &Permutation, k: usize) -> bool {
         let h = p.len();
@@ -216,11 +220,8 @@ impl PermutationFamily {
                 .all(|(j, &pj)| pj == shuffle(j, h, k)),
             // τ(j) = σ⁻¹(π(j)) must stay in j's tile.
             Self::TiledShuffle { tile } => {
-                tile > 0
-                    && p.forward()
-                        .iter()
-                        .enumerate()
-                        .all(|(j, &pj)| unshuffle(pj as usize, h, k) / tile == j / tile)
+                tiled_within(p, k, tile, |j| tile_start(j, h / k, tile))
+                    || tiled_within(p, k, tile, |j| j - j % tile)
             }
         }
     }
@@ -265,17 +266,24 @@ impl Wires {
             return Err(StateError::NotAPermutation { layer: 0 });
         }
         let h = p.len();
+        let per_segment = match family {
+            PermutationFamily::TiledShuffle { tile } => {
+                tiled_within(&p, k, tile, |j| tile_start(j, h / k, tile))
+            }
+            _ => true,
+        };
         Ok(match family {
-            _ if !streams(family, h, k) => Self::Stored(p),
+            _ if !streams(family, h, k) || !per_segment => Self::Stored(p),
             PermutationFamily::Random => Self::Stored(p),
             PermutationFamily::Shuffle => Self::Shuffle { h, k },
             PermutationFamily::TiledShuffle { tile } => {
                 let mut tau = crate::memory::filled(h, 0u16)?;
                 let mut tau_inv = crate::memory::filled(h, 0u16)?;
+                let r = h / k;
                 for (j, &pj) in p.forward().iter().enumerate() {
-                    // τ(j) = σ⁻¹(π(j)), in j's tile (`contains` checked).
+                    // τ(j) = σ⁻¹(π(j)), in j's tile (checked by `streams`).
                     let t = unshuffle(pj as usize, h, k);
-                    let start = j - j % tile;
+                    let start = tile_start(j, r, tile);
                     tau[j] = (t - start) as u16;
                     tau_inv[t] = (j - start) as u16;
                 }
@@ -394,7 +402,7 @@ impl<'de> serde::Deserialize<'de> for Wires {
     }
 }
 
-/// Whether a structured family is stored compactly and streamed at width `h`: `h` aligned
+/// Whether a structured family at width `h` can be stored compactly and streamed: `h` aligned
 /// ([`PermutationFamily::alignment`]) and tile offsets that fit `u16` (`T ≤ 2¹⁶`).
 fn streams(family: PermutationFamily, h: usize, k: usize) -> bool {
     let small_tiles = match family {
@@ -402,6 +410,22 @@ fn streams(family: PermutationFamily, h: usize, k: usize) -> bool {
         _ => true,
     };
     small_tiles && family.alignment(k).is_ok_and(|m| h.is_multiple_of(m))
+}
+
+/// The first position of `j`'s tile: tiles of `T` restart at every segment of `r` outputs.
+#[inline]
+fn tile_start(j: usize, r: usize, tile: usize) -> usize {
+    j - (j % r) % tile
+}
+
+/// Whether `p = σ ∘ τ` with `τ(j)` in `j`'s tile for every `j`, tiles given by their start.
+fn tiled_within(p: &Permutation, k: usize, tile: usize, start: impl Fn(usize) -> usize) -> bool {
+    let h = p.len();
+    tile > 0
+        && p.forward()
+            .iter()
+            .enumerate()
+            .all(|(j, &pj)| start(unshuffle(pj as usize, h, k)) == start(j))
 }
 
 /// `σ(j) = (j mod r)·k + ⌊j/r⌋`, `r = h/k`: the gather index of the `k`-ary perfect shuffle.
@@ -458,6 +482,36 @@ mod tests {
             PermutationFamily::TiledShuffle { tile: 0 }.validate(),
             Err(crate::ConfigError::ZeroTile)
         );
+    }
+
+    /// Tiles restart at every segment (`h = 48`, `k = 4`, `r = 12`, tiles of 8: each segment
+    /// has a tile of 8 and one of 4); such a layer is held compactly. A permutation with tiles
+    /// counted across segments (as drawn before the streaming kernels) is still in the family,
+    /// and is held whole.
+    #[test]
+    fn tiles_restart_at_every_segment_and_old_tiles_still_load() {
+        let (h, k, tile) = (48, 4, 8);
+        let family = PermutationFamily::TiledShuffle { tile };
+        let p = family.draw(h, k, &mut Stream::new(3)).unwrap();
+        for (j, &pj) in p.forward().iter().enumerate() {
+            let t = unshuffle(pj as usize, h, k);
+            assert_eq!(tile_start(t, 12, tile), tile_start(j, 12, tile), "j = {j}");
+        }
+        let compact = Wires::from_permutation(p.clone(), family, k).unwrap();
+        assert!(matches!(compact, Wires::Tiled { .. }));
+        assert_eq!(compact.to_permutation().unwrap(), p);
+        // The old definition: runs of 8 from 0 across segments ([8, 16) spans two segments).
+        let mut old: Vec<u32> = (0..h as u32).collect();
+        for run in old.chunks_mut(tile) {
+            run.rotate_left(1);
+        }
+        let old: Vec<u32> = old.iter().map(|&t| shuffle(t as usize, h, k)).collect();
+        let old = Permutation::try_new(old, 0).unwrap();
+        assert!(family.contains(&old, k));
+        let held = Wires::from_permutation(old.clone(), family, k).unwrap();
+        assert_eq!(held, Wires::Stored(old));
+        // And neither is a plain shuffle.
+        assert!(!PermutationFamily::Shuffle.contains(&p, k));
     }
 
     #[test]

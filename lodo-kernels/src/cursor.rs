@@ -101,7 +101,8 @@ impl Cursor for ShuffleCursor {
 }
 
 /// `s(j) = σ(τ(j))`: in segment `a`, the tile starting at position `p₀` reads
-/// `(p₀ + local[j])·k + a`.
+/// `(p₀ + local[j])·k + a`. Tiles restart at every segment (the last one of a segment may be
+/// shorter), so a new segment starts a new tile.
 pub(crate) struct TiledShuffleCursor<'a> {
     shuffle: ShuffleCursor,
     j0: usize,
@@ -124,9 +125,10 @@ impl Cursor for TiledShuffleCursor<'_> {
         self.left -= k;
         self.shuffle.advance();
         if self.left == 0 {
-            // `T | r`: a segment ends on a tile boundary, where `pos` restarts at 0.
-            self.left = self.tile;
-            self.tile_start = self.shuffle.pos;
+            // A segment ends on a tile boundary (its last tile is cut there).
+            let pos = self.shuffle.pos;
+            self.left = self.tile.min(self.shuffle.r - pos);
+            self.tile_start = pos;
         }
     }
 }
@@ -148,8 +150,8 @@ impl Cursor for UnshuffleCursor {
     }
 }
 
-/// `s(j) = τ⁻¹(σ⁻¹(j))`: block `b` reads `c·r + b₀ + local[c·r + b]`, `b₀ = T⌊b/T⌋`
-/// (`T | r` keeps `c·r + b` in the tile starting at `c·r + b₀`).
+/// `s(j) = τ⁻¹(σ⁻¹(j))`: block `b` reads `c·r + b₀ + local[c·r + b]`, `b₀ = T⌊b/T⌋` (the
+/// tile of `c·r + b` starts at `c·r + b₀` in every segment `c`).
 pub(crate) struct TiledUnshuffleCursor<'a> {
     unshuffle: UnshuffleCursor,
     tile_start: usize,
@@ -169,8 +171,11 @@ impl Cursor for TiledUnshuffleCursor<'_> {
         self.unshuffle.advance();
         self.left -= 1;
         if self.left == 0 {
-            self.left = self.tile;
-            self.tile_start = self.unshuffle.b;
+            // Past the last block (`b = r`) the cursor is not read; `max(1)` keeps the count
+            // from wrapping if it were advanced once more.
+            let b = self.unshuffle.b;
+            self.left = self.tile.min(self.unshuffle.r.saturating_sub(b)).max(1);
+            self.tile_start = b;
         }
     }
 }
@@ -198,7 +203,7 @@ impl<'a> TiledShuffleCursor<'a> {
             shuffle: ShuffleCursor::at_segment(a, pos, k, r),
             j0: a * r + pos,
             tile_start: pos,
-            left: tile,
+            left: tile.min(r - pos),
             tile,
             local,
         }
@@ -238,11 +243,12 @@ impl<'a> Cursors<'a> {
                     return Self::Shuffle(shuffle);
                 };
                 let into = shuffle.pos % t.tile;
+                let start = shuffle.pos - into;
                 Self::TiledShuffle(TiledShuffleCursor {
-                    tile_start: shuffle.pos - into,
+                    tile_start: start,
+                    left: t.tile.min(r - start) - into,
                     shuffle,
                     j0,
-                    left: t.tile - into,
                     tile: t.tile,
                     local: t.local,
                 })
@@ -253,10 +259,11 @@ impl<'a> Cursors<'a> {
                     return Self::Unshuffle(unshuffle);
                 };
                 let into = unshuffle.b % t.tile;
+                let start = unshuffle.b - into;
                 Self::TiledUnshuffle(TiledUnshuffleCursor {
-                    tile_start: unshuffle.b - into,
+                    tile_start: start,
+                    left: t.tile.min(r - start) - into,
                     unshuffle,
-                    left: t.tile - into,
                     tile: t.tile,
                     local: t.local,
                 })

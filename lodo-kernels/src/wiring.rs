@@ -14,12 +14,13 @@
 //!
 //! $$ σ(j) = (j \bmod r)\,k + \lfloor j/r \rfloor,\qquad σ^{-1}(i) = (i \bmod k)\,r + \lfloor i/k \rfloor, $$
 //!
-//! and `τ` permutes inside each run of `T` consecutive positions:
-//! `τ(j) = T⌊j/T⌋ + local(j)`. Requiring `k | r` and `k | T | r` makes every block of `k`
-//! outputs read a strided run of one segment (`σ`: `k` sources `k` apart; `σ⁻¹`: `k` sources
-//! `r` apart, i.e. `k` sequential streams), and every tile read a window of `k·T` inputs, so
-//! the fast bodies compute the sources of each block incrementally, with no division and no
-//! random access beyond one tile.
+//! and `τ` permutes inside each tile: the runs of `T` consecutive positions of each segment of
+//! `r` positions (tiles restart at every segment; a segment's last tile is shorter when `T ∤ r`):
+//! `τ(j) = t(j) + local(j)`, `t(j) = j − (j mod r) mod T` the start of `j`'s tile. Requiring
+//! `k | r` and `k | T` makes every block of `k` outputs read a strided run of one segment and of
+//! one tile (`σ`: `k` sources `k` apart; `σ⁻¹`: `k` sources `r` apart, i.e. `k` sequential
+//! streams), and every tile read a window of `k·T` inputs, so the fast bodies compute the
+//! sources of each block incrementally, with no division and no random access beyond one tile.
 //!
 //! The kernels give the same bits for a structured wiring as for [`Wiring::Index`] holding its
 //! materialised source map ([`Wiring::source`]): the wiring only decides where each input is
@@ -52,10 +53,11 @@ pub struct Shuffle<'a> {
     pub offset: usize,
 }
 
-/// A permutation inside each tile of `tile` consecutive positions: `τ(j) = T⌊j/T⌋ + local[j]`.
+/// A permutation inside each tile of `T` consecutive positions of a segment:
+/// `τ(j) = t(j) + local[j]`, `t(j) = j − (j mod r) mod T` (see the [module docs](self)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles<'a> {
-    /// The tile length `T` (a multiple of `k` that divides `r = h/k`).
+    /// The tile length `T` (a multiple of `k`).
     pub tile: usize,
     /// `local[j] < T`, the offset inside `j`'s tile (`h` entries).
     pub local: &'a [u16],
@@ -104,7 +106,7 @@ impl Wiring<'_> {
     /// - an index whose length is not `len`;
     /// - a shuffle with `k == 0`, `k² ∤ h`, `offset` not a multiple of `k` or
     ///   `offset + len > h`;
-    /// - tiles with `T == 0`, `k ∤ T`, `T ∤ h/k`, or a table whose length is not `h`.
+    /// - tiles with `T == 0`, `k ∤ T`, or a table whose length is not `h`.
     #[track_caller]
     pub(crate) fn check(&self, k: usize, len: usize) {
         match *self {
@@ -121,7 +123,7 @@ impl Shuffle<'_> {
     fn source(&self, k: usize, j: usize) -> usize {
         let r = self.width / k;
         let tiled = |j: usize| match self.tiles {
-            Some(t) => j - j % t.tile + usize::from(t.local[j]),
+            Some(t) => j - (j % r) % t.tile + usize::from(t.local[j]),
             None => j,
         };
         if self.inverse {
@@ -149,10 +151,9 @@ impl Shuffle<'_> {
         );
         if let Some(t) = self.tiles {
             assert!(
-                t.tile > 0 && t.tile.is_multiple_of(k) && (h / k).is_multiple_of(t.tile),
-                "shuffle: tile {} must be a multiple of k = {k} dividing h/k = {}",
-                t.tile,
-                h / k
+                t.tile > 0 && t.tile.is_multiple_of(k),
+                "shuffle: tile {} must be a positive multiple of k = {k}",
+                t.tile
             );
             assert_eq!(t.local.len(), h, "shuffle: tile table has the wrong length");
         }

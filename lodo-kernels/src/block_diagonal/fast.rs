@@ -179,12 +179,14 @@ fn forward_streamed<T: Float, const FMA: bool, const K: usize>(
     let r = s.width / k;
     let run = s.tiles.map_or(k, |t| t.tile);
     for pos in (0..r).step_by(run) {
+        // A segment's last tile is cut at the segment's end.
+        let len = run.min(r - pos);
         for a in 0..k {
             let j0 = a * r + pos;
             let (b, p, y) = (
-                &blocks[j0 * k..(j0 + run) * k],
-                &mut p[j0..j0 + run],
-                &mut y[j0..j0 + run],
+                &blocks[j0 * k..(j0 + len) * k],
+                &mut p[j0..j0 + len],
+                &mut y[j0..j0 + len],
             );
             match s.tiles {
                 None => forward_with::<T, FMA, K>(
