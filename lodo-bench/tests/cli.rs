@@ -363,7 +363,7 @@ fn permutation_families_add_rows_and_random_alone_changes_nothing() {
     let random = run("perm-random", &["--permutations", "random"]);
     let families = run(
         "perm-families",
-        &["--permutations", "random,shuffle,tiled:2"],
+        &["--permutations", "random,shuffle,tiled:8"],
     );
     let (sd, cd) = deterministic_outputs(&default.join("rosenbrock"));
     let (sr, cr) = deterministic_outputs(&random.join("rosenbrock"));

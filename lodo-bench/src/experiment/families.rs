@@ -92,13 +92,21 @@ pub enum FamilyError {
     BadTile(String),
     /// `tiled:0`.
     ZeroTile,
+    /// `tiled:T` with `T` not a multiple of the block size `k` (the streaming kernels read
+    /// whole blocks inside a tile).
+    TileNotMultipleOfBlock {
+        /// The tile asked for.
+        tile: usize,
+        /// The block size of the harness's network.
+        block_size: usize,
+    },
     /// The same family twice (`tiled` and `tiled:64` are the same family).
     Duplicate(String),
 }
 
 impl fmt::Display for FamilyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const KNOWN: &str = "known: random, shuffle, tiled, tiled:T (T ≥ 1)";
+        const KNOWN: &str = "known: random, shuffle, tiled, tiled:T (T a multiple of k = 4)";
         match self {
             Self::Empty => write!(f, "empty permutation family; {KNOWN}"),
             Self::Unknown(s) => write!(f, "unknown permutation family {s:?}; {KNOWN}"),
@@ -107,6 +115,10 @@ impl fmt::Display for FamilyError {
                 "the tile of {s:?} is not a whole number; write tiled:T with T ≥ 1"
             ),
             Self::ZeroTile => f.write_str("the tile must hold at least 1 output (tiled:T, T ≥ 1)"),
+            Self::TileNotMultipleOfBlock { tile, block_size } => write!(
+                f,
+                "tiled:{tile}: the tile must be a multiple of the block size k = {block_size}"
+            ),
             Self::Duplicate(s) => write!(f, "permutation family {s} is listed twice"),
         }
     }
@@ -159,7 +171,17 @@ fn parse_family(item: &str) -> Result<PermutationFamily, FamilyError> {
         ("tiled", None) => Ok(PermutationFamily::TiledShuffle { tile: DEFAULT_TILE }),
         ("tiled", Some(t)) => match t.parse::<usize>() {
             Ok(0) => Err(FamilyError::ZeroTile),
-            Ok(tile) => Ok(PermutationFamily::TiledShuffle { tile }),
+            Ok(tile) => {
+                let block_size = match LodoVariant::BLOCK {
+                    LodoVariant::Block { block_size, .. } => block_size,
+                    _ => unreachable!("BLOCK is the block network"),
+                };
+                if tile.is_multiple_of(block_size) {
+                    Ok(PermutationFamily::TiledShuffle { tile })
+                } else {
+                    Err(FamilyError::TileNotMultipleOfBlock { tile, block_size })
+                }
+            }
             Err(_) => Err(FamilyError::BadTile(item.trim().to_string())),
         },
         _ => Err(FamilyError::Unknown(item.trim().to_string())),
@@ -299,6 +321,9 @@ fn bowl_title(o: &crate::tasks::BowlOptions) -> String {
 pub struct FamilyResult {
     /// The family.
     pub family: PermutationFamily,
+    /// LODO's hidden width `h` with this family on this task (the structured families round
+    /// `2n` up to a multiple of `k²`, random to a multiple of `k`).
+    pub hidden: usize,
     /// Final-10% losses of the runs that did not diverge.
     pub losses: Vec<f64>,
     /// Runs in all.
@@ -326,10 +351,6 @@ impl FamilyResult {
 pub struct CaseResult {
     /// The case.
     pub case: FamilyCase,
-    /// Hidden width `h` of LODO on this task.
-    pub hidden: usize,
-    /// Block size `k`.
-    pub block_size: usize,
     /// One result per family, `Random` first.
     pub families: Vec<FamilyResult>,
     /// Wall seconds.
@@ -349,6 +370,7 @@ pub struct FamilyStudy {
 #[must_use]
 pub fn summarize(
     family: PermutationFamily,
+    hidden: usize,
     finals: &[f64],
     diverged: &[bool],
     speeds: &[f64],
@@ -368,6 +390,7 @@ pub fn summarize(
     let ran: Vec<f64> = speeds.iter().copied().filter(|s| *s > 0.0).collect();
     FamilyResult {
         family,
+        hidden,
         runs: finals.len(),
         mean,
         std,
@@ -427,13 +450,16 @@ pub fn run_study(cases: &[FamilyCase], seed: u64, out: &Path) -> Result<FamilySt
             let diverged: Vec<bool> = g.runs.iter().map(|r| r.diverged).collect();
             let speeds: Vec<f64> = g.runs.iter().map(|r| r.steps_per_sec).collect();
             let random = families.first().map(|r| r.losses.as_slice());
-            families.push(summarize(family, &finals, &diverged, &speeds, random));
+            let hidden = BlockConfig::<f64>::default()
+                .with_permutations(family)
+                .and_then(|c| c.hidden_for(case.spec.dim()))
+                .unwrap_or(0);
+            families.push(summarize(
+                family, hidden, &finals, &diverged, &speeds, random,
+            ));
         }
-        let network = BlockConfig::<f64>::default();
         done.push(CaseResult {
             case: case.clone(),
-            hidden: network.hidden_for(case.spec.dim()).unwrap_or(0),
-            block_size: network.block_size(),
             families,
             seconds: t0.elapsed().as_secs_f64(),
         });
@@ -605,7 +631,7 @@ impl FamilyStudy {
         }
         s.push('\n');
         s.push_str(
-            "| task | h | steps | LODO's hyperparameters | family | final-10% loss | Δ | t | df | p | diverged | steps/s |\n\
+            "| task | steps | LODO's hyperparameters | family | h | final-10% loss | Δ | t | df | p | diverged | steps/s |\n\
              |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for c in &self.cases {
@@ -613,9 +639,8 @@ impl FamilyStudy {
             for (i, f) in c.families.iter().enumerate() {
                 let head = if i == 0 {
                     format!(
-                        "{} | {} | {} | α₀ = {}, η = {}, β = {} ({})",
+                        "{} | {} | α₀ = {}, η = {}, β = {} ({})",
                         c.case.title,
-                        c.hidden,
                         c.case.steps,
                         fmt_num(c.case.lodo.alpha0),
                         fmt_sci(c.case.lodo.meta_lr),
@@ -623,7 +648,7 @@ impl FamilyStudy {
                         c.case.source
                     )
                 } else {
-                    " | | | ".into()
+                    " | | ".into()
                 };
                 let (t, df, p) = match &f.test {
                     Some(Ok(w)) => (fmt_signed(w.t), format!("{:.1}", w.df), fmt_p(w.p)),
@@ -636,8 +661,9 @@ impl FamilyStudy {
                 };
                 let _ = writeln!(
                     s,
-                    "| {head} | {} | {} ± {} | {delta} | {t} | {df} | {p} | {}/{} | {:.0} |",
+                    "| {head} | {} | {} | {} ± {} | {delta} | {t} | {df} | {p} | {}/{} | {:.0} |",
                     family_name(f.family),
+                    f.hidden,
                     fmt_num(f.mean),
                     fmt_num(f.std),
                     f.runs - f.losses.len(),
@@ -645,32 +671,6 @@ impl FamilyStudy {
                     f.steps_per_sec
                 );
             }
-        }
-        let notes: Vec<String> = self
-            .cases
-            .iter()
-            .filter(|c| c.hidden > 0 && c.hidden == c.block_size)
-            .map(|c| {
-                let mut n = format!(
-                    "{}: h = k = {}, one block per layer, so Shuffle's σ is the identity",
-                    c.case.title, c.hidden
-                );
-                for f in &c.families {
-                    if let PermutationFamily::TiledShuffle { tile } = f.family
-                        && tile >= c.hidden
-                    {
-                        let _ = write!(
-                            n,
-                            ", and {} (one tile) draws exactly Random's permutations",
-                            family_name(f.family)
-                        );
-                    }
-                }
-                n
-            })
-            .collect();
-        if !notes.is_empty() {
-            let _ = writeln!(s, "\nNote — {}.", notes.join("; "));
         }
         let _ = writeln!(s, "\n{}\n", self.verdict());
         s
