@@ -116,8 +116,9 @@ struct TaskArgs {
     no_ablations: bool,
     /// Comma-separated permutation families of LODO's layers: random (the paper's; this is
     /// LODO itself, which always runs and is the one tuned), shuffle (the k-ary perfect
-    /// shuffle), tiled or tiled:T (the shuffle, then random inside tiles of T outputs; `tiled`
-    /// alone takes T = 64, a default, not a measured optimum). Every family but random adds a
+    /// shuffle), tiled or tiled:T (the shuffle, then random inside tiles of T outputs, T a
+    /// multiple of the block size 4; `tiled` alone takes T = 64, a default, not a measured
+    /// optimum). The structured families round the hidden width 2n up to a multiple of 16. Every family but random adds a
     /// row (LODO-Shuffle, LODO-Tiled64, ...) at LODO's hyperparameters, never re-tuned; needs
     /// LODO among --optimizers. Not used by `frozen`.
     #[arg(long, value_name = "LIST", default_value = "random")]
