@@ -7,10 +7,12 @@
 //! | [`files`] | writes and reads files: `tuned.json`, tuning and curve CSVs, summaries |
 //! | [`figures`] | draws the figures |
 //! | [`markdown`] | formats the Markdown report |
+//! | [`progress`] | progress bars on a terminal, plain lines otherwise |
 
 pub mod figures;
 pub mod files;
 pub mod markdown;
+pub mod progress;
 pub mod protocol;
 
 use std::sync::Arc;

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::files::{self, Tuned};
+use super::progress::Progress;
 use super::{Interrupted, RunOptions, RunRecord, TaskSpec, derive_seed, run, run_optimizer};
 use crate::baselines::{
     BuiltLodo, FrozenLodo, HyperParam, LodoMinimizer, LodoParams, LodoVariant, Optimizer,
@@ -190,16 +190,8 @@ impl TaskResults {
     }
 }
 
-fn bar(len: u64, msg: String) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg:28} [{elapsed_precise}] {wide_bar} {pos}/{len} (eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_message(msg);
-    pb
+fn bar(len: u64, msg: String) -> Progress {
+    Progress::new(len, &msg)
 }
 
 /// Tunes every optimizer of the plan, the hyperparameters of `scope` (in parallel across
