@@ -352,6 +352,7 @@ pub fn main_runs(plan: &Plan, rows: &[(String, Optimizer)], what: &str) -> Resul
             }
             opts.trajectory = matches!(plan.spec, TaskSpec::Rosenbrock) && r == 0;
             opts.keep_final = plan.keep_final;
+            opts.start_points = plan.spec.start_points();
             let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
             let rec = run_optimizer(&plan.spec, optimizer, &opts, seed)?;
             files::write_run_files(&plan.out, label, r, &rec)
@@ -413,6 +414,7 @@ pub fn frozen(plan: &Plan, lodo: &LodoParams) -> Result<Vec<Group>> {
                 opts.hessian_every = every.max(1);
                 opts.hessian_probes = b.hessian_probes;
             }
+            opts.start_points = plan.spec.start_points();
             let (seed_a, seed_b) = (derive_seed(seed, &[1]), derive_seed(seed, &[2]));
             // A run of `m` on the bowl drawn from `task_seed`, its walk reseeded by `walk_seed`.
             let go = |m: &mut dyn Minimizer<f64>, task_seed, walk_seed: Option<u64>, k| {
