@@ -270,3 +270,60 @@ fn runs_larger_than_the_memory_are_refused_before_allocating() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Writes an IDX image file of `n` 28 × 28 images (and, if `labels`, a label file) into `dir`.
+fn idx_set(dir: &std::path::Path, n: u32, labels: Option<&[u8]>) {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"] {
+        let mut b = vec![0u8, 0, 8, 3];
+        for d in [n, 28, 28] {
+            b.extend(d.to_be_bytes());
+        }
+        b.extend(std::iter::repeat_n(7u8, n as usize * 784));
+        std::fs::write(dir.join(name), b).unwrap();
+    }
+    if let Some(l) = labels {
+        let mut b = vec![0u8, 0, 8, 1];
+        b.extend((l.len() as u32).to_be_bytes());
+        b.extend(l);
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), b).unwrap();
+    }
+}
+
+#[test]
+fn mnist_refuses_a_training_set_the_hold_out_would_empty_and_mismatched_labels() {
+    let dir = tmp("mnist-data");
+    let data = dir.join("data");
+    let args = |data: &std::path::Path| {
+        vec![
+            "mnist".to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--optimizers".into(),
+            "adam".into(),
+            "--steps".into(),
+            "1".into(),
+            "--samples".into(),
+            "0".into(),
+        ]
+    };
+    // One image: the 64 held-out digits would leave nothing to train on.
+    idx_set(&data, 1, None);
+    let a = args(&data);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    fails_with(
+        &a,
+        &dir.join("out"),
+        &["1 training digit(s)", "at least 65"],
+    );
+    // Labels that do not belong to the images: named, with both counts.
+    idx_set(&data, 70, Some(&[3; 69]));
+    fails_with(
+        &a,
+        &dir.join("out"),
+        &["train-labels-idx1-ubyte", "69 labels", "70 images"],
+    );
+    idx_set(&data, 70, Some(&[[1u8; 69].as_slice(), &[12]].concat()));
+    fails_with(&a, &dir.join("out"), &["label 69 is 12, not a digit 0–9"]);
+    let _ = std::fs::remove_dir_all(dir);
+}

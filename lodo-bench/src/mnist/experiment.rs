@@ -33,6 +33,9 @@ use crate::plot::{LineChart, Series};
 use crate::report::{Summary, file_stem, fmt_num, write_atomic, write_csv};
 use crate::tune::{Generation, rosenbrock_schedule};
 
+/// Training digits held out at the end of the training file (the authors' validation set).
+pub const HOLD_OUT: usize = 64;
+
 /// A sweep of LODO's architecture or momentum.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sweep {
@@ -47,7 +50,10 @@ pub enum Sweep {
 /// Options of `lodo-bench mnist`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MnistArgs {
-    /// Folder with the MNIST IDX files (gzip or raw; the full 60k/10k set drops in).
+    /// Folder with the MNIST IDX files (gzip or raw; the full 60k/10k set drops in). Only the
+    /// images are used (the task predicts pixels, not digits); label files are optional and, if
+    /// present, checked against the images (same count, digits 0–9). The last 64 training digits
+    /// are held out, so the training file needs at least 65.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist-10k"))]
     pub data: PathBuf,
     /// Output folder.
@@ -393,7 +399,15 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
 
     let mnist = Mnist::load(&args.data)?;
     // The authors hold out the last 64 training digits for validation; we do the same.
-    let n_train = mnist.train.n.saturating_sub(64).max(1);
+    anyhow::ensure!(
+        mnist.train.n > HOLD_OUT,
+        "{}: {} training digit(s); the last {HOLD_OUT} are held out (as the authors do), so at \
+         least {} are needed",
+        args.data.display(),
+        mnist.train.n,
+        HOLD_OUT + 1
+    );
+    let n_train = mnist.train.n - HOLD_OUT;
     let images = Arc::new(mnist.train.slice(0..n_train).pixels);
     let n_test = if args.test_images == 0 {
         mnist.test.n
