@@ -161,6 +161,20 @@ fn ctrl_c_leaves_complete_files_for_finished_runs() {
         }
     }
     assert!(complete < 8, "interrupted before the end");
+    // The report and figures of what finished, marked partial.
+    let report = std::fs::read_to_string(dir.join("bowl/report.md")).unwrap();
+    assert!(report.starts_with("> **Partial report.**"), "{report}");
+    assert!(report.contains("frozen test (not started)"), "{report}");
+    if complete > 0 {
+        assert!(
+            report.contains(&format!(
+                "main runs (interrupted: {complete} of 8 runs finished)"
+            )),
+            "{report}"
+        );
+        assert!(dir.join("bowl/learning_curves.png").is_file());
+    }
+    assert!(err.contains("partial report: "), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -268,6 +282,41 @@ fn runs_larger_than_the_memory_are_refused_before_allocating() {
         &dir,
         &["would ask for about", "GiB available"],
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn without_a_terminal_progress_is_plain_lines_and_tables_have_headings() {
+    let dir = tmp("plain");
+    let out = bin()
+        .args([
+            "rosenbrock",
+            "--runs",
+            "2",
+            "--population",
+            "4",
+            "--optimizers",
+            "Adam,LODO",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\r'), "no carriage-return bars: {err:?}");
+    for line in [
+        "[tuning rosenbrock] started: ",
+        "[main runs rosenbrock] 4/4 (100 %)",
+        "[ablations rosenbrock] 10/10 (100 %)",
+        "rosenbrock: main runs, final-10% training loss (2 runs × 200 steps)\n| optimizer |",
+        "rosenbrock: LODO ablations, final-10% training loss (2 runs × 200 steps)\n| optimizer |",
+    ] {
+        assert!(err.contains(line), "{line:?} missing in {err}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -4,11 +4,13 @@
 //! | module | does |
 //! |---|---|
 //! | [`protocol`] | runs: tuning, main runs, ablations, the frozen test, for every task (MNIST too) |
+//! | [`claims`] | the paper's claims, checked against the results |
 //! | [`files`] | writes and reads files: `tuned.json`, tuning and curve CSVs, summaries |
 //! | [`figures`] | draws the figures |
 //! | [`markdown`] | formats the Markdown report |
 //! | [`progress`] | progress bars on a terminal, plain lines otherwise |
 
+pub mod claims;
 pub mod figures;
 pub mod files;
 pub mod markdown;
@@ -51,6 +53,12 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
+
+/// Whether `e` is (or wraps) [`Interrupted`].
+#[must_use]
+pub fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Interrupted>())
+}
 
 /// SplitMix64 finaliser.
 fn mix(mut z: u64) -> u64 {
