@@ -240,27 +240,183 @@ pub fn fit_range(series: &[Series], hlines: &[f64], log: bool) -> Option<(f64, f
     })
 }
 
+/// Tick positions of an axis: `bold` ones are labelled, `light` ones only draw grid lines.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ticks {
+    /// Labelled ticks, increasing.
+    pub bold: Vec<f64>,
+    /// Grid-only ticks, increasing.
+    pub light: Vec<f64>,
+}
+
+/// At most this many labelled ticks per axis.
+const MAX_TICKS: usize = 12;
+
+/// `k·step` for the integers `k` with `lo ≤ k·step ≤ hi`, at most `limit` of them.
+fn multiples(lo: f64, hi: f64, step: f64, limit: usize) -> Vec<f64> {
+    if !(step > 0.0 && step.is_finite() && lo.is_finite() && hi.is_finite()) {
+        return Vec::new();
+    }
+    let first = (lo / step).ceil();
+    let last = (hi / step).floor();
+    if !(first.is_finite() && last.is_finite()) || last < first || last - first > limit as f64 {
+        return Vec::new();
+    }
+    (0..=(last - first) as usize)
+        .map(|i| (first + i as f64) * step)
+        .filter(|v| (lo..=hi).contains(v))
+        .collect()
+}
+
+/// Ticks of a linear axis on `[lo, hi]`: a step of 1, 2 or 5 × 10ᵏ giving at most 10 labels,
+/// grid lines between them.
+#[must_use]
+pub fn linear_ticks(lo: f64, hi: f64) -> Ticks {
+    let span = hi - lo;
+    if !(span > 0.0 && span.is_finite()) {
+        return Ticks::default();
+    }
+    let raw = span / 10.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let (step, sub) = [(1.0, 5.0), (2.0, 4.0), (5.0, 5.0), (10.0, 5.0)]
+        .into_iter()
+        .map(|(m, sub)| (m * mag, sub))
+        .find(|(st, _)| *st >= raw)
+        .unwrap_or((10.0 * mag, 5.0));
+    Ticks {
+        bold: multiples(lo, hi, step, 4 * MAX_TICKS),
+        light: multiples(lo, hi, step / sub, 50 * MAX_TICKS),
+    }
+}
+
+/// Ticks of a logarithmic axis on `[lo, hi]` (`0 < lo < hi`): powers of ten, with 2 and 5 (or
+/// every digit) labelled when the range spans few decades, every k-th power when it spans many;
+/// linear ticks when it spans less than a decade and holds fewer than 3 of those.
+#[must_use]
+pub fn log_ticks(lo: f64, hi: f64) -> Ticks {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Ticks::default();
+    }
+    let (e0, e1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let decades = hi.log10() - lo.log10();
+    let every = ((decades / 8.0).ceil() as i32).max(1);
+    let inside = |v: &f64| (lo..=hi).contains(v);
+    let with = |digits: &[f64], stride: i32| -> Vec<f64> {
+        (e0..=e1)
+            .filter(|e| e.rem_euclid(stride) == 0)
+            .flat_map(|e| digits.iter().map(move |d| d * 10f64.powi(e)))
+            .filter(inside)
+            .collect()
+    };
+    let all: Vec<f64> = (1..=9).map(f64::from).collect();
+    let (bold, light) = if decades > 3.0 {
+        (
+            with(&[1.0], every),
+            if every == 1 {
+                with(&all, 1)
+            } else {
+                with(&[1.0], 1)
+            },
+        )
+    } else if decades > 1.2 {
+        (with(&[1.0, 2.0, 5.0], 1), with(&all, 1))
+    } else {
+        let b = with(&all, 1);
+        let light: Vec<f64> = (1..=99)
+            .map(|d| f64::from(d) / 10.0)
+            .flat_map(|d| (e0..=e1).map(move |e| d * 10f64.powi(e)))
+            .filter(inside)
+            .collect();
+        (b, light)
+    };
+    if bold.len() >= 3 {
+        Ticks { bold, light }
+    } else {
+        linear_ticks(lo, hi)
+    }
+}
+
+/// Labels for `ticks`, distinct wherever the ticks differ: [`fmt_tick`], or more significant
+/// digits where two ticks would print alike.
+#[must_use]
+pub fn tick_labels(ticks: &[f64]) -> Vec<String> {
+    let distinct = |labels: &[String]| {
+        labels
+            .windows(2)
+            .zip(ticks.windows(2))
+            .all(|(l, t)| l[0] != l[1] || (t[0] - t[1]).abs() <= 0.0)
+    };
+    let labels: Vec<String> = ticks.iter().map(|&t| fmt_tick(t)).collect();
+    if distinct(&labels) {
+        return labels;
+    }
+    for sig in 3..=17 {
+        let labels: Vec<String> = ticks
+            .iter()
+            .map(|&t| {
+                let s = crate::report::fmt_sig(t, sig);
+                if s.contains('.') && !s.contains('e') {
+                    s.trim_end_matches('0').trim_end_matches('.').to_string()
+                } else {
+                    s
+                }
+            })
+            .collect();
+        if distinct(&labels) {
+            return labels;
+        }
+    }
+    labels
+}
+
+/// An axis with the given [`Ticks`] instead of plotters' own key points (whose log-axis choice
+/// can repeat a label), mapping values as `inner` does.
+struct Keyed<R: Ranged<ValueType = f64>> {
+    inner: R,
+    ticks: Ticks,
+}
+
+impl<R: Ranged<ValueType = f64>> Ranged for Keyed<R> {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<H: plotters::coord::ranged1d::KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            self.ticks.light.clone()
+        } else {
+            self.ticks.bold.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+
+    fn axis_pixel_range(&self, limit: (i32, i32)) -> std::ops::Range<i32> {
+        self.inner.axis_pixel_range(limit)
+    }
+}
+
+fn keyed<R: Ranged<ValueType = f64>>(inner: R, ticks: Ticks) -> Keyed<R> {
+    Keyed { inner, ticks }
+}
+
+/// The label of `v` among `ticks` (their [`tick_labels`]), else [`fmt_tick`].
+fn label_of(v: f64, ticks: &[f64], labels: &[String]) -> String {
+    ticks
+        .iter()
+        .position(|t| t.to_bits() == v.to_bits())
+        .map_or_else(|| fmt_tick(v), |i| labels[i].clone())
+}
+
 impl LineChart {
     fn y_range(&self) -> (f64, f64) {
         let hlines: Vec<f64> = self.hlines.iter().map(|h| h.1).collect();
         fit_range(&self.series, &hlines, self.log_y).unwrap_or((1e-3, 1.0))
-    }
-
-    /// Whether a point has diverged: not finite, or beyond [`DIVERGED_FACTOR`] times the
-    /// largest starting value (such points are drawn at the edge of the axis).
-    fn diverged(&self) -> bool {
-        let ys = || {
-            self.series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.1))
-        };
-        let first = self
-            .series
-            .iter()
-            .filter_map(|s| s.points.first().map(|p| p.1.abs()))
-            .filter(|y| y.is_finite())
-            .fold(0.0f64, f64::max);
-        ys().any(|y| !y.is_finite() || (first > 0.0 && y.abs() > DIVERGED_FACTOR * first))
     }
 
     fn x_range(&self) -> (f64, f64) {
@@ -282,6 +438,34 @@ impl LineChart {
         }
     }
 
+    /// The legend label of series `s`, saying where its points lie outside `[y0, y1]` (they are
+    /// drawn at the edge) or are not finite (not drawn).
+    fn legend_label(&self, s: &Series, y0: f64, y1: f64) -> String {
+        let ys = || s.points.iter().map(|p| p.1);
+        let above = ys().any(|y| y > y1);
+        let below = ys().any(|y| y < y0 && (!self.log_y || y > 0.0));
+        let missing = ys().any(|y| !y.is_finite() || (self.log_y && y <= 0.0));
+        let mut notes = Vec::new();
+        if above {
+            notes.push("above the axis: drawn at the top edge");
+        }
+        if below {
+            notes.push("below the axis: drawn at the bottom edge");
+        }
+        if missing {
+            notes.push(if self.log_y {
+                "non-finite or ≤ 0 values not drawn"
+            } else {
+                "non-finite values not drawn"
+            });
+        }
+        if notes.is_empty() {
+            s.label.clone()
+        } else {
+            format!("{} ({})", s.label, notes.join("; "))
+        }
+    }
+
     fn render<DB: DrawingBackend>(
         &self,
         root: DrawingArea<DB, Shift>,
@@ -295,17 +479,16 @@ impl LineChart {
         let (y0, y1) = y_range.unwrap_or_else(|| self.y_range());
         let (y0, y1) = drawable_range(y0, y1, self.log_y);
         let clamp = |y: f64| y.clamp(y0, y1);
-        let title = if self.diverged() {
-            format!(
-                "{} (values beyond {DIVERGED_FACTOR}× the largest start at the axis edge)",
-                self.title
-            )
+        let xt = linear_ticks(x0, x1);
+        let yt = if self.log_y {
+            log_ticks(y0, y1)
         } else {
-            self.title.clone()
+            linear_ticks(y0, y1)
         };
+        let (xl, yl) = (tick_labels(&xt.bold), tick_labels(&yt.bold));
         let mut builder = ChartBuilder::on(&root);
         builder
-            .caption(&title, ("sans-serif", 24))
+            .caption(&self.title, ("sans-serif", 24))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(80);
@@ -316,8 +499,8 @@ impl LineChart {
                     .configure_mesh()
                     .x_desc(&self.x_label)
                     .y_desc(&self.y_label)
-                    .x_label_formatter(&|x| fmt_tick(*x))
-                    .y_label_formatter(&|y| fmt_tick(*y))
+                    .x_label_formatter(&|x| label_of(*x, &xt.bold, &xl))
+                    .y_label_formatter(&|y| label_of(*y, &yt.bold, &yl))
                     .label_style(("sans-serif", 15))
                     .axis_desc_style(("sans-serif", 17))
                     .draw()
@@ -335,23 +518,32 @@ impl LineChart {
                         })
                         .map(|(x, y)| (x, clamp(y)))
                         .collect();
+                    // A series of a few points (e.g. runs that diverged early) also gets markers,
+                    // so a single point is visible.
+                    if pts.len() <= 20 {
+                        $chart
+                            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled())))
+                            .map_err(err)?;
+                    }
                     $chart
                         .draw_series(LineSeries::new(pts, col.stroke_width(2)))
                         .map_err(err)?
-                        .label(s.label.clone())
+                        .label(self.legend_label(s, y0, y1))
                         .legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
                         });
                 }
+                // Reference lines last, dark and thick, so a curve lying on one (Levenberg–
+                // Marquardt on the bowl's Newton floor) does not hide it.
                 for (label, y) in self.hlines.iter().filter(|h| (y0..=y1).contains(&h.1)) {
-                    let grey = RGBColor(110, 110, 110);
+                    let ink = RGBColor(40, 40, 40);
                     let n = 60;
                     let dashes: Vec<PathElement<(f64, f64)>> = (0..n)
                         .step_by(2)
                         .map(|k| {
                             let a = x0 + (x1 - x0) * k as f64 / n as f64;
                             let b = x0 + (x1 - x0) * (k + 1) as f64 / n as f64;
-                            PathElement::new(vec![(a, *y), (b, *y)], grey.stroke_width(2))
+                            PathElement::new(vec![(a, *y), (b, *y)], ink.stroke_width(3))
                         })
                         .collect();
                     $chart
@@ -359,7 +551,7 @@ impl LineChart {
                         .map_err(err)?
                         .label(label.clone())
                         .legend(move |(x, yy)| {
-                            PathElement::new(vec![(x, yy), (x + 20, yy)], grey.stroke_width(2))
+                            PathElement::new(vec![(x, yy), (x + 20, yy)], ink.stroke_width(3))
                         });
                 }
                 $chart
@@ -372,13 +564,18 @@ impl LineChart {
                     .map_err(err)?;
             }};
         }
+        let x_axis = || -> plotters::coord::types::RangedCoordf64 { (x0..x1).into() };
         if self.log_y {
+            let y_axis: LogCoord<f64> = (y0..y1).log_scale().into();
             let mut chart = builder
-                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .build_cartesian_2d(keyed(x_axis(), xt.clone()), keyed(y_axis, yt.clone()))
                 .map_err(err)?;
             body!(chart);
         } else {
-            let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?;
+            let y_axis: plotters::coord::types::RangedCoordf64 = (y0..y1).into();
+            let mut chart = builder
+                .build_cartesian_2d(keyed(x_axis(), xt.clone()), keyed(y_axis, yt.clone()))
+                .map_err(err)?;
             body!(chart);
         }
         root.present().map_err(err)?;
@@ -477,9 +674,137 @@ fn rdbu(t: f64) -> RGBColor {
     RGBColor(5, 48, 97)
 }
 
-/// Trajectories `(label, [(x, y)])` over the heat map of `log(f(x, y) + 1e−3)` on
-/// `bounds = (left, right, bottom, top)`, with the minimum marked (the authors' Rosenbrock
-/// figure). Writes `stem.svg` and `stem.png`.
+/// The frame of a trajectory figure: `bounds = (left, right, bottom, top)` widened to hold every
+/// finite point of `trajectories` that lies within twice the frame's size around its centre (a
+/// path beyond that, e.g. one that diverged, is cut at the frame's edge instead of stretching it).
+#[must_use]
+pub fn trajectory_frame(
+    bounds: (f64, f64, f64, f64),
+    trajectories: &[(String, Vec<(f64, f64)>)],
+) -> (f64, f64, f64, f64) {
+    let (l, r, b, t) = bounds;
+    let (cx, cy, hx, hy) = (0.5 * (l + r), 0.5 * (b + t), r - l, t - b);
+    let near = |p: &(f64, f64)| (p.0 - cx).abs() <= hx && (p.1 - cy).abs() <= hy;
+    let (mut f0, mut f1, mut f2, mut f3) = bounds;
+    for p in trajectories
+        .iter()
+        .flat_map(|t| t.1.iter())
+        .filter(|p| near(p))
+    {
+        f0 = f0.min(p.0);
+        f1 = f1.max(p.0);
+        f2 = f2.min(p.1);
+        f3 = f3.max(p.1);
+    }
+    // A small margin where the frame grew, so a path does not run along the edge.
+    let (mx, my) = (0.03 * (f1 - f0), 0.03 * (f3 - f2));
+    (
+        if f0 < l { f0 - mx } else { l },
+        if f1 > r { f1 + mx } else { r },
+        if f2 < b { f2 - my } else { b },
+        if f3 > t { f3 + my } else { t },
+    )
+}
+
+/// The segment `p–q` cut to the rectangle `frame` (Liang–Barsky), or `None` if it lies outside.
+#[must_use]
+pub fn clip_segment(
+    p: (f64, f64),
+    q: (f64, f64),
+    frame: (f64, f64, f64, f64),
+) -> Option<((f64, f64), (f64, f64))> {
+    let (l, r, b, t) = frame;
+    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+    let (mut u0, mut u1) = (0.0f64, 1.0f64);
+    for (pk, qk) in [(-dx, p.0 - l), (dx, r - p.0), (-dy, p.1 - b), (dy, t - p.1)] {
+        if pk == 0.0 {
+            if qk < 0.0 {
+                return None;
+            }
+        } else {
+            let u = qk / pk;
+            if pk < 0.0 {
+                u0 = u0.max(u);
+            } else {
+                u1 = u1.min(u);
+            }
+        }
+    }
+    // Rounding can put a cut point a hair outside (or short of) an edge: snap it onto the edge.
+    let snap = |v: f64, lo: f64, hi: f64| {
+        let eps = 1e-12 * (hi - lo).abs();
+        if (v - lo).abs() <= eps {
+            lo
+        } else if (v - hi).abs() <= eps {
+            hi
+        } else {
+            v.clamp(lo, hi)
+        }
+    };
+    let at = |u: f64| {
+        if u <= 0.0 {
+            p
+        } else if u >= 1.0 {
+            q
+        } else {
+            (snap(p.0 + u * dx, l, r), snap(p.1 + u * dy, b, t))
+        }
+    };
+    (u0 <= u1 && u0.is_finite() && u1.is_finite()).then(|| (at(u0), at(u1)))
+}
+
+/// A path cut to `frame`: the pieces inside it, each a polyline (non-finite points end a piece).
+#[must_use]
+pub fn clip_path(points: &[(f64, f64)], frame: (f64, f64, f64, f64)) -> Vec<Vec<(f64, f64)>> {
+    let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let (l, r, b, t) = frame;
+    if points.len() == 1 && finite(&points[0]) {
+        let p = points[0];
+        if (l..=r).contains(&p.0) && (b..=t).contains(&p.1) {
+            return vec![vec![p]];
+        }
+    }
+    for w in points.windows(2) {
+        let (p, q) = (w[0], w[1]);
+        let cut = if finite(&p) && finite(&q) {
+            clip_segment(p, q, frame)
+        } else {
+            None
+        };
+        match cut {
+            Some((a, c)) => {
+                if current.last() != Some(&a) {
+                    if !current.is_empty() {
+                        pieces.push(std::mem::take(&mut current));
+                    }
+                    current.push(a);
+                }
+                current.push(c);
+                // The segment left the frame: the piece ends here.
+                if c != q {
+                    pieces.push(std::mem::take(&mut current));
+                }
+            }
+            None => {
+                if !current.is_empty() {
+                    pieces.push(std::mem::take(&mut current));
+                }
+            }
+        }
+    }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    pieces
+}
+
+/// Trajectories `(label, [(x, y)])` over the heat map of `log(f(x, y) + 1e−3)`, with a colour
+/// bar giving `f + 10⁻³` and the minimum marked (the authors' Rosenbrock figure). The frame is
+/// `bounds = (left, right, bottom, top)` widened by [`trajectory_frame`]; paths are cut at its
+/// edge ([`clip_path`]) and the legend names those that leave it. Writes `stem.svg` and
+/// `stem.png`.
 ///
 /// # Errors
 /// I/O or drawing errors.
@@ -496,6 +821,7 @@ pub fn trajectories_on_heatmap(
         std::fs::create_dir_all(p)?;
     }
     let (svg, png) = stems(stem);
+    let frame = trajectory_frame(bounds, trajectories);
     fn render<DB: DrawingBackend>(
         root: DrawingArea<DB, Shift>,
         title: &str,
@@ -509,13 +835,20 @@ pub fn trajectories_on_heatmap(
     {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
         root.fill(&WHITE).map_err(err)?;
+        let root = root.titled(title, ("sans-serif", 24)).map_err(err)?;
+        let (w, _) = root.dim_in_pixel();
+        let (map_area, bar_area) = root.split_horizontally(w.saturating_sub(130));
         let (l, r, b, t) = bounds;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 24))
+        let xt = linear_ticks(l, r);
+        let yt = linear_ticks(b, t);
+        let (xl, yl) = (tick_labels(&xt.bold), tick_labels(&yt.bold));
+        let x_axis: plotters::coord::types::RangedCoordf64 = (l..r).into();
+        let y_axis: plotters::coord::types::RangedCoordf64 = (b..t).into();
+        let mut chart = ChartBuilder::on(&map_area)
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(55)
-            .build_cartesian_2d(l..r, b..t)
+            .build_cartesian_2d(keyed(x_axis, xt.clone()), keyed(y_axis, yt.clone()))
             .map_err(err)?;
         let grid = 120;
         let (dx, dy) = ((r - l) / grid as f64, (t - b) / grid as f64);
@@ -525,18 +858,21 @@ pub fn trajectories_on_heatmap(
             for j in 0..grid {
                 let (x, y) = (l + (i as f64 + 0.5) * dx, b + (j as f64 + 0.5) * dy);
                 let v = (f(x, y) + 1e-3).ln();
-                lo = lo.min(v);
-                hi = hi.max(v);
+                if v.is_finite() {
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
                 cells.push((i, j, v));
             }
         }
+        if !(lo.is_finite() && hi > lo) {
+            (lo, hi) = (0.0, 1.0);
+        }
+        let shade = |v: f64| rdbu((v - lo) / (hi - lo));
         chart
             .draw_series(cells.into_iter().map(|(i, j, v)| {
                 let (x, y) = (l + i as f64 * dx, b + j as f64 * dy);
-                Rectangle::new(
-                    [(x, y), (x + dx, y + dy)],
-                    rdbu((v - lo) / (hi - lo).max(1e-12)).filled(),
-                )
+                Rectangle::new([(x, y), (x + dx, y + dy)], shade(v).filled())
             }))
             .map_err(err)?;
         chart
@@ -544,25 +880,37 @@ pub fn trajectories_on_heatmap(
             .disable_mesh()
             .x_desc("x")
             .y_desc("y")
+            .x_label_formatter(&|x| label_of(*x, &xt.bold, &xl))
+            .y_label_formatter(&|y| label_of(*y, &yt.bold, &yl))
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 17))
             .draw()
             .map_err(err)?;
         for (k, (label, pts)) in trajectories.iter().enumerate() {
             let col = color_for(label, k);
-            let pts: Vec<(f64, f64)> = pts
+            let pieces = clip_path(pts, bounds);
+            let drawn: usize = pieces.iter().map(Vec::len).sum();
+            let inside = pts
                 .iter()
-                .copied()
-                .filter(|p| p.0.is_finite() && p.1.is_finite())
-                .map(|(x, y)| (x.clamp(l, r), y.clamp(b, t)))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(pts, col.stroke_width(2)))
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
-                });
+                .all(|p| (l..=r).contains(&p.0) && (b..=t).contains(&p.1));
+            let legend = if inside {
+                label.clone()
+            } else {
+                format!("{label} (leaves the frame)")
+            };
+            if drawn == 0 {
+                continue;
+            }
+            for (i, piece) in pieces.into_iter().enumerate() {
+                let s = chart
+                    .draw_series(LineSeries::new(piece, col.stroke_width(2)))
+                    .map_err(err)?;
+                if i == 0 {
+                    s.label(legend.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                    });
+                }
+            }
         }
         let green = RGBColor(0, 200, 0);
         chart
@@ -578,23 +926,55 @@ pub fn trajectories_on_heatmap(
             .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(err)?;
+        // The colour bar: f + 10⁻³ on a log axis, coloured as the map.
+        let (v0, v1) = (lo.exp(), hi.exp());
+        let bt = log_ticks(v0, v1);
+        let bl = tick_labels(&bt.bold);
+        let bar_axis: LogCoord<f64> = (v0..v1).log_scale().into();
+        let unit: plotters::coord::types::RangedCoordf64 = (0.0..1.0).into();
+        let mut bar = ChartBuilder::on(&bar_area)
+            .margin_top(15)
+            .margin_bottom(60)
+            .margin_right(10)
+            .y_label_area_size(65)
+            .build_cartesian_2d(keyed(unit, Ticks::default()), keyed(bar_axis, bt.clone()))
+            .map_err(err)?;
+        let steps = 200;
+        bar.draw_series((0..steps).map(|k| {
+            let a = lo + (hi - lo) * k as f64 / steps as f64;
+            let c = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
+            Rectangle::new(
+                [(0.0, a.exp()), (1.0, c.exp())],
+                shade(0.5 * (a + c)).filled(),
+            )
+        }))
+        .map_err(err)?;
+        bar.configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_desc("f(x, y) + 0.001")
+            .y_label_formatter(&|v| label_of(*v, &bt.bold, &bl))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
         root.present().map_err(err)?;
         Ok(())
     }
     render(
-        SVGBackend::new(&svg, (800, 800)).into_drawing_area(),
+        SVGBackend::new(&svg, (900, 800)).into_drawing_area(),
         title,
         f,
-        bounds,
+        frame,
         minimum,
         trajectories,
     )
     .with_context(|| format!("drawing {}", svg.display()))?;
     render(
-        BitMapBackend::new(&png, (800, 800)).into_drawing_area(),
+        BitMapBackend::new(&png, (900, 800)).into_drawing_area(),
         title,
         f,
-        bounds,
+        frame,
         minimum,
         trajectories,
     )

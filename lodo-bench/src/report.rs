@@ -8,8 +8,8 @@
 //! let lodo = Summary::from_runs("LODO", &[8.0, 8.2], &[false, false], &[1000.0, 1100.0]);
 //! let adam = Summary::from_runs("Adam", &[9.0, f64::INFINITY], &[false, true], &[5e4, 5e4]);
 //! let md = results_table(&[lodo, adam], Some(7.41));
-//! assert!(md.contains("| LODO | 8.1000 ± 0.1000 | 0/2 |"));
-//! assert!(md.contains("| Adam | 9.0000 ± 0.0000 | 1/2 |"));
+//! assert!(md.contains("| LODO | 8.1000 ± 0.10 | 0/2 |"));
+//! assert!(md.contains("| Adam | 9.0000 ± 0 | 1/2 |"));
 //! ```
 
 use std::fmt::Write as _;
@@ -77,26 +77,74 @@ impl Summary {
     }
 }
 
-/// A number for a table: 4 decimals in `[1e−3, 1e5)`, scientific otherwise.
+/// `x` with `sig` significant digits: plain decimals for magnitudes in `[1e−3, 1e5)` that have
+/// at most `sig` digits before the point, scientific (`1.234e-5`, `3.0e4`) otherwise; `∞`, `−∞` and `—` (NaN) for the rest.
 #[must_use]
-pub fn fmt_num(x: f64) -> String {
+pub fn fmt_sig(x: f64, sig: usize) -> String {
     if !x.is_finite() {
         return if x.is_nan() {
             "—".into()
-        } else {
+        } else if x > 0.0 {
             "∞".into()
+        } else {
+            "−∞".into()
         };
     }
+    let sig = sig.clamp(1, 17);
     let a = x.abs();
-    if a == 0.0 || (1e-3..1e5).contains(&a) {
-        format!("{x:.4}")
+    if a == 0.0 {
+        return "0".into();
+    }
+    // Digits before the point: floor(log10 a) + 1 (≤ 5 in the plain range).
+    let int_digits = a.log10().floor() as i64 + 1;
+    if (1e-3..1e5).contains(&a) && int_digits <= sig as i64 {
+        let decimals = (sig as i64 - int_digits).max(0) as usize;
+        let s = format!("{x:.decimals$}");
+        // Rounding may carry into a new leading digit (9.9996 → "10.000", 0.09999 → "0.100"):
+        // one decimal less then.
+        let carried = s
+            .parse::<f64>()
+            .is_ok_and(|r| r.abs() >= 10f64.powi(int_digits as i32));
+        if carried && decimals > 0 {
+            format!("{x:.prec$}", prec = decimals - 1)
+        } else {
+            s
+        }
     } else {
-        format!("{x:.3e}")
+        format!("{x:.prec$e}", prec = sig - 1)
+    }
+}
+
+/// A number for a table or a sentence: 5 significant digits ([`fmt_sig`]).
+#[must_use]
+pub fn fmt_num(x: f64) -> String {
+    fmt_sig(x, 5)
+}
+
+/// `values` formatted with the fewest significant digits, at least `min_sig`, at which values
+/// that differ also print differently (up to 17 digits, where every `f64` is distinct).
+#[must_use]
+pub fn fmt_distinct(values: &[f64], min_sig: usize) -> Vec<String> {
+    let mut sig = min_sig.clamp(1, 17);
+    loop {
+        let out: Vec<String> = values.iter().map(|&v| fmt_sig(v, sig)).collect();
+        let clash = values.iter().enumerate().any(|(i, a)| {
+            values[..i]
+                .iter()
+                .enumerate()
+                .any(|(j, b)| (a - b).abs() > 0.0 && out[i] == out[j])
+        });
+        if !clash || sig >= 17 {
+            return out;
+        }
+        sig += 1;
     }
 }
 
 /// A Markdown table `| optimizer | final-window loss (mean ± std) | diverged | steps/s |`, one row
-/// per summary in the given order; with `floor`, a last column gives `mean / floor`.
+/// per summary in the given order; with `floor`, a last column gives `mean / floor`. The means
+/// have at least 5 significant digits, more where two different means would print alike
+/// ([`fmt_distinct`]); the spreads have 2.
 #[must_use]
 pub fn results_table(summaries: &[Summary], floor: Option<f64>) -> String {
     let mut s = String::new();
@@ -110,7 +158,8 @@ pub fn results_table(summaries: &[Summary], floor: Option<f64>) -> String {
         s.push_str("---|");
     }
     s.push('\n');
-    for r in summaries {
+    let means = fmt_distinct(&summaries.iter().map(|r| r.mean).collect::<Vec<_>>(), 5);
+    for (r, mean) in summaries.iter().zip(means) {
         // A spread below 1e−12 of the mean is rounding (e.g. identical deterministic runs).
         let std = if r.std <= 1e-12 * r.mean.abs() {
             0.0
@@ -119,16 +168,15 @@ pub fn results_table(summaries: &[Summary], floor: Option<f64>) -> String {
         };
         let _ = write!(
             s,
-            "| {} | {} ± {} | {}/{} | {:.0} |",
+            "| {} | {mean} ± {} | {}/{} | {:.0} |",
             r.name,
-            fmt_num(r.mean),
-            fmt_num(std),
+            fmt_sig(std, 2),
             r.diverged,
             r.runs,
             r.steps_per_sec
         );
         if let Some(f) = floor {
-            let _ = write!(s, " {} |", fmt_num(r.mean / f));
+            let _ = write!(s, " {} |", fmt_sig(r.mean / f, 4));
         }
         s.push('\n');
     }

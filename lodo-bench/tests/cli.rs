@@ -161,6 +161,20 @@ fn ctrl_c_leaves_complete_files_for_finished_runs() {
         }
     }
     assert!(complete < 8, "interrupted before the end");
+    // The report and figures of what finished, marked partial.
+    let report = std::fs::read_to_string(dir.join("bowl/report.md")).unwrap();
+    assert!(report.starts_with("> **Partial report.**"), "{report}");
+    assert!(report.contains("frozen test (not started)"), "{report}");
+    if complete > 0 {
+        assert!(
+            report.contains(&format!(
+                "main runs (interrupted: {complete} of 8 runs finished)"
+            )),
+            "{report}"
+        );
+        assert!(dir.join("bowl/learning_curves.png").is_file());
+    }
+    assert!(err.contains("partial report: "), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -393,4 +407,96 @@ fn permutation_families_add_rows_and_random_alone_changes_nothing() {
     for d in [default, random, families] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+#[test]
+fn without_a_terminal_progress_is_plain_lines_and_tables_have_headings() {
+    let dir = tmp("plain");
+    let out = bin()
+        .args([
+            "rosenbrock",
+            "--runs",
+            "2",
+            "--population",
+            "4",
+            "--optimizers",
+            "Adam,LODO",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\r'), "no carriage-return bars: {err:?}");
+    for line in [
+        "[tuning rosenbrock] started: ",
+        "[main runs rosenbrock] 4/4 (100 %)",
+        "[ablations rosenbrock] 10/10 (100 %)",
+        "rosenbrock: main runs, final-10% training loss (2 runs × 200 steps)\n| optimizer |",
+        "rosenbrock: LODO ablations, final-10% training loss (2 runs × 200 steps)\n| optimizer |",
+    ] {
+        assert!(err.contains(line), "{line:?} missing in {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Writes an IDX image file of `n` 28 × 28 images (and, if `labels`, a label file) into `dir`.
+fn idx_set(dir: &std::path::Path, n: u32, labels: Option<&[u8]>) {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"] {
+        let mut b = vec![0u8, 0, 8, 3];
+        for d in [n, 28, 28] {
+            b.extend(d.to_be_bytes());
+        }
+        b.extend(std::iter::repeat_n(7u8, n as usize * 784));
+        std::fs::write(dir.join(name), b).unwrap();
+    }
+    if let Some(l) = labels {
+        let mut b = vec![0u8, 0, 8, 1];
+        b.extend((l.len() as u32).to_be_bytes());
+        b.extend(l);
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), b).unwrap();
+    }
+}
+
+#[test]
+fn mnist_refuses_a_training_set_the_hold_out_would_empty_and_mismatched_labels() {
+    let dir = tmp("mnist-data");
+    let data = dir.join("data");
+    let args = |data: &std::path::Path| {
+        vec![
+            "mnist".to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--optimizers".into(),
+            "adam".into(),
+            "--steps".into(),
+            "1".into(),
+            "--samples".into(),
+            "0".into(),
+        ]
+    };
+    // One image: the 64 held-out digits would leave nothing to train on.
+    idx_set(&data, 1, None);
+    let a = args(&data);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    fails_with(
+        &a,
+        &dir.join("out"),
+        &["1 training digit(s)", "at least 65"],
+    );
+    // Labels that do not belong to the images: named, with both counts.
+    idx_set(&data, 70, Some(&[3; 69]));
+    fails_with(
+        &a,
+        &dir.join("out"),
+        &["train-labels-idx1-ubyte", "69 labels", "70 images"],
+    );
+    idx_set(&data, 70, Some(&[[1u8; 69].as_slice(), &[12]].concat()));
+    fails_with(&a, &dir.join("out"), &["label 69 is 12, not a digit 0–9"]);
+    let _ = std::fs::remove_dir_all(dir);
 }

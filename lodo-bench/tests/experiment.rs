@@ -231,3 +231,101 @@ fn mnist_runs_through_the_shared_runner_bit_identically_for_any_thread_count() {
         assert_eq!(a.final_loss.to_bits(), a.curve[2].1.to_bits());
     }
 }
+
+/// `ℓ_t(x) = (x − t)²`: the centre walks away from `x₀ = 0` by 1 per fresh evaluation (a
+/// one-dimensional moving bowl).
+struct Walk(f64);
+impl Task<f64> for Walk {
+    fn name(&self) -> &str {
+        "walk"
+    }
+    fn dim(&self) -> usize {
+        1
+    }
+    fn initial_point(&self) -> Vec<f64> {
+        vec![0.0]
+    }
+    fn loss_grad(&mut self, x: &[f64], g: &mut [f64]) -> f64 {
+        self.0 += 1.0;
+        self.loss_grad_same_sample(x, g)
+    }
+    fn loss_grad_same_sample(&mut self, x: &[f64], g: &mut [f64]) -> f64 {
+        g[0] = 2.0 * (x[0] - self.0);
+        (x[0] - self.0).powi(2)
+    }
+}
+
+/// Moves `x` by `step` per iteration after evaluating.
+struct Drift(f64);
+impl Minimizer<f64> for Drift {
+    fn iterate(&mut self, task: &mut dyn Task<f64>, x: &mut [f64]) -> Result<f64, StepError> {
+        let mut g = [0.0];
+        let l = task.loss_grad(x, &mut g);
+        x[0] += self.0;
+        Ok(l)
+    }
+}
+
+#[test]
+fn a_run_that_ends_worse_than_its_starting_point_is_diverged() {
+    let mut opts = RunOptions::new(100);
+    opts.start_points = usize::MAX;
+    // Standing still scores x₀'s loss exactly: not above it, so not diverged.
+    let still = run(&mut Walk(0.0), &mut Drift(0.0), &opts, 0).unwrap();
+    assert_eq!(still.start_loss.to_bits(), still.final_loss.to_bits());
+    assert!(!still.diverged && still.diverged_at.is_none());
+    // Following the centre: far below x₀'s loss.
+    let follow = run(&mut Walk(0.0), &mut Drift(1.0), &opts, 0).unwrap();
+    assert!(!follow.diverged && follow.final_loss < 0.01 * follow.start_loss);
+    // Walking away: finite, but above x₀'s loss over the same steps: diverged, with the reason;
+    // the loss itself stays in the record.
+    let away = run(&mut Walk(0.0), &mut Drift(-0.5), &opts, 0).unwrap();
+    assert!(away.diverged, "{away:?}");
+    assert!(away.final_loss.is_finite() && away.final_loss > away.start_loss);
+    assert!(away.diverged_at.is_none());
+    assert!(
+        away.note.as_deref().unwrap().contains("above x₀"),
+        "{:?}",
+        away.note
+    );
+    // x₀'s loss over the window (steps 91..=100): the mean of t².
+    let expect = (91..=100).map(|t| f64::from(t * t)).sum::<f64>() / 10.0;
+    assert_eq!(away.start_loss.to_bits(), expect.to_bits());
+    // Without the measurement (tuning runs) nothing is compared.
+    let away = run(&mut Walk(0.0), &mut Drift(-0.5), &RunOptions::new(100), 0).unwrap();
+    assert!(!away.diverged && away.start_loss.is_nan());
+    // Summaries count it as diverged and leave it out of the mean.
+    let s = lodo_bench::report::Summary::from_runs(
+        "away",
+        &[follow.final_loss, 1e9],
+        &[follow.diverged, true],
+        &[1.0, 1.0],
+    );
+    assert_eq!(
+        (s.diverged, s.mean.to_bits()),
+        (1, follow.final_loss.to_bits())
+    );
+}
+
+#[test]
+fn a_non_finite_run_records_the_step_it_diverged_at() {
+    let spec = TaskSpec::Bowl(BowlOptions {
+        dim: 10,
+        ..BowlOptions::default()
+    });
+    let mut opts = RunOptions::new(2000);
+    opts.start_points = spec.start_points();
+    let rec = run_optimizer(
+        &spec,
+        &Optimizer::Momentum {
+            lr: 1e3,
+            momentum: 0.0,
+        },
+        &opts,
+        1,
+    )
+    .unwrap();
+    let at = rec.diverged_at.expect("blew up");
+    assert!(at > 0 && at < 2000, "{at}");
+    assert!(rec.note.unwrap().contains(&format!("step {at}")));
+}

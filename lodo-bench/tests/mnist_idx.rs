@@ -177,3 +177,62 @@ fn malformed_files_give_clear_errors() {
     assert!(e.contains("train-images-idx3-ubyte"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn label_files_are_optional_but_checked_when_present() {
+    // The shipped subset has labels: as many as images, digits 0–9, all ten present.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist-10k");
+    let m = Mnist::load(&shipped).unwrap();
+    let l = m.train_labels.as_ref().unwrap();
+    assert_eq!(l.len(), m.train.n);
+    assert_eq!(m.test_labels.as_ref().unwrap().len(), m.test.n);
+    assert!((0..10).all(|d| l.contains(&d)) && l.iter().all(|&d| d <= 9));
+
+    let dir = temp_dir("labels");
+    let mut images = header(3, &[3, 28, 28]);
+    images.extend(vec![0u8; 3 * 784]);
+    write(&dir, "train-images-idx3-ubyte", &images);
+    write(&dir, "t10k-images-idx3-ubyte", &images);
+    // No label files: loads, without labels.
+    let m = Mnist::load(&dir).unwrap();
+    assert!(m.train_labels.is_none() && m.test_labels.is_none());
+    let imgs = idx::read_images(&dir.join("train-images-idx3-ubyte"), 28, 28).unwrap();
+    let img_path = dir.join("train-images-idx3-ubyte");
+    // Two labels for three images.
+    let mut two = header(1, &[2]);
+    two.extend([1, 2]);
+    let p = write(&dir, "train-labels-idx1-ubyte", &two);
+    let e = idx::read_labels(&p, &imgs, &img_path).unwrap_err();
+    assert!(matches!(
+        e.kind,
+        IdxErrorKind::LabelCount {
+            labels: 2,
+            images: 3,
+            ..
+        }
+    ));
+    let msg = Mnist::load(&dir).unwrap_err().to_string();
+    assert!(
+        msg.contains("train-labels-idx1-ubyte: 2 labels, but") && msg.contains("holds 3 images"),
+        "{msg}"
+    );
+    // A label that is not a digit.
+    let mut bad = header(1, &[3]);
+    bad.extend([1, 10, 2]);
+    let p = write(&dir, "train-labels-idx1-ubyte", &gzip(&bad));
+    let e = idx::read_labels(&p, &imgs, &img_path).unwrap_err();
+    assert!(matches!(
+        e.kind,
+        IdxErrorKind::BadLabel {
+            index: 1,
+            value: 10
+        }
+    ));
+    // Good labels load.
+    let mut good = header(1, &[3]);
+    good.extend([0, 9, 4]);
+    write(&dir, "train-labels-idx1-ubyte", &good);
+    std::fs::remove_file(dir.join("train-labels-idx1-ubyte.gz")).ok();
+    assert_eq!(Mnist::load(&dir).unwrap().train_labels.unwrap(), [0, 9, 4]);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -137,6 +137,38 @@ fn tuning_runs_and_its_values_reach_the_report() {
     // The experiment ran with them: one row per optimizer.
     assert!(report.contains("| LODO | "), "{report}");
     assert!(report.contains("| Adam | "), "{report}");
+    // Claim 4 is stated from the wall-clock column: LODO's and Adam's values as the table shows
+    // them (the mean before " ± " in the third column).
+    let by_time = |opt: &str| -> String {
+        // The results table comes after the tuning table: the last row of `opt`.
+        let row = report
+            .lines()
+            .rfind(|l| l.starts_with(&format!("| {opt} | ")))
+            .unwrap();
+        let cell = row.split(" | ").nth(2).unwrap();
+        cell.split(" ± ").next().unwrap().to_string()
+    };
+    let claim = report
+        .lines()
+        .find(|l| l.starts_with("Claim 4 of the paper"))
+        .unwrap_or_else(|| panic!("no claim 4 in\n{report}"));
+    // A LODO step can outlast the fastest run (the budget): then it has no value there.
+    let lodo = by_time("LODO");
+    if lodo == "—" {
+        assert!(
+            claim.contains("does not hold here: within")
+                && claim.contains("LODO finished no curve point")
+                && claim.contains(&format!("{} (Adam)", by_time("Adam"))),
+            "{claim}"
+        );
+    } else {
+        assert!(
+            claim.contains(&format!("LODO's loss is {lodo} against"))
+                && claim.contains(&format!("{} (Adam)", by_time("Adam")))
+                && claim.contains("of 1 standard optimizers are lower"),
+            "{claim}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&out);
 }
 

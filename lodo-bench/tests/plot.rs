@@ -106,3 +106,77 @@ fn charts_of_any_data_are_drawn() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tick_labels_never_repeat() {
+    use lodo_bench::plot::{linear_ticks, log_ticks, tick_labels};
+    // The bowl's fixed range (floor/1.5 to 40 × floor) gave two "100" labels before.
+    let f = 7.411_829;
+    let mut ranges = vec![(f / 1.5, f * 40.0, true), (0.75, 0.751, false)];
+    for (lo, hi) in [
+        (1e-300, 1e300),
+        (4.9, 5.1),
+        (1e-3, 1.0),
+        (0.5, 3.0),
+        (-1e300, 1e300),
+    ] {
+        ranges.push((lo, hi, lo > 0.0));
+        ranges.push((lo, hi, false));
+    }
+    for (lo, hi, log) in ranges {
+        let t = if log {
+            log_ticks(lo, hi)
+        } else {
+            linear_ticks(lo, hi)
+        };
+        assert!(
+            t.bold.len() >= 2 && t.bold.len() <= 40,
+            "{lo} {hi} {log}: {:?}",
+            t.bold
+        );
+        assert!(t.bold.windows(2).all(|w| w[0] < w[1]), "{:?}", t.bold);
+        assert!(t.bold.iter().all(|v| (lo..=hi).contains(v)), "{:?}", t.bold);
+        let l = tick_labels(&t.bold);
+        let mut seen = l.clone();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), l.len(), "{lo} {hi} {log}: {l:?}");
+    }
+    let t = log_ticks(f / 1.5, f * 40.0);
+    assert_eq!(tick_labels(&t.bold), ["5", "10", "20", "50", "100", "200"]);
+    assert_eq!(tick_labels(&[0.7502, 0.7504]), ["0.7502", "0.7504"]);
+}
+
+#[test]
+fn trajectories_are_cut_at_the_frame_and_the_frame_grows_to_hold_them() {
+    use lodo_bench::plot::{clip_path, clip_segment, trajectory_frame};
+    let frame = (-1.0, 1.0, -1.0, 1.0);
+    let inside = |p: &(f64, f64)| (-1.0..=1.0).contains(&p.0) && (-1.0..=1.0).contains(&p.1);
+    // A segment through the frame is cut at both edges.
+    let (a, b) = clip_segment((-3.0, 0.0), (3.0, 0.0), frame).unwrap();
+    assert_eq!((a, b), ((-1.0, 0.0), (1.0, 0.0)));
+    assert_eq!(clip_segment((2.0, 2.0), (3.0, 3.0), frame), None);
+    // A path that leaves and comes back is two pieces, every point inside.
+    let path = [
+        (0.0, 0.0),
+        (0.5, 0.0),
+        (5.0, 0.0),
+        (0.5, 0.5),
+        (0.0, 0.5),
+        (f64::NAN, 0.0),
+        (0.1, 0.1),
+    ];
+    let pieces = clip_path(&path, frame);
+    assert_eq!(pieces.len(), 2, "{pieces:?}");
+    assert!(pieces.iter().flatten().all(inside), "{pieces:?}");
+    assert_eq!(pieces[0], [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0)]);
+    assert_eq!(pieces[1].last(), Some(&(0.0, 0.5)));
+    // The frame grows to hold nearby points, not a path that ran off to 1e40.
+    let t = vec![
+        ("a".to_string(), vec![(-1.6, 0.0), (0.0, 1.2)]),
+        ("diverged".to_string(), vec![(0.0, 0.0), (-5e40, 9e36)]),
+    ];
+    let (l, r, b, top) = trajectory_frame(frame, &t);
+    assert!(l < -1.6 && l > -1.8 && top > 1.2 && top < 1.4, "{l} {top}");
+    assert_eq!((r, b), (1.0, -1.0));
+}

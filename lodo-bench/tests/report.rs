@@ -39,16 +39,20 @@ fn results_table_rows_in_order_with_floor_ratio() {
     let lines: Vec<&str> = md.lines().collect();
     assert_eq!(lines.len(), 4);
     assert!(lines[0].starts_with("| optimizer |") && lines[0].ends_with("÷ floor |"));
-    assert_eq!(lines[2], "| LODO | 8.1000 ± 0.1000 | 0/2 | 1050 | 1.0125 |");
-    assert_eq!(lines[3], "| Adam | 9.0000 ± 0.0000 | 1/2 | 5 | 1.1250 |");
+    assert_eq!(lines[2], "| LODO | 8.1000 ± 0.10 | 0/2 | 1050 | 1.012 |");
+    assert_eq!(lines[3], "| Adam | 9.0000 ± 0 | 1/2 | 5 | 1.125 |");
     let md = results_table(&[Summary::from_runs("Z", &[1e-7], &[false], &[1.0])], None);
-    assert!(md.contains("| Z | 1.000e-7 ± 0.0000 | 0/1 | 1 |"), "{md}");
+    assert!(md.contains("| Z | 1.0000e-7 ± 0 | 0/1 | 1 |"), "{md}");
 }
 
 #[test]
 fn number_and_hyperparameter_formatting() {
     assert_eq!(fmt_num(7.41183), "7.4118");
-    assert_eq!(fmt_num(2.5e-5), "2.500e-5");
+    assert_eq!(fmt_num(2.5e-5), "2.5000e-5");
+    assert_eq!(fmt_num(0.0012329), "0.0012329");
+    assert_eq!(fmt_num(9.99996), "10.000");
+    assert_eq!(fmt_num(-16.712), "-16.712");
+    assert_eq!(fmt_num(2.958e5), "2.9580e5");
     assert_eq!(fmt_num(f64::INFINITY), "∞");
     assert_eq!(fmt_num(f64::NAN), "—");
     let t = hyperparameter_table(&[(
@@ -104,4 +108,29 @@ fn atomic_write_into_unwritable_place_fails() {
     // A path *under* a regular file cannot be created.
     assert!(write_atomic(&file.join("x.csv"), b"1").is_err());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn different_means_print_differently() {
+    use lodo_bench::report::fmt_distinct;
+    // Rosenbrock's LODO variants: alike to 5 digits, apart at 6.
+    let v = [0.00122680, 0.00122681, 0.0012329, 0.00122680];
+    let t = fmt_distinct(&v, 5);
+    assert_eq!(t, ["0.00122680", "0.00122681", "0.00123290", "0.00122680"]);
+    // Already distinct: the minimum digits; NaN and ∞ do not force more.
+    assert_eq!(
+        fmt_distinct(&[9.3919, 33.523, f64::NAN, f64::NAN, f64::INFINITY], 5),
+        ["9.3919", "33.523", "—", "—", "∞"]
+    );
+    // In a table.
+    let rows: Vec<Summary> = v[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| Summary::from_runs(&format!("R{i}"), &[m], &[false], &[1.0]))
+        .collect();
+    let md = results_table(&rows, None);
+    assert!(
+        md.contains("| R0 | 0.00122680 ±") && md.contains("| R1 | 0.00122681 ±"),
+        "{md}"
+    );
 }

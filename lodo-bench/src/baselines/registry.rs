@@ -294,6 +294,13 @@ impl OptimizerKind {
         )
     }
 
+    /// Whether it uses exact Hessian–vector products besides gradients (Levenberg–Marquardt):
+    /// not a gradient-only method like the others.
+    #[must_use]
+    pub fn uses_hessian(self) -> bool {
+        matches!(self, Self::LevenbergMarquardt)
+    }
+
     /// Whether it keeps an `n × n` matrix (BFGS, Levenberg–Marquardt).
     #[must_use]
     pub fn is_dense(self) -> bool {

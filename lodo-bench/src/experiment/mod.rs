@@ -4,15 +4,19 @@
 //! | module | does |
 //! |---|---|
 //! | [`protocol`] | runs: tuning, main runs, ablations, the frozen test, for every task (MNIST too) |
+//! | [`claims`] | the paper's claims, checked against the results |
 //! | [`files`] | writes and reads files: `tuned.json`, tuning and curve CSVs, summaries |
 //! | [`figures`] | draws the figures |
 //! | [`markdown`] | formats the Markdown report |
 //! | [`families`] | LODO's permutation families: `--permutations` and `reproduce`'s table |
+//! | [`progress`] | progress bars on a terminal, plain lines otherwise |
 
+pub mod claims;
 pub mod families;
 pub mod figures;
 pub mod files;
 pub mod markdown;
+pub mod progress;
 pub mod protocol;
 
 use std::sync::Arc;
@@ -28,6 +32,15 @@ use crate::mnist::task::MnistTask;
 use crate::task::{Minimizer, Task};
 use crate::tasks::{BowlOptions, NoisyQuadraticBowl, Rosenbrock};
 
+/// What "diverged" means in every table and report of the harness (one definition, applied by
+/// [`run`] to [`RunRecord::diverged`]).
+pub const DIVERGED: &str = "a run *diverged* if its loss became non-finite or a step was \
+refused (non-finite), or if it ended worse than it started: its final-10% loss is above the loss \
+its starting point x₀ has over the same steps on the same samples (on the bowl, whose centre walks \
+away from x₀, that is about ½·tr(H)·t, measured at every step of the window; on Rosenbrock \
+f(x₀); on MNIST the initial network's loss on 4 of the window's batches). Diverged runs are \
+counted in the \"diverged\" column and left out of mean ± std";
+
 /// Set by the Ctrl-C handler; runs poll it and stop with [`Interrupted`].
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -42,6 +55,12 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
+
+/// Whether `e` is (or wraps) [`Interrupted`].
+#[must_use]
+pub fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Interrupted>())
+}
 
 /// SplitMix64 finaliser.
 fn mix(mut z: u64) -> u64 {
@@ -135,6 +154,19 @@ impl TaskSpec {
         })
     }
 
+    /// How often a main run measures the loss of `x₀` in its final window
+    /// ([`RunOptions::start_points`]): every step on the bowl (an `O(n²)` evaluation, its centre
+    /// moves each step), once on the deterministic Rosenbrock, on 4 batches on MNIST (a
+    /// forward and backward pass each).
+    #[must_use]
+    pub fn start_points(&self) -> usize {
+        match self {
+            Self::Bowl(_) => usize::MAX,
+            Self::Rosenbrock => 1,
+            Self::Mnist(_) => 4,
+        }
+    }
+
     /// The loss floor drawn on plots (the bowl's Newton reference).
     #[must_use]
     pub fn floor(&self) -> Option<f64> {
@@ -180,6 +212,10 @@ pub struct RunOptions {
     pub trajectory: bool,
     /// Keep the final point (MNIST's test loss and sampled digits).
     pub keep_final: bool,
+    /// Evaluate the loss of the starting point `x₀` at this many evenly spaced iterations of the
+    /// final window, on the samples the run sees there (0: never), for
+    /// [`RunRecord::start_loss`]; `usize::MAX`: at every iteration of the window.
+    pub start_points: usize,
 }
 
 impl RunOptions {
@@ -194,6 +230,7 @@ impl RunOptions {
             exact_hessian_max_dim: 256,
             trajectory: false,
             keep_final: false,
+            start_points: 0,
         }
     }
 }
@@ -216,10 +253,18 @@ pub struct RunRecord {
     pub curve: Vec<(u64, f64)>,
     /// Seconds in the optimizer and task at the end of each bin of `curve`.
     pub times: Vec<f64>,
-    /// Mean training loss over the final 10% of evaluations; `+∞` if diverged.
+    /// Mean training loss over the final 10% of evaluations; `+∞` if the loss became non-finite
+    /// (a run that ended above [`RunRecord::start_loss`] keeps its finite value).
     pub final_loss: f64,
-    /// The run produced a non-finite loss or a refused (non-finite) step, or could not be built.
+    /// The mean loss of the starting point `x₀` over the final window, on the run's own samples
+    /// (see [`RunOptions::start_points`]); NaN if not measured.
+    pub start_loss: f64,
+    /// The run diverged, as the reports define it ([`DIVERGED`]): its loss became non-finite,
+    /// a step was refused (non-finite), or it could not be built; or it ended worse than it
+    /// started: `final_loss > start_loss`.
     pub diverged: bool,
+    /// Evaluations done when the loss became non-finite or a step was refused.
+    pub diverged_at: Option<u64>,
     /// Why it diverged, if it did.
     pub note: Option<String>,
     /// Wall seconds spent in the optimizer and task (metrics excluded).
@@ -242,7 +287,9 @@ impl RunRecord {
             curve: Vec::new(),
             times: Vec::new(),
             final_loss: f64::INFINITY,
+            start_loss: f64::NAN,
             diverged: true,
+            diverged_at: Some(0),
             note: Some(note),
             seconds: 0.0,
             steps_per_sec: 0.0,
@@ -313,7 +360,9 @@ pub fn hessian_error<T: Real>(
 
 /// Runs `minimizer` on `task` from the task's `x₀` for `options.steps` evaluations.
 ///
-/// A non-finite loss or a refused step ends the run as diverged (`final_loss = +∞`).
+/// A non-finite loss or a refused step ends the run as diverged (`final_loss = +∞`). With
+/// [`RunOptions::start_points`], the loss of `x₀` is also measured in the final window (time not
+/// counted) and a run whose final-window loss is above it is marked diverged ([`DIVERGED`]).
 ///
 /// # Errors
 /// [`Interrupted`] if [`STOP`] is set during the run.
@@ -334,7 +383,9 @@ pub fn run<T: Real>(
         curve: Vec::with_capacity((iters / bin + 1) as usize),
         times: Vec::with_capacity((iters / bin + 1) as usize),
         final_loss: f64::INFINITY,
+        start_loss: f64::NAN,
         diverged: false,
+        diverged_at: None,
         note: None,
         seconds: 0.0,
         steps_per_sec: 0.0,
@@ -348,6 +399,19 @@ pub fn run<T: Real>(
     let mut rng = Stream::new(metric_seed);
     let (mut bin_sum, mut bin_len) = (0.0, 0u64);
     let (mut win_sum, mut win_len) = (0.0, 0u64);
+    // x₀'s loss in the final window: at every `start_every`-th iteration of it.
+    let window_iters = iters - window_start / epi;
+    let start_every = match options.start_points {
+        0 => 0,
+        k => (window_iters / k as u64).max(1),
+    };
+    let x0 = if start_every > 0 {
+        x.clone()
+    } else {
+        Vec::new()
+    };
+    let mut scratch = vec![T::zero(); if start_every > 0 { x.len() } else { 0 }];
+    let (mut start_sum, mut start_len) = (0.0, 0u64);
     let mut measure = |task: &mut dyn Task<T>,
                        m: &dyn Minimizer<T>,
                        x: &[T],
@@ -378,6 +442,7 @@ pub fn run<T: Real>(
             Ok(l) if l.is_finite() => l.to_f64().unwrap_or(f64::NAN),
             Ok(l) => {
                 rec.diverged = true;
+                rec.diverged_at = Some(evals);
                 rec.note = Some(format!(
                     "loss {} at step {evals}",
                     l.to_f64().unwrap_or(f64::NAN)
@@ -386,6 +451,7 @@ pub fn run<T: Real>(
             }
             Err(e) => {
                 rec.diverged = true;
+                rec.diverged_at = Some(evals);
                 rec.note = Some(format!("{e} at step {evals}"));
                 break;
             }
@@ -404,6 +470,13 @@ pub fn run<T: Real>(
         if evals > window_start {
             win_sum += loss;
             win_len += 1;
+            if start_every > 0 && (it - window_start / epi).is_multiple_of(start_every) {
+                elapsed += start.elapsed().as_secs_f64();
+                let l = task.loss_grad_same_sample(&x0, &mut scratch);
+                start_sum += l.to_f64().unwrap_or(f64::NAN);
+                start_len += 1;
+                start = Instant::now();
+            }
         }
         if options.hessian_every > 0 && evals % options.hessian_every < epi {
             elapsed += start.elapsed().as_secs_f64();
@@ -422,12 +495,23 @@ pub fn run<T: Real>(
     } else {
         0.0
     };
+    if start_len > 0 {
+        rec.start_loss = start_sum / start_len as f64;
+    }
     if !rec.diverged && win_len > 0 {
         let mean = win_sum / win_len as f64;
         if mean.is_finite() {
             rec.final_loss = mean;
+            if mean > rec.start_loss {
+                rec.diverged = true;
+                rec.note = Some(format!(
+                    "final-10% loss {mean:e} above x₀'s {:e} over the same steps",
+                    rec.start_loss
+                ));
+            }
         } else {
             rec.diverged = true;
+            rec.diverged_at = Some(steps);
         }
     }
     Ok(rec)

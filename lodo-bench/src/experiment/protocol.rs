@@ -10,11 +10,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::files::{self, Tuned};
-use super::{Interrupted, RunOptions, RunRecord, TaskSpec, derive_seed, run, run_optimizer};
+use super::progress::Progress;
+use super::{
+    Interrupted, RunOptions, RunRecord, TaskSpec, derive_seed, is_interrupted, run, run_optimizer,
+};
 use crate::baselines::{
     BuiltLodo, FrozenLodo, HyperParam, LodoMinimizer, LodoParams, LodoVariant, Optimizer,
     OptimizerKind, TuneScope, build_lodo,
@@ -182,9 +184,79 @@ pub struct TaskResults {
     pub seconds: f64,
     /// The budget used.
     pub budget: Budget,
+    /// Phases that Ctrl-C stopped or kept from starting (empty: the experiment is complete).
+    pub missing: Vec<Missing>,
+}
+
+/// A phase of a [`Plan`], in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Tuning (its results are lost when it is interrupted).
+    Tuning,
+    /// The main runs.
+    Main,
+    /// LODO's ablations.
+    Ablations,
+    /// The frozen-preconditioner test.
+    Frozen,
+}
+
+impl Phase {
+    /// How the report names the phase.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tuning => "tuning",
+            Self::Main => "main runs",
+            Self::Ablations => "ablations",
+            Self::Frozen => "frozen test",
+        }
+    }
+}
+
+/// A phase that did not finish: `finished` of its `total` units (runs; tuned optimizers) were done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Missing {
+    /// The phase.
+    pub phase: Phase,
+    /// Whether it started (Ctrl-C came during it) or never began (Ctrl-C came earlier).
+    pub started: bool,
+    /// Units finished (their files are written).
+    pub finished: usize,
+    /// Units planned.
+    pub total: usize,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.phase.name();
+        if !self.started {
+            write!(f, "{name} (not started)")
+        } else if self.phase == Phase::Tuning {
+            write!(f, "{name} (interrupted; an unfinished tuning is not kept)")
+        } else {
+            write!(
+                f,
+                "{name} (interrupted: {} of {} runs finished)",
+                self.finished, self.total
+            )
+        }
+    }
 }
 
 impl TaskResults {
+    /// Whether Ctrl-C left a phase unfinished.
+    #[must_use]
+    pub fn is_partial(&self) -> bool {
+        !self.missing.is_empty()
+    }
+
+    /// The phase's entry in [`TaskResults::missing`], if it did not finish.
+    #[must_use]
+    pub fn missing(&self, phase: Phase) -> Option<&Missing> {
+        self.missing.iter().find(|m| m.phase == phase)
+    }
+
     /// The main runs' LODO group.
     #[must_use]
     pub fn lodo(&self) -> Option<&Group> {
@@ -194,16 +266,8 @@ impl TaskResults {
     }
 }
 
-fn bar(len: u64, msg: String) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg:28} [{elapsed_precise}] {wide_bar} {pos}/{len} (eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_message(msg);
-    pb
+fn bar(len: u64, msg: String) -> Progress {
+    Progress::new(len, &msg)
 }
 
 /// Tunes every optimizer of the plan, the hyperparameters of `scope` (in parallel across
@@ -343,6 +407,21 @@ pub fn hyperparameters(plan: &Plan) -> Result<Vec<Setting>> {
 /// # Errors
 /// [`Interrupted`] (wrapped) or I/O errors.
 pub fn main_runs(plan: &Plan, rows: &[(String, Optimizer)], what: &str) -> Result<Vec<Group>> {
+    let (groups, finished) = phase_runs(plan, rows, what)?;
+    anyhow::ensure!(finished == rows.len() * plan.budget.runs, Interrupted);
+    Ok(groups)
+}
+
+/// As [`main_runs`], but Ctrl-C keeps the runs that finished: returns the groups (each with its
+/// finished runs, in run order) and how many runs finished in all.
+///
+/// # Errors
+/// I/O errors.
+pub fn phase_runs(
+    plan: &Plan,
+    rows: &[(String, Optimizer)],
+    what: &str,
+) -> Result<(Vec<Group>, usize)> {
     let b = &plan.budget;
     let jobs: Vec<(usize, usize)> = (0..rows.len())
         .flat_map(|i| (0..b.runs).map(move |r| (i, r)))
@@ -364,6 +443,7 @@ pub fn main_runs(plan: &Plan, rows: &[(String, Optimizer)], what: &str) -> Resul
             }
             opts.trajectory = matches!(plan.spec, TaskSpec::Rosenbrock) && r == 0;
             opts.keep_final = plan.keep_final;
+            opts.start_points = plan.spec.start_points();
             let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
             let rec = run_optimizer(&plan.spec, optimizer, &opts, seed)?;
             files::write_run_files(&plan.out, label, r, &rec)
@@ -375,15 +455,24 @@ pub fn main_runs(plan: &Plan, rows: &[(String, Optimizer)], what: &str) -> Resul
     pb.finish_and_clear();
     let mut records = records.into_iter();
     let mut groups = Vec::new();
+    let mut finished = 0;
     for (label, optimizer) in rows {
-        let runs: Result<Vec<RunRecord>> = records.by_ref().take(b.runs).collect();
+        let mut runs = Vec::new();
+        for rec in records.by_ref().take(b.runs) {
+            match rec {
+                Ok(r) => runs.push(r),
+                Err(e) if is_interrupted(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        finished += runs.len();
         groups.push(Group {
             label: label.clone(),
             optimizer: *optimizer,
-            runs: runs?,
+            runs,
         });
     }
-    Ok(groups)
+    Ok((groups, finished))
 }
 
 /// The frozen-preconditioner test (`freeze_hessian_test.py`): LODO trains on bowl A; its `θ` is
@@ -394,8 +483,19 @@ pub fn main_runs(plan: &Plan, rows: &[(String, Optimizer)], what: &str) -> Resul
 /// # Errors
 /// [`Interrupted`] (wrapped), I/O errors, or a bad LODO configuration.
 pub fn frozen(plan: &Plan, lodo: &LodoParams) -> Result<Vec<Group>> {
+    let (groups, finished) = frozen_runs(plan, lodo)?;
+    anyhow::ensure!(finished == plan.budget.runs, Interrupted);
+    Ok(groups)
+}
+
+/// As [`frozen`], but Ctrl-C keeps the runs that finished (all four records of each): returns
+/// the groups and how many runs `r` finished.
+///
+/// # Errors
+/// I/O errors, or a bad LODO configuration.
+pub fn frozen_runs(plan: &Plan, lodo: &LodoParams) -> Result<(Vec<Group>, usize)> {
     let TaskSpec::Bowl(options) = plan.spec else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     };
     let b = &plan.budget;
     let block = LodoParams {
@@ -425,6 +525,7 @@ pub fn frozen(plan: &Plan, lodo: &LodoParams) -> Result<Vec<Group>> {
                 opts.hessian_every = every.max(1);
                 opts.hessian_probes = b.hessian_probes;
             }
+            opts.start_points = plan.spec.start_points();
             let (seed_a, seed_b) = (derive_seed(seed, &[1]), derive_seed(seed, &[2]));
             // A run of `m` on the bowl drawn from `task_seed`, its walk reseeded by `walk_seed`.
             let go = |m: &mut dyn Minimizer<f64>, task_seed, walk_seed: Option<u64>, k| {
@@ -460,12 +561,20 @@ pub fn frozen(plan: &Plan, lodo: &LodoParams) -> Result<Vec<Group>> {
             runs: Vec::new(),
         })
         .collect();
+    let mut finished = 0;
     for recs in per_run {
-        for (g, rec) in groups.iter_mut().zip(recs?) {
-            g.runs.push(rec);
+        match recs {
+            Ok(recs) => {
+                finished += 1;
+                for (g, rec) in groups.iter_mut().zip(recs) {
+                    g.runs.push(rec);
+                }
+            }
+            Err(e) if is_interrupted(&e) => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok(groups)
+    Ok((groups, finished))
 }
 
 /// Bytes one run of `optimizer` on `spec` for `steps` evaluations allocates, roughly: the task
@@ -580,18 +689,72 @@ pub fn check_plan(plan: &Plan) -> Result<()> {
 }
 
 /// Runs a whole plan: hyperparameters, main runs, ablations, frozen test; writes the summary
-/// CSVs and returns the results (figures: [`super::figures::draw_figures`]; Markdown:
-/// [`super::markdown::task_report`]).
+/// CSVs of the phases that finished and returns the results (figures:
+/// [`super::figures::draw_figures`]; Markdown: [`super::markdown::task_report`]).
+///
+/// Ctrl-C ([`super::STOP`]) is not an error here: the phase it stops keeps its finished runs,
+/// the later phases do not start, and [`TaskResults::missing`] lists them, so the caller can
+/// still draw and report what finished.
 ///
 /// # Errors
-/// [`check_plan`]'s, [`Interrupted`] (wrapped), I/O errors.
+/// [`check_plan`]'s, I/O errors.
 pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
     check_plan(plan)?;
     let start = Instant::now();
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("cannot create output folder {}", plan.out.display()))?;
-    let tuned = hyperparameters(plan)?;
-    let lodo = tuned
+    let runs = plan.budget.runs;
+    let bowl = matches!(plan.spec, TaskSpec::Bowl(_));
+    // The phases planned, with their units.
+    let planned: Vec<(Phase, usize)> = [
+        (
+            Phase::Tuning,
+            plan.tune.map_or(0, |_| plan.optimizers.len()),
+        ),
+        (
+            Phase::Main,
+            (plan.optimizers.len() + plan.families.len()) * runs,
+        ),
+        (Phase::Ablations, plan.ablations.len() * runs),
+        (Phase::Frozen, if plan.frozen && bowl { runs } else { 0 }),
+    ]
+    .into_iter()
+    .filter(|p| p.1 > 0)
+    .collect();
+    let mut res = TaskResults {
+        spec: plan.spec.clone(),
+        tuned: Vec::new(),
+        main: Vec::new(),
+        ablations: Vec::new(),
+        frozen: Vec::new(),
+        seconds: 0.0,
+        budget: plan.budget.clone(),
+        missing: Vec::new(),
+    };
+    // Marks `phase` (with `finished` units) and every later planned phase as missing.
+    let stop = |res: &mut TaskResults, phase: Phase, finished: usize| {
+        let at = planned.iter().position(|p| p.0 == phase).unwrap_or(0);
+        res.missing = planned[at..]
+            .iter()
+            .map(|&(p, total)| Missing {
+                phase: p,
+                started: p == phase,
+                finished: if p == phase { finished } else { 0 },
+                total,
+            })
+            .collect();
+        res.seconds = start.elapsed().as_secs_f64();
+    };
+    res.tuned = match hyperparameters(plan) {
+        Ok(t) => t,
+        Err(e) if is_interrupted(&e) => {
+            stop(&mut res, Phase::Tuning, 0);
+            return Ok(res);
+        }
+        Err(e) => return Err(e),
+    };
+    let lodo = res
+        .tuned
         .iter()
         .find_map(|s| match s.optimizer {
             Optimizer::Lodo(p) if s.optimizer.kind() == OptimizerKind::Lodo => Some(p),
@@ -602,7 +765,9 @@ pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
             _ => None,
         })
         .context("LODO's hyperparameters")?;
-    let rows: Vec<(String, Optimizer)> = tuned[..plan.optimizers.len()]
+    // The main rows, then one per permutation family other than random (LODO's
+    // hyperparameters, never re-tuned).
+    let rows: Vec<(String, Optimizer)> = res.tuned[..plan.optimizers.len()]
         .iter()
         .map(|s| (s.optimizer.kind().name().to_string(), s.optimizer))
         .chain(
@@ -612,41 +777,45 @@ pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
         )
         .collect();
     let summaries = |groups: &[Group]| groups.iter().map(Group::summary).collect::<Vec<_>>();
-    let mut main = Vec::new();
     if !rows.is_empty() {
-        main = main_runs(plan, &rows, "main runs")?;
-        write_summary_csv(&plan.out.join("summary.csv"), &summaries(&main))?;
+        let (groups, finished) = phase_runs(plan, &rows, "main runs")?;
+        res.main = groups;
+        if finished < rows.len() * runs {
+            stop(&mut res, Phase::Main, finished);
+            return Ok(res);
+        }
+        write_summary_csv(&plan.out.join("summary.csv"), &summaries(&res.main))?;
     }
-    let mut ablations = Vec::new();
     if !plan.ablations.is_empty() {
         let rows: Vec<(String, Optimizer)> = plan
             .ablations
             .iter()
             .map(|a| (a.label.clone(), a.optimizer(&lodo)))
             .collect();
-        ablations = main_runs(plan, &rows, "ablations")?;
-        if let Some(l) = main
+        let (mut groups, finished) = phase_runs(plan, &rows, "ablations")?;
+        if let Some(l) = res
+            .main
             .iter()
             .find(|g| g.optimizer.kind() == OptimizerKind::Lodo)
         {
-            ablations.insert(0, l.clone());
+            groups.insert(0, l.clone());
         }
-        write_summary_csv(&plan.out.join("ablations.csv"), &summaries(&ablations))?;
+        res.ablations = groups;
+        if finished < rows.len() * runs {
+            stop(&mut res, Phase::Ablations, finished);
+            return Ok(res);
+        }
+        write_summary_csv(&plan.out.join("ablations.csv"), &summaries(&res.ablations))?;
     }
-    let frozen_groups = if plan.frozen {
-        let g = frozen(plan, &lodo)?;
-        write_summary_csv(&plan.out.join("frozen.csv"), &summaries(&g))?;
-        g
-    } else {
-        Vec::new()
-    };
-    Ok(TaskResults {
-        spec: plan.spec.clone(),
-        tuned,
-        main,
-        ablations,
-        frozen: frozen_groups,
-        seconds: start.elapsed().as_secs_f64(),
-        budget: plan.budget.clone(),
-    })
+    if plan.frozen && bowl {
+        let (groups, finished) = frozen_runs(plan, &lodo)?;
+        res.frozen = groups;
+        if finished < runs {
+            stop(&mut res, Phase::Frozen, finished);
+            return Ok(res);
+        }
+        write_summary_csv(&plan.out.join("frozen.csv"), &summaries(&res.frozen))?;
+    }
+    res.seconds = start.elapsed().as_secs_f64();
+    Ok(res)
 }

@@ -30,10 +30,13 @@ use super::net::{self, PIX, SIDE};
 use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind, TuneScope};
 use crate::experiment::families::FamilyList;
 use crate::experiment::protocol::{Budget, Group, LodoRow, Plan, Setting, run_plan};
-use crate::experiment::{MnistSpec, TaskSpec};
+use crate::experiment::{Interrupted, MnistSpec, TaskSpec};
 use crate::plot::{LineChart, Series};
-use crate::report::{Summary, file_stem, fmt_num, write_atomic, write_csv};
+use crate::report::{Summary, file_stem, fmt_num, fmt_sig, write_atomic, write_csv};
 use crate::tune::{Generation, rosenbrock_schedule};
+
+/// Training digits held out at the end of the training file (the authors' validation set).
+pub const HOLD_OUT: usize = 64;
 
 /// A sweep of LODO's architecture or momentum.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,13 +52,17 @@ pub enum Sweep {
 /// Options of `lodo-bench mnist`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MnistArgs {
-    /// Folder with the MNIST IDX files (gzip or raw; the full 60k/10k set drops in).
+    /// Folder with the MNIST IDX files (gzip or raw; the full 60k/10k set drops in). Only the
+    /// images are used (the task predicts pixels, not digits); label files are optional and, if
+    /// present, checked against the images (same count, digits 0–9). The last 64 training digits
+    /// are held out, so the training file needs at least 65.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist-10k"))]
     pub data: PathBuf,
     /// Output folder.
     #[arg(long, default_value = "results/mnist")]
     pub out: PathBuf,
-    /// Step budget per run (one batch per step).
+    /// Step budget per run (one batch per step). Ctrl-C stops within a step and writes a partial
+    /// report of the runs that finished (runs in progress are dropped); exit code 130.
     #[arg(long, default_value_t = 100)]
     pub steps: u64,
     /// Wall-clock budget in seconds for the second loss column (default: the shortest run).
@@ -318,15 +325,99 @@ fn final_window_time(g: &Group, r: usize, w: f64) -> f64 {
         .map_or(f64::NAN, |(_, p)| p.1)
 }
 
-/// `mean ± std` over the finite values (as the synthetic tasks' tables), or `diverged`.
-fn stat(values: &[f64]) -> String {
-    let flags: Vec<bool> = values.iter().map(|v| !v.is_finite()).collect();
-    let s = Summary::from_runs("", values, &flags, &vec![0.0; values.len()]);
-    if s.diverged == s.runs {
+/// `mean ± std` over the runs not flagged diverged whose value is finite (as the synthetic
+/// tasks' tables), or `diverged`.
+fn stat(values: &[f64], diverged: &[bool]) -> String {
+    let s = Summary::from_runs("", values, diverged, &vec![0.0; values.len()]);
+    if diverged.iter().all(|d| *d) {
         "diverged".into()
+    } else if s.mean.is_nan() {
+        // Runs that did not diverge but have no value (no curve point within the wall-clock
+        // budget).
+        "—".into()
     } else {
-        format!("{} ± {}", fmt_num(s.mean), fmt_num(s.std))
+        format!("{} ± {}", fmt_num(s.mean), fmt_sig(s.std, 2))
     }
+}
+
+/// Claim 4 (LODO trains the CNN at speeds comparable to standard optimizers), from the table:
+/// LODO's training loss at the common wall-clock budget against the other optimizers'.
+fn speed_claim(groups: &[&Group], by_time: &[Vec<f64>], wall: f64) -> Option<String> {
+    let mean_of = |i: usize| {
+        let g = groups[i];
+        let flags: Vec<bool> = g.runs.iter().map(|r| r.diverged).collect();
+        Summary::from_runs(&g.label, &by_time[i], &flags, &vec![0.0; flags.len()])
+    };
+    let lodo = groups
+        .iter()
+        .position(|g| g.optimizer.kind() == OptimizerKind::Lodo)?;
+    let l = mean_of(lodo);
+    let others: Vec<Summary> = (0..groups.len())
+        .filter(|&i| i != lodo && !groups[i].optimizer.kind().is_lodo())
+        .map(mean_of)
+        .filter(|s| s.mean.is_finite())
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    let lead = "\nClaim 4 of the paper (LODO trains this CNN at speeds comparable to standard \
+                optimizers)";
+    if !l.mean.is_finite() {
+        let all_diverged = groups[lodo].runs.iter().all(|r| r.diverged);
+        return Some(format!(
+            "{lead} does not hold here: {}\n",
+            if all_diverged {
+                "every LODO run diverged".to_string()
+            } else {
+                format!(
+                    "within {} s (the wall-clock budget) LODO finished no curve point, while \
+                     the standard optimizers reached {} ({}) to {} ({})",
+                    fmt_sig(wall, 3),
+                    fmt_num(others.iter().map(|s| s.mean).fold(f64::INFINITY, f64::min)),
+                    others
+                        .iter()
+                        .min_by(|a, b| a.mean.total_cmp(&b.mean))
+                        .map_or("", |s| s.name.as_str()),
+                    fmt_num(
+                        others
+                            .iter()
+                            .map(|s| s.mean)
+                            .fold(f64::NEG_INFINITY, f64::max)
+                    ),
+                    others
+                        .iter()
+                        .max_by(|a, b| a.mean.total_cmp(&b.mean))
+                        .map_or("", |s| s.name.as_str()),
+                )
+            }
+        ));
+    }
+    let below = others.iter().filter(|s| s.mean < l.mean).count();
+    let (best, worst) = others.iter().fold((&others[0], &others[0]), |(b, w), s| {
+        (
+            if s.mean < b.mean { s } else { b },
+            if s.mean > w.mean { s } else { w },
+        )
+    });
+    let verdict = if below == 0 {
+        "holds here (LODO is ahead of every standard optimizer)"
+    } else if l.mean <= worst.mean {
+        "holds here (comparable: LODO is within the standard optimizers' range, not ahead)"
+    } else {
+        "does not hold here (LODO is behind every standard optimizer)"
+    };
+    Some(format!(
+        "{lead} {verdict}: after {} s of training LODO's loss is {} against {} ({}) to {} ({}); \
+         {below} of {} standard optimizers are lower ({} run(s) per optimizer).\n",
+        fmt_sig(wall, 3),
+        fmt_num(l.mean),
+        fmt_num(best.mean),
+        best.name,
+        fmt_num(worst.mean),
+        worst.name,
+        others.len(),
+        groups[lodo].runs.len()
+    ))
 }
 
 /// Runs the MNIST experiment (tuning first with `--tune`).
@@ -406,7 +497,15 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
 
     let mnist = Mnist::load(&args.data)?;
     // The authors hold out the last 64 training digits for validation; we do the same.
-    let n_train = mnist.train.n.saturating_sub(64).max(1);
+    anyhow::ensure!(
+        mnist.train.n > HOLD_OUT,
+        "{}: {} training digit(s); the last {HOLD_OUT} are held out (as the authors do), so at \
+         least {} are needed",
+        args.data.display(),
+        mnist.train.n,
+        HOLD_OUT + 1
+    );
+    let n_train = mnist.train.n - HOLD_OUT;
     let images = Arc::new(mnist.train.slice(0..n_train).pixels);
     let n_test = if args.test_images == 0 {
         mnist.test.n
@@ -447,12 +546,21 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
     };
     let res = pool.install(|| run_plan(&plan))?;
     let experiment_seconds = started.elapsed().as_secs_f64();
-    // The main runs, then the ablations and sweeps (whose first row repeats LODO's).
+    // The main runs, then the ablations and sweeps (whose first row repeats LODO's); after
+    // Ctrl-C, the rows with a finished run.
     let groups: Vec<&Group> = res
         .main
         .iter()
         .chain(res.ablations.iter().skip(1))
+        .filter(|g| !g.runs.is_empty())
         .collect();
+    if res.is_partial() {
+        eprintln!(
+            "[mnist] interrupted: the test loss of the {} finished run(s), then a partial report \
+             (no sampled digits; Ctrl-C again to quit now)",
+            groups.iter().map(|g| g.runs.len()).sum::<usize>()
+        );
+    }
     let mut test_loss: Vec<Vec<f64>> = Vec::new();
     for g in &groups {
         let mut losses = Vec::new();
@@ -478,11 +586,19 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         .min_by(|a, b| a.0.total_cmp(&b.0));
     let mut sampling_seconds = 0.0;
     let mut md = header(args, &res.tuned, n_train, n_test, threads);
+    if let Some(p) = crate::experiment::markdown::partial_banner(&[("mnist", Some(&res))]) {
+        let at = md.find("\n\n").map_or(0, |i| i + 2);
+        md.insert_str(at, &p);
+    }
     if args.tune {
         md.push_str(&tuning_markdown(args, &res.tuned));
     }
-    md.push_str(&results_markdown(args, &groups, &test_loss));
-    if let (Some((l, g, r)), true) = (best, args.samples > 0) {
+    if groups.is_empty() {
+        md.push_str("\nNo run finished before the interruption: nothing to tabulate.\n");
+    } else {
+        md.push_str(&results_markdown(args, &groups, &test_loss));
+    }
+    if let (Some((l, g, r)), true) = (best, args.samples > 0 && !res.is_partial()) {
         let t0 = Instant::now();
         let params: Vec<f32> = g.runs[r].final_point.iter().map(|&v| v as f32).collect();
         let digits = pool.install(|| net::sample(&params, args.samples, args.seed));
@@ -503,6 +619,13 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
     ));
     write_atomic(&args.out.join("report.md"), md.as_bytes())?;
+    if res.is_partial() {
+        eprintln!(
+            "[mnist] partial report: {}",
+            args.out.join("report.md").display()
+        );
+        return Err(Interrupted.into());
+    }
     eprintln!("[mnist] report: {}", args.out.join("report.md").display());
     Ok(())
 }
@@ -584,30 +707,42 @@ fn results_markdown(args: &MnistArgs, groups: &[&Group], test_loss: &[Vec<f64>])
             .fold(f64::INFINITY, f64::min)
     });
     let mut md = format!(
-        "\n| optimizer | train loss, last 10% of {} steps | train loss, last 10% of {:.0} s | test loss | steps/s | diverged |\n|---|---|---|---|---|---|\n",
-        args.steps, wall
+        "\n| optimizer | train loss, last 10% of {} steps | train loss, last 10% of {} s | test loss | steps/s | diverged |\n|---|---|---|---|---|---|\n",
+        args.steps,
+        fmt_sig(wall, 3)
     );
+    let mut by_times = Vec::new();
     for (g, test) in groups.iter().zip(test_loss) {
         let s = g.summary();
+        let flags: Vec<bool> = g.runs.iter().map(|r| r.diverged).collect();
         let by_time: Vec<f64> = (0..g.runs.len())
             .map(|r| final_window_time(g, r, wall))
             .collect();
         md.push_str(&format!(
             "| {} | {} | {} | {} | {:.3} | {}/{} |\n",
             g.label,
-            stat(&g.runs.iter().map(|r| r.final_loss).collect::<Vec<_>>()),
-            stat(&by_time),
-            stat(test),
+            stat(
+                &g.runs.iter().map(|r| r.final_loss).collect::<Vec<_>>(),
+                &flags
+            ),
+            stat(&by_time, &flags),
+            stat(test, &flags),
             s.steps_per_sec,
             s.diverged,
             s.runs
         ));
+        by_times.push(by_time);
     }
-    md.push_str(
+    md.push_str(&format!(
         "\nTest loss: mean cross-entropy (nats) over every query position of the test digits \
          used. `log 256` = 5.545 is the loss of a uniform guess. Mean ± std over runs \
-         (population std, as the synthetic tasks' tables); diverged runs excluded.\n",
-    );
+         (population std, as the synthetic tasks' tables); — in the wall-clock column: no curve \
+         point within that budget (a step took longer). Diverged: {}.\n",
+        crate::experiment::DIVERGED
+    ));
+    if let Some(c) = speed_claim(groups, &by_times, wall) {
+        md.push_str(&c);
+    }
     md
 }
 

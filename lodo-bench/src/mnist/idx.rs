@@ -57,6 +57,22 @@ pub enum IdxErrorKind {
     },
     /// The file holds no records.
     Empty,
+    /// A label file's count differs from its image file's.
+    LabelCount {
+        /// Labels in the label file.
+        labels: usize,
+        /// Images in the image file.
+        images: usize,
+        /// The image file.
+        image_path: PathBuf,
+    },
+    /// A label is not a digit 0–9.
+    BadLabel {
+        /// Its position in the file.
+        index: usize,
+        /// The value found.
+        value: u8,
+    },
 }
 
 /// An error reading an IDX file, naming the file.
@@ -99,6 +115,19 @@ impl fmt::Display for IdxError {
                 found.0, found.1, expected.0, expected.1
             ),
             IdxErrorKind::Empty => write!(f, "{p}: holds no records"),
+            IdxErrorKind::LabelCount {
+                labels,
+                images,
+                image_path,
+            } => write!(
+                f,
+                "{p}: {labels} labels, but {} holds {images} images (the two files do not belong \
+                 together)",
+                image_path.display()
+            ),
+            IdxErrorKind::BadLabel { index, value } => {
+                write!(f, "{p}: label {index} is {value}, not a digit 0–9")
+            }
         }
     }
 }
@@ -277,24 +306,69 @@ pub fn find(dir: &Path, stem: &str) -> Result<PathBuf, IdxError> {
     }
 }
 
+/// Reads an IDX label file (rank 1, `u8`) and checks it against its `images`, read from
+/// `image_path`: as many labels as images, each a digit 0–9.
+///
+/// # Errors
+/// Any [`IdxError`], naming `path`: [`IdxErrorKind::LabelCount`], [`IdxErrorKind::BadLabel`].
+pub fn read_labels(path: &Path, images: &Images, image_path: &Path) -> Result<Vec<u8>, IdxError> {
+    let err = |kind| IdxError {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let a = parse(&read_maybe_gzip(path)?, 1, path)?;
+    if a.dims[0] != images.n {
+        return Err(err(IdxErrorKind::LabelCount {
+            labels: a.dims[0],
+            images: images.n,
+            image_path: image_path.to_path_buf(),
+        }));
+    }
+    if let Some((index, &value)) = a.data.iter().enumerate().find(|(_, v)| **v > 9) {
+        return Err(err(IdxErrorKind::BadLabel { index, value }));
+    }
+    Ok(a.data)
+}
+
 /// MNIST training and test images from a directory in the canonical layout
 /// (`train-images-idx3-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`).
+///
+/// The label files (`train-labels-idx1-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`) are optional:
+/// the autoregression task does not use labels. When present they are read and checked
+/// ([`read_labels`]), so a folder whose images and labels do not belong together is refused.
 #[derive(Clone, Debug)]
 pub struct Mnist {
     /// Training images.
     pub train: Images,
     /// Test images.
     pub test: Images,
+    /// Training labels, if the folder has them.
+    pub train_labels: Option<Vec<u8>>,
+    /// Test labels, if the folder has them.
+    pub test_labels: Option<Vec<u8>>,
 }
 
 impl Mnist {
-    /// Loads both image files (28 × 28) from `dir`.
+    /// Loads both image files (28 × 28) from `dir`, and the label files that exist.
     ///
     /// # Errors
     /// Any [`IdxError`], naming the file.
     pub fn load(dir: &Path) -> Result<Self, IdxError> {
-        let train = read_images(&find(dir, "train-images-idx3-ubyte")?, 28, 28)?;
-        let test = read_images(&find(dir, "t10k-images-idx3-ubyte")?, 28, 28)?;
-        Ok(Self { train, test })
+        let labels = |stem: &str, images: &Images, image_path: &Path| match find(dir, stem) {
+            Ok(p) => read_labels(&p, images, image_path).map(Some),
+            Err(_) => Ok(None),
+        };
+        let train_path = find(dir, "train-images-idx3-ubyte")?;
+        let train = read_images(&train_path, 28, 28)?;
+        let test_path = find(dir, "t10k-images-idx3-ubyte")?;
+        let test = read_images(&test_path, 28, 28)?;
+        let train_labels = labels("train-labels-idx1-ubyte", &train, &train_path)?;
+        let test_labels = labels("t10k-labels-idx1-ubyte", &test, &test_path)?;
+        Ok(Self {
+            train,
+            test,
+            train_labels,
+            test_labels,
+        })
     }
 }
