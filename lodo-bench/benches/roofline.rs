@@ -351,11 +351,14 @@ fn tile_offsets(family: PermutationFamily, h: usize) -> Vec<u16> {
     let PermutationFamily::TiledShuffle { tile } = family else {
         return Vec::new();
     };
-    let mut rng = Stream::new(5);
+    // Tiles restart at every segment of r = h/k outputs (the last one of a segment is shorter).
+    let (mut rng, r) = (Stream::new(5), h / K);
     let mut tau = Vec::with_capacity(h);
-    for start in (0..h).step_by(tile) {
-        let len = tile.min(h - start);
-        tau.extend(rng.permutation(len).into_iter().map(|v| v as u16));
+    for _ in 0..K {
+        for start in (0..r).step_by(tile) {
+            let len = tile.min(r - start);
+            tau.extend(rng.permutation(len).into_iter().map(|v| v as u16));
+        }
     }
     tau
 }
