@@ -393,12 +393,12 @@ fn permutation_families_add_rows_and_random_alone_changes_nothing() {
         .skip(1)
         .map(|l| l.split(',').next().unwrap())
         .collect();
-    assert_eq!(labels, ["Adam", "LODO", "LODO-Shuffle", "LODO-Tiled2"]);
+    assert_eq!(labels, ["Adam", "LODO", "LODO-Shuffle", "LODO-Tiled8"]);
     // LODO's rows are the default run's; the families' rows have their own curves.
     assert!(sf.starts_with(&sd), "{sf}\n{sd}");
     for f in [
         "curves/LODO-Shuffle/run1.csv",
-        "curves/LODO-Tiled2/run0.csv",
+        "curves/LODO-Tiled8/run0.csv",
     ] {
         assert!(t.join(f).is_file(), "{f} missing");
     }
