@@ -31,6 +31,22 @@ pub(crate) trait Cursor {
     /// blocks on (random indices only; streams need no hint).
     #[inline(always)]
     fn prefetch<T>(&self, _base: &[T], _scale: usize, _ahead: usize) {}
+    /// `out[c] = x[s(c)]` for the current block (`out.len() = k`).
+    #[inline(always)]
+    fn gather<T: Copy>(&self, x: &[T], out: &mut [T]) {
+        for (c, o) in out.iter_mut().enumerate() {
+            *o = x[self.at(c)];
+        }
+    }
+    /// `a[c] = ad[2s(c)]`, `d[c] = ad[2s(c) + 1]` for the current block (interleaved pairs).
+    #[inline(always)]
+    fn gather_pairs<T: Copy>(&self, ad: &[T], a: &mut [T], d: &mut [T]) {
+        for (c, (x, y)) in a.iter_mut().zip(d.iter_mut()).enumerate() {
+            let j = 2 * self.at(c);
+            *x = ad[j];
+            *y = ad[j + 1];
+        }
+    }
 }
 
 /// `s(j) = j`.
@@ -52,24 +68,42 @@ impl Cursor for IdentityCursor {
 
 /// `s(j) = q(j)`, prefetching ahead.
 pub(crate) struct IndexCursor<'a> {
-    q: &'a [u32],
-    j0: usize,
+    /// The indices from the current block on (one slice step per block, so the per-entry
+    /// reads need no offset arithmetic).
+    rest: &'a [u32],
     k: usize,
 }
 
 impl Cursor for IndexCursor<'_> {
     #[inline(always)]
     fn at(&self, c: usize) -> usize {
-        self.q[self.j0 + c] as usize
+        self.rest[c] as usize
     }
     #[inline(always)]
     fn advance(&mut self) {
-        self.j0 += self.k;
+        self.rest = self.rest.get(self.k..).unwrap_or_default();
+    }
+    // The block's indices as one slice (one bounds check per block, as before cursors).
+    #[inline(always)]
+    fn gather<T: Copy>(&self, x: &[T], out: &mut [T]) {
+        let idx = &self.rest[..out.len()];
+        for (o, &j) in out.iter_mut().zip(idx) {
+            *o = x[j as usize];
+        }
+    }
+    #[inline(always)]
+    fn gather_pairs<T: Copy>(&self, ad: &[T], a: &mut [T], d: &mut [T]) {
+        let idx = &self.rest[..a.len()];
+        for ((x, y), &j) in a.iter_mut().zip(d.iter_mut()).zip(idx) {
+            let j = 2 * j as usize;
+            *x = ad[j];
+            *y = ad[j + 1];
+        }
     }
     #[inline(always)]
     fn prefetch<T>(&self, base: &[T], scale: usize, ahead: usize) {
-        let next = self.j0 + ahead * self.k;
-        if let Some(idx) = self.q.get(next..next + self.k) {
+        let next = ahead * self.k;
+        if let Some(idx) = self.rest.get(next..next + self.k) {
             for &i in idx {
                 prefetch(base.as_ptr().wrapping_add(scale * i as usize));
             }
@@ -227,7 +261,7 @@ impl<'a> Cursors<'a> {
     pub(crate) fn of(wiring: Wiring<'a>, k: usize) -> Self {
         let s = match wiring {
             Wiring::Identity => return Self::Identity(IdentityCursor { j0: 0, k }),
-            Wiring::Index(q) => return Self::Index(IndexCursor { q, j0: 0, k }),
+            Wiring::Index(q) => return Self::Index(IndexCursor { rest: q, k }),
             Wiring::Shuffle(s) => s,
         };
         let (j0, r) = (s.offset, s.width / k);

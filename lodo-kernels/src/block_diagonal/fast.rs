@@ -228,9 +228,7 @@ fn forward_with<T: Float, const FMA: bool, const K: usize>(
         .zip(y.chunks_exact_mut(k))
     {
         cur.prefetch(x, 1, PREFETCH_BLOCKS);
-        for (c, pc) in pb.iter_mut().enumerate() {
-            *pc = x[cur.at(c)];
-        }
+        cur.gather(x, pb);
         cur.advance();
         if K > 0 {
             yb.copy_from_slice(&block_fixed::<T, FMA, K>(bb, pb));
@@ -311,9 +309,7 @@ fn backward_with<T: Float, const FMA: bool, const K: usize>(
         cur.prefetch(w, 1, PREFETCH_BLOCKS);
         if K > 0 {
             let mut wb = [T::zero(); K];
-            for (c, x) in wb.iter_mut().enumerate() {
-                *x = w[cur.at(c)];
-            }
+            cur.gather(w, &mut wb);
             cur.advance();
             zb.copy_from_slice(&transpose_fixed::<T, FMA, K>(bb, &wb));
             continue;
@@ -358,11 +354,7 @@ fn pair_tile<T: Float, const FMA: bool, const K: usize>(
         .zip(e[v0..v1].chunks_exact(k));
     for ((((bb, gb), zb), cb), eb) in blocks {
         cur.prefetch(ad, 2, PREFETCH_BLOCKS);
-        for (r, (x, y)) in ab.iter_mut().zip(db.iter_mut()).enumerate() {
-            let j = 2 * cur.at(r);
-            *x = ad[j];
-            *y = ad[j + 1];
-        }
+        cur.gather_pairs(ad, ab, db);
         cur.advance();
         if K > 0 {
             let (sa, sd) = transpose_pair_fixed::<T, FMA, K>(bb, ab, db);
