@@ -10,18 +10,14 @@
 //! (the `selected_path_is_available` test fails otherwise). `PROPTEST_CASES` overrides the case
 //! count (default 64 per test).
 
+mod common;
+
+use common::{cases, fast, kernels};
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
 use lodo_kernels::wiring::Wiring;
 use lodo_kernels::{Kernels, Path, dispatch, gemm, permutation, reference};
 use num_traits::{Float, ToPrimitive};
 use proptest::prelude::*;
-
-fn kernels() -> Vec<Kernels> {
-    Path::ALL
-        .into_iter()
-        .filter_map(|p| Kernels::new(p).ok())
-        .collect()
-}
 
 #[test]
 fn selected_path_is_available() {
@@ -60,11 +56,6 @@ impl Case {
     fn scale(&self) -> f64 {
         10f64.powi(self.scale_exp)
     }
-}
-
-/// Whether to run few, small cases: under Miri, or with `LODO_FAST_TEST` set (`.ci/miri`).
-fn fast() -> bool {
-    cfg!(miri) || std::env::var_os("LODO_FAST_TEST").is_some()
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -595,16 +586,7 @@ fn permutations(c: &Case) {
 }
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if cfg!(miri) {
-            1
-        } else if fast() {
-            4
-        } else {
-            64
-        });
+    let cases = cases(64);
     // Under Miri the saved regressions (cases of up to 9 blocks) are not replayed: they cost
     // minutes there and exercise no other `unsafe` block than the fixed cases.
     let failure_persistence: Option<Box<dyn proptest::test_runner::FailurePersistence>> =

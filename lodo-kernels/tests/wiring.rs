@@ -14,22 +14,14 @@
 //! a segment's last tile is shorter), `h = k·r`; values scaled by
 //! `10^e`, `|e| ≤ 8` (so the f32 Adam update neither overflows `g²` nor rounds to nothing). `PROPTEST_CASES` overrides the case count; `LODO_FAST_TEST` (and Miri) shrink it.
 
+mod common;
+
+use common::{cases, fast, kernels};
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
 use lodo_kernels::wiring::{Shuffle, Tiles, Wiring};
 use lodo_kernels::{Kernels, Path};
 use num_traits::Float;
 use proptest::prelude::*;
-
-fn kernels() -> Vec<Kernels> {
-    Path::ALL
-        .into_iter()
-        .filter_map(|p| Kernels::new(p).ok())
-        .collect()
-}
-
-fn fast() -> bool {
-    cfg!(miri) || std::env::var_os("LODO_FAST_TEST").is_some()
-}
 
 #[derive(Clone, Debug)]
 struct Case {
@@ -267,16 +259,7 @@ typed!(f32s, f32);
 typed!(f64s, f64);
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if cfg!(miri) {
-            1
-        } else if fast() {
-            4
-        } else {
-            48
-        });
+    let cases = cases(48);
     ProptestConfig {
         cases,
         failure_persistence: None,
