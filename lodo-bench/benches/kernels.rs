@@ -177,6 +177,7 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
             beta2: T::from(0.999).unwrap(),
             epsilon: T::from(1e-7).unwrap(),
             rate: T::from(1e-3).unwrap(),
+            key: 0,
         };
         let ad: Vec<T> = w.iter().zip(&d).flat_map(|(&x, &y)| [x, y]).collect();
         let pair = GatheredPair {
@@ -188,20 +189,12 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
         };
         let (mut th0, mut m0, mut v0) = (b.clone(), vec![T::zero(); hk], vec![T::zero(); hk]);
         let mut zad0 = vec![T::zero(); 2 * h];
-        let st = AdamSlices {
-            theta: &mut th0,
-            m: &mut m0,
-            v: &mut v0,
-        };
+        let st = AdamSlices::full(&mut th0, &mut m0, &mut v0);
         reference.backward_pair_adam(K, pair, st, co, &mut zad0);
         for kern in kernels() {
             let (mut th, mut m, mut v) = (b.clone(), vec![T::zero(); hk], vec![T::zero(); hk]);
             let mut zad = vec![T::nan(); 2 * h];
-            let st = AdamSlices {
-                theta: &mut th,
-                m: &mut m,
-                v: &mut v,
-            };
+            let st = AdamSlices::full(&mut th, &mut m, &mut v);
             kern.backward_pair_adam(K, pair, st, co, &mut zad);
             agree("backward_pair_adam θ", kern.path(), &th, &th0);
             agree("backward_pair_adam zad", kern.path(), &zad, &zad0);
@@ -210,11 +203,7 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
                 &h,
                 |bch, _| {
                     bch.iter(|| {
-                        let st = AdamSlices {
-                            theta: &mut th,
-                            m: &mut m,
-                            v: &mut v,
-                        };
+                        let st = AdamSlices::full(&mut th, &mut m, &mut v);
                         kern.backward_pair_adam(K, pair, st, co, &mut zad);
                     });
                 },

@@ -62,6 +62,14 @@ pub enum ConfigError {
         /// The multiple the family needs.
         multiple: usize,
     },
+    /// Compact Adam moments ([`crate::Precision::Bf16`], [`crate::Precision::Q8`]) need block
+    /// size `k ≤ max` (a tile of the fused kernel holds whole `k × k` blocks on the stack).
+    CompactBlockTooLarge {
+        /// The block size.
+        block_size: usize,
+        /// The largest block size with compact moments.
+        max: usize,
+    },
     /// The allocator refused a buffer (construction and restore allocate fallibly).
     OutOfMemory {
         /// Bytes the refused allocation asked for.
@@ -109,6 +117,10 @@ impl fmt::Display for ConfigError {
                 f,
                 "hidden width {hidden} is not a multiple of {multiple}, which the permutation \
                  family needs (k² for Shuffle, k·tile for TiledShuffle)"
+            ),
+            Self::CompactBlockTooLarge { block_size, max } => write!(
+                f,
+                "compact Adam moments need block size k <= {max}, got {block_size}"
             ),
             Self::OutOfMemory { bytes } => {
                 write!(
@@ -193,7 +205,7 @@ impl core::error::Error for StepError {}
 #[non_exhaustive]
 pub enum StateError {
     /// The state was written by a format version this build cannot read (it reads formats 1
-    /// and [`crate::STATE_FORMAT`]).
+    /// to [`crate::STATE_FORMAT`]).
     UnsupportedFormat {
         /// The version found.
         found: u32,

@@ -44,6 +44,7 @@ pub mod memory;
 pub mod meta;
 pub mod optimizer;
 pub mod permutation;
+pub mod precision;
 pub mod preconditioner;
 pub mod random;
 mod real;
@@ -51,9 +52,10 @@ mod real;
 pub use config::{LodoConfig, PreconditionerConfig, hidden_width};
 pub use error::{ConfigError, StateError, StepError};
 pub use lodo::{Lodo, LodoState, STATE_FORMAT};
-pub use meta::{Adam, AdamConfig, MetaConfig, MetaOptimizer, Sgd, SgdConfig};
+pub use meta::{Adam, AdamConfig, MetaConfig, MetaOptimizer, Sgd, SgdConfig, WeightLayout};
 pub use optimizer::Optimizer;
 pub use permutation::{Permutation, PermutationFamily};
+pub use precision::Precision;
 pub use preconditioner::{
     BlockConfig, BlockPreconditioner, Diagonal, DiagonalConfig, Global, GlobalConfig,
     Preconditioner, Residual, ResidualConfig, WeightSink,

@@ -29,11 +29,12 @@ use crate::real::{Real, first_non_finite};
 /// |---|---|---|
 /// | 1 | lodo-core 0.1 | the table on [`LodoState`]; `meta` is `{"Adam": …}` or `{"Sgd": …}` |
 /// | 2 | lodo-core 0.2 | the same fields; `meta` is tagged by [`MetaOptimizer::NAME`], so any meta-optimizer type can be saved |
+/// | 3 | lodo-core 0.3 | the same fields; Adam adds `compact` (its moments in bf16 or q8, [`crate::Precision`]) and its configuration `precision` |
 ///
-/// [`Lodo::from_state`] reads both (a format-1 state continues bit for bit, checked against a
+/// [`Lodo::from_state`] reads all three (a format-1 state continues bit for bit, checked against a
 /// state written by 0.1 in the tests) and refuses any other number with
 /// [`StateError::UnsupportedFormat`].
-pub const STATE_FORMAT: u32 = 2;
+pub const STATE_FORMAT: u32 = 3;
 
 /// The oldest format [`Lodo::from_state`] reads.
 const OLDEST_FORMAT: u32 = 1;
@@ -46,10 +47,10 @@ const OLDEST_FORMAT: u32 = 1;
 ///
 /// | field | meaning |
 /// |---|---|
-/// | `format` | [`STATE_FORMAT`] (currently 2) |
+/// | `format` | [`STATE_FORMAT`] (currently 3) |
 /// | `beta` | momentum `β` |
 /// | `preconditioner` | the architecture: shape, `α₀`, permutations (forward indices `π`), weights `θ` |
-/// | `meta` | `{NAME: state}` ([`MetaOptimizer::NAME`]): `{"Adam": {learning_rate, beta1, beta2, epsilon, t, m, v}}` or `{"Sgd": {learning_rate, dim}}` |
+/// | `meta` | `{NAME: state}` ([`MetaOptimizer::NAME`]): `{"Adam": {learning_rate, beta1, beta2, epsilon, t, m, v, compact}}` or `{"Sgd": {learning_rate, dim}}` |
 /// | `momentum` | `m_t`, length `n` |
 /// | `steps` | steps taken |
 ///
@@ -130,7 +131,7 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
         }
         check_momentum(config.beta())?;
         let preconditioner = P::from_config(n, config.preconditioner(), &mut Stream::new(seed))?;
-        let meta = M::from_config(config.meta(), preconditioner.weights().len()).map_err(|e| {
+        let meta = M::for_layout(config.meta(), preconditioner.layout()).map_err(|e| {
             if e == ConfigError::InvalidLearningRate {
                 ConfigError::InvalidMetaLearningRate
             } else {
@@ -175,10 +176,11 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
             return Err(ConfigError::EmptyProblem);
         }
         let pre = P::footprint(n, config.preconditioner())?;
+        let layout = P::weight_layout(n, config.preconditioner())?;
         total(&[
             bytes_of::<T>(n.checked_mul(3).ok_or(ConfigError::TooLarge)?)?,
             pre.bytes,
-            M::memory_bytes(pre.weights)?,
+            M::layout_bytes(config.meta(), layout)?,
         ])
     }
 
@@ -211,9 +213,7 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
             return Err(StateError::NonFinite { what: "momentum" });
         }
         state.preconditioner.prepare()?;
-        state
-            .meta
-            .validate_state(state.preconditioner.weights().len())?;
+        state.meta.validate_layout(state.preconditioner.layout())?;
         let mut step = filled(n, T::zero())?;
         // Recreate the activations of m_t under θ, exactly as the last step left them.
         state.preconditioner.apply(&state.momentum, &mut step);

@@ -7,8 +7,8 @@ use common::{bits, cast, gaussians, random_spd};
 use lodo_core::random::Stream;
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, ConfigError, Diagonal, Global, Lodo, LodoConfig, LodoState,
-    MetaConfig, MetaOptimizer, Optimizer, Preconditioner, Real, Residual, ResidualConfig, Sgd,
-    SgdConfig, StateError, StepError, lit,
+    MetaConfig, MetaOptimizer, Optimizer, PermutationFamily, Precision, Preconditioner, Real,
+    Residual, ResidualConfig, Sgd, SgdConfig, StateError, StepError, lit,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -260,6 +260,101 @@ fn a_resumed_run_continues_bit_identically() {
     resume_is_bit_identical::<f64, Residual<f64>, Adam<f64>>(6, LodoConfig::default());
     resume_is_bit_identical::<f64, Diagonal<f64>, Adam<f64>>(6, LodoConfig::default());
     resume_is_bit_identical::<f64, Global<f64>, Adam<f64>>(6, LodoConfig::default());
+    // Compact moments save compact and resume bit for bit (n = 70: several q8 tiles a layer).
+    for precision in [Precision::Bf16, Precision::Q8] {
+        let shuffle = BlockConfig::default()
+            .with_permutations(PermutationFamily::Shuffle)
+            .unwrap();
+        resume_is_bit_identical::<f32, Block<f32>, Adam<f32>>(
+            70,
+            LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
+        );
+        resume_is_bit_identical::<f64, Block<f64>, Adam<f64>>(
+            70,
+            LodoConfig::new(shuffle, AdamConfig::default().with_precision(precision)),
+        );
+        resume_is_bit_identical::<f64, Diagonal<f64>, Adam<f64>>(
+            6,
+            LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
+        );
+    }
+}
+
+#[test]
+fn compact_moments_are_saved_compact_and_checked_on_restore() {
+    let n = 40;
+    let mut sizes = Vec::new();
+    for precision in [Precision::Full, Precision::Bf16, Precision::Q8] {
+        let config =
+            LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision));
+        let mut lodo = Lodo::<f32>::new(n, config, 1).unwrap();
+        let mut x = vec![0.0f32; n];
+        run(&mut lodo, &mut x, &mut Bowl::new(n, 2), 3);
+        assert_eq!(lodo.meta().precision(), precision);
+        // The decoded moments moved from zero and are finite.
+        let (m, v) = lodo.meta().moments();
+        assert!(m.iter().any(|&x| x != 0.0) && v.iter().all(|&x| x >= 0.0 && x.is_finite()));
+        sizes.push(json(lodo.state()).len());
+        if precision == Precision::Full {
+            continue;
+        }
+        let good: serde_json::Value = serde_json::to_value(lodo.state()).unwrap();
+        let load = |v: &serde_json::Value| {
+            let s: LodoState<f32, Block<f32>> = serde_json::from_value(v.clone()).unwrap();
+            Lodo::from_state(s).map(|_| ())
+        };
+        assert_eq!(load(&good), Ok(()));
+        let name = if precision == Precision::Bf16 {
+            "Bf16"
+        } else {
+            "Q8"
+        };
+        let mut bad = good.clone();
+        bad["meta"]["Adam"]["compact"][name]["v"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
+        assert!(matches!(
+            load(&bad),
+            Err(StateError::Length {
+                what: "Adam second moment",
+                ..
+            })
+        ));
+        let mut bad = good.clone();
+        if precision == Precision::Bf16 {
+            // 0x7F80 is +∞ in bf16.
+            bad["meta"]["Adam"]["compact"][name]["m"][0] = 0x7F80.into();
+            assert_eq!(
+                load(&bad),
+                Err(StateError::NonFinite {
+                    what: "Adam moments"
+                })
+            );
+        } else {
+            bad["meta"]["Adam"]["compact"][name]["scales"][0][1] = (-1.0).into();
+            assert_eq!(
+                load(&bad),
+                Err(StateError::NonFinite {
+                    what: "Adam q8 scales"
+                })
+            );
+            let mut short = good.clone();
+            short["meta"]["Adam"]["compact"][name]["scales"]
+                .as_array_mut()
+                .unwrap()
+                .pop();
+            assert!(matches!(
+                load(&short),
+                Err(StateError::Length {
+                    what: "Adam q8 scales",
+                    ..
+                })
+            ));
+        }
+    }
+    // Bytes on disk shrink with the moments (JSON: an f32 is ~12 characters, a code 1–5).
+    assert!(sizes[1] < sizes[0] && sizes[2] < sizes[1], "{sizes:?}");
 }
 
 #[test]
@@ -365,6 +460,14 @@ fn a_step_allocates_nothing_after_construction() {
     check::<Residual<f64>, Adam<f64>>(LodoConfig::default());
     check::<Diagonal<f64>, Adam<f64>>(LodoConfig::default());
     check::<Global<f64>, Adam<f64>>(LodoConfig::default());
+    for precision in [Precision::Bf16, Precision::Q8] {
+        check::<Block<f64>, Adam<f64>>(
+            LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
+        );
+        check::<Diagonal<f64>, Adam<f64>>(
+            LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
+        );
+    }
     // The counter does see allocations (the test can fail).
     let info = allocation_counter::measure(|| {
         std::hint::black_box(vec![0u8; 16]);

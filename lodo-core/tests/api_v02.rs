@@ -100,11 +100,15 @@ fn a_state_of_another_meta_optimizer_or_format_is_refused_by_name() {
     );
 
     let mut v: serde_json::Value = serde_json::from_str(&fixture("adam")).unwrap();
-    v["format"] = 3.into();
+    let newer = STATE_FORMAT + 1;
+    v["format"] = newer.into();
     let state: LodoState<f64, BlockPreconditioner<f64>> = serde_json::from_value(v).unwrap();
     let err = Lodo::from_state(state).unwrap_err();
-    assert_eq!(err, StateError::UnsupportedFormat { found: 3 });
-    assert!(err.to_string().contains("format 3"), "{err}");
+    assert_eq!(err, StateError::UnsupportedFormat { found: newer });
+    assert!(
+        err.to_string().contains(&format!("format {newer}")),
+        "{err}"
+    );
 }
 
 /// A meta-optimizer the crate does not know: sign descent `θ ← θ − η·sign(g)`.

@@ -2,8 +2,9 @@
 //! meta-optimizer, in f32 and f64.
 
 use lodo_core::{
-    Adam, BlockConfig, BlockPreconditioner, Diagonal, Global, Lodo, LodoConfig, MetaOptimizer,
-    PermutationFamily, Preconditioner, Real, Residual, ResidualConfig, Sgd,
+    Adam, AdamConfig, BlockConfig, BlockPreconditioner, ConfigError, Diagonal, Global, Lodo,
+    LodoConfig, MetaOptimizer, PermutationFamily, Precision, Preconditioner, Real, Residual,
+    ResidualConfig, Sgd,
 };
 
 /// Bytes still allocated after building (and keeping) the optimizer, against the formula.
@@ -60,6 +61,21 @@ fn memory_bytes_is_what_the_allocator_sees() {
             );
         }
         held_equals_formula::<f64, Diagonal<f64>, Adam<f64>>(n, LodoConfig::default());
+        for precision in [Precision::Bf16, Precision::Q8] {
+            held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+                n,
+                LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
+            );
+            let odd = BlockConfig::default().with_block_size(3).unwrap();
+            held_equals_formula::<f64, BlockPreconditioner<f64>, Adam<f64>>(
+                n,
+                LodoConfig::new(odd, AdamConfig::default().with_precision(precision)),
+            );
+            held_equals_formula::<f64, Diagonal<f64>, Adam<f64>>(
+                n,
+                LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
+            );
+        }
         held_equals_formula::<f32, Global<f32>, Sgd<f32>>(n, LodoConfig::default());
     }
     // The default network in f32: about 2.1 KB per parameter.
@@ -83,6 +99,33 @@ fn memory_bytes_is_what_the_allocator_sees() {
         LodoConfig::default().with_preconditioner(shuffle),
     );
     assert_eq!(random - streamed, 16 * 8 * 2000);
+    // q8 moments: 2 bytes a weight and 8 per tile of 512 instead of 8 (f32); bf16: 4.
+    let weights = 16 * 2000 * 4;
+    for (precision, bytes) in [
+        (Precision::Bf16, 4 * weights),
+        (Precision::Q8, 2 * weights + 8 * 16 * 16),
+    ] {
+        let compact = held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+            1000,
+            LodoConfig::new(shuffle, AdamConfig::default().with_precision(precision)),
+        );
+        assert_eq!(streamed - compact, 8 * weights - bytes, "{precision:?}");
+    }
+    // Compact moments need k ≤ 22.
+    let big = BlockConfig::<f32>::default().with_block_size(23).unwrap();
+    let q8 = AdamConfig::default().with_precision(Precision::Q8);
+    let err = ConfigError::CompactBlockTooLarge {
+        block_size: 23,
+        max: 22,
+    };
+    assert_eq!(
+        Lodo::<f32>::memory_bytes(100, &LodoConfig::new(big, q8)),
+        Err(err)
+    );
+    assert_eq!(
+        Lodo::<f32>::new(100, LodoConfig::new(big, q8), 1).err(),
+        Some(err)
+    );
     // The counter sees allocations (the test can fail).
     let info = allocation_counter::measure(|| {
         std::hint::black_box(vec![0u8; 16]);

@@ -36,6 +36,7 @@
 extern crate std;
 
 pub mod block_diagonal;
+pub mod compact;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod cursor;
 pub mod dispatch;

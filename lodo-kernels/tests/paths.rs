@@ -328,6 +328,7 @@ macro_rules! float_tests {
                     beta2: 0.999,
                     epsilon: 1e-7,
                     rate: rate as T,
+                    key: 0,
                 };
                 // The kernels see a and d interleaved, read through the index (or not).
                 let ad: Vec<T> = a.iter().zip(&d).flat_map(|(&x, &y)| [x, y]).collect();
@@ -371,11 +372,7 @@ macro_rules! float_tests {
                     let kept_r = reference::backward_pair_adam(
                         k,
                         gp,
-                        AdamSlices {
-                            theta: &mut th_r,
-                            m: &mut m_r,
-                            v: &mut v_r,
-                        },
+                        AdamSlices::full(&mut th_r, &mut m_r, &mut v_r),
                         co,
                         &mut zad_r,
                     );
@@ -410,11 +407,7 @@ macro_rules! float_tests {
                         let kept = kern.backward_pair_adam(
                             k,
                             gp,
-                            AdamSlices {
-                                theta: &mut th,
-                                m: &mut m,
-                                v: &mut v,
-                            },
+                            AdamSlices::full(&mut th, &mut m, &mut v),
                             co,
                             &mut zad_a,
                         );
@@ -765,15 +758,12 @@ fn adam_guard_keeps_overflowing_elements<T: Float + 'static>(huge: T) {
             beta2: T::from(0.999).unwrap(),
             epsilon: T::from(1e-7).unwrap(),
             rate: T::from(1e-3).unwrap(),
+            key: 0,
         };
         let run = |kern: Option<Kernels>| {
             let (mut th, mut m, mut v) = (theta0.clone(), m0.clone(), v0.clone());
             let mut zad = vec![T::nan(); 2 * h];
-            let state = AdamSlices {
-                theta: &mut th,
-                m: &mut m,
-                v: &mut v,
-            };
+            let state = AdamSlices::full(&mut th, &mut m, &mut v);
             let kept = match kern {
                 Some(kern) => kern.backward_pair_adam(k, gp, state, co, &mut zad),
                 None => reference::backward_pair_adam(k, gp, state, co, &mut zad),

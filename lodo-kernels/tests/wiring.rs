@@ -207,6 +207,7 @@ macro_rules! typed {
                     beta2: 0.999,
                     epsilon: 1e-7,
                     rate: 1e-2,
+                    key: 0,
                 };
                 for kern in kernels() {
                     let path = kern.path();
@@ -225,11 +226,7 @@ macro_rules! typed {
                             kern.backward_pair_gradient(k, pair, &theta, &mut g, &mut zad);
                             let (mut th, mut m, mut v) = (theta.clone(), m0.clone(), v0.clone());
                             let mut zad2 = vec![<$T>::nan(); 2 * h];
-                            let state = AdamSlices {
-                                theta: &mut th,
-                                m: &mut m,
-                                v: &mut v,
-                            };
+                            let state = AdamSlices::full(&mut th, &mut m, &mut v);
                             let kept = kern.backward_pair_adam(k, pair, state, co, &mut zad2);
                             (g, zad, th, m, v, zad2, kept)
                         };

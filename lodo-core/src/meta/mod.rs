@@ -11,6 +11,7 @@
 mod adam;
 mod sgd;
 
+pub use adam::AdamMoments;
 pub use adam::{Adam, AdamConfig};
 pub use sgd::{Sgd, SgdConfig};
 
@@ -37,6 +38,46 @@ pub struct BlockLayerStep<'a, T> {
     pub theta: &'a mut [T],
     /// Receives `θ_lᵀ â` and `θ_lᵀ d̂` with the old `θ_l`, interleaved (`2h` numbers).
     pub zad: &'a mut [T],
+}
+
+/// How the weights `θ` a meta-optimizer updates are laid out: `len` weights in segments of
+/// `segment` (the LODO network's layers, `h·k` each; the last may be shorter) made of `k × k`
+/// blocks (`block = k`). A meta-optimizer with blocked state (Adam's q8 moments: one scale pair
+/// per tile of whole blocks within a segment) needs it; the others only read `len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct WeightLayout {
+    /// Number of weights.
+    pub len: usize,
+    /// Weights per segment (at least 1).
+    pub segment: usize,
+    /// Block size `k` of the segments' `k × k` blocks.
+    pub block: usize,
+}
+
+impl WeightLayout {
+    /// One segment of `len` weights in blocks of one.
+    #[must_use]
+    pub const fn flat(len: usize) -> Self {
+        Self {
+            len,
+            segment: if len == 0 { 1 } else { len },
+            block: 1,
+        }
+    }
+
+    /// Number of segments.
+    #[must_use]
+    pub const fn segments(&self) -> usize {
+        self.len.div_ceil(self.segment)
+    }
+
+    /// The weight range of segment `s`.
+    #[must_use]
+    pub fn segment_range(&self, s: usize) -> core::ops::Range<usize> {
+        let start = s * self.segment;
+        start..(start + self.segment).min(self.len)
+    }
 }
 
 /// The hyperparameters of a meta-optimizer: validated plain data with the learning rate `η`
@@ -70,11 +111,31 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
     /// A [`ConfigError`] for an invalid configuration.
     fn from_config(config: &Self::Config, dim: usize) -> Result<Self, ConfigError>;
 
-    /// Bytes an instance for `dim` weights holds (for [`crate::Lodo::memory_bytes`]).
+    /// Bytes an instance for `dim` weights holds (for [`crate::Lodo::memory_bytes`]) with the
+    /// default configuration.
     ///
     /// # Errors
     /// [`ConfigError::TooLarge`] if the count overflows `usize`.
     fn memory_bytes(dim: usize) -> Result<usize, ConfigError>;
+
+    /// A fresh meta-optimizer for the weights of `layout` (what [`crate::Lodo::new`] calls);
+    /// by default [`MetaOptimizer::from_config`] for `layout.len` weights.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for an invalid configuration or one this layout cannot hold.
+    fn for_layout(config: &Self::Config, layout: WeightLayout) -> Result<Self, ConfigError> {
+        Self::from_config(config, layout.len)
+    }
+
+    /// Bytes [`MetaOptimizer::for_layout`] allocates; by default
+    /// [`MetaOptimizer::memory_bytes`] of `layout.len`.
+    ///
+    /// # Errors
+    /// As [`MetaOptimizer::for_layout`], or [`ConfigError::TooLarge`].
+    fn layout_bytes(config: &Self::Config, layout: WeightLayout) -> Result<usize, ConfigError> {
+        let _ = config;
+        Self::memory_bytes(layout.len)
+    }
 
     /// Number of weights it updates.
     fn dim(&self) -> usize;
@@ -129,6 +190,15 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
     /// # Errors
     /// [`StateError`] naming the first invalid field.
     fn validate_state(&mut self, dim: usize) -> Result<(), StateError>;
+
+    /// [`MetaOptimizer::validate_state`] against the whole layout of the weights (what
+    /// [`crate::Lodo::from_state`] calls); by default against `layout.len`.
+    ///
+    /// # Errors
+    /// [`StateError`] naming the first invalid field.
+    fn validate_layout(&mut self, layout: WeightLayout) -> Result<(), StateError> {
+        self.validate_state(layout.len)
+    }
 }
 
 /// Learning rates are finite and positive.

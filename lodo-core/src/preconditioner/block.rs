@@ -41,7 +41,7 @@ use super::{Footprint, Preconditioner, WeightSink, check_alpha, check_len, check
 use crate::config::{PreconditionerConfig, check_hidden, check_layers, hidden_width, set_alpha0};
 use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled, total, with_capacity};
-use crate::meta::{BlockLayerStep, MetaOptimizer};
+use crate::meta::{BlockLayerStep, MetaOptimizer, WeightLayout};
 use crate::permutation::{Permutation, PermutationFamily, Wires};
 use crate::random::Stream;
 use crate::real::{Real, lit};
@@ -543,6 +543,25 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         Ok(Footprint { bytes, weights })
     }
 
+    /// `N` segments (the layers) of `h·k` weights in `k × k` blocks.
+    fn weight_layout(n: usize, config: &BlockConfig<T>) -> Result<WeightLayout, ConfigError> {
+        let (layers, k) = (config.layers(), config.block_size());
+        let h = config.hidden_for(n)?;
+        Ok(WeightLayout {
+            len: layers * h * k,
+            segment: h * k,
+            block: k,
+        })
+    }
+
+    fn layout(&self) -> WeightLayout {
+        WeightLayout {
+            len: self.blocks.len(),
+            segment: self.layer_len(),
+            block: self.block_size,
+        }
+    }
+
     fn dim(&self) -> usize {
         self.n
     }
@@ -686,14 +705,14 @@ mod tests {
 
     /// The fused sweep equals `backprop` + `MetaOptimizer::update` (the unfused definition):
     /// bit for bit on the reference kernel path, within a rounding bound on SIMD paths.
-    fn fused_matches_unfused<M: MetaOptimizer<f64>>(make: fn(usize) -> M) {
-        let n = 37;
+    fn fused_matches_unfused<M: MetaOptimizer<f64>>(make: fn(WeightLayout) -> M) {
+        let n = 137;
         let config = BlockConfig::<f64>::default().with_layers(3).unwrap();
         let mut p = BlockPreconditioner::from_config(n, &config, &mut Stream::new(5)).unwrap();
         let (m, g) = (filled(n, 1), filled(n, 2));
         let mut out = vec![0.0; n];
         p.apply(&m, &mut out);
-        let meta = make(p.weights().len());
+        let meta = make(p.layout());
         let (mut p_fused, mut meta_fused) = (p.clone(), meta.clone());
         let mut meta_plain = meta;
         for step in 0..3 {
@@ -721,12 +740,27 @@ mod tests {
 
     #[test]
     fn fused_adam_matches_unfused() {
-        fused_matches_unfused(|d| Adam::new(d, 1e-2).unwrap());
+        fused_matches_unfused(|l| Adam::new(l.len, 1e-2).unwrap());
+    }
+
+    /// With compact moments the unfused update decodes, updates and encodes the same tiles.
+    #[test]
+    fn fused_compact_adam_matches_unfused() {
+        use crate::{AdamConfig, MetaConfig, Precision};
+        fn make(l: WeightLayout, precision: Precision) -> Adam<f64> {
+            let config = AdamConfig::default()
+                .with_learning_rate(1e-2)
+                .unwrap()
+                .with_precision(precision);
+            Adam::for_layout(&config, l).unwrap()
+        }
+        fused_matches_unfused(|l| make(l, Precision::Bf16));
+        fused_matches_unfused(|l| make(l, Precision::Q8));
     }
 
     #[test]
     fn fused_sgd_matches_unfused() {
-        fused_matches_unfused(|d| Sgd::new(d, 1e-2).unwrap());
+        fused_matches_unfused(|l| Sgd::new(l.len, 1e-2).unwrap());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use alloc::vec::Vec;
 
 use crate::config::{PreconditionerConfig, check_alpha0};
 use crate::error::{ConfigError, StateError};
-use crate::meta::MetaOptimizer;
+use crate::meta::{MetaOptimizer, WeightLayout};
 use crate::random::Stream;
 use crate::real::Real;
 
@@ -62,6 +62,20 @@ pub trait Preconditioner<T: Real>: Clone {
     /// # Errors
     /// Any [`ConfigError`] [`Preconditioner::from_config`] would return for this shape.
     fn footprint(n: usize, config: &Self::Config) -> Result<Footprint, ConfigError>;
+
+    /// How the weights of an instance for `n` parameters are laid out for the meta-optimizer
+    /// (by default one flat segment of [`Footprint::weights`]).
+    ///
+    /// # Errors
+    /// As [`Preconditioner::footprint`].
+    fn weight_layout(n: usize, config: &Self::Config) -> Result<WeightLayout, ConfigError> {
+        Ok(WeightLayout::flat(Self::footprint(n, config)?.weights))
+    }
+
+    /// The layout of this instance's weights ([`Preconditioner::weight_layout`]).
+    fn layout(&self) -> WeightLayout {
+        WeightLayout::flat(self.weights().len())
+    }
 
     /// The dimension `n`.
     fn dim(&self) -> usize;

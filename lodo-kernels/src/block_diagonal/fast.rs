@@ -9,7 +9,8 @@
 
 use num_traits::Float;
 
-use super::{AdamCoefficients, AdamSlices, GatheredPair};
+use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
+use crate::compact::{compact_limit, decode_tile, encode_tile};
 use crate::cursor::{Cursor, prefetch, with_cursor};
 use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K, PREFETCH_BLOCKS};
 use crate::wiring::Wiring;
@@ -437,7 +438,8 @@ pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
     ))
 }
 
-/// [`backward_pair_adam`] for one cursor type.
+/// [`backward_pair_adam`] for one cursor type: moments in `T` are updated in place, compact
+/// ones decoded into stack buffers per tile, updated, and encoded again ([`crate::compact`]).
 #[inline(always)]
 fn adam_with<T: Float, const FMA: bool, const K: usize>(
     k: usize,
@@ -449,41 +451,78 @@ fn adam_with<T: Float, const FMA: bool, const K: usize>(
 ) -> usize {
     let k = block_k::<K>(k);
     let tile = (ADAM_TILE / (k * k)) * k * k;
-    let AdamSlices { theta, m, v } = state;
+    let AdamSlices { theta, moments } = state;
+    let mut grad = [T::zero(); ADAM_TILE];
+    let mut skipped = 0;
+    let mut moments = match moments {
+        Moments::Full { m, v } => {
+            let tiles = theta
+                .chunks_mut(tile)
+                .zip(m.chunks_mut(tile))
+                .zip(v.chunks_mut(tile))
+                .zip(zad.chunks_mut(2 * tile / k));
+            for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
+                let g_t = &mut grad[..th_t.len()];
+                pair_tile::<T, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
+                skipped += adam_update::<T, FMA, false>(&co, th_t, m_t, v_t, g_t) as usize;
+            }
+            return skipped;
+        }
+        compact => compact,
+    };
+    let (mut mb, mut vb) = ([T::zero(); ADAM_TILE], [T::zero(); ADAM_TILE]);
+    let tiles = theta.chunks_mut(tile).zip(zad.chunks_mut(2 * tile / k));
+    for (t, (th_t, zad_t)) in tiles.enumerate() {
+        let n = th_t.len();
+        let (g_t, mb, vb) = (&mut grad[..n], &mut mb[..n], &mut vb[..n]);
+        pair_tile::<T, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
+        decode_tile(&moments, t, t * tile, mb, vb);
+        skipped += adam_update::<T, FMA, true>(&co, th_t, mb, vb, g_t) as usize;
+        encode_tile(&mut moments, t, t * tile, co.key, mb, vb);
+    }
+    skipped
+}
+
+/// The Keras-Adam update of one tile, as one straight elementwise loop (vectorised); returns
+/// the count of elements kept. `COMPACT`: the new `V` must also stay within
+/// [`crate::compact::BF16_MAX`].
+#[inline(always)]
+fn adam_update<T: Float, const FMA: bool, const COMPACT: bool>(
+    co: &AdamCoefficients<T>,
+    th_t: &mut [T],
+    m_t: &mut [T],
+    v_t: &mut [T],
+    g_t: &[T],
+) -> u32 {
     let AdamCoefficients {
         beta1,
         beta2,
         epsilon,
         rate,
-    } = co;
+        ..
+    } = *co;
     let (c1, c2) = (T::one() - beta1, T::one() - beta2);
-    let mut grad = [T::zero(); ADAM_TILE];
-    let mut skipped = 0;
-    let tiles = theta
-        .chunks_mut(tile)
-        .zip(m.chunks_mut(tile))
-        .zip(v.chunks_mut(tile))
-        .zip(zad.chunks_mut(2 * tile / k));
-    for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
-        let g_t = &mut grad[..th_t.len()];
-        pair_tile::<T, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
-        // A 32-bit count (a tile has far fewer than 2³² elements) keeps the loop vectorised.
-        let mut kept = 0u32;
-        for (((th, mi), vi), &gi) in th_t.iter_mut().zip(m_t).zip(v_t).zip(g_t.iter()) {
-            let mn = madd::<T, FMA>(beta1, *mi, c1 * gi);
-            let vn = madd::<T, FMA>(beta2, *vi, c2 * gi * gi);
-            let tn = *th - rate * mn / (vn.sqrt() + epsilon);
-            // `M` can only overflow with `V` (|M_new| ≤ max(|M|, |g|), and |g| that large
-            // overflows g²), so V and θ decide.
-            let keep = !both_finite(vn, tn);
-            kept += u32::from(keep);
-            *mi = if keep { *mi } else { mn };
-            *vi = if keep { *vi } else { vn };
-            *th = if keep { *th } else { tn };
-        }
-        skipped += kept as usize;
+    let limit = compact_limit::<T>();
+    // A 32-bit count (a tile has far fewer than 2³² elements) keeps the loop vectorised.
+    let mut kept = 0u32;
+    for (((th, mi), vi), &gi) in th_t.iter_mut().zip(m_t).zip(v_t).zip(g_t) {
+        let mn = madd::<T, FMA>(beta1, *mi, c1 * gi);
+        let vn = madd::<T, FMA>(beta2, *vi, c2 * gi * gi);
+        let tn = *th - rate * mn / (vn.sqrt() + epsilon);
+        // `M` can only overflow with `V` (|M_new| ≤ max(|M|, |g|), and |g| that large
+        // overflows g²), so V and θ decide.
+        let ok = if COMPACT {
+            vn <= limit && both_finite(tn, tn)
+        } else {
+            both_finite(vn, tn)
+        };
+        let keep = !ok;
+        kept += u32::from(keep);
+        *mi = if keep { *mi } else { mn };
+        *vi = if keep { *vi } else { vn };
+        *th = if keep { *th } else { tn };
     }
-    skipped
+    kept
 }
 
 /// Whether `a` and `b` are both finite: `x·0` is ±0 for a finite `x` and NaN otherwise, so one

@@ -39,6 +39,8 @@ use crate::gemm::{Accum, Op, gemm};
 use crate::tuning::{ADAM_TILE_MAX_K, MATMAT_GEMM_MIN_COLS};
 use crate::wiring::Wiring;
 
+pub use crate::compact::Moments;
+
 /// The inputs of one fused backward layer of LODO's hypergradient sweep
 /// ([`Kernels::backward_pair_gradient`], [`Kernels::backward_pair_adam`]).
 ///
@@ -63,15 +65,24 @@ pub struct GatheredPair<'a, T> {
     pub e: &'a [T],
 }
 
-/// One block layer's weights `θ` and its Adam moments `M`, `V` (each `h·k` numbers).
+/// One block layer's weights `θ` and its Adam moments `M`, `V` (each `h·k` entries), in the
+/// working float or stored compactly ([`Moments`]).
 #[derive(Debug)]
 pub struct AdamSlices<'a, T> {
     /// The weights `θ`.
     pub theta: &'a mut [T],
-    /// The first moment `M`.
-    pub m: &'a mut [T],
-    /// The second moment `V`.
-    pub v: &'a mut [T],
+    /// The moments `M` and `V`.
+    pub moments: Moments<'a, T>,
+}
+
+impl<'a, T> AdamSlices<'a, T> {
+    /// `θ` with moments in the working float.
+    pub fn full(theta: &'a mut [T], m: &'a mut [T], v: &'a mut [T]) -> Self {
+        Self {
+            theta,
+            moments: Moments::Full { m, v },
+        }
+    }
 }
 
 /// The coefficients of one Keras-Adam step: `rate = η·√(1−β₂ᵗ)/(1−β₁ᵗ)` is precomputed by
@@ -86,6 +97,9 @@ pub struct AdamCoefficients<T> {
     pub epsilon: T,
     /// `η·√(1−β₂ᵗ)/(1−β₁ᵗ)`.
     pub rate: T,
+    /// The key of this call's stochastic rounding ([`crate::compact::noise`]; used by
+    /// [`Moments::Bf16`] only): a different key each step and layer.
+    pub key: u32,
 }
 
 /// The shape assertions shared by the entry points and the reference bodies.
@@ -132,7 +146,8 @@ pub(crate) mod check {
         vec_eq("zad", 2 * h, zad);
     }
 
-    /// Shapes of the fused Adam layer: as [`gathered_shapes`], and `M`, `V` as long as `θ`.
+    /// Shapes of the fused Adam layer: as [`gathered_shapes`], and `M`, `V` as long as `θ`
+    /// (compact moments: `k ≤` [`crate::compact::COMPACT_MAX_K`], one scale pair per tile).
     #[track_caller]
     #[inline]
     pub(crate) fn adam_shapes<T>(
@@ -142,8 +157,7 @@ pub(crate) mod check {
         zad: usize,
     ) {
         gathered_shapes(k, pair, state.theta.len(), zad);
-        vec_eq("M", state.theta.len(), state.m.len());
-        vec_eq("V", state.theta.len(), state.v.len());
+        crate::compact::check(&state.moments, state.theta.len(), k);
     }
 }
 
@@ -478,12 +492,20 @@ impl Kernels {
     ///
     /// reading and writing each of `θ`, `M`, `V` once. `rate = η√(1−β₂ᵗ)/(1−β₁ᵗ)`.
     ///
+    /// Compact moments ([`Moments::Bf16`], [`Moments::Q8`]) are decoded tile by tile
+    /// ([`crate::compact::adam_tile`] entries) into `T`, updated as above and encoded again, in
+    /// the same way on every path ([`crate::compact`]): the paths differ only by the fused
+    /// multiply-adds of the update, which can move an entry across a rounding boundary of its
+    /// code (one code step, `2⁻⁴` relative for q8, `2⁻⁸` for bf16).
+    ///
     /// **Guard**: an element whose new `M`, `V` or `θ` would be NaN or ±∞ (an overflowing
-    /// gradient, say) keeps its three old values; the return value counts such elements, so the
+    /// gradient, say), or whose new `V` exceeds [`crate::compact::BF16_MAX`] with compact
+    /// moments, keeps its three old values; the return value counts such elements, so the
     /// caller can tell a clean update (0) from a partial one. Nothing non-finite is ever written.
     ///
     /// # Panics
-    /// As [`Kernels::backward_pair_gradient`], with `M`, `V` in place of `grad`.
+    /// As [`Kernels::backward_pair_gradient`], with `M`, `V` in place of `grad`; compact moments
+    /// also need `k ≤` [`crate::compact::COMPACT_MAX_K`] and, for q8, one scale pair per tile.
     ///
     /// # Examples
     /// ```
@@ -492,8 +514,8 @@ impl Kernels {
     /// let (mut theta, mut m, mut v) = ([2.0], [0.0], [0.0]);
     /// let mut zad = [0.0; 2];
     /// let pair = GatheredPair { scale: 1.0, ad: &[1.0, 3.0], wiring: Wiring::Identity, c: &[1.0], e: &[0.0] };
-    /// let co = AdamCoefficients { beta1: 0.5, beta2: 0.75, epsilon: 0.0, rate: 1.0 };
-    /// let state = AdamSlices { theta: &mut theta, m: &mut m, v: &mut v };
+    /// let co = AdamCoefficients { beta1: 0.5, beta2: 0.75, epsilon: 0.0, rate: 1.0, key: 0 };
+    /// let state = AdamSlices::full(&mut theta, &mut m, &mut v);
     /// let kept = Kernels::selected().backward_pair_adam(1, pair, state, co, &mut zad);
     /// assert_eq!(kept, 0);                  // every new value finite
     /// assert_eq!(zad, [2.0, 6.0]);          // old θ = 2

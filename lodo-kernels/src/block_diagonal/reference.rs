@@ -5,7 +5,9 @@
 use num_traits::Float;
 
 use super::check::{adam_shapes, gathered_shapes, square, vec_eq};
-use super::{AdamCoefficients, AdamSlices, GatheredPair};
+use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
+use crate::compact::{adam_tile, compact_limit, decode_tile, encode_tile};
+use crate::tuning::ADAM_TILE;
 use crate::wiring::Wiring;
 
 /// `y = B x`: `y_b[r] = Σ_c B_b[r][c] x_b[c]`.
@@ -163,7 +165,8 @@ pub fn backward_pair_gradient<T: Float>(
 /// [`backward_pair_gradient`] with the old `θ`, then per element the Keras-Adam update
 /// `M ← β₁M + (1−β₁)g`, `V ← β₂V + (1−β₂)g²`, `θ ← θ − rate·M/(√V + ε)`, applied only where
 /// all three new values are finite (elsewhere the old ones stay); returns how many elements
-/// kept their old values.
+/// kept their old values. Compact moments are decoded per tile, updated in `T` (where the new
+/// `V` also stays within [`crate::compact::BF16_MAX`]) and encoded again.
 #[track_caller]
 pub fn backward_pair_adam<T: Float>(
     k: usize,
@@ -173,32 +176,62 @@ pub fn backward_pair_adam<T: Float>(
     zad: &mut [T],
 ) -> usize {
     adam_shapes(k, &pair, &state, zad.len());
-    let AdamSlices { theta, m, v } = state;
+    let AdamSlices { theta, moments } = state;
     let AdamCoefficients {
         beta1,
         beta2,
         epsilon,
         rate,
+        key,
     } = coefficients;
+    let update = |mi: T, vi: T, th: T, g: T, limit: T| {
+        let mn = beta1 * mi + (T::one() - beta1) * g;
+        let vn = beta2 * vi + (T::one() - beta2) * g * g;
+        let tn = th - rate * mn / (vn.sqrt() + epsilon);
+        (mn.is_finite() && vn <= limit && tn.is_finite()).then_some((mn, vn, tn))
+    };
     let kk = k * k;
     let mut skipped = 0;
-    for b in 0..pair.c.len() / k {
-        // The backward products with this block's old θ, then its update.
-        block_backward(k, &pair, b, &theta[b * kk..(b + 1) * kk], zad);
-        for r in 0..k {
-            for col in 0..k {
-                let i = b * kk + r * k + col;
-                let g = gradient_entry(k, &pair, b, r, col);
-                let mn = beta1 * m[i] + (T::one() - beta1) * g;
-                let vn = beta2 * v[i] + (T::one() - beta2) * g * g;
-                let tn = theta[i] - rate * mn / (vn.sqrt() + epsilon);
-                if mn.is_finite() && vn.is_finite() && tn.is_finite() {
-                    (m[i], v[i], theta[i]) = (mn, vn, tn);
-                } else {
-                    skipped += 1;
+    let mut moments = match moments {
+        Moments::Full { m, v } => {
+            for b in 0..pair.c.len() / k {
+                // The backward products with this block's old θ, then its update.
+                block_backward(k, &pair, b, &theta[b * kk..(b + 1) * kk], zad);
+                for r in 0..k {
+                    for col in 0..k {
+                        let i = b * kk + r * k + col;
+                        let g = gradient_entry(k, &pair, b, r, col);
+                        match update(m[i], v[i], theta[i], g, T::max_value()) {
+                            Some(new) => (m[i], v[i], theta[i]) = new,
+                            None => skipped += 1,
+                        }
+                    }
+                }
+            }
+            return skipped;
+        }
+        compact => compact,
+    };
+    let (tile, limit) = (adam_tile(k), compact_limit::<T>());
+    let (mut mb, mut vb) = ([T::zero(); ADAM_TILE], [T::zero(); ADAM_TILE]);
+    for (t, at) in (0..theta.len()).step_by(tile).enumerate() {
+        let n = tile.min(theta.len() - at);
+        let (mb, vb) = (&mut mb[..n], &mut vb[..n]);
+        decode_tile(&moments, t, at, mb, vb);
+        for b in at / kk..(at + n) / kk {
+            block_backward(k, &pair, b, &theta[b * kk..(b + 1) * kk], zad);
+            for r in 0..k {
+                for col in 0..k {
+                    let i = b * kk + r * k + col;
+                    let g = gradient_entry(k, &pair, b, r, col);
+                    match update(mb[i - at], vb[i - at], theta[i], g, limit) {
+                        Some(new) => (mb[i - at], vb[i - at], theta[i]) = new,
+                        None => skipped += 1,
+                    }
                 }
             }
         }
+        encode_tile(&mut moments, t, at, key, mb, vb);
     }
     skipped
 }

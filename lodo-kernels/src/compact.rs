@@ -1,0 +1,401 @@
+//! Compact storage of Adam's moments: bf16 with seeded stochastic rounding, and an 8-bit
+//! block-wise code (one pair of scales per tile of the fused kernel).
+//!
+//! The arithmetic stays in the working float `T`: a tile's moments are decoded into `T`,
+//! updated, and encoded again ([`crate::Kernels::backward_pair_adam`] with [`Moments::Bf16`] or
+//! [`Moments::Q8`]). Every code here is integer arithmetic on the bits of an `f32` and one
+//! `f32` product, so it gives the same bits on every path and platform.
+//!
+//! # bf16
+//! The top 16 bits of an `f32` (8 significant bits). Adam's second moment moves by
+//! `(1−β₂) ≈ 10⁻³` of itself per step, below bf16's relative spacing `2⁻⁷`: rounding to
+//! nearest would freeze it. Encoding therefore rounds stochastically,
+//! `code = (bits(x) + r) >> 16` with `r` uniform in `[0, 2¹⁶)` from [`noise`] (a hash of the
+//! element's index and the step's key): unbiased, `E[decode(code)] = x`, and deterministic for
+//! a given key.
+//!
+//! # 8-bit block-wise (q8)
+//! Each tile of [`adam_tile`] entries (whole `k × k` blocks, a few hundred numbers) has its
+//! own scales `s_M = max|M|`, `s_V = max V`, stored as `f32`. An entry is stored relative to its
+//! scale, `y = x / s ∈ [−1, 1]`, as a tiny float: the exponent and the top 3 mantissa bits of
+//! `y`'s `f32` bits, rounded to nearest (`(bits(|y|) + 2¹⁹) >> 20`), so the relative error is
+//! at most `2⁻⁴` whatever the entry's size (a log-scale code, as in the block-wise dynamic
+//! quantization of 8-bit Adam, Dettmers et al. 2022):
+//! - `M` (signed): a sign bit and 7 bits, 16 binades: `|y| < 2⁻¹⁶` is stored as 0 (a smaller
+//!   step, never a larger one);
+//! - `V` (non-negative): 8 bits, 32 binades; a positive `y < 2⁻³²` is stored as the smallest
+//!   code, never 0 (an overestimated `V` makes a smaller step; a zero `V` would make `M/ε`).
+//!
+//! Rounding to nearest is deliberate: with a relative spacing of `2⁻³` and `β₂ = 0.999`,
+//! stochastic rounding's noise would accumulate in `V` to the order of `V` itself
+//! (equilibrium variance `σ²/(1−β₂²)`), while rounding to nearest only lets `V` move when a step
+//! changes it by more than half a spacing (it then follows rises of `g²` and decays in steps).
+
+use num_traits::Float;
+
+use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K};
+
+/// How the Adam moments of one block layer are stored (each has one entry per weight of `θ`).
+#[derive(Debug)]
+pub enum Moments<'a, T> {
+    /// In the working float `T`.
+    Full {
+        /// The first moment `M`.
+        m: &'a mut [T],
+        /// The second moment `V`.
+        v: &'a mut [T],
+    },
+    /// bf16 (`f32`'s top 16 bits), encoded with seeded stochastic rounding.
+    Bf16 {
+        /// `M` as bf16 bits.
+        m: &'a mut [u16],
+        /// `V` as bf16 bits.
+        v: &'a mut [u16],
+    },
+    /// The 8-bit block-wise code, one `[s_M, s_V]` pair per tile of [`adam_tile`] entries.
+    Q8 {
+        /// `M`'s codes (sign bit, 7-bit magnitude).
+        m: &'a mut [u8],
+        /// `V`'s codes.
+        v: &'a mut [u8],
+        /// `[max|M|, max V]` of each tile (`⌈len / adam_tile(k)⌉` pairs).
+        scales: &'a mut [[f32; 2]],
+    },
+}
+
+impl<T> Moments<'_, T> {
+    /// The number of entries of each moment.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            Moments::Full { m, .. } => m.len(),
+            Moments::Bf16 { m, .. } => m.len(),
+            Moments::Q8 { m, .. } => m.len(),
+        }
+    }
+
+    /// Whether the moments are empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether they are stored compactly (bf16 or q8).
+    #[must_use]
+    pub fn is_compact(&self) -> bool {
+        !matches!(self, Moments::Full { .. })
+    }
+}
+
+/// Entries per tile of the fused Adam kernel for block size `k`: the whole `k × k` blocks that
+/// fit [`ADAM_TILE`] (at least one block). A q8 tile is a quantization block.
+#[must_use]
+pub const fn adam_tile(k: usize) -> usize {
+    let kk = k * k;
+    if kk == 0 {
+        return ADAM_TILE;
+    }
+    let t = (ADAM_TILE / kk) * kk;
+    if t == 0 { kk } else { t }
+}
+
+/// The number of q8 scale pairs of a layer of `len` entries with block size `k`.
+#[must_use]
+pub const fn q8_scales(len: usize, k: usize) -> usize {
+    len.div_ceil(adam_tile(k))
+}
+
+/// Largest block size with compact moments (a tile must fit the kernel's stack buffers).
+pub const COMPACT_MAX_K: usize = ADAM_TILE_MAX_K;
+
+/// The largest finite bf16, `(2 − 2⁻⁷)·2¹²⁷`: compact moments hold nothing larger (the fused
+/// update keeps the old values of an element whose new `V` would exceed it).
+pub const BF16_MAX: f32 = f32::from_bits(0x7F7F_0000);
+
+/// 32 uniformly distributed bits from a key and an index (the `lowbias32` integer hash of
+/// Chris Wellons, applied to `index ⊕ key·φ`): the stochastic-rounding source.
+#[inline(always)]
+#[must_use]
+pub fn noise(key: u32, index: u32) -> u32 {
+    let mut x = index ^ key.wrapping_mul(0x9E37_79B9);
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7FEB_352D);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846C_A68B);
+    x ^= x >> 16;
+    x
+}
+
+/// `x` as bf16 bits, rounded stochastically with the 16 bits `r`: `(bits(x) + r) >> 16`
+/// (`|x| ≤` [`BF16_MAX`], so it never rounds to ±∞).
+#[inline(always)]
+#[must_use]
+pub fn bf16_stochastic(x: f32, r: u32) -> u16 {
+    let bits = x.to_bits();
+    let sign = bits & 0x8000_0000;
+    let mag = (bits & 0x7FFF_FFFF).min(0x7F7F_0000);
+    ((sign | (mag + (r & 0xFFFF)).min(0x7F7F_FFFF)) >> 16) as u16
+}
+
+/// `x` as bf16 bits, rounded to nearest, ties to even (finite `x`; saturates at [`BF16_MAX`]).
+#[inline(always)]
+#[must_use]
+pub fn bf16_nearest(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = bits & 0x8000_0000;
+    let mag = bits & 0x7FFF_FFFF;
+    let rounded = (mag + 0x7FFF + ((mag >> 16) & 1)).min(0x7F7F_FFFF);
+    ((sign | rounded) >> 16) as u16
+}
+
+/// The `f32` value of bf16 bits (exact).
+#[inline(always)]
+#[must_use]
+pub fn bf16_decode(b: u16) -> f32 {
+    f32::from_bits(u32::from(b) << 16)
+}
+
+/// `(bits >> 20)` of the largest `|y| = 1`.
+const ONE: u32 = 0x3F80_0000 >> 20;
+/// Offsets of the q8 codes: code `c > 0` is `(c + LO) << 20` (relative to the scale).
+const LO_M: u32 = ONE - 127;
+const LO_V: u32 = ONE - 255;
+
+/// The q8 code of a signed `y = M/s_M ∈ [−1, 1]`: sign bit and the 7-bit magnitude
+/// `clamp((bits(|y|) + 2¹⁹) >> 20 − LO_M, 0, 127)`.
+#[inline(always)]
+#[must_use]
+pub fn q8_signed(y: f32) -> u8 {
+    let bits = y.to_bits();
+    let r = ((bits & 0x7FFF_FFFF) + (1 << 19)) >> 20;
+    let mag = r.saturating_sub(LO_M).min(127);
+    (((bits >> 24) & 0x80) | mag) as u8
+}
+
+/// The value of a signed q8 code relative to its scale (exact).
+#[inline(always)]
+#[must_use]
+pub fn q8_signed_decode(c: u8) -> f32 {
+    let mag = u32::from(c & 0x7F);
+    let bits = if mag == 0 { 0 } else { (mag + LO_M) << 20 };
+    f32::from_bits(bits | (u32::from(c & 0x80) << 24))
+}
+
+/// The q8 code of `y = V/s_V ∈ [0, 1]`: `clamp((bits(y) + 2¹⁹) >> 20 − LO_V, 1, 255)`, and 0
+/// only for `y = 0`.
+#[inline(always)]
+#[must_use]
+pub fn q8_unsigned(y: f32) -> u8 {
+    let bits = y.to_bits() & 0x7FFF_FFFF;
+    let r = (bits + (1 << 19)) >> 20;
+    let c = r.saturating_sub(LO_V).clamp(1, 255);
+    if bits == 0 { 0 } else { c as u8 }
+}
+
+/// The value of an unsigned q8 code relative to its scale (exact).
+#[inline(always)]
+#[must_use]
+pub fn q8_unsigned_decode(c: u8) -> f32 {
+    if c == 0 {
+        0.0
+    } else {
+        f32::from_bits((u32::from(c) + LO_V) << 20)
+    }
+}
+
+#[inline(always)]
+fn to_f32<T: Float>(x: T) -> f32 {
+    x.to_f32().unwrap_or(f32::NAN)
+}
+
+#[inline(always)]
+fn from_f32<T: Float>(x: f32) -> T {
+    T::from(x).unwrap_or_else(T::nan)
+}
+
+/// The largest value compact moments hold, in `T`.
+#[inline(always)]
+pub(crate) fn compact_limit<T: Float>() -> T {
+    from_f32(BF16_MAX)
+}
+
+/// Decodes tile `tile` (entries `[at, at + mb.len())` of the layer) into `mb`, `vb`.
+///
+/// # Panics
+/// If the tile lies outside the moments.
+#[inline(always)]
+pub fn decode_tile<T: Float>(
+    moments: &Moments<'_, T>,
+    tile: usize,
+    at: usize,
+    mb: &mut [T],
+    vb: &mut [T],
+) {
+    let len = mb.len();
+    match moments {
+        Moments::Full { m, v } => {
+            mb.copy_from_slice(&m[at..at + len]);
+            vb.copy_from_slice(&v[at..at + len]);
+        }
+        Moments::Bf16 { m, v } => {
+            for (x, &c) in mb.iter_mut().zip(&m[at..at + len]) {
+                *x = from_f32(bf16_decode(c));
+            }
+            for (x, &c) in vb.iter_mut().zip(&v[at..at + len]) {
+                *x = from_f32(bf16_decode(c));
+            }
+        }
+        Moments::Q8 { m, v, scales } => {
+            let [sm, sv] = scales[tile];
+            for (x, &c) in mb.iter_mut().zip(&m[at..at + len]) {
+                *x = from_f32(q8_signed_decode(c) * sm);
+            }
+            for (x, &c) in vb.iter_mut().zip(&v[at..at + len]) {
+                *x = from_f32(q8_unsigned_decode(c) * sv);
+            }
+        }
+    }
+}
+
+/// Encodes `mb`, `vb` (every entry finite, `|M|, V ≤` [`BF16_MAX`]) into tile `tile` at `at`.
+/// bf16 rounds stochastically with [`noise`]`(key, at + i)`: 16 bits for `M`, 16 for `V`;
+/// q8 sets the tile's scales to `max|M|`, `max V` first.
+///
+/// # Panics
+/// If the tile lies outside the moments.
+#[inline(always)]
+pub fn encode_tile<T: Float>(
+    moments: &mut Moments<'_, T>,
+    tile: usize,
+    at: usize,
+    key: u32,
+    mb: &[T],
+    vb: &[T],
+) {
+    let len = mb.len();
+    match moments {
+        Moments::Full { m, v } => {
+            m[at..at + len].copy_from_slice(mb);
+            v[at..at + len].copy_from_slice(vb);
+        }
+        Moments::Bf16 { m, v } => {
+            let codes = m[at..at + len].iter_mut().zip(&mut v[at..at + len]);
+            for (i, ((cm, cv), (&x, &y))) in codes.zip(mb.iter().zip(vb)).enumerate() {
+                let r = noise(key, (at + i) as u32);
+                *cm = bf16_stochastic(to_f32(x), r);
+                *cv = bf16_stochastic(to_f32(y), r >> 16);
+            }
+        }
+        Moments::Q8 { m, v, scales } => {
+            let sm = mb.iter().fold(0.0f32, |a, &x| a.max(to_f32(x).abs()));
+            let sv = vb.iter().fold(0.0f32, |a, &x| a.max(to_f32(x)));
+            scales[tile] = [sm, sv];
+            let (im, iv) = (inverse(sm), inverse(sv));
+            for (c, &x) in m[at..at + len].iter_mut().zip(mb) {
+                *c = q8_signed(to_f32(x) * im);
+            }
+            for (c, &x) in v[at..at + len].iter_mut().zip(vb) {
+                *c = q8_unsigned(to_f32(x) * iv);
+            }
+        }
+    }
+}
+
+/// `1/s`, or 0 for a zero scale (a tile of zeros).
+#[inline(always)]
+fn inverse(s: f32) -> f32 {
+    if s > 0.0 {
+        (1.0 / s).min(f32::MAX)
+    } else {
+        0.0
+    }
+}
+
+/// Checks the shapes of compact moments against `θ` (`len` entries, block size `k`).
+#[track_caller]
+pub(crate) fn check<T>(moments: &Moments<'_, T>, len: usize, k: usize) {
+    let lens = match moments {
+        Moments::Full { m, v } => (m.len(), v.len()),
+        Moments::Bf16 { m, v } => (m.len(), v.len()),
+        Moments::Q8 { m, v, scales } => {
+            assert_eq!(scales.len(), q8_scales(len, k), "q8 scales per tile");
+            (m.len(), v.len())
+        }
+    };
+    assert_eq!(lens.0, len, "M has {} entries, expected {len}", lens.0);
+    assert_eq!(lens.1, len, "V has {} entries, expected {len}", lens.1);
+    if moments.is_compact() {
+        assert!(
+            k <= COMPACT_MAX_K,
+            "compact moments need k ≤ {COMPACT_MAX_K}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_rounding_is_nearest_or_unbiased() {
+        for &x in &[
+            1.0f32,
+            -1.0,
+            core::f32::consts::PI,
+            1e-30,
+            -7.5e20,
+            0.0,
+            BF16_MAX,
+        ] {
+            let n = bf16_decode(bf16_nearest(x));
+            assert!((n - x).abs() <= x.abs() * (1.0 / 256.0), "{x} -> {n}");
+            let lo = bf16_decode((x.to_bits() >> 16) as u16);
+            for r in [0, 1, 0x7FFF, 0xFFFF] {
+                let s = bf16_decode(bf16_stochastic(x, r));
+                assert!(
+                    s.to_bits() == lo.to_bits() || s.abs() > lo.abs(),
+                    "{x} r={r}: {s}"
+                );
+                assert!(s.is_finite());
+            }
+        }
+        // The mean of the stochastic codes is the value.
+        let x = 1.0f32 + 3.0 / 1024.0;
+        let mean = (0..65536u32)
+            .map(|r| f64::from(bf16_decode(bf16_stochastic(x, r))))
+            .sum::<f64>()
+            / 65536.0;
+        assert!((mean - f64::from(x)).abs() < 1e-9, "{mean}");
+    }
+
+    #[test]
+    fn q8_codes_round_trip_within_a_sixteenth() {
+        let mut y = 1.0f32;
+        while y > 1e-4 {
+            for s in [1.0f32, -1.0] {
+                let d = q8_signed_decode(q8_signed(s * y));
+                assert!((d - s * y).abs() <= y / 16.0, "{y}: {d}");
+            }
+            let d = q8_unsigned_decode(q8_unsigned(y));
+            assert!((d - y).abs() <= y / 16.0, "{y}: {d}");
+            y *= 0.93;
+        }
+        assert_eq!(q8_signed(0.0), 0);
+        assert_eq!(q8_signed_decode(q8_signed(1e-6)).to_bits(), 0);
+        assert_eq!(q8_unsigned(0.0), 0);
+        assert!(q8_unsigned_decode(q8_unsigned(1e-30)) > 0.0);
+        assert_eq!(q8_unsigned_decode(255).to_bits(), 1.0f32.to_bits());
+        assert_eq!(q8_signed_decode(127).to_bits(), 1.0f32.to_bits());
+        assert_eq!(q8_signed_decode(0xFF).to_bits(), (-1.0f32).to_bits());
+    }
+
+    #[test]
+    fn tiles_are_whole_blocks() {
+        for k in 1..=COMPACT_MAX_K {
+            let t = adam_tile(k);
+            assert_eq!(t % (k * k), 0);
+            assert!(t <= ADAM_TILE && t >= k * k);
+        }
+        assert_eq!(adam_tile(4), 512);
+    }
+}

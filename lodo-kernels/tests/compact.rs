@@ -1,0 +1,244 @@
+//! The fused Adam kernel with compact moments (bf16, q8): the reference against its definition
+//! (decode every tile, the full-precision reference update, encode again: bit for bit), and
+//! every SIMD path against the reference (θ and the backward outputs within rounding; the
+//! stored moments within one step of their code, and rarely even that).
+
+mod common;
+
+use common::{cases, kernels};
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
+use lodo_kernels::compact::{adam_tile, decode_tile, encode_tile, q8_scales};
+use lodo_kernels::reference;
+use lodo_kernels::wiring::Wiring;
+use num_traits::Float;
+use proptest::prelude::*;
+
+/// Compact moments owned by the test.
+#[derive(Clone, Debug, PartialEq)]
+enum Store {
+    Bf16(Vec<u16>, Vec<u16>),
+    Q8(Vec<u8>, Vec<u8>, Vec<[f32; 2]>),
+}
+
+impl Store {
+    fn new(q8: bool, len: usize, k: usize) -> Self {
+        if q8 {
+            Store::Q8(
+                vec![0; len],
+                vec![0; len],
+                vec![[0.0; 2]; q8_scales(len, k)],
+            )
+        } else {
+            Store::Bf16(vec![0; len], vec![0; len])
+        }
+    }
+    fn moments<T>(&mut self) -> Moments<'_, T> {
+        match self {
+            Store::Bf16(m, v) => Moments::Bf16 { m, v },
+            Store::Q8(m, v, scales) => Moments::Q8 { m, v, scales },
+        }
+    }
+    /// Encodes full moments, tile by tile (as the kernel does).
+    fn encode<T: Float>(&mut self, k: usize, key: u32, m: &[T], v: &[T]) {
+        let tile = adam_tile(k);
+        let mut mo = self.moments::<T>();
+        for (t, at) in (0..m.len()).step_by(tile).enumerate() {
+            let end = (at + tile).min(m.len());
+            encode_tile(&mut mo, t, at, key, &m[at..end], &v[at..end]);
+        }
+    }
+    fn decode<T: Float>(&mut self, k: usize, len: usize) -> (Vec<T>, Vec<T>) {
+        let tile = adam_tile(k);
+        let (mut m, mut v) = (vec![T::nan(); len], vec![T::nan(); len]);
+        let mo = self.moments::<T>();
+        for (t, at) in (0..len).step_by(tile).enumerate() {
+            let end = (at + tile).min(len);
+            decode_tile(&mo, t, at, &mut m[at..end], &mut v[at..end]);
+        }
+        (m, v)
+    }
+    /// How many codes of `M` and `V` differ from `other`'s.
+    fn codes_differing(&self, other: &Store) -> usize {
+        let count = |a: &[u8], b: &[u8]| a.iter().zip(b).filter(|(x, y)| x != y).count();
+        let count16 = |a: &[u16], b: &[u16]| a.iter().zip(b).filter(|(x, y)| x != y).count();
+        match (self, other) {
+            (Store::Q8(m, v, _), Store::Q8(n, w, _)) => count(m, n) + count(v, w),
+            (Store::Bf16(m, v), Store::Bf16(n, w)) => count16(m, n) + count16(v, w),
+            _ => panic!("different modes"),
+        }
+    }
+
+    /// The tile scales of q8 (none for bf16), for the tolerance.
+    fn scale(&self, k: usize, i: usize, second: bool) -> f64 {
+        match self {
+            Store::Bf16(..) => 0.0,
+            Store::Q8(_, _, s) => f64::from(s[i / adam_tile(k)][usize::from(second)]),
+        }
+    }
+}
+
+fn vals<T: Float>(seed: u64, len: usize, scale: f64) -> Vec<T> {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005) ^ 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // Magnitudes over several decades, as Adam's moments have.
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+            let decades = ((x >> 3) % 5) as i32;
+            T::from(u * scale * 10f64.powi(-decades)).unwrap()
+        })
+        .collect()
+}
+
+struct Run<T> {
+    theta: Vec<T>,
+    store: Store,
+    zad: Vec<T>,
+    kept: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check<T: Float + std::fmt::Debug + 'static>(k: usize, blocks: usize, q8: bool, seed: u64) {
+    let h = k * blocks;
+    let hk = h * k;
+    let perm: Vec<u32> = {
+        let mut p: Vec<u32> = (0..h as u32).collect();
+        let mut x = seed | 1;
+        for i in (1..h).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            p.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        p
+    };
+    let (ad, c, e) = (
+        vals::<T>(seed + 1, 2 * h, 1.0),
+        vals::<T>(seed + 2, h, 1.0),
+        vals::<T>(seed + 3, h, 1.0),
+    );
+    let theta0 = vals::<T>(seed + 4, hk, 1.0);
+    let m0 = vals::<T>(seed + 5, hk, 0.1);
+    let v0: Vec<T> = vals::<T>(seed + 6, hk, 0.3)
+        .into_iter()
+        .map(|x| x * x)
+        .collect();
+    let mut store0 = Store::new(q8, hk, k);
+    store0.encode(k, 7, &m0, &v0);
+    let co = AdamCoefficients {
+        beta1: T::from(0.9).unwrap(),
+        beta2: T::from(0.999).unwrap(),
+        epsilon: T::from(1e-7).unwrap(),
+        rate: T::from(1e-2).unwrap(),
+        key: (seed as u32).wrapping_mul(31),
+    };
+    for wiring in [Wiring::Index(&perm), Wiring::Identity] {
+        let pair = GatheredPair {
+            scale: T::from(-0.7).unwrap(),
+            ad: &ad,
+            wiring,
+            c: &c,
+            e: &e,
+        };
+        let run = |kern: Option<lodo_kernels::Kernels>| {
+            let (mut theta, mut store) = (theta0.clone(), store0.clone());
+            let mut zad = vec![T::nan(); 2 * h];
+            let state = AdamSlices {
+                theta: &mut theta,
+                moments: store.moments(),
+            };
+            let kept = match kern {
+                Some(kern) => kern.backward_pair_adam(k, pair, state, co, &mut zad),
+                None => reference::backward_pair_adam(k, pair, state, co, &mut zad),
+            };
+            Run {
+                theta,
+                store,
+                zad,
+                kept,
+            }
+        };
+        let r = run(None);
+        // The definition: decode, the full-precision reference update, encode (bits).
+        let (mut m, mut v) = store0.clone().decode::<T>(k, hk);
+        let mut theta = theta0.clone();
+        let mut zad = vec![T::nan(); 2 * h];
+        let state = AdamSlices::full(&mut theta, &mut m, &mut v);
+        let kept = reference::backward_pair_adam(k, pair, state, co, &mut zad);
+        let mut store = Store::new(q8, hk, k);
+        store.encode(k, co.key, &m, &v);
+        let bits = |x: &[T]| {
+            x.iter()
+                .map(|y| y.to_f64().unwrap().to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kept, r.kept);
+        assert_eq!(bits(&theta), bits(&r.theta), "reference θ = definition");
+        assert_eq!(bits(&zad), bits(&r.zad), "reference zad = definition");
+        assert_eq!(store, r.store, "reference codes = definition");
+        assert!(theta.iter().zip(&theta0).any(|(a, b)| a != b), "θ moved");
+        let (mr, vr) = r.store.clone().decode::<T>(k, hk);
+        for kern in kernels() {
+            let p = run(Some(kern));
+            let path = kern.path();
+            assert_eq!(p.kept, r.kept, "[{path}] kept");
+            // The backward outputs are those of the path's unfused kernel, bit for bit.
+            let (mut g, mut zad_g) = (vec![T::nan(); hk], vec![T::nan(); 2 * h]);
+            kern.backward_pair_gradient(k, pair, &theta0, &mut g, &mut zad_g);
+            assert_eq!(bits(&p.zad), bits(&zad_g), "[{path}] zad");
+            let eps = T::epsilon().to_f64().unwrap();
+            for i in 0..hk {
+                let (a, b) = (p.theta[i].to_f64().unwrap(), r.theta[i].to_f64().unwrap());
+                assert!(
+                    (a - b).abs() <= 1e3 * eps * (1.0 + b.abs()),
+                    "[{path}] θ[{i}]: {a} vs {b}"
+                );
+            }
+            let (mp, vp) = p.store.clone().decode::<T>(k, hk);
+            for i in 0..hk {
+                for (second, x, y) in [(false, &mp, &mr), (true, &vp, &vr)] {
+                    let (a, b) = (x[i].to_f64().unwrap(), y[i].to_f64().unwrap());
+                    let step = if q8 { 1.0 / 8.0 } else { 1.0 / 64.0 };
+                    let s = r.store.scale(k, i, second).max(p.store.scale(k, i, second));
+                    let tol = step * a.abs().max(b.abs()) + 1e-4 * s + 1e3 * eps * s;
+                    assert!(
+                        (a - b).abs() <= tol,
+                        "[{path}] q8={q8} moment {second} [{i}]: {a} vs {b}"
+                    );
+                }
+            }
+            // Codes differ only where an entry sat on a rounding boundary: rarely.
+            let moved = p.store.codes_differing(&r.store);
+            assert!(
+                moved <= 2 + hk / 100,
+                "[{path}] {moved} of {} codes differ",
+                2 * hk
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(24), ..ProptestConfig::default() })]
+
+    #[test]
+    fn compact_adam_f32(k in 1usize..7, blocks in 1usize..80, q8 in any::<bool>(), seed in 0u64..1000) {
+        check::<f32>(k, blocks, q8, seed);
+    }
+
+    #[test]
+    fn compact_adam_f64(k in 1usize..7, blocks in 1usize..80, q8 in any::<bool>(), seed in 0u64..1000) {
+        check::<f64>(k, blocks, q8, seed);
+    }
+}
+
+/// Several tiles at the default block size, each mode and float.
+#[test]
+fn compact_adam_many_tiles() {
+    for q8 in [false, true] {
+        check::<f32>(4, 300, q8, 3);
+        check::<f64>(4, 300, q8, 4);
+    }
+}
