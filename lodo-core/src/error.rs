@@ -70,6 +70,9 @@ pub enum ConfigError {
         /// The largest block size with compact moments.
         max: usize,
     },
+    /// The kept activations can be held in `T` or bf16, not in q8 ([`crate::Precision::Q8`] is for
+    /// Adam's moments).
+    UnsupportedActivationPrecision,
     /// The allocator refused a buffer (construction and restore allocate fallibly).
     OutOfMemory {
         /// Bytes the refused allocation asked for.
@@ -121,6 +124,10 @@ impl fmt::Display for ConfigError {
             Self::CompactBlockTooLarge { block_size, max } => write!(
                 f,
                 "compact Adam moments need block size k <= {max}, got {block_size}"
+            ),
+            Self::UnsupportedActivationPrecision => write!(
+                f,
+                "the kept activations can be held in full precision or bf16, not q8"
             ),
             Self::OutOfMemory { bytes } => {
                 write!(

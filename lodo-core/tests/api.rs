@@ -277,7 +277,57 @@ fn a_resumed_run_continues_bit_identically() {
             6,
             LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
         );
+        // With bf16 kept activations too (the compact policy).
+        let acts = BlockConfig::default()
+            .with_permutations(PermutationFamily::Shuffle)
+            .and_then(|c| c.with_activations(Precision::Bf16))
+            .unwrap();
+        resume_is_bit_identical::<f32, Block<f32>, Adam<f32>>(
+            70,
+            LodoConfig::new(acts, AdamConfig::default().with_precision(precision)),
+        );
     }
+    let acts = BlockConfig::default()
+        .with_activations(Precision::Bf16)
+        .unwrap();
+    resume_is_bit_identical::<f64, Block<f64>, Sgd<f64>>(
+        9,
+        LodoConfig::new(acts, SgdConfig::default()),
+    );
+}
+
+#[test]
+fn bf16_activations_are_saved_checked_and_change_only_the_last_bits_early() {
+    let n = 40;
+    let acts = BlockConfig::default()
+        .with_activations(Precision::Bf16)
+        .unwrap();
+    let mut full = Lodo::<f32>::new(n, LodoConfig::default(), 1).unwrap();
+    let mut kept = Lodo::<f32>::new(n, LodoConfig::default().with_preconditioner(acts), 1).unwrap();
+    assert_eq!(kept.preconditioner().activations(), Precision::Bf16);
+    let (mut x, mut y) = (vec![0.0f32; n], vec![0.0f32; n]);
+    run(&mut full, &mut x, &mut Bowl::new(n, 2), 30);
+    run(&mut kept, &mut y, &mut Bowl::new(n, 2), 30);
+    // The hypergradient reads rounded activations: the runs differ, but stay close.
+    assert_ne!(bits(&x), bits(&y));
+    let gap = x
+        .iter()
+        .zip(&y)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let size = x.iter().map(|a| a.abs()).fold(0.0f32, f32::max);
+    assert!(gap <= 0.05 * size, "{gap} vs {size}");
+    // A state that claims q8 activations is refused.
+    let mut v: serde_json::Value = serde_json::to_value(kept.state()).unwrap();
+    assert_eq!(v["preconditioner"]["activations"], "Bf16");
+    v["preconditioner"]["activations"] = "Q8".into();
+    let s: LodoState<f32, Block<f32>> = serde_json::from_value(v).unwrap();
+    assert_eq!(
+        Lodo::from_state(s).err(),
+        Some(StateError::Config(
+            ConfigError::UnsupportedActivationPrecision
+        ))
+    );
 }
 
 #[test]
@@ -460,10 +510,18 @@ fn a_step_allocates_nothing_after_construction() {
     check::<Residual<f64>, Adam<f64>>(LodoConfig::default());
     check::<Diagonal<f64>, Adam<f64>>(LodoConfig::default());
     check::<Global<f64>, Adam<f64>>(LodoConfig::default());
+    let acts = BlockConfig::default()
+        .with_activations(Precision::Bf16)
+        .unwrap();
+    check::<Block<f64>, Sgd<f64>>(LodoConfig::new(acts, SgdConfig::default()));
     for precision in [Precision::Bf16, Precision::Q8] {
         check::<Block<f64>, Adam<f64>>(
             LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
         );
+        check::<Block<f64>, Adam<f64>>(LodoConfig::new(
+            acts,
+            AdamConfig::default().with_precision(precision),
+        ));
         check::<Diagonal<f64>, Adam<f64>>(
             LodoConfig::default().with_meta(AdamConfig::default().with_precision(precision)),
         );

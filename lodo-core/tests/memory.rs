@@ -111,9 +111,48 @@ fn memory_bytes_is_what_the_allocator_sees() {
         );
         assert_eq!(streamed - compact, 8 * weights - bytes, "{precision:?}");
     }
+    // bf16 kept activations: 2 bytes instead of 4 for each of the 2·N·h numbers.
+    let acts = shuffle.with_activations(Precision::Bf16).unwrap();
+    let q8 = AdamConfig::default().with_precision(Precision::Q8);
+    let q8_only = held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+        1000,
+        LodoConfig::new(shuffle, q8),
+    );
+    let compact = held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+        1000,
+        LodoConfig::new(acts, q8),
+    );
+    assert_eq!(q8_only - compact, 2 * 16 * 2000 * 2);
+    for n in [1, 7, 100] {
+        let acts = BlockConfig::default()
+            .with_activations(Precision::Bf16)
+            .unwrap();
+        held_equals_formula::<f64, BlockPreconditioner<f64>, Adam<f64>>(
+            n,
+            LodoConfig::new(acts, AdamConfig::default().with_precision(Precision::Q8)),
+        );
+        held_equals_formula::<f64, BlockPreconditioner<f64>, Sgd<f64>>(
+            n,
+            LodoConfig::default().with_preconditioner(acts),
+        );
+    }
+    // Issue 17's figure: the compact state at the defaults in f32 (Shuffle) holds at most
+    // 1,000 bytes per parameter.
+    let per_parameter = held_equals_formula::<f32, BlockPreconditioner<f32>, Adam<f32>>(
+        10_000,
+        LodoConfig::new(acts, q8),
+    ) as f64
+        / 10_000.0;
+    assert!(per_parameter <= 1000.0, "{per_parameter}");
+    // q8 activations are refused.
+    assert_eq!(
+        BlockConfig::<f32>::default()
+            .with_activations(Precision::Q8)
+            .err(),
+        Some(ConfigError::UnsupportedActivationPrecision)
+    );
     // Compact moments need k ≤ 22.
     let big = BlockConfig::<f32>::default().with_block_size(23).unwrap();
-    let q8 = AdamConfig::default().with_precision(Precision::Q8);
     let err = ConfigError::CompactBlockTooLarge {
         block_size: 23,
         max: 22,

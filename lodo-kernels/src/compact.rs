@@ -1,5 +1,6 @@
-//! Compact storage of Adam's moments: bf16 with seeded stochastic rounding, and an 8-bit
-//! block-wise code (one pair of scales per tile of the fused kernel).
+//! Compact storage of the optimizer's state: Adam's moments in bf16 with seeded stochastic
+//! rounding or in an 8-bit block-wise code (one pair of scales per tile of the fused kernel),
+//! and the kept activations in bf16 ([`Stored`]).
 //!
 //! The arithmetic stays in the working float `T`: a tile's moments are decoded into `T`,
 //! updated, and encoded again ([`crate::Kernels::backward_pair_adam`] with [`Moments::Bf16`] or
@@ -87,6 +88,46 @@ impl<T> Moments<'_, T> {
     }
 }
 
+/// How a kept activation of the forward pass is stored between the forward and the backward
+/// sweep ([`crate::Kernels::layer_forward_into`] writes it, the fused backward kernels read it
+/// through [`crate::block_diagonal::GatheredPair`]): in the working float itself, or as
+/// [`Bf16`]. The forward output is computed from the unrounded value either way; only what is
+/// kept for the hypergradient is rounded.
+pub trait Stored<T>: Copy {
+    /// The stored form of `x`.
+    fn store(x: T) -> Self;
+    /// The value of a stored form.
+    fn load(self) -> T;
+}
+
+impl<T: Float> Stored<T> for T {
+    #[inline(always)]
+    fn store(x: T) -> Self {
+        x
+    }
+    #[inline(always)]
+    fn load(self) -> T {
+        self
+    }
+}
+
+/// A bf16 number (`f32`'s top 16 bits), kept rounded to nearest, ties to even
+/// ([`bf16_nearest`]): a kept activation is used once, so there is no drift to fear.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct Bf16(pub u16);
+
+impl<T: Float> Stored<T> for Bf16 {
+    #[inline(always)]
+    fn store(x: T) -> Self {
+        Bf16(bf16_nearest(to_f32(x)))
+    }
+    #[inline(always)]
+    fn load(self) -> T {
+        from_f32(bf16_decode(self.0))
+    }
+}
+
 /// Entries per tile of the fused Adam kernel for block size `k`: the whole `k × k` blocks that
 /// fit [`ADAM_TILE`] (at least one block). A q8 tile is a quantization block.
 #[must_use]
@@ -137,14 +178,22 @@ pub fn bf16_stochastic(x: f32, r: u32) -> u16 {
     ((sign | (mag + (r & 0xFFFF)).min(0x7F7F_FFFF)) >> 16) as u16
 }
 
-/// `x` as bf16 bits, rounded to nearest, ties to even (finite `x`; saturates at [`BF16_MAX`]).
+/// `x` as bf16 bits, rounded to nearest, ties to even (finite `x`; saturates at [`BF16_MAX`];
+/// NaN stays NaN).
 #[inline(always)]
 #[must_use]
 pub fn bf16_nearest(x: f32) -> u16 {
     let bits = x.to_bits();
     let sign = bits & 0x8000_0000;
     let mag = bits & 0x7FFF_FFFF;
-    let rounded = (mag + 0x7FFF + ((mag >> 16) & 1)).min(0x7F7F_FFFF);
+    if mag > 0x7F80_0000 {
+        return ((bits >> 16) | 0x0040) as u16;
+    }
+    let rounded = if mag == 0x7F80_0000 {
+        mag
+    } else {
+        (mag + 0x7FFF + ((mag >> 16) & 1)).min(0x7F7F_FFFF)
+    };
     ((sign | rounded) >> 16) as u16
 }
 

@@ -242,3 +242,90 @@ fn compact_adam_many_tiles() {
         check::<f64>(4, 300, q8, 4);
     }
 }
+
+/// Kept activations in bf16: the forward output is that of the unrounded values (bits, per
+/// path), the kept values are their bf16 rounding, and the fused backward kernels read them as
+/// the same kernels read the decoded values in `T` (bits, per path).
+fn bf16_activations<T: Float + std::fmt::Debug + 'static>(k: usize, blocks: usize, seed: u64) {
+    use lodo_kernels::compact::{Bf16, Stored};
+    let h = k * blocks;
+    let hk = h * k;
+    let perm: Vec<u32> = (0..h as u32).rev().collect();
+    let x = vals::<T>(seed, h, 1.0);
+    let b = vals::<T>(seed + 1, hk, 1.0);
+    let bits = |x: &[T]| {
+        x.iter()
+            .map(|y| y.to_f64().unwrap().to_bits())
+            .collect::<Vec<_>>()
+    };
+    for kern in kernels() {
+        for wiring in [Wiring::Index(&perm), Wiring::Identity] {
+            let (mut p, mut y) = (vec![T::nan(); h], vec![T::nan(); h]);
+            kern.layer_forward_into(k, &b, wiring, &x, &mut p, &mut y);
+            let (mut pb, mut yb) = (vec![Bf16(0); h], vec![T::nan(); h]);
+            kern.layer_forward_into(k, &b, wiring, &x, &mut pb, &mut yb);
+            assert_eq!(bits(&y), bits(&yb), "[{}] forward output", kern.path());
+            let rounded: Vec<Bf16> = p.iter().map(|&v| <Bf16 as Stored<T>>::store(v)).collect();
+            assert_eq!(pb, rounded, "[{}] kept = bf16(p)", kern.path());
+            // The backward kernels with bf16 c, e = with their decoded values.
+            let (c, e) = (&pb, &rounded);
+            let (cd, ed): (Vec<T>, Vec<T>) = (
+                c.iter().map(|&v| v.load()).collect(),
+                e.iter().map(|&v| v.load()).collect(),
+            );
+            let ad = vals::<T>(seed + 2, 2 * h, 1.0);
+            let pair_b = GatheredPair {
+                scale: T::one(),
+                ad: &ad,
+                wiring,
+                c,
+                e,
+            };
+            let pair_t = GatheredPair {
+                scale: T::one(),
+                ad: &ad,
+                wiring,
+                c: &cd,
+                e: &ed,
+            };
+            let (mut g1, mut z1) = (vec![T::nan(); hk], vec![T::nan(); 2 * h]);
+            let (mut g2, mut z2) = (vec![T::nan(); hk], vec![T::nan(); 2 * h]);
+            kern.backward_pair_gradient(k, pair_b, &b, &mut g1, &mut z1);
+            kern.backward_pair_gradient(k, pair_t, &b, &mut g2, &mut z2);
+            assert_eq!(bits(&g1), bits(&g2), "[{}] gradient", kern.path());
+            assert_eq!(bits(&z1), bits(&z2), "[{}] zad", kern.path());
+            let co = AdamCoefficients {
+                beta1: T::from(0.9).unwrap(),
+                beta2: T::from(0.999).unwrap(),
+                epsilon: T::from(1e-7).unwrap(),
+                rate: T::from(1e-2).unwrap(),
+                key: 1,
+            };
+            let run = |pair_is_bf16: bool| {
+                let (mut th, mut m, mut v) = (b.clone(), vec![T::zero(); hk], vec![T::zero(); hk]);
+                let mut zad = vec![T::nan(); 2 * h];
+                let state = AdamSlices::full(&mut th, &mut m, &mut v);
+                let kept = if pair_is_bf16 {
+                    kern.backward_pair_adam(k, pair_b, state, co, &mut zad)
+                } else {
+                    kern.backward_pair_adam(k, pair_t, state, co, &mut zad)
+                };
+                (kept, th, m, v)
+            };
+            let (a, bb) = (run(true), run(false));
+            assert_eq!(a.0, bb.0);
+            assert_eq!(bits(&a.1), bits(&bb.1), "[{}] adam θ", kern.path());
+            assert_eq!(bits(&a.3), bits(&bb.3), "[{}] adam V", kern.path());
+            // The rounding is real: some kept value differs from its T value.
+            assert!(k * blocks < 4 || cd.iter().zip(&p).any(|(a, b)| a != b));
+        }
+    }
+}
+
+#[test]
+fn bf16_activations_read_as_their_decoded_values() {
+    for (k, blocks) in [(1, 7), (3, 5), (4, 64), (5, 9)] {
+        bf16_activations::<f32>(k, blocks, 11);
+        bf16_activations::<f64>(k, blocks, 12);
+    }
+}

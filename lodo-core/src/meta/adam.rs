@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use lodo_kernels::Kernels;
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, Moments};
 use lodo_kernels::compact::{
-    BF16_MAX, COMPACT_MAX_K, adam_tile, decode_tile, encode_tile, noise, q8_scales,
+    BF16_MAX, COMPACT_MAX_K, Stored, adam_tile, decode_tile, encode_tile, noise, q8_scales,
 };
 use lodo_kernels::tuning::ADAM_TILE;
 
@@ -368,6 +368,7 @@ fn segment_view<T>(compact: &mut AdamMoments, layout: WeightLayout, s: usize) ->
 impl<T: Real> MetaOptimizer<T> for Adam<T> {
     type Config = AdamConfig<T>;
     const NAME: &'static str = "Adam";
+    const FUSES_BLOCK_LAYER: bool = true;
 
     fn from_config(config: &AdamConfig<T>, dim: usize) -> Result<Self, ConfigError> {
         Self::for_layout(config, WeightLayout::flat(dim))
@@ -481,11 +482,11 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
     /// [`MetaOptimizer::update`], compact moments decoded and encoded per tile); `scratch` is
     /// unused.
     #[track_caller]
-    fn update_block_layer(
+    fn update_block_layer<A: Stored<T>>(
         &mut self,
         kernels: Kernels,
         offset: usize,
-        step: BlockLayerStep<'_, T>,
+        step: BlockLayerStep<'_, T, A>,
         _scratch: &mut [T],
     ) -> usize {
         let layout = self.layout;

@@ -19,6 +19,7 @@ use core::fmt::Debug;
 
 use lodo_kernels::Kernels;
 use lodo_kernels::block_diagonal::GatheredPair;
+use lodo_kernels::compact::Stored;
 
 use crate::error::{ConfigError, StateError};
 use crate::real::Real;
@@ -27,13 +28,16 @@ use crate::real::Real;
 /// [`MetaOptimizer::update_block_layer`]): the layer's weights `θ_l` (`h·k` numbers at
 /// `offset` in the flat weight vector), the inputs of its hypergradient and the backward
 /// outputs to write.
+///
+/// The kept activations `c`, `e` of the pair are in `T` or stored compactly (`A`,
+/// [`lodo_kernels::compact::Stored`]).
 #[derive(Debug)]
-pub struct BlockLayerStep<'a, T> {
+pub struct BlockLayerStep<'a, T, A = T> {
     /// Block size `k`.
     pub k: usize,
     /// The interleaved incoming cotangents, their gather index and the layer inputs: the layer
     /// gradient is `s·(â_b c_bᵀ + d̂_b e_bᵀ)` ([`GatheredPair`]).
-    pub pair: GatheredPair<'a, T>,
+    pub pair: GatheredPair<'a, T, A>,
     /// The layer's weights `θ_l`, updated in place.
     pub theta: &'a mut [T],
     /// Receives `θ_lᵀ â` and `θ_lᵀ d̂` with the old `θ_l`, interleaved (`2h` numbers).
@@ -101,6 +105,10 @@ pub trait MetaConfig<T: Real>: Copy + Debug + PartialEq + Default {
 pub trait MetaOptimizer<T: Real>: Clone + Debug {
     /// Its validated hyperparameters.
     type Config: MetaConfig<T>;
+
+    /// Whether it overrides [`MetaOptimizer::update_block_layer`] with a form that needs no
+    /// materialised layer gradient (then the LODO network holds no scratch for one).
+    const FUSES_BLOCK_LAYER: bool = false;
 
     /// The name that tags its saved state (`{"Adam": {…}}`), unique among meta-optimizers.
     const NAME: &'static str;
@@ -172,11 +180,11 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
     /// # Panics
     /// If the shapes disagree, `scratch` is shorter than `θ_l`, or the range exceeds the dimension.
     #[track_caller]
-    fn update_block_layer(
+    fn update_block_layer<A: Stored<T>>(
         &mut self,
         kernels: Kernels,
         offset: usize,
-        step: BlockLayerStep<'_, T>,
+        step: BlockLayerStep<'_, T, A>,
         scratch: &mut [T],
     ) -> usize {
         let grad = &mut scratch[..step.theta.len()];

@@ -43,8 +43,10 @@ use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled, total, with_capacity};
 use crate::meta::{BlockLayerStep, MetaOptimizer, WeightLayout};
 use crate::permutation::{Permutation, PermutationFamily, Wires};
+use crate::precision::Precision;
 use crate::random::Stream;
 use crate::real::{Real, lit};
+use lodo_kernels::compact::{Bf16, Stored};
 
 /// The LODO network's hyperparameters (paper §3; defaults from the authors' `training/lodo.py`).
 ///
@@ -64,6 +66,8 @@ pub struct BlockConfig<T> {
     hidden: Option<usize>,
     #[cfg_attr(feature = "serde", serde(default))]
     permutations: PermutationFamily,
+    #[cfg_attr(feature = "serde", serde(default))]
+    activations: Precision,
 }
 
 impl<T: Real> Default for BlockConfig<T> {
@@ -74,6 +78,7 @@ impl<T: Real> Default for BlockConfig<T> {
             block_size: 4,
             hidden: None,
             permutations: PermutationFamily::Random,
+            activations: Precision::Full,
         }
     }
 }
@@ -124,6 +129,25 @@ impl<T: Real> BlockConfig<T> {
     #[must_use]
     pub fn permutations(&self) -> PermutationFamily {
         self.permutations
+    }
+
+    /// Sets how the kept activations `p_l(m)`, `p_l(g)` (`2·N·h` numbers, the input of the
+    /// hypergradient) are held between the forward passes and the backward sweep:
+    /// [`Precision::Full`] or [`Precision::Bf16`] (rounded to nearest; the step `G·m` itself is
+    /// computed from the unrounded values, so only the hypergradient sees the rounding).
+    ///
+    /// # Errors
+    /// [`ConfigError::UnsupportedActivationPrecision`] for [`Precision::Q8`].
+    pub fn with_activations(mut self, precision: Precision) -> Result<Self, ConfigError> {
+        check_activations(precision)?;
+        self.activations = precision;
+        Ok(self)
+    }
+
+    /// How the kept activations are held.
+    #[must_use]
+    pub fn activations(&self) -> Precision {
+        self.activations
     }
 
     /// `N`.
@@ -206,17 +230,25 @@ pub struct BlockPreconditioner<T> {
     #[cfg_attr(feature = "serde", serde(rename = "permutations"))]
     wires: Vec<Wires>,
     blocks: Vec<T>,
+    /// How the kept activations are held (absent in states of formats 1 and 2: `Full`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    activations: Precision,
     #[cfg_attr(feature = "serde", serde(skip))]
     cache: Cache<T>,
+}
+
+/// The kept layer inputs `p_l(m)` and `p_l(g)` (`N·h` each), in `T` or bf16.
+#[derive(Clone, Debug)]
+enum Kept<T> {
+    Full { p_m: Vec<T>, p_g: Vec<T> },
+    Bf16 { p_m: Vec<Bf16>, p_g: Vec<Bf16> },
 }
 
 /// Activations kept between steps and scratch, allocated once.
 #[derive(Clone, Debug)]
 struct Cache<T> {
-    /// `p_l(m)` for every layer, `N·h`.
-    p_m: Vec<T>,
-    /// `p_l(g)` for every layer, `N·h`.
-    p_g: Vec<T>,
+    /// `p_l(m)` and `p_l(g)` for every layer.
+    kept: Kept<T>,
     /// `AΠm` of the last `apply` (the start of `w_l(m)`'s backward sweep), `h`.
     u_m: Vec<T>,
     /// Two `h`-vectors: a stream and its next value (forward passes, the backward of `apply`).
@@ -225,15 +257,18 @@ struct Cache<T> {
     /// The two streams of the hypergradient sweep interleaved (`2h`), and their next values.
     wad: Vec<T>,
     wad_next: Vec<T>,
-    /// One layer's gradient (`h·k`), for the SGD and sink paths only.
+    /// One layer's gradient (`h·k`), for the sink path and meta-optimizers without a fused
+    /// block-layer update only ([`Preconditioner::reserve_meta_scratch`]); empty otherwise.
     grad: Vec<T>,
 }
 
 impl<T> Default for Cache<T> {
     fn default() -> Self {
         Self {
-            p_m: Vec::new(),
-            p_g: Vec::new(),
+            kept: Kept::Full {
+                p_m: Vec::new(),
+                p_g: Vec::new(),
+            },
             u_m: Vec::new(),
             u: Vec::new(),
             tmp: Vec::new(),
@@ -245,24 +280,49 @@ impl<T> Default for Cache<T> {
 }
 
 impl<T: Real> Cache<T> {
-    /// `((2N + 7)·h + h·k)` numbers, allocated fallibly.
-    fn new(layers: usize, h: usize, k: usize) -> Result<Self, ConfigError> {
+    /// `2N·h` kept activations and `7h` numbers of scratch, allocated fallibly.
+    fn new(layers: usize, h: usize, activations: Precision) -> Result<Self, ConfigError> {
         let z = |len: usize| filled(len, T::zero());
+        let kept = match activations {
+            Precision::Bf16 => Kept::Bf16 {
+                p_m: filled(layers * h, Bf16(0))?,
+                p_g: filled(layers * h, Bf16(0))?,
+            },
+            _ => Kept::Full {
+                p_m: z(layers * h)?,
+                p_g: z(layers * h)?,
+            },
+        };
         Ok(Self {
-            p_m: z(layers * h)?,
-            p_g: z(layers * h)?,
+            kept,
             u_m: z(h)?,
             u: z(h)?,
             tmp: z(h)?,
             wad: z(2 * h)?,
             wad_next: z(2 * h)?,
-            grad: z(h * k)?,
+            grad: Vec::new(),
         })
     }
 
-    /// The numbers [`Cache::new`] allocates.
-    fn len(layers: usize, h: usize, k: usize) -> usize {
-        (2 * layers + 7) * h + h * k
+    /// The bytes [`Cache::new`] allocates.
+    fn bytes(layers: usize, h: usize, activations: Precision) -> Result<usize, ConfigError> {
+        let kept = 2 * layers * h;
+        total(&[
+            match activations {
+                Precision::Bf16 => bytes_of::<Bf16>(kept)?,
+                _ => bytes_of::<T>(kept)?,
+            },
+            bytes_of::<T>(7 * h)?,
+        ])
+    }
+}
+
+/// [`Precision::Q8`] is for Adam's moments only.
+fn check_activations(precision: Precision) -> Result<(), ConfigError> {
+    if precision == Precision::Q8 {
+        Err(ConfigError::UnsupportedActivationPrecision)
+    } else {
+        Ok(())
     }
 }
 
@@ -300,6 +360,11 @@ impl<T: Real> BlockPreconditioner<T> {
     pub fn permutation_family(&self) -> PermutationFamily {
         self.family
     }
+    /// How the kept activations are held ([`BlockConfig::with_activations`]).
+    #[must_use]
+    pub fn activations(&self) -> Precision {
+        self.activations
+    }
     /// The fixed permutations `P_1, …, P_N`, whole. A structured family is held compactly
     /// (see [`PermutationFamily`]; `Shuffle` stores no index at all), so this computes their
     /// indices and inverses (`8h` bytes per layer).
@@ -317,7 +382,14 @@ impl<T: Real> BlockPreconditioner<T> {
     /// Forward `u ← A Π v`, keeping each layer input `p_l` in `keep` (`N·h` numbers: layer `l`
     /// at `l·h`), or reusing `keep[..h]` when `keep` has only `h`. Each layer is one pass of
     /// the fused kernel `p = P u`, `tmp = B p`, then the buffers swap.
-    fn forward(&self, kern: Kernels, v: &[T], u: &mut Vec<T>, tmp: &mut Vec<T>, keep: &mut [T]) {
+    fn forward<A: Stored<T> + Send + Sync>(
+        &self,
+        kern: Kernels,
+        v: &[T],
+        u: &mut Vec<T>,
+        tmp: &mut Vec<T>,
+        keep: &mut [A],
+    ) {
         let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
         let keep_all = keep.len() == self.layers() * h;
         pad(v, u);
@@ -351,13 +423,18 @@ impl<T: Real> BlockPreconditioner<T> {
 
     /// The hypergradient sweep: forward of `g`, then both backward streams layer by layer with
     /// each layer's gradient sent to `update` after the old `θ_l` has been used.
-    fn sweep<M: MetaOptimizer<T>>(&mut self, g: &[T], mut update: Update<'_, '_, M, T>) -> usize {
+    fn sweep<M: MetaOptimizer<T>>(&mut self, g: &[T], update: Update<'_, '_, M, T>) -> usize {
         check_len("g", g.len(), self.n);
-        let kern = Kernels::selected();
         let mut cache = core::mem::take(&mut self.cache);
+        // The sink and a meta-optimizer without a fused form need one layer's gradient; a
+        // `Lodo` reserved it ([`Preconditioner::reserve_meta_scratch`]), a direct caller gets it
+        // allocated here once.
+        let needs_grad = matches!(update, Update::Sink(_)) || !M::FUSES_BLOCK_LAYER;
+        if needs_grad && cache.grad.len() < self.layer_len() {
+            cache.grad.resize(self.layer_len(), T::zero());
+        }
         let Cache {
-            p_m,
-            p_g,
+            kept,
             u_m,
             u,
             tmp,
@@ -365,6 +442,40 @@ impl<T: Real> BlockPreconditioner<T> {
             wad_next,
             grad,
         } = &mut cache;
+        let mut scratch = Scratch {
+            u_m,
+            u,
+            tmp,
+            wad,
+            wad_next,
+            grad,
+        };
+        let kept = match kept {
+            Kept::Full { p_m, p_g } => self.sweep_kept(g, update, p_m, p_g, &mut scratch),
+            Kept::Bf16 { p_m, p_g } => self.sweep_kept(g, update, p_m, p_g, &mut scratch),
+        };
+        self.cache = cache;
+        kept
+    }
+
+    /// [`BlockPreconditioner::sweep`] with the kept activations stored as `A`.
+    fn sweep_kept<M: MetaOptimizer<T>, A: Stored<T> + Send + Sync>(
+        &mut self,
+        g: &[T],
+        mut update: Update<'_, '_, M, T>,
+        p_m: &[A],
+        p_g: &mut [A],
+        scratch: &mut Scratch<'_, T>,
+    ) -> usize {
+        let kern = Kernels::selected();
+        let Scratch {
+            u_m,
+            u,
+            tmp,
+            wad,
+            wad_next,
+            grad,
+        } = scratch;
         self.forward(kern, g, u, tmp, p_g);
         let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
         // The top cotangents w_N(m) = AΠm, w_N(g) = AΠg, interleaved; below the top layer wad
@@ -386,6 +497,7 @@ impl<T: Real> BlockPreconditioner<T> {
             let theta = &mut self.blocks[l * ll..(l + 1) * ll];
             match &mut update {
                 Update::Sink(sink) => {
+                    let grad = &mut grad[..ll];
                     kern.backward_pair_gradient(k, pair, theta, grad, wad_next);
                     sink(l * ll, theta, grad);
                 }
@@ -399,11 +511,20 @@ impl<T: Real> BlockPreconditioner<T> {
                     kept += meta.update_block_layer(kern, l * ll, step, grad);
                 }
             }
-            core::mem::swap(wad, wad_next);
+            core::mem::swap(*wad, *wad_next);
         }
-        self.cache = cache;
         kept
     }
+}
+
+/// The scratch of a sweep, borrowed from the [`Cache`] beside its kept activations.
+struct Scratch<'a, T> {
+    u_m: &'a mut Vec<T>,
+    u: &'a mut Vec<T>,
+    tmp: &'a mut Vec<T>,
+    wad: &'a mut Vec<T>,
+    wad_next: &'a mut Vec<T>,
+    grad: &'a mut Vec<T>,
 }
 
 /// How layer `l` reads its incoming cotangent: through `π_{l+1}⁻¹`, or directly for the top
@@ -433,13 +554,13 @@ fn part_rows(h: usize, k: usize) -> usize {
 /// One forward layer `p = P u`, `y = B p` ([`Kernels::layer_forward_into`]); with the
 /// `parallel` feature, in parts of whole blocks on rayon's threads, each part reading all of
 /// `u` through its sources ([`Wiring::part`]; the same operations per entry, so the same bits).
-fn forward_layer<T: Real>(
+fn forward_layer<T: Real, A: Stored<T> + Send + Sync>(
     kern: Kernels,
     k: usize,
     b: &[T],
     wiring: Wiring<'_>,
     u: &[T],
-    p: &mut [T],
+    p: &mut [A],
     y: &mut [T],
 ) {
     #[cfg(feature = "parallel")]
@@ -520,14 +641,17 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
             family,
             wires,
             blocks,
-            cache: Cache::new(layers, h, k)?,
+            activations: config.activations(),
+            cache: Cache::new(layers, h, config.activations())?,
         })
     }
 
     /// `N` permutations (their headers, and `8h` bytes of indices each for `Random`, none for
-    /// `Shuffle`, `4h` for `TiledShuffle`), `θ` (`N·h·k` numbers) and the cache (`(2N + 7)·h + h·k` numbers: the kept layer inputs of `m` and
-    /// `g`, the top activation, three `h`-vectors and two interleaved `2h` streams, one layer's
-    /// gradient).
+    /// `Shuffle`, `4h` for `TiledShuffle`), `θ` (`N·h·k` numbers) and the cache: the kept layer
+    /// inputs of `m` and `g` (`2N·h` numbers in `T`, or bf16), the top activation, three
+    /// `h`-vectors and two interleaved `2h` streams (`7h` numbers). One layer's gradient
+    /// (`h·k` numbers) comes on top for a meta-optimizer without a fused block-layer update
+    /// ([`Preconditioner::meta_scratch_bytes`]).
     fn footprint(n: usize, config: &BlockConfig<T>) -> Result<Footprint, ConfigError> {
         let (layers, k) = (config.layers(), config.block_size());
         let h = config.hidden_for(n)?;
@@ -538,9 +662,22 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
                 .and_then(|b| b.checked_mul(layers))
                 .ok_or(ConfigError::TooLarge)?,
             bytes_of::<T>(weights)?,
-            bytes_of::<T>(Cache::<T>::len(layers, h, k))?,
+            Cache::<T>::bytes(layers, h, config.activations())?,
         ])?;
         Ok(Footprint { bytes, weights })
+    }
+
+    /// One layer's gradient, `h·k` numbers.
+    fn meta_scratch_bytes(n: usize, config: &BlockConfig<T>) -> Result<usize, ConfigError> {
+        bytes_of::<T>(config.hidden_for(n)? * config.block_size())
+    }
+
+    fn reserve_meta_scratch(&mut self) -> Result<(), ConfigError> {
+        let len = self.layer_len();
+        let mut grad = with_capacity(len)?;
+        grad.resize(len, T::zero());
+        self.cache.grad = grad;
+        Ok(())
     }
 
     /// `N` segments (the layers) of `h·k` weights in `k × k` blocks.
@@ -588,9 +725,12 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         let kern = Kernels::selected();
         let mut cache = core::mem::take(&mut self.cache);
         let Cache {
-            p_m, u_m, u, tmp, ..
+            kept, u_m, u, tmp, ..
         } = &mut cache;
-        self.forward(kern, m, u, tmp, p_m);
+        match kept {
+            Kept::Full { p_m, .. } => self.forward(kern, m, u, tmp, p_m),
+            Kept::Bf16 { p_m, .. } => self.forward(kern, m, u, tmp, p_m),
+        }
         u_m.copy_from_slice(u);
         self.backward(kern, u, tmp, out);
         self.cache = cache;
@@ -687,7 +827,12 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         }
         check_weights(&self.blocks, layers * h * k)?;
         let _ = Kernels::selected();
-        self.cache = Cache::new(layers, h, k)?;
+        check_activations(self.activations)?;
+        let grad = self.cache.grad.len();
+        self.cache = Cache::new(layers, h, self.activations)?;
+        if grad > 0 {
+            self.reserve_meta_scratch()?;
+        }
         Ok(())
     }
 }

@@ -72,6 +72,25 @@ pub trait Preconditioner<T: Real>: Clone {
         Ok(WeightLayout::flat(Self::footprint(n, config)?.weights))
     }
 
+    /// Bytes of the scratch [`Preconditioner::reserve_meta_scratch`] allocates (by default none).
+    ///
+    /// # Errors
+    /// As [`Preconditioner::footprint`].
+    fn meta_scratch_bytes(n: usize, config: &Self::Config) -> Result<usize, ConfigError> {
+        let _ = (n, config);
+        Ok(0)
+    }
+
+    /// Allocates the scratch a meta-optimizer without a fused block-layer update needs
+    /// ([`MetaOptimizer::FUSES_BLOCK_LAYER`] false): [`crate::Lodo`] calls it at construction
+    /// and restore so that steps allocate nothing. By default nothing.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfMemory`].
+    fn reserve_meta_scratch(&mut self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
     /// The layout of this instance's weights ([`Preconditioner::weight_layout`]).
     fn layout(&self) -> WeightLayout {
         WeightLayout::flat(self.weights().len())

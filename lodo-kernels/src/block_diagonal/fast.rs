@@ -10,7 +10,7 @@
 use num_traits::Float;
 
 use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
-use crate::compact::{compact_limit, decode_tile, encode_tile};
+use crate::compact::{Stored, compact_limit, decode_tile, encode_tile};
 use crate::cursor::{Cursor, prefetch, with_cursor};
 use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K, PREFETCH_BLOCKS};
 use crate::wiring::Wiring;
@@ -143,19 +143,19 @@ pub(crate) fn matvec_transpose<T: Float, const FMA: bool, const K: usize>(
 /// `y_b = B_b p_b`. One pass.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) fn layer_forward_into<T: Float, const FMA: bool, const K: usize>(
+pub(crate) fn layer_forward_into<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
     blocks: &[T],
     wiring: Wiring<'_>,
     x: &[T],
-    p: &mut [T],
+    p: &mut [A],
     y: &mut [T],
 ) {
     match wiring {
         Wiring::Shuffle(s) if !s.inverse && s.offset == 0 && p.len() == s.width => {
-            forward_streamed::<T, FMA, K>(k, blocks, s, x, p, y);
+            forward_streamed::<T, A, FMA, K>(k, blocks, s, x, p, y);
         }
-        _ => with_cursor!(wiring, k, |cur| forward_with::<T, FMA, K>(
+        _ => with_cursor!(wiring, k, |cur| forward_with::<T, A, FMA, K>(
             k, blocks, cur, x, p, y
         )),
     }
@@ -168,12 +168,12 @@ pub(crate) fn layer_forward_into<T: Float, const FMA: bool, const K: usize>(
 /// times (the natural order reads it with stride `k` per segment). Each block is computed as in
 /// [`forward_with`], so the bits are the same.
 #[inline(always)]
-fn forward_streamed<T: Float, const FMA: bool, const K: usize>(
+fn forward_streamed<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
     blocks: &[T],
     s: crate::wiring::Shuffle<'_>,
     x: &[T],
-    p: &mut [T],
+    p: &mut [A],
     y: &mut [T],
 ) {
     use crate::cursor::{ShuffleCursor, TiledShuffleCursor};
@@ -190,7 +190,7 @@ fn forward_streamed<T: Float, const FMA: bool, const K: usize>(
                 &mut y[j0..j0 + len],
             );
             match s.tiles {
-                None => forward_with::<T, FMA, K>(
+                None => forward_with::<T, A, FMA, K>(
                     k,
                     b,
                     ShuffleCursor::at_segment(a, pos, k, r),
@@ -198,7 +198,7 @@ fn forward_streamed<T: Float, const FMA: bool, const K: usize>(
                     p,
                     y,
                 ),
-                Some(t) => forward_with::<T, FMA, K>(
+                Some(t) => forward_with::<T, A, FMA, K>(
                     k,
                     b,
                     TiledShuffleCursor::at_tile(a, pos, k, r, t.tile, t.local),
@@ -211,26 +211,36 @@ fn forward_streamed<T: Float, const FMA: bool, const K: usize>(
     }
 }
 
+/// Largest block size of the fast forward body (its gathered block lives on the stack); larger
+/// blocks take the reference body ([`crate::Kernels::layer_forward_into`]).
+pub(crate) const FORWARD_MAX_K: usize = 64;
+
 /// [`layer_forward_into`] for one cursor type.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn forward_with<T: Float, const FMA: bool, const K: usize>(
+fn forward_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
     blocks: &[T],
     mut cur: impl Cursor,
     x: &[T],
-    p: &mut [T],
+    p: &mut [A],
     y: &mut [T],
 ) {
     let k = block_k::<K>(k);
-    for ((bb, pb), yb) in blocks
+    // The gathered block in T (the forward uses it unrounded), then stored as A.
+    let mut buf = [T::zero(); FORWARD_MAX_K];
+    for ((bb, pa), yb) in blocks
         .chunks_exact(k * k)
         .zip(p.chunks_exact_mut(k))
         .zip(y.chunks_exact_mut(k))
     {
+        let pb = &mut buf[..k];
         cur.prefetch(x, 1, PREFETCH_BLOCKS);
         cur.gather(x, pb);
         cur.advance();
+        for (a, &t) in pa.iter_mut().zip(pb.iter()) {
+            *a = A::store(t);
+        }
         if K > 0 {
             yb.copy_from_slice(&block_fixed::<T, FMA, K>(bb, pb));
             continue;
@@ -331,9 +341,9 @@ fn backward_with<T: Float, const FMA: bool, const K: usize>(
 /// write `z_a, z_d` interleaved in order and the block gradient `s·(â_b c_bᵀ + d̂_b e_bᵀ)`.
 /// `v0` is the tile's first vector index; `th_t`, `g_t` hold its blocks, `zad_t` its pairs.
 #[inline(always)]
-fn pair_tile<T: Float, const FMA: bool, const K: usize>(
+fn pair_tile<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    pair: &GatheredPair<'_, T>,
+    pair: &GatheredPair<'_, T, A>,
     cur: &mut impl Cursor,
     v0: usize,
     th_t: &[T],
@@ -376,7 +386,7 @@ fn pair_tile<T: Float, const FMA: bool, const K: usize>(
         }
         for ((grow, &ar), &dr) in gb.chunks_exact_mut(k).zip(ab.iter()).zip(db.iter()) {
             for ((gi, &cc), &ec) in grow.iter_mut().zip(cb).zip(eb) {
-                *gi = scale * madd::<T, FMA>(ar, cc, dr * ec);
+                *gi = scale * madd::<T, FMA>(ar, cc.load(), dr * ec.load());
             }
         }
     }
@@ -384,23 +394,23 @@ fn pair_tile<T: Float, const FMA: bool, const K: usize>(
 
 /// The backward layer with its gradient written out, tile by tile.
 #[inline(always)]
-pub(crate) fn backward_pair_gradient<T: Float, const FMA: bool, const K: usize>(
+pub(crate) fn backward_pair_gradient<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    pair: GatheredPair<'_, T>,
+    pair: GatheredPair<'_, T, A>,
     theta: &[T],
     grad: &mut [T],
     zad: &mut [T],
 ) {
-    with_cursor!(pair.wiring, k, |cur| gradient_with::<T, FMA, K>(
+    with_cursor!(pair.wiring, k, |cur| gradient_with::<T, A, FMA, K>(
         k, &pair, cur, theta, grad, zad
     ))
 }
 
 /// [`backward_pair_gradient`] for one cursor type.
 #[inline(always)]
-fn gradient_with<T: Float, const FMA: bool, const K: usize>(
+fn gradient_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    pair: &GatheredPair<'_, T>,
+    pair: &GatheredPair<'_, T, A>,
     mut cur: impl Cursor,
     theta: &[T],
     grad: &mut [T],
@@ -414,7 +424,7 @@ fn gradient_with<T: Float, const FMA: bool, const K: usize>(
         .zip(zad.chunks_mut(2 * tile / k))
         .enumerate()
     {
-        pair_tile::<T, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
+        pair_tile::<T, A, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
     }
 }
 
@@ -426,14 +436,14 @@ fn gradient_with<T: Float, const FMA: bool, const K: usize>(
 /// crosses the memory bus once in each direction. An element whose new `M`, `V` or `θ` would
 /// not be finite keeps its old three values (a select, no branch); the count is returned.
 #[inline(always)]
-pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
+pub(crate) fn backward_pair_adam<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    pair: GatheredPair<'_, T>,
+    pair: GatheredPair<'_, T, A>,
     state: AdamSlices<'_, T>,
     co: AdamCoefficients<T>,
     zad: &mut [T],
 ) -> usize {
-    with_cursor!(pair.wiring, k, |cur| adam_with::<T, FMA, K>(
+    with_cursor!(pair.wiring, k, |cur| adam_with::<T, A, FMA, K>(
         k, &pair, cur, state, co, zad
     ))
 }
@@ -441,9 +451,9 @@ pub(crate) fn backward_pair_adam<T: Float, const FMA: bool, const K: usize>(
 /// [`backward_pair_adam`] for one cursor type: moments in `T` are updated in place, compact
 /// ones decoded into stack buffers per tile, updated, and encoded again ([`crate::compact`]).
 #[inline(always)]
-fn adam_with<T: Float, const FMA: bool, const K: usize>(
+fn adam_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    pair: &GatheredPair<'_, T>,
+    pair: &GatheredPair<'_, T, A>,
     mut cur: impl Cursor,
     state: AdamSlices<'_, T>,
     co: AdamCoefficients<T>,
@@ -463,7 +473,7 @@ fn adam_with<T: Float, const FMA: bool, const K: usize>(
                 .zip(zad.chunks_mut(2 * tile / k));
             for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
                 let g_t = &mut grad[..th_t.len()];
-                pair_tile::<T, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
+                pair_tile::<T, A, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
                 skipped += adam_update::<T, FMA, false>(&co, th_t, m_t, v_t, g_t) as usize;
             }
             return skipped;
@@ -475,7 +485,7 @@ fn adam_with<T: Float, const FMA: bool, const K: usize>(
     for (t, (th_t, zad_t)) in tiles.enumerate() {
         let n = th_t.len();
         let (g_t, mb, vb) = (&mut grad[..n], &mut mb[..n], &mut vb[..n]);
-        pair_tile::<T, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
+        pair_tile::<T, A, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
         decode_tile(&moments, t, t * tile, mb, vb);
         skipped += adam_update::<T, FMA, true>(&co, th_t, mb, vb, g_t) as usize;
         encode_tile(&mut moments, t, t * tile, co.key, mb, vb);

@@ -40,6 +40,11 @@ use crate::tuning::{ADAM_TILE_MAX_K, MATMAT_GEMM_MIN_COLS};
 use crate::wiring::Wiring;
 
 pub use crate::compact::Moments;
+use crate::compact::Stored;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use fast::FORWARD_MAX_K;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const FORWARD_MAX_K: usize = usize::MAX;
 
 /// The inputs of one fused backward layer of LODO's hypergradient sweep
 /// ([`Kernels::backward_pair_gradient`], [`Kernels::backward_pair_adam`]).
@@ -51,8 +56,11 @@ pub use crate::compact::Moments;
 ///
 /// In LODO (see `lodo-core`'s block preconditioner) `a = z_{l+1}(m)`, `d = z_{l+1}(g)`, `q = π_{l+1}⁻¹`
 /// (so `â = w_l(m)`, `d̂ = w_l(g)`), `c = p_l(g)`, `e = p_l(m)` and `s = −α₀`.
+///
+/// `c` and `e` are kept activations, in `T` or stored compactly (`A`, see
+/// [`crate::compact::Stored`]; read as `A::load`).
 #[derive(Clone, Copy, Debug)]
-pub struct GatheredPair<'a, T> {
+pub struct GatheredPair<'a, T, A = T> {
     /// The scale `s`.
     pub scale: T,
     /// The interleaved cotangents (length `2h`).
@@ -60,9 +68,9 @@ pub struct GatheredPair<'a, T> {
     /// Where `â`, `d̂` are read from (an index of length `h`, a shuffle, or the identity).
     pub wiring: Wiring<'a>,
     /// Column vector of the first product (length `h`).
-    pub c: &'a [T],
+    pub c: &'a [A],
     /// Column vector of the second product (length `h`).
-    pub e: &'a [T],
+    pub e: &'a [A],
 }
 
 /// One block layer's weights `θ` and its Adam moments `M`, `V` (each `h·k` entries), in the
@@ -132,9 +140,9 @@ pub(crate) mod check {
     /// Shapes of a fused backward layer: `θ` and the gradient or moments have `h·k` numbers.
     #[track_caller]
     #[inline]
-    pub(crate) fn gathered_shapes<T>(
+    pub(crate) fn gathered_shapes<T, A>(
         k: usize,
-        pair: &GatheredPair<'_, T>,
+        pair: &GatheredPair<'_, T, A>,
         theta: usize,
         zad: usize,
     ) {
@@ -150,9 +158,9 @@ pub(crate) mod check {
     /// (compact moments: `k ≤` [`crate::compact::COMPACT_MAX_K`], one scale pair per tile).
     #[track_caller]
     #[inline]
-    pub(crate) fn adam_shapes<T>(
+    pub(crate) fn adam_shapes<T, A>(
         k: usize,
-        pair: &GatheredPair<'_, T>,
+        pair: &GatheredPair<'_, T, A>,
         state: &AdamSlices<'_, T>,
         zad: usize,
     ) {
@@ -170,6 +178,7 @@ macro_rules! simd_bodies {
 
         use $crate::block_diagonal::fast;
         use $crate::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
+        use $crate::compact::Stored;
         use $crate::wiring::Wiring;
 
         /// Fused multiply-adds need std's `mul_add` (libm's is a software routine).
@@ -189,18 +198,18 @@ macro_rules! simd_bodies {
         /// [`fast::layer_forward_into`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn layer_forward_into<T: Float>(
+        pub(crate) fn layer_forward_into<T: Float, A: Stored<T>>(
             k: usize,
             blocks: &[T],
             wiring: Wiring<'_>,
             x: &[T],
-            p: &mut [T],
+            p: &mut [A],
             y: &mut [T],
         ) {
             if k == 4 {
-                fast::layer_forward_into::<T, FMA, 4>(k, blocks, wiring, x, p, y)
+                fast::layer_forward_into::<T, A, FMA, 4>(k, blocks, wiring, x, p, y)
             } else {
-                fast::layer_forward_into::<T, FMA, 0>(k, blocks, wiring, x, p, y)
+                fast::layer_forward_into::<T, A, FMA, 0>(k, blocks, wiring, x, p, y)
             }
         }
 
@@ -241,34 +250,34 @@ macro_rules! simd_bodies {
         /// [`fast::backward_pair_gradient`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn backward_pair_gradient<T: Float>(
+        pub(crate) fn backward_pair_gradient<T: Float, A: Stored<T>>(
             k: usize,
-            pair: GatheredPair<'_, T>,
+            pair: GatheredPair<'_, T, A>,
             theta: &[T],
             grad: &mut [T],
             zad: &mut [T],
         ) {
             if k == 4 {
-                fast::backward_pair_gradient::<T, FMA, 4>(k, pair, theta, grad, zad)
+                fast::backward_pair_gradient::<T, A, FMA, 4>(k, pair, theta, grad, zad)
             } else {
-                fast::backward_pair_gradient::<T, FMA, 0>(k, pair, theta, grad, zad)
+                fast::backward_pair_gradient::<T, A, FMA, 0>(k, pair, theta, grad, zad)
             }
         }
 
         /// [`fast::backward_pair_adam`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn backward_pair_adam<T: Float>(
+        pub(crate) fn backward_pair_adam<T: Float, A: Stored<T>>(
             k: usize,
-            pair: GatheredPair<'_, T>,
+            pair: GatheredPair<'_, T, A>,
             state: AdamSlices<'_, T>,
             co: AdamCoefficients<T>,
             zad: &mut [T],
         ) -> usize {
             if k == 4 {
-                fast::backward_pair_adam::<T, FMA, 4>(k, pair, state, co, zad)
+                fast::backward_pair_adam::<T, A, FMA, 4>(k, pair, state, co, zad)
             } else {
-                fast::backward_pair_adam::<T, FMA, 0>(k, pair, state, co, zad)
+                fast::backward_pair_adam::<T, A, FMA, 0>(k, pair, state, co, zad)
             }
         }
     };
@@ -285,20 +294,20 @@ macro_rules! dispatch {
                 // SAFETY: a `Kernels` holds `Path::Avx512` only after `Path::is_available`
                 // confirmed avx512f + avx2 + fma (`Kernels::new`, or `dispatch::selected` via
                 // `initial`/`force`); those are exactly the features this body enables.
-                unsafe { x86::avx512::$name::<$T>($($arg),*) }
+                unsafe { x86::avx512::$name($($arg),*) }
             }
             #[cfg(target_arch = "x86_64")]
             Path::Avx2 => {
                 // SAFETY: a `Kernels` holds `Path::Avx2` only after `Path::is_available`
                 // confirmed avx2 + fma (`Kernels::new`, or `dispatch::selected`), the features
                 // this body enables.
-                unsafe { x86::avx2::$name::<$T>($($arg),*) }
+                unsafe { x86::avx2::$name($($arg),*) }
             }
             #[cfg(target_arch = "aarch64")]
             Path::Neon => {
                 // SAFETY: a `Kernels` holds `Path::Neon` only after `Path::is_available`
                 // confirmed neon (`Kernels::new`, or `dispatch::selected`).
-                unsafe { aarch64::neon::$name::<$T>($($arg),*) }
+                unsafe { aarch64::neon::$name($($arg),*) }
             }
             _ => reference::$name($($arg),*),
         }
@@ -354,13 +363,13 @@ impl Kernels {
     /// ```
     #[allow(clippy::too_many_arguments)]
     #[track_caller]
-    pub fn layer_forward_into<T: Float + 'static>(
+    pub fn layer_forward_into<T: Float + 'static, A: Stored<T>>(
         self,
         k: usize,
         blocks: &[T],
         wiring: Wiring<'_>,
         x: &[T],
-        p: &mut [T],
+        p: &mut [A],
         y: &mut [T],
     ) {
         check::square(k, blocks.len(), p.len());
@@ -369,6 +378,9 @@ impl Kernels {
             check::vec_eq("x", p.len(), x.len());
         }
         wiring.check(k, p.len());
+        if k > FORWARD_MAX_K {
+            return reference::layer_forward_into(k, blocks, wiring, x, p, y);
+        }
         dispatch!(self, T, layer_forward_into(k, blocks, wiring, x, p, y));
     }
 
@@ -467,10 +479,10 @@ impl Kernels {
     /// assert_eq!(grad, [2.0, 11.0]);            // â c + d̂ e
     /// ```
     #[track_caller]
-    pub fn backward_pair_gradient<T: Float + 'static>(
+    pub fn backward_pair_gradient<T: Float + 'static, A: Stored<T>>(
         self,
         k: usize,
-        pair: GatheredPair<'_, T>,
+        pair: GatheredPair<'_, T, A>,
         theta: &[T],
         grad: &mut [T],
         zad: &mut [T],
@@ -523,10 +535,10 @@ impl Kernels {
     /// assert_eq!(theta, [1.0]);             // 2 − 0.5/√0.25
     /// ```
     #[track_caller]
-    pub fn backward_pair_adam<T: Float + 'static>(
+    pub fn backward_pair_adam<T: Float + 'static, A: Stored<T>>(
         self,
         k: usize,
-        pair: GatheredPair<'_, T>,
+        pair: GatheredPair<'_, T, A>,
         state: AdamSlices<'_, T>,
         coefficients: AdamCoefficients<T>,
         zad: &mut [T],

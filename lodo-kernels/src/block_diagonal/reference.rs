@@ -6,7 +6,7 @@ use num_traits::Float;
 
 use super::check::{adam_shapes, gathered_shapes, square, vec_eq};
 use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
-use crate::compact::{adam_tile, compact_limit, decode_tile, encode_tile};
+use crate::compact::{Stored, adam_tile, compact_limit, decode_tile, encode_tile};
 use crate::tuning::ADAM_TILE;
 use crate::wiring::Wiring;
 
@@ -45,19 +45,30 @@ pub fn matvec_transpose<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) 
 /// `p_j = x_{s(j)}` (the wiring's sources), then `y = B p`.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
-pub fn layer_forward_into<T: Float>(
+pub fn layer_forward_into<T: Float, A: Stored<T>>(
     k: usize,
     blocks: &[T],
     wiring: Wiring<'_>,
     x: &[T],
-    p: &mut [T],
+    p: &mut [A],
     y: &mut [T],
 ) {
     wiring.check(k, p.len());
-    for (j, pj) in p.iter_mut().enumerate() {
-        *pj = x[wiring.source(k, j)];
+    square(k, blocks.len(), p.len());
+    vec_eq("y", p.len(), y.len());
+    // y_b[r] = Σ_c B_b[r][c] x_{s(b·k+c)}, with the unrounded gathered values; p stores them.
+    for (b, (pb, yb)) in p.chunks_exact_mut(k).zip(y.chunks_exact_mut(k)).enumerate() {
+        for (r, yr) in yb.iter_mut().enumerate() {
+            let mut acc = T::zero();
+            for c in 0..k {
+                acc = acc + blocks[b * k * k + r * k + c] * x[wiring.source(k, b * k + c)];
+            }
+            *yr = acc;
+        }
+        for (c, pc) in pb.iter_mut().enumerate() {
+            *pc = A::store(x[wiring.source(k, b * k + c)]);
+        }
     }
-    matvec(k, blocks, p, y);
 }
 
 /// `y = Pᵀ Bᵀ w`: `y[π(b·k + c)] = Σ_r B_b[r][c] w_b[r]`.
@@ -101,16 +112,16 @@ pub fn layer_backward_gathered<T: Float>(
 }
 
 /// The gathered cotangents `(â_j, d̂_j) = (ad[2q(j)], ad[2q(j)+1])` of a [`GatheredPair`].
-fn cotangents<T: Float>(k: usize, pair: &GatheredPair<'_, T>, j: usize) -> (T, T) {
+fn cotangents<T: Float, A>(k: usize, pair: &GatheredPair<'_, T, A>, j: usize) -> (T, T) {
     let i = pair.wiring.source(k, j);
     (pair.ad[2 * i], pair.ad[2 * i + 1])
 }
 
 /// Block `b`'s backward products `z_a = θ_bᵀ â_b`, `z_d = θ_bᵀ d̂_b` (`θ_b`: its `k²` numbers),
 /// interleaved into `zad`.
-fn block_backward<T: Float>(
+fn block_backward<T: Float, A>(
     k: usize,
-    pair: &GatheredPair<'_, T>,
+    pair: &GatheredPair<'_, T, A>,
     b: usize,
     theta_b: &[T],
     zad: &mut [T],
@@ -128,23 +139,23 @@ fn block_backward<T: Float>(
 }
 
 /// Block `b`'s gradient entry `(r, col)`: `s·(â_r c_col + d̂_r e_col)`.
-fn gradient_entry<T: Float>(
+fn gradient_entry<T: Float, A: Stored<T>>(
     k: usize,
-    pair: &GatheredPair<'_, T>,
+    pair: &GatheredPair<'_, T, A>,
     b: usize,
     r: usize,
     col: usize,
 ) -> T {
     let (a, d) = cotangents(k, pair, b * k + r);
-    pair.scale * (a * pair.c[b * k + col] + d * pair.e[b * k + col])
+    pair.scale * (a * pair.c[b * k + col].load() + d * pair.e[b * k + col].load())
 }
 
 /// `z_a = θᵀ â`, `z_d = θᵀ d̂` interleaved into `zad`, and `grad_b = s·(â_b c_bᵀ + d̂_b e_bᵀ)`,
 /// with `â_j = ad[2q(j)]`, `d̂_j = ad[2q(j)+1]` (see [`GatheredPair`]).
 #[track_caller]
-pub fn backward_pair_gradient<T: Float>(
+pub fn backward_pair_gradient<T: Float, A: Stored<T>>(
     k: usize,
-    pair: GatheredPair<'_, T>,
+    pair: GatheredPair<'_, T, A>,
     theta: &[T],
     grad: &mut [T],
     zad: &mut [T],
@@ -168,9 +179,9 @@ pub fn backward_pair_gradient<T: Float>(
 /// kept their old values. Compact moments are decoded per tile, updated in `T` (where the new
 /// `V` also stays within [`crate::compact::BF16_MAX`]) and encoded again.
 #[track_caller]
-pub fn backward_pair_adam<T: Float>(
+pub fn backward_pair_adam<T: Float, A: Stored<T>>(
     k: usize,
-    pair: GatheredPair<'_, T>,
+    pair: GatheredPair<'_, T, A>,
     state: AdamSlices<'_, T>,
     coefficients: AdamCoefficients<T>,
     zad: &mut [T],
