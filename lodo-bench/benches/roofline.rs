@@ -31,6 +31,15 @@
 //!    of the same length; both best of 5, same thread count), paid by the `4N` passes. A tile
 //!    sweep (f32, n = 10⁶, one thread) shows the tile's effect. `LODO_ROOFLINE_SECTIONS=families`
 //!    runs this section alone.
+//! 6. **Compact state** (issue 17): `Shuffle` at n = 10⁶, f32 and f64, one thread, for each
+//!    state policy (full; bf16 moments + bf16 activations; q8 moments + bf16 activations), the
+//!    step time against **that layout's floor, measured in the same run**:
+//!    `floor = N·h·(5k·F + 4k·s_M + 10·F + 4·s_A) / copy bw`: θ read four times and written
+//!    once (`5k·F`), M and V read and written once (`4k·s_M`, `s_M` = F, 2, or 1 + 4/tile for
+//!    q8's scale pair per tile), the passes' inputs and outputs (`10·F`), and the kept
+//!    activations written once and read once (`4·s_A`, `s_A` = F or 2). The ratio of the full
+//!    floor to a compact one bounds the speed-up fewer bytes can buy. `LODO_ROOFLINE_SECTIONS=compact`
+//!    runs this section alone.
 //!
 //! Each figure is printed for the reference kernel path and for the best SIMD path, switched
 //! in-process with `lodo_kernels::dispatch::force`. Timed: `lodo` (`Lodo::step`: hypergradient
@@ -53,8 +62,8 @@ use std::time::{Duration, Instant};
 
 use lodo_core::random::Stream;
 use lodo_core::{
-    Adam, BlockConfig, BlockPreconditioner, Lodo, LodoConfig, Optimizer, PermutationFamily,
-    Preconditioner, Real,
+    Adam, AdamConfig, BlockConfig, BlockPreconditioner, Lodo, LodoConfig, Optimizer,
+    PermutationFamily, Precision, Preconditioner, Real,
 };
 use lodo_kernels::wiring::{Shuffle, Tiles, Wiring};
 use lodo_kernels::{Kernels, Path, dispatch};
@@ -534,6 +543,21 @@ fn main() {
     }
     let only = std::env::var("LODO_ROOFLINE_ONLY").unwrap_or_default();
     let sections = std::env::var("LODO_ROOFLINE_SECTIONS").unwrap_or_default();
+    if sections == "compact" {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("thread pool");
+        dispatch::force(simd).expect("available");
+        let n = if quick { 100_000 } else { 1_000_000 };
+        if only != "f64" {
+            compact::<f32>("f32", 4, n, &pool);
+        }
+        if only != "f32" {
+            compact::<f64>("f64", 8, n, &pool);
+        }
+        return;
+    }
     if sections != "families" {
         let (copy, read) = copy_bandwidth();
         println!(
@@ -581,4 +605,72 @@ fn main() {
     if !quick && only != "f64" {
         tile_sweep(&pools[0]);
     }
+}
+
+/// The state policies of the compact table: (name, Adam's moments, kept activations).
+const POLICIES: [(&str, Precision, Precision); 4] = [
+    ("full", Precision::Full, Precision::Full),
+    ("bf16", Precision::Bf16, Precision::Bf16),
+    ("q8", Precision::Q8, Precision::Bf16),
+    ("q8, full activations", Precision::Q8, Precision::Full),
+];
+
+/// The compact-state table: each policy's step (`Shuffle`, one thread) against its own floor,
+/// with the copy bandwidth measured now at the size of θ (see the module docs, section 6).
+fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool) {
+    println!("\n## Compact state, {name}, n = {n}, Shuffle, 1 thread (best and median of 5 steps)");
+    println!(
+        "| state | B/param held | bytes moved per step | floor | best step | median | step / floor | speed-up over full |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let copy_gbs = copy_bandwidth_on(pool, LAYERS * 2 * n * K * bytes);
+    let mut full = None;
+    for (policy, moments, activations) in POLICIES {
+        let pc = BlockConfig::<T>::default()
+            .with_permutations(PermutationFamily::Shuffle)
+            .and_then(|c| c.with_activations(activations))
+            .expect("policy");
+        let config = LodoConfig::new(pc, AdamConfig::default().with_precision(moments))
+            .with_alpha0(T::from(1e-3).expect("f64"))
+            .expect("alpha0");
+        let held = Lodo::<T>::memory_bytes(n, &config).expect("config");
+        let mut lodo = Lodo::<T>::new(n, config, 1).expect("config");
+        let h = lodo.preconditioner().hidden();
+        let s_m = match moments {
+            Precision::Full => bytes as f64,
+            Precision::Bf16 => 2.0,
+            // One scale pair (8 bytes) per tile, shared by M and V, read and written once.
+            Precision::Q8 => 1.0 + 4.0 / lodo_kernels::compact::adam_tile(K) as f64,
+        };
+        let s_a = if activations == Precision::Bf16 {
+            2.0
+        } else {
+            bytes as f64
+        };
+        let f = bytes as f64;
+        let moved = (LAYERS * h) as f64
+            * (5.0 * K as f64 * f + 4.0 * K as f64 * s_m + 10.0 * f + 4.0 * s_a);
+        let floor = moved / (copy_gbs * 1e9);
+        let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
+        let (best, median) = time_steps(1, 5, |t| {
+            gradient(t % 17, &mut g);
+            pool.install(|| lodo.step(black_box(&mut x), black_box(&g)).expect("finite"));
+        });
+        let (full_best, full_floor) = *full.get_or_insert((best, floor));
+        println!(
+            "| {policy} | {:.0} | {:.2} GB ({:.0}h) | {:.1} ms ({:.2}× below full's) | {:.1} ms | {:.1} ms | {:.2} | {:.2}× |",
+            held as f64 / n as f64,
+            moved / 1e9,
+            moved / (LAYERS * h) as f64,
+            floor * 1e3,
+            full_floor / floor,
+            best * 1e3,
+            median * 1e3,
+            best / floor,
+            full_best / best
+        );
+    }
+    println!(
+        "copy bandwidth at θ's size, measured in this run: {copy_gbs:.1} GB/s (read + written)"
+    );
 }
