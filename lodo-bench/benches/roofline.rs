@@ -270,6 +270,21 @@ fn permutation_pass<T: Real>(pool: &rayon::ThreadPool, h: usize, wiring: Wiring<
     (t_perm, t_copy)
 }
 
+/// The timed steps' configuration: `family`, the state policy, `α₀ = 10⁻³`.
+fn step_config<T: Real>(
+    family: PermutationFamily,
+    moments: Precision,
+    activations: Precision,
+) -> LodoConfig<T> {
+    let pc = BlockConfig::<T>::default()
+        .with_permutations(family)
+        .and_then(|c| c.with_activations(activations))
+        .expect("policy");
+    LodoConfig::new(pc, AdamConfig::default().with_precision(moments))
+        .with_alpha0(T::from(1e-3).expect("f64"))
+        .expect("alpha0")
+}
+
 /// Best step time of LODO with `family` at `n` on the threads of `pool`, and the width `h`.
 fn family_step<T: Real>(
     pool: &rayon::ThreadPool,
@@ -277,13 +292,7 @@ fn family_step<T: Real>(
     family: PermutationFamily,
     reps: usize,
 ) -> (f64, usize) {
-    let pc = BlockConfig::<T>::default()
-        .with_permutations(family)
-        .expect("family");
-    let config = LodoConfig::default()
-        .with_preconditioner(pc)
-        .with_alpha0(T::from(1e-3).expect("f64"))
-        .expect("alpha0");
+    let config = step_config(family, Precision::Full, Precision::Full);
     let mut lodo = Lodo::<T>::new(n, config, 1).expect("config");
     let h = lodo.preconditioner().hidden();
     let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
@@ -626,13 +635,7 @@ fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool
     let copy_gbs = copy_bandwidth_on(pool, LAYERS * 2 * n * K * bytes);
     let mut full = None;
     for (policy, moments, activations) in POLICIES {
-        let pc = BlockConfig::<T>::default()
-            .with_permutations(PermutationFamily::Shuffle)
-            .and_then(|c| c.with_activations(activations))
-            .expect("policy");
-        let config = LodoConfig::new(pc, AdamConfig::default().with_precision(moments))
-            .with_alpha0(T::from(1e-3).expect("f64"))
-            .expect("alpha0");
+        let config = step_config(PermutationFamily::Shuffle, moments, activations);
         let held = Lodo::<T>::memory_bytes(n, &config).expect("config");
         let mut lodo = Lodo::<T>::new(n, config, 1).expect("config");
         let h = lodo.preconditioner().hidden();
