@@ -15,8 +15,8 @@ use clap::{Args, Parser, Subcommand};
 
 use lodo_bench::baselines::{OptimizerKind, TuneScope};
 use lodo_bench::experiment::claims::claims_section;
-use lodo_bench::experiment::families::{self, FamilyList};
 use lodo_bench::experiment::figures::draw_figures;
+use lodo_bench::experiment::layouts::{self, FamilyList, StateList};
 use lodo_bench::experiment::markdown::{
     definitions, partial_banner_with, task_report, task_report_standalone,
 };
@@ -126,6 +126,14 @@ struct TaskArgs {
     /// LODO among --optimizers. Not used by `frozen`.
     #[arg(long, value_name = "LIST", default_value = "random")]
     permutations: FamilyList,
+    /// Comma-separated state policies of LODO (how its optimizer state is stored between
+    /// steps; the arithmetic stays in f64): full (the paper's; this is LODO itself), bf16
+    /// (Adam's moments in bf16 with stochastic rounding, activations in bf16), q8 (moments in
+    /// 8-bit block-wise codes, activations in bf16). With --permutations, every family runs with
+    /// every policy; each pair but (random, full) adds a row (LODO-q8, LODO-Shuffle-bf16, ...)
+    /// at LODO's hyperparameters, never re-tuned; needs LODO among --optimizers.
+    #[arg(long, value_name = "LIST", default_value = "full")]
+    state: StateList,
     #[command(flatten)]
     bowl: BowlArgs,
     #[command(flatten)]
@@ -294,9 +302,10 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         TaskName::Bowl => bowl_spec(&args.bowl)?,
         TaskName::Rosenbrock => TaskSpec::Rosenbrock,
     };
+    let layouts = layouts::layout_rows(&args.permutations, &args.state);
     anyhow::ensure!(
-        !frozen_only || args.permutations.rows().is_empty(),
-        "--permutations does not apply to the frozen test (it runs LODO with random permutations)"
+        !frozen_only || layouts.is_empty(),
+        "--permutations and --state do not apply to the frozen test (it runs the paper's LODO)"
     );
     let optimizers = if frozen_only {
         vec![]
@@ -315,7 +324,7 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         } else {
             OptimizerKind::ABLATIONS.map(LodoRow::ablation).to_vec()
         },
-        families: args.permutations.rows(),
+        families: layouts,
         budget: budget(task, &args.common, &args.tuning),
         tune: (!args.no_tune && !frozen_only).then_some(TuneScope::All),
         reuse: true,
@@ -430,6 +439,7 @@ fn real_main() -> Result<()> {
                     no_tune: false,
                     no_ablations: false,
                     permutations: FamilyList::default(),
+                    state: StateList::default(),
                     bowl: BowlArgs::default(),
                     tuning: TuningArgs::default(),
                 };
@@ -442,13 +452,12 @@ fn real_main() -> Result<()> {
                     print_tables(&b);
                     Some(b)
                 };
-                // The permutation-family table, once both tasks finished (it reuses their
-                // tuned LODO and its runs); Ctrl-C during it leaves it out of a partial report.
+                // The layout table, once both tasks finished (it reuses their tuned LODO and
+                // its runs); Ctrl-C during it leaves it out of a partial report.
                 let study = match &bowl {
                     Some(b) if !b.is_partial() => {
-                        let cases = families::reproduce_cases(&[b, &rosen])?;
-                        match families::run_study(&cases, common.seed, &common.out.join("families"))
-                        {
+                        let cases = layouts::reproduce_cases(&[b, &rosen])?;
+                        match layouts::run_study(&cases, common.seed, &common.out.join("layouts")) {
                             Ok(study) => {
                                 eprintln!("{}", study.verdict());
                                 Some(study)
@@ -466,7 +475,7 @@ fn real_main() -> Result<()> {
                 );
                 let mut md = header(&cmd, threads, start.elapsed().as_secs_f64());
                 let no_study: &[&str] = if study.is_none() {
-                    &["permutation-family table"]
+                    &["layout table"]
                 } else {
                     &[]
                 };
@@ -519,6 +528,7 @@ fn real_main() -> Result<()> {
                 no_tune: false,
                 no_ablations: true,
                 permutations: FamilyList::default(),
+                state: StateList::default(),
                 bowl: t.bowl.clone(),
                 tuning: t.tuning.clone(),
             };

@@ -321,7 +321,38 @@ fn bad_permutation_lists_are_clear_errors_on_every_subcommand() {
     fails_with(
         &["frozen", "--permutations", "random,shuffle"],
         &dir,
-        &["does not apply to the frozen test"],
+        &["not apply to the frozen test"],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_state_lists_are_clear_errors_on_every_subcommand() {
+    let dir = tmp("state");
+    let cases: [(&str, &[&str]); 3] = [
+        ("f16", &["unknown state policy \"f16\"", "bf16", "q8"]),
+        ("q8,q8", &["q8 is listed twice"]),
+        ("full,,q8", &["empty state policy"]),
+    ];
+    for cmd in ["bowl", "rosenbrock", "mnist"] {
+        for (list, needles) in cases {
+            let mut want = vec!["--state"];
+            want.extend_from_slice(needles);
+            fails_with(&[cmd, "--state", list], &dir, &want);
+        }
+    }
+    fails_with(
+        &["rosenbrock", "--optimizers", "Adam", "--state", "q8"],
+        &dir,
+        &[
+            "--state run LODO's layouts",
+            "list LODO among the optimizers",
+        ],
+    );
+    fails_with(
+        &["frozen", "--state", "q8"],
+        &dir,
+        &["not apply to the frozen test"],
     );
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -404,7 +435,37 @@ fn permutation_families_add_rows_and_random_alone_changes_nothing() {
     }
     let report = std::fs::read_to_string(t.join("report.md")).unwrap();
     assert!(report.contains("| LODO-Shuffle |"), "{report}");
-    for d in [default, random, families] {
+    // `--state full` alone changes nothing; with a family list, every pair but the paper's
+    // adds a row.
+    let full = run("state-full", &["--state", "full"]);
+    let (su, cu) = deterministic_outputs(&full.join("rosenbrock"));
+    assert_eq!(sd, su);
+    assert_eq!(cd.len(), cu.len());
+    for ((_, a), (_, b)) in cd.iter().zip(&cu) {
+        assert_eq!(a, b, "a curve differs with --state full");
+    }
+    let states = run(
+        "state-both",
+        &["--permutations", "random,shuffle", "--state", "full,q8"],
+    );
+    let (ss, _) = deterministic_outputs(&states.join("rosenbrock"));
+    let labels: Vec<&str> = ss
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["Adam", "LODO", "LODO-q8", "LODO-Shuffle", "LODO-Shuffle-q8"]
+    );
+    assert!(ss.starts_with(&sd), "{ss}\n{sd}");
+    let shuffle_row = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("LODO-Shuffle,"))
+            .map(String::from)
+    };
+    assert_eq!(shuffle_row(&ss), shuffle_row(&sf), "the same Shuffle row");
+    for d in [default, random, families, full, states] {
         let _ = std::fs::remove_dir_all(d);
     }
 }

@@ -1,5 +1,6 @@
 //! `lodo-bench mnist --tune` end to end at a tiny scale: the tuner runs, `tuned.json` holds the
-//! best candidate of the (single) generation, and the experiment and report use the tuned values.
+//! best candidate of the (single) generation, and the experiment and report use the tuned values;
+//! and the layout rows of `--state`/`--permutations` run and are tested against LODO.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -189,6 +190,26 @@ fn without_tune_nothing_is_tuned() {
         report.contains("Adam η = 2.0000e-3"),
         "the given learning rate is used: {report}"
     );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn state_rows_run_and_are_tested_against_lodo() {
+    let out = out_dir("state");
+    let a = args(&out, "adam", &["--state", "full,q8", "--runs", "2"]);
+    run(&a).unwrap();
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // LODO is added for its layouts; the q8 row is in the table and tested against it.
+    for row in ["| Adam |", "| LODO |", "| LODO-q8 |"] {
+        assert!(report.contains(row), "{row}: {report}");
+    }
+    assert!(
+        report.contains("- LODO-q8 against LODO: training loss ")
+            && report.contains("; test loss "),
+        "{report}"
+    );
+    // Adam is not a layout of LODO.
+    assert!(!report.contains("- Adam against LODO"), "{report}");
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -25,7 +25,7 @@ pub use lodo::{FrozenLodo, LodoMinimizer};
 pub use quasi_newton::{Bfgs, Lbfgs, LbfgsVariant};
 pub use registry::{
     BuildContext, BuildError, BuiltLodo, HyperParam, LbfgsParams, LodoParams, LodoVariant,
-    Optimizer, OptimizerKind, Scale, TuneScope, build_lodo,
+    Optimizer, OptimizerKind, Scale, StatePolicy, TuneScope, build_lodo,
 };
 
 use lodo_core::{Real, StepError};

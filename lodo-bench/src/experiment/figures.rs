@@ -32,7 +32,7 @@ fn learning_chart(title: &str, groups: &[Group], floor: Option<f64>) -> LineChar
     }
 }
 
-fn hessian_chart(title: &str, groups: &[Group]) -> Option<LineChart> {
+pub(super) fn hessian_chart(title: &str, groups: &[Group]) -> Option<LineChart> {
     let mut series = Vec::new();
     for g in groups {
         let runs: Vec<&RunRecord> = g.runs.iter().filter(|r| !r.hessian.is_empty()).collect();
@@ -70,7 +70,7 @@ fn hessian_chart(title: &str, groups: &[Group]) -> Option<LineChart> {
 
 /// `[0, 1.1·max]` over the chart's finite values (at most 10, so a diverged frozen run does not
 /// flatten the others).
-fn error_range(c: &LineChart) -> (f64, f64) {
+pub(super) fn error_range(c: &LineChart) -> (f64, f64) {
     let max = c
         .series
         .iter()
@@ -109,7 +109,13 @@ pub fn draw_figures(res: &TaskResults, dir: &Path) -> Result<()> {
             c.draw_in_range(&dir.join("frozen_hessian_error"), Some(error_range(&c)))?;
         }
     }
-    let lodo: Vec<Group> = res.lodo().into_iter().cloned().collect();
+    // LODO and the rows of its other layouts (`--permutations`, `--state`), which measure it too.
+    let lodo: Vec<Group> = res
+        .main
+        .iter()
+        .filter(|g| g.optimizer.kind() == OptimizerKind::Lodo)
+        .cloned()
+        .collect();
     if let Some(c) = hessian_chart(
         &format!("{name}: LODO's Hessian approximation error"),
         &lodo,

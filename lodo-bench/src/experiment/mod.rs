@@ -8,13 +8,13 @@
 //! | [`files`] | writes and reads files: `tuned.json`, tuning and curve CSVs, summaries |
 //! | [`figures`] | draws the figures |
 //! | [`markdown`] | formats the Markdown report |
-//! | [`families`] | LODO's permutation families: `--permutations` and `reproduce`'s table |
+//! | [`layouts`] | LODO's layouts (permutation family, stored state): `--permutations`, `--state` and `reproduce`'s table |
 //! | [`progress`] | progress bars on a terminal, plain lines otherwise |
 
 pub mod claims;
-pub mod families;
 pub mod figures;
 pub mod files;
+pub mod layouts;
 pub mod markdown;
 pub mod progress;
 pub mod protocol;

@@ -92,7 +92,7 @@ pub struct Plan {
     /// LODO rows run with LODO's (tuned) hyperparameters.
     pub ablations: Vec<LodoRow>,
     /// LODO rows run with LODO's (tuned) hyperparameters and shown with the main runs: the
-    /// permutation families of `--permutations` ([`super::families`]). Needs LODO among
+    /// layouts of `--permutations` and `--state` ([`super::layouts`]). Needs LODO among
     /// [`Plan::optimizers`].
     pub families: Vec<LodoRow>,
     /// The budget.
@@ -645,7 +645,7 @@ pub fn check_plan(plan: &Plan) -> Result<()> {
                 .optimizers
                 .iter()
                 .any(|o| o.kind() == OptimizerKind::Lodo),
-        "--permutations runs LODO's variants at LODO's hyperparameters: list LODO among the optimizers"
+        "--permutations and --state run LODO's layouts at LODO's hyperparameters: list LODO among the optimizers"
     );
     let b = &plan.budget;
     let lodo = plan.ablations.iter().chain(&plan.families).map(|a| {

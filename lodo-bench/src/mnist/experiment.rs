@@ -27,8 +27,8 @@ use lodo_core::PermutationFamily;
 
 use super::idx::Mnist;
 use super::net::{self, PIX, SIDE};
-use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind, TuneScope};
-use crate::experiment::families::FamilyList;
+use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind, StatePolicy, TuneScope};
+use crate::experiment::layouts::{FamilyList, StateList, layout_rows};
 use crate::experiment::protocol::{Budget, Group, LodoRow, Plan, Setting, run_plan};
 use crate::experiment::{Interrupted, MnistSpec, TaskSpec};
 use crate::plot::{LineChart, Series};
@@ -97,6 +97,14 @@ pub struct MnistArgs {
     /// values, never re-tuned; LODO is added to --optimizers if missing.
     #[arg(long, value_name = "LIST", default_value = "random")]
     pub permutations: FamilyList,
+    /// Comma-separated state policies of LODO (how its optimizer state is stored; the
+    /// arithmetic stays in f32): full (the paper's; LODO itself), bf16 (moments and kept
+    /// activations in bf16), q8 (moments in 8-bit block-wise codes, activations in bf16). Every
+    /// family of --permutations runs with every policy; each pair but (random, full) adds a row
+    /// (LODO-q8, LODO-Shuffle-q8, ...) at LODO's values, never re-tuned; LODO is added to
+    /// --optimizers if missing.
+    #[arg(long, value_name = "LIST", default_value = "full")]
+    pub state: StateList,
     /// LODO's α₀ (authors' MNIST tuning: 0.0846).
     #[arg(long, default_value_t = 0.0846)]
     pub alpha0: f64,
@@ -206,6 +214,7 @@ fn lodo_rows(args: &MnistArgs) -> Vec<LodoRow> {
             layers,
             block_size,
             permutations: PermutationFamily::Random,
+            state: StatePolicy::Full,
         },
         beta,
     };
@@ -449,7 +458,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
     }
     let mut kinds = args.optimizers.clone();
     let rows = lodo_rows(args);
-    let families = args.permutations.rows();
+    let families = layout_rows(&args.permutations, &args.state);
     if (!rows.is_empty() || !families.is_empty()) && !kinds.contains(&OptimizerKind::Lodo) {
         kinds.push(OptimizerKind::Lodo);
     }
@@ -743,7 +752,74 @@ fn results_markdown(args: &MnistArgs, groups: &[&Group], test_loss: &[Vec<f64>])
     if let Some(c) = speed_claim(groups, &by_times, wall) {
         md.push_str(&c);
     }
+    md.push_str(&layout_tests(groups, test_loss));
     md
+}
+
+/// Welch's t-test of each of LODO's other layouts (`--permutations`, `--state`: a LODO row
+/// other than `LODO` itself, not an ablation or sweep) against LODO, on the final-10% training
+/// loss and on the test loss of the non-diverged runs (empty without such rows).
+fn layout_tests(groups: &[&Group], test_loss: &[Vec<f64>]) -> String {
+    use crate::experiment::layouts::fmt_p;
+    let kept = |g: &Group, v: &[f64]| -> Vec<f64> {
+        g.runs
+            .iter()
+            .zip(v)
+            .filter(|(r, l)| !r.diverged && l.is_finite())
+            .map(|(_, &l)| l)
+            .collect()
+    };
+    let finals = |g: &Group| g.runs.iter().map(|r| r.final_loss).collect::<Vec<_>>();
+    let Some(lodo) = groups
+        .iter()
+        .position(|g| g.label == OptimizerKind::Lodo.name())
+    else {
+        return String::new();
+    };
+    let base = groups[lodo];
+    let (base_train, base_test) = (kept(base, &finals(base)), kept(base, &test_loss[lodo]));
+    let test = |a: &[f64], b: &[f64]| match crate::stats::welch(a, b) {
+        Ok(w) => {
+            let (ma, mb) = (
+                a.iter().sum::<f64>() / a.len() as f64,
+                b.iter().sum::<f64>() / b.len() as f64,
+            );
+            format!(
+                "{:+.2} % (t = {:.2}, df = {:.1}, p = {})",
+                100.0 * (ma - mb) / mb,
+                w.t,
+                w.df,
+                fmt_p(w.p)
+            )
+        }
+        Err(e) => format!("no test ({e})"),
+    };
+    let lines: Vec<String> = groups
+        .iter()
+        .zip(test_loss)
+        .filter(|(g, _)| {
+            matches!(g.optimizer, Optimizer::Lodo(p) if matches!(p.variant, LodoVariant::Block { .. }))
+                && g.label != base.label
+                && g.label.starts_with("LODO-")
+        })
+        .map(|(g, t)| {
+            format!(
+                "- {} against LODO: training loss {}; test loss {}.\n",
+                g.label,
+                test(&kept(g, &finals(g)), &base_train),
+                test(&kept(g, t), &base_test)
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nLODO's layouts (`--permutations`, `--state`) against LODO itself, at LODO's values: \
+         difference of means, Welch's t-test (two-sided; non-diverged runs; run r of every row \
+         sees the same batches and LODO seed).\n\n{}",
+        lines.concat()
+    )
 }
 
 /// Writes `curves.csv` (every curve point with its seconds) and the learning-curve plots (mean

@@ -1,17 +1,26 @@
-//! LODO's permutation families in the harness (issue 12): the `--permutations` list of the
-//! `bowl`, `rosenbrock` and `mnist` subcommands, and `reproduce`'s permutation-family table.
+//! LODO's layouts in the harness (issues 12 and 17): how the block network's layer
+//! permutations are drawn (`--permutations`) and how its optimizer state is stored
+//! (`--state`) on the `bowl`, `rosenbrock` and `mnist` subcommands, and `reproduce`'s layout
+//! table.
 //!
-//! A family ([`PermutationFamily`]) decides how the block network's layer permutations `P_l`
-//! are drawn: `Random` (the paper), `Shuffle` (the `k`-ary perfect shuffle
-//! `σ(j) = (j mod r)·k + ⌊j/r⌋`, `r = h/k`, in every layer) or `TiledShuffle { tile }` (`σ`
-//! followed by a uniformly random permutation inside each run of `tile` outputs). Each family
-//! other than `Random` is run as its own LODO row (`LODO-Shuffle`, `LODO-Tiled64`) at LODO's
-//! hyperparameters — `α₀`, `η`, `β` as tuned (or loaded) for LODO, never re-tuned — so a
-//! difference between rows is the family's alone. Run `r` of every row sees the same task draw
-//! and the same LODO seed.
+//! A [`Layout`] is a permutation family and a state policy. Neither changes LODO's
+//! hyperparameters:
+//! - the family ([`PermutationFamily`]) decides how the layer permutations `P_l` are drawn:
+//!   `Random` (the paper), `Shuffle` (the `k`-ary perfect shuffle
+//!   `σ(j) = (j mod r)·k + ⌊j/r⌋`, `r = h/k`, in every layer) or `TiledShuffle { tile }` (`σ`
+//!   followed by a uniformly random permutation inside each run of `tile` outputs);
+//! - the state policy ([`StatePolicy`]) decides the precision Adam's moments of `θ` and the
+//!   kept activations are stored in between steps (`full`: the working float, the paper's
+//!   arithmetic; `bf16`; `q8`: 8-bit block-wise moments with bf16 activations).
 //!
-//! The table ([`run_study`]) compares each structured family against `Random` with Welch's
-//! t-test ([`crate::stats::welch`]) on the runs' final-10% losses.
+//! Each layout other than the paper's (`Random`, `full`) is run as its own LODO row
+//! (`LODO-Shuffle`, `LODO-q8`, `LODO-Shuffle-q8`) at LODO's hyperparameters — `α₀`, `η`, `β`
+//! as tuned (or loaded) for LODO, never re-tuned — so a difference between rows is the
+//! layout's alone. Run `r` of every row sees the same task draw and the same LODO seed.
+//!
+//! The table ([`run_study`]) compares each layout of [`STUDY_LAYOUTS`] against the paper's
+//! with Welch's t-test ([`crate::stats::welch`]) on the runs' final-10% losses, and on the bowl
+//! also reports LODO's Hessian approximation error at the end of the runs.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -24,7 +33,7 @@ use lodo_core::{BlockConfig, PermutationFamily};
 
 use super::TaskSpec;
 use super::protocol::{Budget, Group, LodoRow, Plan, TaskResults, main_runs};
-use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind};
+use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind, StatePolicy};
 use crate::report::{fmt_num, write_csv};
 use crate::stats::{Welch, mean_var, welch};
 
@@ -41,11 +50,67 @@ pub const LARGE_BOWL_DIM: usize = 1000;
 /// make `reproduce` several times longer.
 pub const LARGE_BOWL_STEP_DIVISOR: u64 = 8;
 
-/// The families of the table: the paper's, the shuffle and the tiled shuffle at [`DEFAULT_TILE`].
-pub const STUDY_FAMILIES: [PermutationFamily; 3] = [
-    PermutationFamily::Random,
-    PermutationFamily::Shuffle,
-    PermutationFamily::TiledShuffle { tile: DEFAULT_TILE },
+/// How the block network is laid out: its permutation family and how its state is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The family of the layer permutations.
+    pub family: PermutationFamily,
+    /// The precision of the stored state.
+    pub state: StatePolicy,
+}
+
+impl Layout {
+    /// The paper's: `Random` permutations, the full state.
+    pub const PAPER: Self = Self::new(PermutationFamily::Random, StatePolicy::Full);
+
+    /// The layout with `family` and `state`.
+    #[must_use]
+    pub const fn new(family: PermutationFamily, state: StatePolicy) -> Self {
+        Self { family, state }
+    }
+
+    /// Its short name: `Random`, `Shuffle`, `q8` (Random permutations), `Shuffle-q8`.
+    #[must_use]
+    pub fn name(self) -> String {
+        match (self.family, self.state) {
+            (f, StatePolicy::Full) => family_name(f),
+            (PermutationFamily::Random, s) => s.name().into(),
+            (f, s) => format!("{}-{}", family_name(f), s.name()),
+        }
+    }
+
+    /// Its row label: `LODO` for the paper's, else `LODO-<name>`.
+    #[must_use]
+    pub fn label(self) -> String {
+        if self == Self::PAPER {
+            OptimizerKind::Lodo.name().into()
+        } else {
+            format!("{}-{}", OptimizerKind::Lodo.name(), self.name())
+        }
+    }
+
+    /// Its row (the paper's block network, LODO's `β`).
+    #[must_use]
+    pub fn row(self) -> LodoRow {
+        LodoRow {
+            label: self.label(),
+            variant: LodoVariant::block_with(self.family, self.state),
+            beta: None,
+        }
+    }
+}
+
+/// The layouts of the table: the paper's first; the shuffle and the tiled shuffle at
+/// [`DEFAULT_TILE`] with the full state; the paper's permutations with each compact state.
+pub const STUDY_LAYOUTS: [Layout; 5] = [
+    Layout::PAPER,
+    Layout::new(PermutationFamily::Shuffle, StatePolicy::Full),
+    Layout::new(
+        PermutationFamily::TiledShuffle { tile: DEFAULT_TILE },
+        StatePolicy::Full,
+    ),
+    Layout::new(PermutationFamily::Random, StatePolicy::Bf16),
+    Layout::new(PermutationFamily::Random, StatePolicy::Q8),
 ];
 
 /// The significance level of the verdict (two-sided, uncorrected).
@@ -61,22 +126,62 @@ pub fn family_name(family: PermutationFamily) -> String {
     }
 }
 
-/// The label of LODO with `family`: `LODO` for `Random`, else `LODO-<name>`.
+/// The rows `--permutations` and `--state` add to LODO's: one per layout of the two lists'
+/// product other than the paper's (LODO itself is that row and always runs), families outer.
 #[must_use]
-pub fn family_label(family: PermutationFamily) -> String {
-    match family {
-        PermutationFamily::Random => OptimizerKind::Lodo.name().into(),
-        f => format!("{}-{}", OptimizerKind::Lodo.name(), family_name(f)),
+pub fn layout_rows(families: &FamilyList, states: &StateList) -> Vec<LodoRow> {
+    families
+        .families()
+        .iter()
+        .flat_map(|&f| states.states().iter().map(move |&s| Layout::new(f, s)))
+        .filter(|&l| l != Layout::PAPER)
+        .map(Layout::row)
+        .collect()
+}
+
+/// The `--state` list: distinct policies in the order given (case-insensitive, comma-separated:
+/// `full`, `bf16`, `q8`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateList(Vec<StatePolicy>);
+
+impl Default for StateList {
+    /// `full` only.
+    fn default() -> Self {
+        Self(vec![StatePolicy::Full])
     }
 }
 
-/// The row of LODO with `family` (the paper's block network, LODO's `β`).
-#[must_use]
-pub fn family_row(family: PermutationFamily) -> LodoRow {
-    LodoRow {
-        label: family_label(family),
-        variant: LodoVariant::block_with(family),
-        beta: None,
+impl StateList {
+    /// The policies, in the order given.
+    #[must_use]
+    pub fn states(&self) -> &[StatePolicy] {
+        &self.0
+    }
+}
+
+impl FromStr for StateList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out: Vec<StatePolicy> = Vec::new();
+        for item in s.split(',') {
+            if item.trim().is_empty() {
+                return Err("empty state policy; known: full, bf16, q8".into());
+            }
+            let p: StatePolicy = item.parse()?;
+            if out.contains(&p) {
+                return Err(format!("state policy {p} is listed twice"));
+            }
+            out.push(p);
+        }
+        Ok(Self(out))
+    }
+}
+
+impl fmt::Display for StateList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|p| p.name()).collect();
+        f.write_str(&names.join(","))
     }
 }
 
@@ -144,17 +249,6 @@ impl FamilyList {
     pub fn families(&self) -> &[PermutationFamily] {
         &self.0
     }
-
-    /// The rows to add to LODO's: one per family other than `Random` (LODO itself is the
-    /// `Random` row and always runs).
-    #[must_use]
-    pub fn rows(&self) -> Vec<LodoRow> {
-        self.0
-            .iter()
-            .filter(|f| **f != PermutationFamily::Random)
-            .map(|&f| family_row(f))
-            .collect()
-    }
 }
 
 /// One family name: `random`, `shuffle`, `tiled`, `tiled:T`.
@@ -221,23 +315,26 @@ impl fmt::Display for FamilyList {
 
 /// One task of the table: LODO's hyperparameters and the budget.
 #[derive(Clone, Debug)]
-pub struct FamilyCase {
+pub struct LayoutCase {
     /// Folder name under the table's output folder.
     pub key: String,
     /// Row title.
     pub title: String,
     /// The task.
     pub spec: TaskSpec,
-    /// LODO's hyperparameters (its variant's family is replaced by each family's).
+    /// LODO's hyperparameters (its variant is replaced by each layout's block network).
     pub lodo: LodoParams,
     /// Where LODO's hyperparameters come from.
     pub source: String,
-    /// Runs per family.
+    /// Runs per layout.
     pub runs: usize,
     /// Steps per run.
     pub steps: u64,
-    /// `Random`'s runs if they were already made with this case's task, hyperparameters, runs,
-    /// steps and seeds (the main runs' LODO group), so they are not run again.
+    /// Hessian-error measurements per run (bowl only; 0: none), with 100 probes each.
+    pub hessian_points: u64,
+    /// The paper's layout's runs if they were already made with this case's task,
+    /// hyperparameters, runs, steps, Hessian points and seeds (the main runs' LODO group), so
+    /// they are not run again.
     pub random: Option<Group>,
 }
 
@@ -250,15 +347,15 @@ pub fn lodo_params(res: &TaskResults) -> Option<LodoParams> {
     })
 }
 
-/// `reproduce`'s cases: each task with its LODO hyperparameters, runs and steps, and its main
-/// runs' LODO group as the `Random` row (the same runs: same seeds, steps and hyperparameters;
-/// the Hessian-error probes do not touch the trajectory); after the bowl, the same bowl at
+/// `reproduce`'s cases: each task with its LODO hyperparameters, runs, steps and Hessian
+/// points, and its main runs' LODO group as the paper's row (the same runs: same seeds, steps,
+/// hyperparameters and Hessian points); after the bowl, the same bowl at
 /// `n = LARGE_BOWL_DIM` with the bowl's LODO hyperparameters (tuned at its own `n`) and
 /// `1/LARGE_BOWL_STEP_DIVISOR` of its steps.
 ///
 /// # Errors
 /// A task without LODO among its optimizers.
-pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
+pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<LayoutCase>> {
     let mut cases = Vec::new();
     for res in results {
         let lodo = lodo_params(res)
@@ -268,7 +365,7 @@ pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
         let random = res.lodo().filter(|g| g.runs.len() == b.runs).cloned();
         match &res.spec {
             TaskSpec::Bowl(o) => {
-                cases.push(FamilyCase {
+                cases.push(LayoutCase {
                     key: format!("bowl-n{}", o.dim),
                     title: bowl_title(o),
                     spec: res.spec.clone(),
@@ -276,13 +373,14 @@ pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
                     source: "LODO's, tuned on this bowl".into(),
                     runs: b.runs,
                     steps: b.steps,
+                    hessian_points: b.hessian_points,
                     random,
                 });
                 let large = crate::tasks::BowlOptions {
                     dim: LARGE_BOWL_DIM,
                     ..*o
                 };
-                cases.push(FamilyCase {
+                cases.push(LayoutCase {
                     key: format!("bowl-n{LARGE_BOWL_DIM}"),
                     title: bowl_title(&large),
                     spec: TaskSpec::Bowl(large),
@@ -290,10 +388,13 @@ pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
                     source: format!("LODO's, tuned on the n = {} bowl", o.dim),
                     runs: b.runs,
                     steps: (b.steps / LARGE_BOWL_STEP_DIVISOR).max(1),
+                    // 100 probes of an n × n product per point: about a minute of the
+                    // table on 2 cores at n = 1,000, for a curve the n = 100 bowl gives.
+                    hessian_points: 0,
                     random: None,
                 });
             }
-            spec => cases.push(FamilyCase {
+            spec => cases.push(LayoutCase {
                 key: spec.name().into(),
                 title: match spec {
                     TaskSpec::Rosenbrock => "Rosenbrock".into(),
@@ -304,6 +405,7 @@ pub fn reproduce_cases(results: &[&TaskResults]) -> Result<Vec<FamilyCase>> {
                 source: "LODO's, tuned on this task".into(),
                 runs: b.runs,
                 steps: b.steps,
+                hessian_points: 0,
                 random,
             }),
         }
@@ -316,12 +418,12 @@ fn bowl_title(o: &crate::tasks::BowlOptions) -> String {
     format!("Noisy bowl, n = {} (floor {:.2})", o.dim, o.newton_floor())
 }
 
-/// One family's runs in one case.
+/// One layout's runs in one case.
 #[derive(Clone, Debug)]
-pub struct FamilyResult {
-    /// The family.
-    pub family: PermutationFamily,
-    /// LODO's hidden width `h` with this family on this task (the structured families round
+pub struct LayoutResult {
+    /// The layout.
+    pub layout: Layout,
+    /// LODO's hidden width `h` with this layout on this task (the structured families round
     /// `2n` up to a multiple of `k²`, random to a multiple of `k`).
     pub hidden: usize,
     /// Final-10% losses of the runs that did not diverge.
@@ -334,14 +436,18 @@ pub struct FamilyResult {
     pub std: f64,
     /// Mean steps per second.
     pub steps_per_sec: f64,
-    /// Welch's test against `Random` (`None` for `Random` itself; `Err` if not computable).
+    /// Welch's test against the paper's layout (`None` for that layout itself; `Err` if not
+    /// computable).
     pub test: Option<Result<Welch, crate::stats::StatsError>>,
+    /// LODO's Hessian approximation error `‖I − G·H‖_F/√n` (100 probes) at the last
+    /// measurement, mean over the runs that have one (`None`: not measured).
+    pub hessian: Option<f64>,
 }
 
-impl FamilyResult {
-    /// `(mean − mean_Random)/mean_Random` in percent.
+impl LayoutResult {
+    /// `(mean − mean_paper)/mean_paper` in percent.
     #[must_use]
-    pub fn relative(&self, random: &FamilyResult) -> f64 {
+    pub fn relative(&self, random: &LayoutResult) -> f64 {
         100.0 * (self.mean - random.mean) / random.mean
     }
 }
@@ -350,32 +456,33 @@ impl FamilyResult {
 #[derive(Clone, Debug)]
 pub struct CaseResult {
     /// The case.
-    pub case: FamilyCase,
-    /// One result per family, `Random` first.
-    pub families: Vec<FamilyResult>,
+    pub case: LayoutCase,
+    /// One result per layout, the paper's first.
+    pub layouts: Vec<LayoutResult>,
     /// Wall seconds.
     pub seconds: f64,
 }
 
 /// The whole table.
 #[derive(Clone, Debug)]
-pub struct FamilyStudy {
+pub struct LayoutStudy {
     /// The cases in order.
     pub cases: Vec<CaseResult>,
     /// Wall seconds of all of it.
     pub seconds: f64,
 }
 
-/// The summary of one family's group of runs, with Welch's test against `random` if given.
+/// The summary of one layout's group of runs, with Welch's test against `random` (the paper's
+/// layout's losses) if given; [`LayoutResult::hessian`] is left `None`.
 #[must_use]
 pub fn summarize(
-    family: PermutationFamily,
+    layout: Layout,
     hidden: usize,
     finals: &[f64],
     diverged: &[bool],
     speeds: &[f64],
     random: Option<&[f64]>,
-) -> FamilyResult {
+) -> LayoutResult {
     let losses: Vec<f64> = finals
         .iter()
         .zip(diverged)
@@ -388,8 +495,8 @@ pub fn summarize(
         Err(_) => (f64::NAN, f64::NAN),
     };
     let ran: Vec<f64> = speeds.iter().copied().filter(|s| *s > 0.0).collect();
-    FamilyResult {
-        family,
+    LayoutResult {
+        layout,
         hidden,
         runs: finals.len(),
         mean,
@@ -397,17 +504,29 @@ pub fn summarize(
         steps_per_sec: ran.iter().sum::<f64>() / ran.len().max(1) as f64,
         test: random.map(|r| welch(&losses, r)),
         losses,
+        hessian: None,
     }
 }
 
-/// Runs every case: [`STUDY_FAMILIES`] at the case's LODO hyperparameters, `runs` seeded runs
-/// each (the main runs' seeds, so run `r` of every family shares its task draw and LODO seed;
-/// `Random` is taken from [`FamilyCase::random`] when given); writes each run's curve under
-/// `out/<case>/curves/` and `out/families.csv`.
+/// The mean over `g`'s runs of each run's last Hessian-error measurement (probes).
+fn final_hessian(g: &Group) -> Option<f64> {
+    let last: Vec<f64> = g
+        .runs
+        .iter()
+        .filter_map(|r| r.hessian.last().map(|h| h.probe))
+        .collect();
+    (!last.is_empty()).then(|| last.iter().sum::<f64>() / last.len() as f64)
+}
+
+/// Runs every case: [`STUDY_LAYOUTS`] at the case's LODO hyperparameters, `runs` seeded runs
+/// each (the main runs' seeds, so run `r` of every layout shares its task draw and LODO seed;
+/// the paper's layout is taken from [`LayoutCase::random`] when given); writes each run's curve
+/// under `out/<case>/curves/`, on the bowl the Hessian-error figure
+/// `out/<case>/hessian_error.svg`, and `out/layouts.csv`.
 ///
 /// # Errors
 /// [`super::Interrupted`] (wrapped), I/O errors.
-pub fn run_study(cases: &[FamilyCase], seed: u64, out: &Path) -> Result<FamilyStudy> {
+pub fn run_study(cases: &[LayoutCase], seed: u64, out: &Path) -> Result<LayoutStudy> {
     let start = Instant::now();
     let mut done = Vec::new();
     for case in cases {
@@ -423,8 +542,8 @@ pub fn run_study(cases: &[FamilyCase], seed: u64, out: &Path) -> Result<FamilySt
                 steps: case.steps,
                 schedule: Vec::new(),
                 curve_points: 500,
-                hessian_points: 0,
-                hessian_probes: 0,
+                hessian_points: case.hessian_points,
+                hessian_probes: 100,
             },
             tune: None,
             reuse: false,
@@ -433,42 +552,51 @@ pub fn run_study(cases: &[FamilyCase], seed: u64, out: &Path) -> Result<FamilySt
             seed,
             out: out.join(&case.key),
         };
-        let rows: Vec<(String, Optimizer)> = STUDY_FAMILIES
+        let rows: Vec<(String, Optimizer)> = STUDY_LAYOUTS
             .iter()
-            .filter(|&&f| case.random.is_none() || f != PermutationFamily::Random)
-            .map(|&f| (family_label(f), family_row(f).optimizer(&case.lodo)))
+            .filter(|&&l| case.random.is_none() || l != Layout::PAPER)
+            .map(|&l| (l.label(), l.row().optimizer(&case.lodo)))
             .collect();
         let mut groups: Vec<Group> = case.random.iter().cloned().collect();
         groups.extend(main_runs(
             &plan,
             &rows,
-            &format!("permutation families {}", case.key),
+            &format!("LODO layouts {}", case.key),
         )?);
-        let mut families: Vec<FamilyResult> = Vec::new();
-        for (&family, g) in STUDY_FAMILIES.iter().zip(&groups) {
+        let mut layouts: Vec<LayoutResult> = Vec::new();
+        for (&layout, g) in STUDY_LAYOUTS.iter().zip(&groups) {
             let finals: Vec<f64> = g.runs.iter().map(|r| r.final_loss).collect();
             let diverged: Vec<bool> = g.runs.iter().map(|r| r.diverged).collect();
             let speeds: Vec<f64> = g.runs.iter().map(|r| r.steps_per_sec).collect();
-            let random = families.first().map(|r| r.losses.as_slice());
+            let random = layouts.first().map(|r| r.losses.as_slice());
             let hidden = BlockConfig::<f64>::default()
-                .with_permutations(family)
+                .with_permutations(layout.family)
                 .and_then(|c| c.hidden_for(case.spec.dim()))
                 .unwrap_or(0);
-            families.push(summarize(
-                family, hidden, &finals, &diverged, &speeds, random,
-            ));
+            let mut r = summarize(layout, hidden, &finals, &diverged, &speeds, random);
+            r.hessian = final_hessian(g);
+            layouts.push(r);
+        }
+        if let Some(c) = super::figures::hessian_chart(
+            &format!("{}: LODO's Hessian error by layout", case.title),
+            &groups,
+        ) {
+            c.draw_in_range(
+                &plan.out.join("hessian_error"),
+                Some(super::figures::error_range(&c)),
+            )?;
         }
         done.push(CaseResult {
             case: case.clone(),
-            families,
+            layouts,
             seconds: t0.elapsed().as_secs_f64(),
         });
     }
-    let study = FamilyStudy {
+    let study = LayoutStudy {
         cases: done,
         seconds: start.elapsed().as_secs_f64(),
     };
-    study.write_csv(&out.join("families.csv"))?;
+    study.write_csv(&out.join("layouts.csv"))?;
     Ok(study)
 }
 
@@ -491,15 +619,16 @@ fn fmt_pct(x: f64) -> String {
     }
 }
 
-/// The verdict on one structured family against `Random`, from its test.
+/// The verdict on one layout against the paper's, from its test.
 #[must_use]
-pub fn family_verdict(f: &FamilyResult, random: &FamilyResult) -> String {
-    let name = family_name(f.family);
+pub fn layout_verdict(f: &LayoutResult, paper: &LayoutResult) -> String {
+    let name = f.layout.name();
+    let base = paper.layout.name();
     match &f.test {
         Some(Ok(w)) if w.p < ALPHA => format!(
-            "{name} is {:.2} % {} than Random (p = {})",
-            f.relative(random).abs(),
-            if f.mean > random.mean {
+            "{name} is {:.2} % {} than {base} (p = {})",
+            f.relative(paper).abs(),
+            if f.mean > paper.mean {
                 "worse"
             } else {
                 "better"
@@ -508,7 +637,7 @@ pub fn family_verdict(f: &FamilyResult, random: &FamilyResult) -> String {
         ),
         Some(Ok(w)) => format!(
             "{name}: no difference detected ({}, p = {})",
-            fmt_pct(f.relative(random)),
+            fmt_pct(f.relative(paper)),
             fmt_p(w.p)
         ),
         Some(Err(e)) => format!("{name}: no test ({e})"),
@@ -517,24 +646,24 @@ pub fn family_verdict(f: &FamilyResult, random: &FamilyResult) -> String {
 }
 
 impl CaseResult {
-    /// The case's part of the verdict: `<title>: <family verdicts>`.
+    /// The case's part of the verdict: `<title>: <layout verdicts>`.
     #[must_use]
     pub fn verdict(&self) -> String {
-        let Some((random, rest)) = self.families.split_first() else {
+        let Some((paper, rest)) = self.layouts.split_first() else {
             return format!("{}: no runs", self.case.title);
         };
-        let parts: Vec<String> = rest.iter().map(|f| family_verdict(f, random)).collect();
+        let parts: Vec<String> = rest.iter().map(|f| layout_verdict(f, paper)).collect();
         format!("{}: {}", self.case.title, parts.join(", "))
     }
 }
 
-impl FamilyStudy {
-    /// The number of tests (structured families × cases).
+impl LayoutStudy {
+    /// The number of tests (layouts other than the paper's × cases).
     #[must_use]
     pub fn comparisons(&self) -> usize {
         self.cases
             .iter()
-            .map(|c| c.families.len().saturating_sub(1))
+            .map(|c| c.layouts.len().saturating_sub(1))
             .sum()
     }
 
@@ -550,15 +679,16 @@ impl FamilyStudy {
         )
     }
 
-    /// Writes the table as CSV (`case,family,dim,steps,runs,diverged,mean,std,rel_pct,t,df,p`).
+    /// Writes the table as CSV
+    /// (`case,family,state,dim,steps,runs,diverged,mean,std,rel_pct,t,df,p,hessian_error`).
     ///
     /// # Errors
     /// I/O errors.
     pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
         let mut rows = Vec::new();
         for c in &self.cases {
-            let random = c.families.first();
-            for f in &c.families {
+            let paper = c.layouts.first();
+            for f in &c.layouts {
                 let (t, df, p) = match &f.test {
                     Some(Ok(w)) => (
                         format!("{:e}", w.t),
@@ -569,25 +699,39 @@ impl FamilyStudy {
                 };
                 rows.push(vec![
                     c.case.key.clone(),
-                    family_name(f.family),
+                    family_name(f.layout.family),
+                    f.layout.state.name().into(),
                     c.case.spec.dim().to_string(),
                     c.case.steps.to_string(),
                     f.runs.to_string(),
                     (f.runs - f.losses.len()).to_string(),
                     format!("{:e}", f.mean),
                     format!("{:e}", f.std),
-                    random.map_or(String::new(), |r| format!("{:e}", f.relative(r))),
+                    paper.map_or(String::new(), |r| format!("{:e}", f.relative(r))),
                     t,
                     df,
                     p,
+                    f.hessian.map_or(String::new(), |h| format!("{h:e}")),
                 ]);
             }
         }
         write_csv(
             path,
             &[
-                "case", "family", "dim", "steps", "runs", "diverged", "mean", "std", "rel_pct",
-                "t", "df", "p",
+                "case",
+                "family",
+                "state",
+                "dim",
+                "steps",
+                "runs",
+                "diverged",
+                "mean",
+                "std",
+                "rel_pct",
+                "t",
+                "df",
+                "p",
+                "hessian_error",
             ],
             &rows,
         )
@@ -596,19 +740,27 @@ impl FamilyStudy {
     /// The report's section: the table, how it was made, the verdict.
     #[must_use]
     pub fn markdown(&self) -> String {
-        let mut s = String::from("## LODO's permutation families\n\n");
+        let mut s =
+            String::from("## LODO's layouts: permutation families and the stored state\n\n");
         let _ = writeln!(
             s,
-            "LODO with each family of layer permutations (`PermutationFamily`): Random (the \
-             paper), Shuffle (the k-ary perfect shuffle in every layer), Tiled{DEFAULT_TILE} (the \
-             shuffle, then a random permutation inside each tile of {DEFAULT_TILE} outputs; \
-             {DEFAULT_TILE} is a default, not a measured optimum). Every family runs at LODO's \
-             α₀, η, β (not re-tuned), N = 16, k = 4; run r of every family sees the same task \
-             draw and the same LODO seed. Final-10% loss: mean ± sample std (n − 1) over the \
-             non-diverged runs; Δ = difference of means relative to Random; Welch's t-test of \
-             each family against Random (t, Welch–Satterthwaite df, two-sided p; Student's t \
-             through the regularized incomplete beta function, `lodo_bench::stats`). Wall time \
-             {:.0} s ({}). Files: `families/families.csv`, `families/<case>/curves/`.",
+            "LODO with each layout of its block network. Permutation families \
+             (`PermutationFamily`): Random (the paper), Shuffle (the k-ary perfect shuffle in \
+             every layer), Tiled{DEFAULT_TILE} (the shuffle, then a random permutation inside \
+             each tile of {DEFAULT_TILE} outputs; {DEFAULT_TILE} is a default, not a measured \
+             optimum). Stored state (`--state`): full (moments and kept activations in the \
+             working float, f64 here: the paper's arithmetic), bf16 (Adam's moments in bf16 \
+             with seeded stochastic rounding, activations in bf16), q8 (moments in 8-bit \
+             block-wise log codes, activations in bf16). Every layout runs at LODO's α₀, η, β \
+             (not re-tuned), N = 16, k = 4; run r of every layout sees the same task draw and \
+             the same LODO seed. Final-10% loss: mean ± sample std (n − 1) over the \
+             non-diverged runs; Δ = difference of means relative to the paper's layout \
+             (Random, full); Welch's t-test of each layout against it (t, Welch–Satterthwaite \
+             df, two-sided p; Student's t through the regularized incomplete beta function, \
+             `lodo_bench::stats`); H err = LODO's Hessian approximation error ‖I − G·H‖_F/√n \
+             (100 probes) at the last measurement, mean over runs (bowl only; its curve is \
+             `layouts/<case>/hessian_error.svg`). Wall time {:.0} s ({}). Files: \
+             `layouts/layouts.csv`, `layouts/<case>/curves/`.",
             self.seconds,
             self.cases
                 .iter()
@@ -625,18 +777,19 @@ impl FamilyStudy {
         if !reused.is_empty() {
             let _ = writeln!(
                 s,
-                "Random on {} is the main table's LODO (the same runs), not run again.",
+                "The paper's layout on {} is the main table's LODO (the same runs), not run \
+                 again.",
                 reused.join(" and ")
             );
         }
         s.push('\n');
         s.push_str(
-            "| task | steps | LODO's hyperparameters | family | h | final-10% loss | Δ | t | df | p | diverged | steps/s |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| task | steps | LODO's hyperparameters | family | state | h | final-10% loss | Δ | t | df | p | H err | diverged | steps/s |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for c in &self.cases {
-            let random = c.families.first();
-            for (i, f) in c.families.iter().enumerate() {
+            let paper = c.layouts.first();
+            for (i, f) in c.layouts.iter().enumerate() {
                 let head = if i == 0 {
                     format!(
                         "{} | {} | α₀ = {}, η = {}, β = {} ({})",
@@ -655,17 +808,19 @@ impl FamilyStudy {
                     Some(Err(_)) => ("n/a".into(), "n/a".into(), "n/a".into()),
                     None => ("—".into(), "—".into(), "—".into()),
                 };
-                let delta = match (i, random) {
+                let delta = match (i, paper) {
                     (0, _) | (_, None) => "—".into(),
                     (_, Some(r)) => fmt_pct(f.relative(r)),
                 };
                 let _ = writeln!(
                     s,
-                    "| {head} | {} | {} | {} ± {} | {delta} | {t} | {df} | {p} | {}/{} | {:.0} |",
-                    family_name(f.family),
+                    "| {head} | {} | {} | {} | {} ± {} | {delta} | {t} | {df} | {p} | {} | {}/{} | {:.0} |",
+                    family_name(f.layout.family),
+                    f.layout.state.name(),
                     f.hidden,
                     fmt_num(f.mean),
                     fmt_num(f.std),
+                    f.hessian.map_or("—".into(), |h| format!("{h:.3}")),
                     f.runs - f.losses.len(),
                     f.runs,
                     f.steps_per_sec
