@@ -4,12 +4,15 @@
 //! centiseconds, and SysTick ticks of the emulated 25 MHz core clock: under
 //! `qemu-system-arm -icount shift=0`, one instruction per virtual ns, ticks × 40 counts the
 //! instructions executed), the peak heap bytes and the final parameters' bits; `.ci/embedded`
-//! compares the loss and `bits` lines with `host/`.
+//! compares the loss and `bits` lines with `host/`. Then, with the optimizer dropped, the
+//! largest `n` whose optimizer fits the heap with the full f32 state and with the compact one
+//! ([`capacity`]).
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+mod capacity;
 mod problem;
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -171,6 +174,23 @@ fn main() -> ! {
         hprint!(" {:08x}", xi.to_bits());
     }
     hprintln!();
+    drop(lodo);
+    let free = HEAP_SIZE - HEAP.used.load(Ordering::Relaxed);
+    let Ok(configs) = capacity::configs() else {
+        fail("capacity configs")
+    };
+    for (name, config) in configs {
+        match capacity::largest_n(&config, free) {
+            Some((n, bytes)) => hprintln!(
+                "capacity: {}: n <= {} in {} free heap bytes (memory_bytes {})",
+                name,
+                n,
+                free,
+                bytes
+            ),
+            None => hprintln!("capacity: {}: not even n = 1 fits", name),
+        }
+    }
     debug::exit(debug::EXIT_SUCCESS);
     loop {
         cortex_m::asm::wfi();
