@@ -23,7 +23,14 @@ typedef struct LodoF32 LodoF32;
 // [`lodo_f64_free`].
 typedef struct LodoF64 LodoF64;
 
-// LODO's hyperparameters, as plain C data. Start from [`lodo_config_default`] and change fields.
+// How a part of the state is held between steps (lodo-core's `Precision`): one of the
+// `LODO_PRECISION_*` values, in [`LodoConfigC::moments`] and [`LodoConfigC::activations`]. A
+// plain `uint32_t` rather than a C enum, so that any value a caller writes can be read and
+// refused (unknown values are [`LODO_ERR_INVALID_CONFIG`]).
+typedef uint32_t LodoPrecision;
+
+// LODO's hyperparameters, as plain C data. Start from [`lodo_config_default`] and change fields
+// (fields are appended as the ABI grows: see the crate docs' "ABI changes").
 //
 // Floats are given as `double` for both handle types and rounded to the handle's type.
 typedef struct LodoConfigC {
@@ -47,6 +54,19 @@ typedef struct LodoConfigC {
   // Hidden width `h`: 0 picks the default (`2n` rounded up to a multiple of `k`); otherwise at
   // least `n` and a multiple of `k`.
   size_t hidden;
+  // How Adam's moments `M`, `V` of the `|θ| = layers·h·block_size` network weights are held
+  // between steps: [`LODO_PRECISION_FULL`] (0, default: `2·|θ|·s` bytes, `s` = 4 for f32,
+  // 8 for f64), [`LODO_PRECISION_BF16`] (1: `4·|θ|` bytes) or [`LODO_PRECISION_Q8`] (2:
+  // `2·|θ|` bytes plus 8 per tile of up to 512 weights of one layer); the compact ones need
+  // `block_size ≤ 22` ([`LODO_ERR_COMPACT_BLOCK_TOO_LARGE`]). Any other value is
+  // [`LODO_ERR_INVALID_CONFIG`]. (Added with state format 3; see the crate docs.)
+  LodoPrecision moments;
+  // How the kept activations `p_l(m)`, `p_l(g)` (`2·layers·h` numbers) are held between
+  // steps: [`LODO_PRECISION_FULL`] (0, default: `2·layers·h·s` bytes) or
+  // [`LODO_PRECISION_BF16`] (1: `4·layers·h` bytes); [`LODO_PRECISION_Q8`] (2) is
+  // [`LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION`], any other value
+  // [`LODO_ERR_INVALID_CONFIG`]. (Added with state format 3; see the crate docs.)
+  LodoPrecision activations;
 } LodoConfigC;
 
 // The result of every call: [`LODO_OK`] (0) or one of the `LODO_ERR_*` codes.
@@ -109,12 +129,33 @@ typedef int32_t LodoStatus;
 // momentum and the step count are unchanged, and the optimizer stays usable.
 #define LODO_ERR_NON_FINITE_META_UPDATE 16
 
+// Compact moments ([`LODO_PRECISION_BF16`], [`LODO_PRECISION_Q8`] in
+// [`LodoConfigC::moments`]) need `block_size ≤ 22`. Nothing was created.
+#define LODO_ERR_COMPACT_BLOCK_TOO_LARGE 17
+
+// The kept activations ([`LodoConfigC::activations`]) can be [`LODO_PRECISION_FULL`] or
+// [`LODO_PRECISION_BF16`], not [`LODO_PRECISION_Q8`]. Nothing was created.
+#define LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION 18
+
+// In the handle's float type (the default; the paper's arithmetic).
+#define LODO_PRECISION_FULL 0
+
+// bf16 (`f32`'s top 16 bits): moments with seeded stochastic rounding (4 bytes per weight for
+// `M` and `V`; needs `block_size ≤ 22`), activations rounded to nearest (2 bytes each).
+#define LODO_PRECISION_BF16 1
+
+// Moments only: 8-bit log-scale codes relative to each tile's largest entry (2 bytes per
+// weight for `M` and `V`, plus 8 per tile of up to 512 weights of one layer: the crate docs'
+// "The compact state"; needs `block_size ≤ 22`).
+#define LODO_PRECISION_Q8 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 // The default configuration: the paper's LODO (`β = 0.9`, `α₀ = 1`, `N = 16`, `k = 4`,
-// `h = 2n`, Adam `η = 1e-3`, `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-7`).
+// `h = 2n`, Adam `η = 1e-3`, `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-7`), with moments and
+// activations in full precision ([`LODO_PRECISION_FULL`]).
 struct LodoConfigC lodo_config_default(void);
 
 // A static, NUL-terminated English description of `status` (never null; unknown codes get
@@ -182,8 +223,9 @@ struct LodoF32 *lodo_f32_load(const uint8_t *bytes, size_t len, LodoStatus *stat
 
 // The heap bytes an f32 optimizer for `n` parameters with `config` holds once built
 // (`lodo_core::Lodo::memory_bytes`: its state and scratch, from a documented formula checked
-// against a counting allocator; the handle's own few dozen bytes come on top). Invalid `n` or
-// `config`: [`LODO_ERR_INVALID_CONFIG`], as [`lodo_f32_new`].
+// against a counting allocator; the handle's own few dozen bytes come on top), for the
+// configuration's `moments` and `activations` (a compact state holds less: the table in the
+// crate docs). Invalid `n` or `config`: the status [`lodo_f32_new`] would return.
 //
 // # Safety
 // `config` is null or readable; `bytes` is null or writable.

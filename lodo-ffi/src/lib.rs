@@ -30,7 +30,47 @@
 //!
 //! The payload carries lodo-core's own `STATE_FORMAT` number; [`lodo_f32_load`] refuses other
 //! envelope versions and formats lodo-core cannot read with [`LODO_ERR_STATE_UNSUPPORTED_VERSION`].
-//! A resumed run continues bit for bit (same build, same kernel path).
+//! A resumed run continues bit for bit (same build, same kernel path), also with a compact
+//! state ([`LodoConfigC::moments`], [`LodoConfigC::activations`]: a compact state saves
+//! compact, and its bytes shrink with it).
+//!
+//! States of format 2, written by lodo-ffi before the compact state (lodo-core 0.2, up to
+//! commit `c5a5d6e`), still load: postcard is positional, so the fields format 3 added
+//! (Adam's `compact`, the network's `activations`) cannot default inside lodo-core's decoder;
+//! a format-2 payload is decoded into a mirror of the format-2 layout and re-encoded with
+//! those fields at their format-2 meaning (moments and activations in full precision), then
+//! restored by lodo-core as usual. It continues bit for bit (checked against a state and the
+//! continuation recorded by `c5a5d6e`, on the reference kernel path). Payloads of format 1, or
+//! of format 2 without the network's `family` field (lodo-ffi before the permutation families,
+//! commit `1fbaf3b`), are not decoded: they are [`LODO_ERR_STATE_CORRUPT`].
+//!
+//! # The compact state
+//! [`LodoConfigC::moments`] and [`LodoConfigC::activations`] choose how the two largest parts
+//! of the state are held between steps (lodo-core's `Precision`; the arithmetic stays in the
+//! handle's float type, `s` bytes: 4 for f32, 8 for f64). For `N` layers of width `h` and block
+//! size `k` (`|θ| = N·h·k` weights):
+//!
+//! | value | Adam's moments `M`, `V` | kept activations `p_l(m)`, `p_l(g)` |
+//! |---|---|---|
+//! | [`LODO_PRECISION_FULL`] (0, default) | `2·|θ|·s` bytes | `2·N·h·s` bytes |
+//! | [`LODO_PRECISION_BF16`] (1) | `4·|θ|` bytes (bf16, seeded stochastic rounding) | `4·N·h` bytes (bf16, nearest) |
+//! | [`LODO_PRECISION_Q8`] (2) | `2·|θ|` bytes + 8 per tile (8-bit log-scale codes relative to each tile's largest entry, and the tile's two `f32` scales) | refused: [`LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION`] |
+//!
+//! A q8 tile is the whole `k × k` blocks of one layer that fit 512 weights (`⌊512/k²⌋·k²`;
+//! 512 at `k = 4`): `N·⌈h·k / tile⌉` tiles in all.
+//! Compact moments need `block_size ≤ 22` ([`LODO_ERR_COMPACT_BLOCK_TOO_LARGE`]). At the
+//! defaults with f32 the full state is ≈ 2.1 KB per parameter; q8 moments with bf16
+//! activations take about 1.2 KB ([`lodo_f32_memory_size`] gives the exact figure for a
+//! configuration). Compact moments change the run (they are rounded): only
+//! [`LODO_PRECISION_FULL`] reproduces the paper's arithmetic exactly.
+//!
+//! # ABI changes
+//! `LodoConfigC` gained its last two fields, `moments` and `activations` ([`LodoPrecision`]),
+//! with lodo-core's compact state (state format 3). There is no size or version field in the
+//! struct: a program compiled against an older `lodo.h` passes a shorter struct, which this
+//! build reads past its end. Recompile against the current header, and start every
+//! configuration from [`lodo_config_default`] (then change fields), so a field added later
+//! gets its default. The state envelope is unchanged ([`LODO_STATE_ENVELOPE_VERSION`] 1).
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -39,11 +79,13 @@ use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use lodo_core::{
-    AdamConfig, BlockConfig, ConfigError, Lodo, LodoConfig, MetaConfig, Optimizer, Real,
+    AdamConfig, BlockConfig, ConfigError, Lodo, LodoConfig, MetaConfig, Optimizer, Precision, Real,
     StateError, StepError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+mod legacy;
 
 /// The result of every call: [`LODO_OK`] (0) or one of the `LODO_ERR_*` codes.
 pub type LodoStatus = i32;
@@ -88,16 +130,61 @@ pub const LODO_ERR_INTERNAL: LodoStatus = 15;
 /// those weights kept their values, the others took their meta-step; the parameters, the
 /// momentum and the step count are unchanged, and the optimizer stays usable.
 pub const LODO_ERR_NON_FINITE_META_UPDATE: LodoStatus = 16;
+/// Compact moments ([`LODO_PRECISION_BF16`], [`LODO_PRECISION_Q8`] in
+/// [`LodoConfigC::moments`]) need `block_size ≤ 22`. Nothing was created.
+pub const LODO_ERR_COMPACT_BLOCK_TOO_LARGE: LodoStatus = 17;
+/// The kept activations ([`LodoConfigC::activations`]) can be [`LODO_PRECISION_FULL`] or
+/// [`LODO_PRECISION_BF16`], not [`LODO_PRECISION_Q8`]. Nothing was created.
+pub const LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION: LodoStatus = 18;
 
 /// The envelope version [`lodo_f32_save`] writes and [`lodo_f32_load`] reads.
 pub const LODO_STATE_ENVELOPE_VERSION: u16 = 1;
+
+/// How a part of the state is held between steps (lodo-core's `Precision`): one of the
+/// `LODO_PRECISION_*` values, in [`LodoConfigC::moments`] and [`LodoConfigC::activations`]. A
+/// plain `uint32_t` rather than a C enum, so that any value a caller writes can be read and
+/// refused (unknown values are [`LODO_ERR_INVALID_CONFIG`]).
+pub type LodoPrecision = u32;
+
+/// In the handle's float type (the default; the paper's arithmetic).
+pub const LODO_PRECISION_FULL: LodoPrecision = 0;
+/// bf16 (`f32`'s top 16 bits): moments with seeded stochastic rounding (4 bytes per weight for
+/// `M` and `V`; needs `block_size ≤ 22`), activations rounded to nearest (2 bytes each).
+pub const LODO_PRECISION_BF16: LodoPrecision = 1;
+/// Moments only: 8-bit log-scale codes relative to each tile's largest entry (2 bytes per
+/// weight for `M` and `V`, plus 8 per tile of up to 512 weights of one layer: the crate docs'
+/// "The compact state"; needs `block_size ≤ 22`).
+pub const LODO_PRECISION_Q8: LodoPrecision = 2;
+
+/// lodo-core's policy of a `LodoPrecision` value; unknown values are [`LODO_ERR_INVALID_CONFIG`].
+fn precision_of(code: LodoPrecision) -> Result<Precision, LodoStatus> {
+    match code {
+        LODO_PRECISION_FULL => Ok(Precision::Full),
+        LODO_PRECISION_BF16 => Ok(Precision::Bf16),
+        LODO_PRECISION_Q8 => Ok(Precision::Q8),
+        _ => Err(LODO_ERR_INVALID_CONFIG),
+    }
+}
+
+/// The `LodoPrecision` value of a policy (exhaustive: a new policy in lodo-core needs a code).
+fn precision_code(precision: Precision) -> LodoPrecision {
+    match precision {
+        Precision::Full => LODO_PRECISION_FULL,
+        Precision::Bf16 => LODO_PRECISION_BF16,
+        Precision::Q8 => LODO_PRECISION_Q8,
+    }
+}
+
+/// The state format whose postcard layout predates the compact state ([`legacy`]).
+const LEGACY_FORMAT: u32 = 2;
 
 /// Size in bytes of the state envelope's header.
 const HEADER: usize = 24;
 /// The envelope's magic bytes.
 const MAGIC: [u8; 4] = *b"LODO";
 
-/// LODO's hyperparameters, as plain C data. Start from [`lodo_config_default`] and change fields.
+/// LODO's hyperparameters, as plain C data. Start from [`lodo_config_default`] and change fields
+/// (fields are appended as the ABI grows: see the crate docs' "ABI changes").
 ///
 /// Floats are given as `double` for both handle types and rounded to the handle's type.
 #[repr(C)]
@@ -123,6 +210,19 @@ pub struct LodoConfigC {
     /// Hidden width `h`: 0 picks the default (`2n` rounded up to a multiple of `k`); otherwise at
     /// least `n` and a multiple of `k`.
     pub hidden: usize,
+    /// How Adam's moments `M`, `V` of the `|θ| = layers·h·block_size` network weights are held
+    /// between steps: [`LODO_PRECISION_FULL`] (0, default: `2·|θ|·s` bytes, `s` = 4 for f32,
+    /// 8 for f64), [`LODO_PRECISION_BF16`] (1: `4·|θ|` bytes) or [`LODO_PRECISION_Q8`] (2:
+    /// `2·|θ|` bytes plus 8 per tile of up to 512 weights of one layer); the compact ones need
+    /// `block_size ≤ 22` ([`LODO_ERR_COMPACT_BLOCK_TOO_LARGE`]). Any other value is
+    /// [`LODO_ERR_INVALID_CONFIG`]. (Added with state format 3; see the crate docs.)
+    pub moments: LodoPrecision,
+    /// How the kept activations `p_l(m)`, `p_l(g)` (`2·layers·h` numbers) are held between
+    /// steps: [`LODO_PRECISION_FULL`] (0, default: `2·layers·h·s` bytes) or
+    /// [`LODO_PRECISION_BF16`] (1: `4·layers·h` bytes); [`LODO_PRECISION_Q8`] (2) is
+    /// [`LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION`], any other value
+    /// [`LODO_ERR_INVALID_CONFIG`]. (Added with state format 3; see the crate docs.)
+    pub activations: LodoPrecision,
 }
 
 /// An f32 LODO optimizer. Opaque: create with [`lodo_f32_new`] or [`lodo_f32_load`], free with
@@ -242,9 +342,14 @@ unsafe fn construct<H: Handle>(
     handle
 }
 
+/// The status of a configuration error: out of memory, the two precision-policy refusals, or
+/// invalid (every other variant, including those lodo-core adds later: `ConfigError` is
+/// `#[non_exhaustive]`).
 fn config_status(e: ConfigError) -> LodoStatus {
     match e {
         ConfigError::OutOfMemory { .. } => LODO_ERR_OUT_OF_MEMORY,
+        ConfigError::CompactBlockTooLarge { .. } => LODO_ERR_COMPACT_BLOCK_TOO_LARGE,
+        ConfigError::UnsupportedActivationPrecision => LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION,
         _ => LODO_ERR_INVALID_CONFIG,
     }
 }
@@ -280,9 +385,11 @@ unsafe fn read_config<T: FfiFloat>(
     check_ptr(config)?;
     // SAFETY: non-null and aligned (checked above); valid for reads by the caller's contract.
     let c = unsafe { config.read() };
+    let (moments, activations) = (precision_of(c.moments)?, precision_of(c.activations)?);
     let mut network = BlockConfig::<T>::default()
         .with_layers(c.layers)
         .and_then(|b| b.with_block_size(c.block_size))
+        .and_then(|b| b.with_activations(activations))
         .map_err(config_status)?;
     if c.hidden != 0 {
         network = network.with_hidden(c.hidden).map_err(config_status)?;
@@ -294,7 +401,8 @@ unsafe fn read_config<T: FfiFloat>(
             T::from_c(c.adam_epsilon),
         )
         .and_then(|m| m.with_learning_rate(T::from_c(c.meta_lr)))
-        .map_err(config_status)?;
+        .map_err(config_status)?
+        .with_precision(moments);
     LodoConfig::new(network, meta)
         .with_beta(T::from_c(c.beta))
         .and_then(|l| l.with_alpha0(T::from_c(c.alpha0)))
@@ -419,7 +527,17 @@ fn decode<T: FfiFloat>(bytes: &[u8]) -> Result<Lodo<T>, LodoStatus> {
     if declared < rest.len() || fnv1a(rest) != field(16) {
         return Err(LODO_ERR_STATE_CORRUPT);
     }
-    let (state, unread) = postcard::take_from_bytes(rest).map_err(|_| LODO_ERR_STATE_CORRUPT)?;
+    // The payload's first field is lodo-core's `format` (a postcard varint); format 2 has the
+    // older layout (the crate docs' "State bytes").
+    let upgraded;
+    let payload = match postcard::take_from_bytes::<u32>(rest) {
+        Ok((LEGACY_FORMAT, _)) => {
+            upgraded = legacy::upgrade::<T>(rest)?;
+            &upgraded[..]
+        }
+        _ => rest,
+    };
+    let (state, unread) = postcard::take_from_bytes(payload).map_err(|_| LODO_ERR_STATE_CORRUPT)?;
     if !unread.is_empty() {
         return Err(LODO_ERR_STATE_CORRUPT);
     }
@@ -481,7 +599,8 @@ unsafe fn load_impl<T: FfiFloat>(bytes: *const u8, len: usize) -> Result<Lodo<T>
 // The C functions.
 
 /// The default configuration: the paper's LODO (`β = 0.9`, `α₀ = 1`, `N = 16`, `k = 4`,
-/// `h = 2n`, Adam `η = 1e-3`, `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-7`).
+/// `h = 2n`, Adam `η = 1e-3`, `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-7`), with moments and
+/// activations in full precision ([`LODO_PRECISION_FULL`]).
 #[unsafe(no_mangle)]
 pub extern "C" fn lodo_config_default() -> LodoConfigC {
     let c = LodoConfig::<f64>::default();
@@ -495,6 +614,8 @@ pub extern "C" fn lodo_config_default() -> LodoConfigC {
         layers: c.preconditioner().layers(),
         block_size: c.preconditioner().block_size(),
         hidden: 0,
+        moments: precision_code(c.meta().precision()),
+        activations: precision_code(c.preconditioner().activations()),
     }
 }
 
@@ -529,6 +650,10 @@ pub extern "C" fn lodo_status_message(status: LodoStatus) -> *const c_char {
         LODO_ERR_INTERNAL => c"internal error (a panic was caught); free the handle",
         LODO_ERR_NON_FINITE_META_UPDATE => {
             c"the meta-update would not be finite (gradient too large?); parameters unchanged"
+        }
+        LODO_ERR_COMPACT_BLOCK_TOO_LARGE => c"compact (bf16 or q8) moments need block_size <= 22",
+        LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION => {
+            c"the kept activations can be full or bf16, not q8"
         }
         _ => c"unknown status code",
     };
@@ -640,8 +765,9 @@ pub unsafe extern "C" fn lodo_f32_load(
 
 /// The heap bytes an f32 optimizer for `n` parameters with `config` holds once built
 /// (`lodo_core::Lodo::memory_bytes`: its state and scratch, from a documented formula checked
-/// against a counting allocator; the handle's own few dozen bytes come on top). Invalid `n` or
-/// `config`: [`LODO_ERR_INVALID_CONFIG`], as [`lodo_f32_new`].
+/// against a counting allocator; the handle's own few dozen bytes come on top), for the
+/// configuration's `moments` and `activations` (a compact state holds less: the table in the
+/// crate docs). Invalid `n` or `config`: the status [`lodo_f32_new`] would return.
 ///
 /// # Safety
 /// `config` is null or readable; `bytes` is null or writable.

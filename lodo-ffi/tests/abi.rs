@@ -452,11 +452,13 @@ fn every_status_has_a_static_message() {
         LODO_ERR_OUT_OF_MEMORY,
         LODO_ERR_INTERNAL,
         LODO_ERR_NON_FINITE_META_UPDATE,
+        LODO_ERR_COMPACT_BLOCK_TOO_LARGE,
+        LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION,
     ];
     let unknown = unsafe { CStr::from_ptr(lodo_status_message(-1)) };
     let mut seen = std::collections::HashSet::new();
     for (i, &code) in codes.iter().enumerate() {
-        assert_eq!(code, i as LodoStatus, "codes are 0..=16 in order");
+        assert_eq!(code, i as LodoStatus, "codes are 0..=18 in order");
         let m = unsafe { CStr::from_ptr(lodo_status_message(code)) };
         assert!(!m.is_empty() && m != unknown);
         assert!(seen.insert(m), "distinct messages");
@@ -483,4 +485,250 @@ fn default_config_is_lodo_cores() {
         ),
         (0.9f64.to_bits(), 0.999f64.to_bits(), 1e-7f64.to_bits())
     );
+    assert_eq!(
+        (c.moments, c.activations),
+        (LODO_PRECISION_FULL, LODO_PRECISION_FULL)
+    );
+    assert_eq!(
+        (LODO_PRECISION_FULL, LODO_PRECISION_BF16, LODO_PRECISION_Q8),
+        (0, 1, 2)
+    );
+}
+
+// The compact state: `LodoConfigC::moments` and `LodoConfigC::activations`.
+
+/// `config()` with the given policy.
+fn with_policy(moments: LodoPrecision, activations: LodoPrecision) -> LodoConfigC {
+    LodoConfigC {
+        moments,
+        activations,
+        ..config()
+    }
+}
+
+fn precision(code: LodoPrecision) -> lodo_core::Precision {
+    match code {
+        LODO_PRECISION_FULL => lodo_core::Precision::Full,
+        LODO_PRECISION_BF16 => lodo_core::Precision::Bf16,
+        LODO_PRECISION_Q8 => lodo_core::Precision::Q8,
+        _ => unreachable!("a test policy"),
+    }
+}
+
+/// lodo-core's configuration of `with_policy(moments, activations)`, built independently.
+fn core_config<T: lodo_core::Real>(
+    moments: LodoPrecision,
+    activations: LodoPrecision,
+) -> lodo_core::LodoConfig<T> {
+    let c = lodo_core::LodoConfig::<T>::default()
+        .with_alpha0(T::from(config().alpha0).unwrap())
+        .unwrap();
+    let network = c
+        .preconditioner()
+        .with_activations(precision(activations))
+        .unwrap();
+    let meta = c.meta().with_precision(precision(moments));
+    c.with_preconditioner(network).with_meta(meta)
+}
+
+const POLICIES: [(LodoPrecision, LodoPrecision); 6] = [
+    (LODO_PRECISION_FULL, LODO_PRECISION_FULL),
+    (LODO_PRECISION_BF16, LODO_PRECISION_FULL),
+    (LODO_PRECISION_Q8, LODO_PRECISION_FULL),
+    (LODO_PRECISION_FULL, LODO_PRECISION_BF16),
+    (LODO_PRECISION_BF16, LODO_PRECISION_BF16),
+    (LODO_PRECISION_Q8, LODO_PRECISION_BF16),
+];
+
+#[test]
+fn compact_states_train_save_compact_and_resume_bit_for_bit() {
+    let n = 12;
+    let plain = new_f32(n);
+    let full_size = save_f32(plain).len();
+    unsafe { lodo_f32_free(plain) };
+    for (moments, activations) in POLICIES {
+        let c = with_policy(moments, activations);
+        let mut status = -1;
+        let h = unsafe { lodo_f32_new(n, &c, 7, &mut status) };
+        assert_eq!(status, LODO_OK, "{c:?}");
+        let mut x = vec![0.0f32; n];
+        steps_f32(h, &mut x, 50);
+        let saved = save_f32(h);
+        let x_saved = x.clone();
+        steps_f32(h, &mut x, 150);
+        let resumed = load_f32(&saved).expect("a compact state loads");
+        let mut y = x_saved;
+        steps_f32(resumed, &mut y, 150);
+        assert_eq!(bits32(&x), bits32(&y), "{c:?}");
+        // The two handles are in the same state, compact policy included.
+        assert_eq!(save_f32(h), save_f32(resumed), "{c:?}");
+        assert!(x.iter().all(|v| (v - 1.0).abs() < 0.05), "{c:?}: {x:?}");
+        // Compact moments save compact: M and V take 2 or 1 byte(s) a weight instead of 4 (the
+        // activations are not saved).
+        if moments == LODO_PRECISION_FULL {
+            assert_eq!(saved.len(), full_size, "{c:?}");
+        } else {
+            assert!(
+                saved.len() < full_size,
+                "{c:?}: {} !< {full_size}",
+                saved.len()
+            );
+        }
+        unsafe {
+            lodo_f32_free(h);
+            lodo_f32_free(resumed);
+        }
+    }
+    // f64: q8 moments, bf16 activations.
+    let c = with_policy(LODO_PRECISION_Q8, LODO_PRECISION_BF16);
+    let mut status = -1;
+    let h = unsafe { lodo_f64_new(n, &c, 3, &mut status) };
+    assert_eq!(status, LODO_OK);
+    let run = |h: *mut LodoF64, x: &mut [f64], steps: usize| {
+        let mut g = vec![0.0; x.len()];
+        for _ in 0..steps {
+            gradient(x, &mut g, |v| v);
+            assert_eq!(
+                unsafe { lodo_f64_step(h, x.as_mut_ptr(), g.as_ptr(), x.len()) },
+                LODO_OK
+            );
+        }
+    };
+    let mut x = vec![0.0f64; n];
+    run(h, &mut x, 40);
+    let buf = save_f64(h);
+    let mut y = x.clone();
+    run(h, &mut x, 100);
+    let resumed = unsafe { lodo_f64_load(buf.as_ptr(), buf.len(), &mut status) };
+    assert_eq!(status, LODO_OK);
+    run(resumed, &mut y, 100);
+    assert_eq!(
+        x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(save_f64(h), save_f64(resumed));
+    unsafe {
+        lodo_f64_free(h);
+        lodo_f64_free(resumed);
+    }
+}
+
+/// The bytes of the crate docs' table for `n` parameters at the default shape (`N = 16`,
+/// `k = 4`, `h = 2n` rounded up to a multiple of 4), `s`-byte floats, minus what every policy
+/// holds alike: Adam's moments and the kept activations.
+fn policy_bytes(n: usize, s: usize, moments: LodoPrecision, activations: LodoPrecision) -> usize {
+    let (layers, k) = (16, 4);
+    let h = (2 * n).div_ceil(k) * k;
+    let theta = layers * h * k;
+    // A q8 tile: the whole k × k blocks that fit 512 entries, within one layer's h·k weights.
+    let tile = 512 / (k * k) * (k * k);
+    let moments = match moments {
+        LODO_PRECISION_FULL => 2 * theta * s,
+        LODO_PRECISION_BF16 => 4 * theta,
+        _ => 2 * theta + 8 * layers * (h * k).div_ceil(tile),
+    };
+    let activations = match activations {
+        LODO_PRECISION_FULL => 2 * layers * h * s,
+        _ => 4 * layers * h,
+    };
+    moments + activations
+}
+
+#[test]
+fn memory_size_follows_the_policy() {
+    for n in [1, 5, 1000] {
+        let (mut full32, mut full64) = (0, 0);
+        for (moments, activations) in POLICIES {
+            let c = with_policy(moments, activations);
+            let (mut b32, mut b64) = (0, 0);
+            assert_eq!(unsafe { lodo_f32_memory_size(n, &c, &mut b32) }, LODO_OK);
+            assert_eq!(unsafe { lodo_f64_memory_size(n, &c, &mut b64) }, LODO_OK);
+            let core32 = core_config::<f32>(moments, activations);
+            let core64 = core_config::<f64>(moments, activations);
+            assert_eq!(
+                b32,
+                lodo_core::Lodo::<f32>::memory_bytes(n, &core32).unwrap()
+            );
+            assert_eq!(
+                b64,
+                lodo_core::Lodo::<f64>::memory_bytes(n, &core64).unwrap()
+            );
+            if (moments, activations) == POLICIES[0] {
+                (full32, full64) = (b32, b64);
+            }
+            // Only the policy's two parts change, by the docs' formula.
+            let full = |s| policy_bytes(n, s, LODO_PRECISION_FULL, LODO_PRECISION_FULL);
+            assert_eq!(
+                full32 - b32,
+                full(4) - policy_bytes(n, 4, moments, activations),
+                "n = {n}, {c:?}"
+            );
+            assert_eq!(
+                full64 - b64,
+                full(8) - policy_bytes(n, 8, moments, activations),
+                "n = {n}, {c:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn precision_refusals_are_statuses() {
+    let cases = [
+        // q8 activations: refused by lodo-core with its own error.
+        (
+            with_policy(LODO_PRECISION_FULL, LODO_PRECISION_Q8),
+            LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION,
+        ),
+        (
+            with_policy(LODO_PRECISION_Q8, LODO_PRECISION_Q8),
+            LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION,
+        ),
+        // Compact moments with k = 23 (h = 23 for n = 4).
+        (
+            LodoConfigC {
+                block_size: 23,
+                ..with_policy(LODO_PRECISION_BF16, LODO_PRECISION_FULL)
+            },
+            LODO_ERR_COMPACT_BLOCK_TOO_LARGE,
+        ),
+        (
+            LodoConfigC {
+                block_size: 23,
+                ..with_policy(LODO_PRECISION_Q8, LODO_PRECISION_BF16)
+            },
+            LODO_ERR_COMPACT_BLOCK_TOO_LARGE,
+        ),
+        // Values that name no policy.
+        (with_policy(3, LODO_PRECISION_FULL), LODO_ERR_INVALID_CONFIG),
+        (with_policy(LODO_PRECISION_FULL, 3), LODO_ERR_INVALID_CONFIG),
+        (with_policy(u32::MAX, u32::MAX), LODO_ERR_INVALID_CONFIG),
+    ];
+    for (c, want) in cases {
+        let mut status = -1;
+        assert!(unsafe { lodo_f32_new(4, &c, 1, &mut status) }.is_null());
+        assert_eq!(status, want, "{c:?}");
+        assert!(unsafe { lodo_f64_new(4, &c, 1, &mut status) }.is_null());
+        assert_eq!(status, want, "{c:?}");
+        let mut bytes = 0;
+        assert_eq!(unsafe { lodo_f32_memory_size(4, &c, &mut bytes) }, want);
+        assert_eq!(unsafe { lodo_f64_memory_size(4, &c, &mut bytes) }, want);
+        assert_eq!(bytes, 0, "nothing written");
+    }
+    // The limits: k = 22 with compact moments, k = 23 with moments in full precision.
+    for c in [
+        LodoConfigC {
+            block_size: 22,
+            ..with_policy(LODO_PRECISION_Q8, LODO_PRECISION_BF16)
+        },
+        LodoConfigC {
+            block_size: 23,
+            ..with_policy(LODO_PRECISION_FULL, LODO_PRECISION_BF16)
+        },
+    ] {
+        let mut status = -1;
+        let h = unsafe { lodo_f32_new(4, &c, 1, &mut status) };
+        assert_eq!(status, LODO_OK, "{c:?}");
+        unsafe { lodo_f32_free(h) };
+    }
 }
