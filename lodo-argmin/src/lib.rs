@@ -58,6 +58,28 @@
 //! [`LodoSolver`] is `Serialize + Deserialize` (the whole LODO state, validated by
 //! [`lodo_core::Lodo::from_state`] on load), so argmin's checkpointing resumes a run bit for bit.
 //!
+//! # Compact state
+//! The state-precision policy of lodo-core (issue 17: [`lodo_core::Precision`]) is part of the
+//! configuration the solver takes, so a compact solver is built like any other:
+//!
+//! ```
+//! use lodo_argmin::LodoSolver;
+//! use lodo_core::{AdamConfig, BlockConfig, LodoConfig, PermutationFamily, Precision};
+//!
+//! // 8-bit block-wise Adam moments, bf16 kept activations, the streamed shuffle wiring:
+//! // about half the bytes per parameter of the default state (lodo-core's README).
+//! let block = BlockConfig::default()
+//!     .with_permutations(PermutationFamily::Shuffle)?
+//!     .with_activations(Precision::Bf16)?;
+//! let config = LodoConfig::new(block, AdamConfig::default().with_precision(Precision::Q8))
+//!     .with_alpha0(0.5)?;
+//! let solver: LodoSolver<f64> = LodoSolver::new(config, 42);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A checkpoint of a compact solver holds the compact state and resumes it bit for bit
+//! (tested), whatever the configuration of the solver it is loaded into.
+//!
 //! # Errors
 //! Every failure is an [`argmin::core::Error`] wrapping a [`LodoSolverError`] (recover it with
 //! `downcast_ref`): no parameter set, a parameter of the wrong length, an invalid configuration,

@@ -10,7 +10,9 @@ use argmin::core::observers::{Observe, ObserverMode};
 use argmin::core::{ArgminFloat, CostFunction, Error, Executor, Gradient, IterState, KV, State};
 use argmin_checkpointing_file::FileCheckpoint;
 use lodo_argmin::{LodoIterState, LodoSolver, LodoSolverError};
-use lodo_core::{LodoConfig, Real, StepError};
+use lodo_core::{
+    AdamConfig, BlockConfig, LodoConfig, PermutationFamily, Precision, Real, StepError,
+};
 use num_traits::FromPrimitive;
 use support::{NoisyBowl, Rosenbrock};
 
@@ -109,11 +111,38 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("lodo-argmin-{name}-{}", std::process::id()))
 }
 
+/// `Shuffle` wiring with the given storage of Adam's moments and of the kept activations.
+fn shuffle_config(alpha0: f64, moments: Precision, activations: Precision) -> LodoConfig<f64> {
+    let block = BlockConfig::default()
+        .with_permutations(PermutationFamily::Shuffle)
+        .unwrap()
+        .with_activations(activations)
+        .unwrap();
+    LodoConfig::new(block, AdamConfig::default().with_precision(moments))
+        .with_alpha0(alpha0)
+        .unwrap()
+}
+
+/// The compact state (issue 17): 8-bit moments, bf16 kept activations.
+fn compact_config(alpha0: f64) -> LodoConfig<f64> {
+    shuffle_config(alpha0, Precision::Q8, Precision::Bf16)
+}
+
 #[test]
 fn checkpoint_resume_is_bit_identical() {
-    let config = LodoConfig::default().with_alpha0(1e-3).unwrap();
+    checkpoint_resume(LodoConfig::default().with_alpha0(1e-3).unwrap(), "resume");
+}
+
+/// argmin's checkpoints (bincode) carry a compact state whole: the resumed run is the
+/// straight one on bits.
+#[test]
+fn compact_state_checkpoint_resume_is_bit_identical() {
+    checkpoint_resume(compact_config(1e-3), "resume-compact");
+}
+
+fn checkpoint_resume(config: LodoConfig<f64>, name: &str) {
     let x0 = Rosenbrock::<f64>::start(4);
-    let dir = temp_dir("resume");
+    let dir = temp_dir(name);
     let dir_str = dir.to_str().unwrap().to_string();
     let checkpoint =
         || FileCheckpoint::new(dir_str.as_str(), "lodo", CheckpointingFrequency::Every(20));
@@ -141,7 +170,14 @@ fn checkpoint_resume_is_bit_identical() {
     .run()
     .unwrap();
     assert_eq!(resumed.state.get_iter(), 100);
-    assert_eq!(resumed.solver.lodo().unwrap().steps(), 100);
+    let lodo = resumed.solver.lodo().unwrap();
+    assert_eq!(lodo.steps(), 100);
+    // The policy came back from the checkpoint, not from the fresh solver's configuration.
+    assert_eq!(lodo.meta().precision(), config.meta().precision());
+    assert_eq!(
+        lodo.preconditioner().activations(),
+        config.preconditioner().activations()
+    );
     assert_eq!(
         bits(resumed.state.get_param().unwrap()),
         bits(straight.get_param().unwrap())
@@ -151,6 +187,32 @@ fn checkpoint_resume_is_bit_identical() {
         straight.get_cost().to_bits()
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The compact policy is the one that runs: on the same problem, wiring and seed its trajectory
+/// parts from the full state's (the codes round), and it still descends.
+#[test]
+fn compact_state_is_used_and_descends() {
+    let x0 = Rosenbrock::<f64>::start(4);
+    let c0 = Rosenbrock::<f64>::new().cost(&x0).unwrap();
+    let run = |config: LodoConfig<f64>| {
+        Executor::new(Rosenbrock::new(), LodoSolver::new(config, 5))
+            .configure(|s| s.param(x0.clone()).max_iters(500))
+            .run()
+            .unwrap()
+            .state
+    };
+    let full = run(shuffle_config(1e-3, Precision::Full, Precision::Full));
+    let compact = run(compact_config(1e-3));
+    assert_ne!(
+        bits(full.get_param().unwrap()),
+        bits(compact.get_param().unwrap())
+    );
+    assert!(
+        compact.get_best_cost() < 0.5 * c0,
+        "{}",
+        compact.get_best_cost()
+    );
 }
 
 #[test]
