@@ -64,6 +64,13 @@
 //! [`LodoOptimizer::save`] writes the state (JSON, floats round-tripped exactly) beside
 //! `VarMap::save`; [`LodoOptimizer::load_for_varmap`] (or [`LodoOptimizer::load`]) restores it,
 //! and training continues bit for bit (same build and kernel path).
+//!
+//! # Compact state
+//! lodo-core's state-precision policy (issue 17: [`lodo_core::Precision`]) is part of the
+//! [`LodoConfig`] the adapter takes: `AdamConfig::default().with_precision(Precision::Q8)` for
+//! 8-bit block-wise moments, `BlockConfig::default().with_activations(Precision::Bf16)?` for bf16
+//! kept activations, combined with `LodoConfig::new(block, adam)`. Such an optimizer saves its
+//! compact state (a smaller file) and resumes it bit for bit (tested in `tests/adapter.rs`).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
