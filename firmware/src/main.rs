@@ -1,10 +1,17 @@
-//! LODO on a Cortex-M4F: f32, the reference kernel path (lodo-core without `std` fixes it at
-//! compile time), a fixed 96 KiB heap, semihosting output. Prints the loss every
-//! [`problem::PRINT_EVERY`] steps, the step loop's time (semihosting's wall clock in
-//! centiseconds, and SysTick ticks of the emulated 25 MHz core clock: under
-//! `qemu-system-arm -icount shift=0`, one instruction per virtual ns, ticks × 40 counts the
-//! instructions executed), the peak heap bytes and the final parameters' bits; `.ci/embedded`
-//! compares the loss and `bits` lines with `host/`. Then, with the optimizer dropped, the
+//! LODO on bare metal: f32, the reference kernel path (lodo-core without `std` fixes it at
+//! compile time), a fixed 96 KiB heap. One program ([`run`]) on two boards, each in its own
+//! module with its entry point, console and exit:
+//!
+//! | target | machine (qemu) | console | module |
+//! |---|---|---|---|
+//! | `thumbv7em-none-eabihf` (Cortex-M4F, hardware f32) | `qemu-system-arm -machine mps2-an386` | semihosting | `mps2` |
+//! | `riscv32imac-unknown-none-elf` (RV32IMAC, soft float) | `qemu-system-riscv32 -machine virt` | 16550 UART | `virt` |
+//!
+//! [`run`] prints the loss every [`problem::PRINT_EVERY`] steps, the step loop's cost in the
+//! board's counter (under `-icount shift=0` both count instructions: SysTick ticks × 40 on the
+//! Cortex-M4, `minstret` on RISC-V), the peak heap bytes and the final parameters' bits;
+//! `.ci/embedded` compares the loss and `bits` lines with `host/` (std and no-std builds, x86-64
+//! and aarch64) and the two boards with each other. Then, with the optimizer dropped, the
 //! largest `n` whose optimizer fits the heap with the full f32 state and with the compact one
 //! ([`capacity`]).
 #![no_std]
@@ -13,186 +20,95 @@
 extern crate alloc;
 
 mod capacity;
+mod heap;
+#[cfg(target_arch = "arm")]
+mod mps2;
 mod problem;
+#[cfg(target_arch = "riscv32")]
+mod virt;
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::fmt::Write;
 
-use cortex_m::peripheral::SYST;
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::{debug, hprint, hprintln, syscall};
-use embedded_alloc::LlffHeap;
 use lodo_core::{Lodo, LodoConfig};
 
 use problem::{ALPHA0, N, PRINT_EVERY, SEED, STEPS, loss_and_gradient};
 
-/// Heap size in bytes.
-const HEAP_SIZE: usize = 96 * 1024;
-
-/// embedded-alloc's first-fit heap, counting bytes in use and their peak.
-struct Counting {
-    heap: LlffHeap,
-    used: AtomicUsize,
-    peak: AtomicUsize,
+/// What a board gives [`run`]: a console and a counter.
+pub trait Board: Write {
+    /// What [`Board::counter`] counts, for the timing line.
+    const COUNTER: &'static str;
+    /// A monotonic counter (what it counts: [`Board::COUNTER`]).
+    fn counter(&mut self) -> u64;
+    /// The host's wall time in centiseconds, if the board can ask for it.
+    fn wall_cs(&mut self) -> Option<usize>;
 }
 
-// SAFETY: forwards to `LlffHeap`, which upholds `GlobalAlloc`'s contract; the counters only
-// observe sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's `layout` obligations are passed through unchanged.
-        let p = unsafe { self.heap.alloc(layout) };
-        if !p.is_null() {
-            let now = self.used.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            self.peak.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        self.used.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this `layout` (the caller's obligation).
-        unsafe { self.heap.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static HEAP: Counting = Counting {
-    heap: LlffHeap::empty(),
-    used: AtomicUsize::new(0),
-    peak: AtomicUsize::new(0),
-};
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    hprintln!("panic: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-/// SysTick wraps (every 2²⁴ ticks of the core clock).
-static SYSTICK_WRAPS: AtomicUsize = AtomicUsize::new(0);
-
-#[exception]
-fn SysTick() {
-    SYSTICK_WRAPS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Core-clock ticks since SysTick started (the counter counts down from 2²⁴ − 1, wrapping).
-fn ticks() -> u64 {
-    loop {
-        let wraps = SYSTICK_WRAPS.load(Ordering::Relaxed);
-        let now = SYST::get_current();
-        if SYSTICK_WRAPS.load(Ordering::Relaxed) == wraps {
-            return wraps as u64 * (1 << 24) + u64::from(0x00ff_ffff - now);
-        }
-    }
-}
-
-/// Semihosting's SYS_CLOCK: centiseconds of host wall time since the emulator started.
-fn clock_cs() -> usize {
-    // SAFETY: SYS_CLOCK takes no argument block.
-    unsafe { syscall!(CLOCK) }
-}
-
-fn fail(what: &str) -> ! {
-    hprintln!("error: {}", what);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[entry]
-fn main() -> ! {
-    {
-        static mut ARENA: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
-        // SAFETY: runs once, before any allocation; `ARENA` is used by nothing else.
-        unsafe {
-            HEAP.heap
-                .init(core::ptr::addr_of_mut!(ARENA) as usize, HEAP_SIZE)
-        }
-    }
-
-    let Ok(config) = LodoConfig::default().with_alpha0(ALPHA0) else {
-        fail("config")
-    };
-    let Ok(mut lodo) = Lodo::<f32>::new(N, config, SEED) else {
-        fail("new")
-    };
+/// Runs the problem on `board` and prints the report; `Err` names the step that failed.
+/// A console write error is ignored (there is nowhere to report it).
+pub fn run<B: Board>(board: &mut B) -> Result<(), &'static str> {
+    heap::init();
+    let config = LodoConfig::default()
+        .with_alpha0(ALPHA0)
+        .map_err(|_| "config")?;
+    let mut lodo = Lodo::<f32>::new(N, config, SEED).map_err(|_| "new")?;
     let mut x = [0.0f32; N];
     let mut g = [0.0f32; N];
-    hprintln!(
+    let _ = writeln!(
+        board,
         "lodo-firmware: n = {}, steps = {}, seed = {}",
-        N,
-        STEPS,
-        SEED
+        N, STEPS, SEED
     );
-    let Some(mut peripherals) = cortex_m::Peripherals::take() else {
-        fail("peripherals")
-    };
-    let syst = &mut peripherals.SYST;
-    syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(0x00ff_ffff);
-    syst.clear_current();
-    syst.enable_interrupt();
-    syst.enable_counter();
-    // The counter reads 0 until its first reload.
-    while SYST::get_current() == 0 {}
-    let start_ticks = ticks();
-    let start = clock_cs();
+    let start_count = board.counter();
+    let start = board.wall_cs();
     for t in 0..STEPS {
         let loss = loss_and_gradient(&x, &mut g);
         if t % PRINT_EVERY == 0 {
-            hprintln!("step {} loss {:e}", t, loss);
+            let _ = writeln!(board, "step {} loss {:e}", t, loss);
         }
-        if lodo.step(&mut x, &g).is_err() {
-            fail("step");
-        }
+        lodo.step(&mut x, &g).map_err(|_| "step")?;
     }
-    let elapsed = clock_cs() - start;
-    let elapsed_ticks = ticks() - start_ticks;
+    let end = board.wall_cs();
+    let count = board.counter() - start_count;
     let loss = loss_and_gradient(&x, &mut g);
-    hprintln!("step {} loss {:e}", STEPS, loss);
-    hprintln!("emulator wall time: {} cs for {} steps", elapsed, STEPS);
-    hprintln!(
-        "emulator SysTick: {} core-clock ticks for {} steps",
-        elapsed_ticks,
+    let _ = writeln!(board, "step {} loss {:e}", STEPS, loss);
+    if let (Some(a), Some(b)) = (start, end) {
+        let _ = writeln!(
+            board,
+            "emulator wall time: {} cs for {} steps",
+            b - a,
+            STEPS
+        );
+    }
+    let _ = writeln!(
+        board,
+        "emulator {}: {} for {} steps",
+        B::COUNTER,
+        count,
         STEPS
     );
-    hprintln!(
+    let _ = writeln!(
+        board,
         "heap peak: {} bytes of {}",
-        HEAP.peak.load(Ordering::Relaxed),
-        HEAP_SIZE
+        heap::peak(),
+        heap::HEAP_SIZE
     );
-    hprint!("bits");
+    let _ = write!(board, "bits");
     for xi in x {
-        hprint!(" {:08x}", xi.to_bits());
+        let _ = write!(board, " {:08x}", xi.to_bits());
     }
-    hprintln!();
+    let _ = writeln!(board);
     drop(lodo);
-    let free = HEAP_SIZE - HEAP.used.load(Ordering::Relaxed);
-    let Ok(configs) = capacity::configs() else {
-        fail("capacity configs")
-    };
+    let free = heap::HEAP_SIZE - heap::used();
+    let configs = capacity::configs().map_err(|_| "capacity configs")?;
     for (name, config) in configs {
-        match capacity::largest_n(&config, free) {
-            Some((n, bytes)) => hprintln!(
+        let _ = match capacity::largest_n(&config, free) {
+            Some((n, bytes)) => writeln!(
+                board,
                 "capacity: {}: n <= {} in {} free heap bytes (memory_bytes {})",
-                name,
-                n,
-                free,
-                bytes
+                name, n, free, bytes
             ),
-            None => hprintln!("capacity: {}: not even n = 1 fits", name),
-        }
+            None => writeln!(board, "capacity: {}: not even n = 1 fits", name),
+        };
     }
-    debug::exit(debug::EXIT_SUCCESS);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    Ok(())
 }

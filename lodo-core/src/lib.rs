@@ -17,13 +17,17 @@
 //! | [`optimizer`] | the [`Optimizer`] trait every optimizer implements |
 //!
 //! # Features
-//! - `std` (default): std float intrinsics and runtime CPU detection in `lodo-kernels`.
-//!   Without it the crate is `#![no_std]` and needs only `alloc`; floats go through `libm`.
+//! - `std` (default): std's `sqrt` (the instruction) and runtime CPU detection in
+//!   `lodo-kernels`. Without it the crate is `#![no_std]` and needs only `alloc`; `sqrt` goes
+//!   through `libm` (the same bits: it is correctly rounded). Functions that are not correctly
+//!   rounded (`pow`, `log`, `cos`) go through `libm` either way.
 //! - `serde`: (de)serialise [`LodoState`] (see its format table).
 //!
 //! # Determinism
-//! An explicit seed drives every random choice; the same seed on the same build gives a
-//! bit-identical trajectory.
+//! An explicit seed drives every random choice. The same seed on the same kernel path gives the
+//! same bits on every platform, with or without std: every float function the optimizer calls
+//! is either correctly rounded (`+ − × ÷`, `sqrt`, `fma`) or the `libm` crate's in every build
+//! (the list and the argument: the `real` module's source, `lodo-core/src/real.rs`).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(unconditional_recursion)]

@@ -35,11 +35,16 @@ impl Stream {
         }
     }
 
-    /// Standard normal by Box–Muller (one of the pair; deterministic and simple).
+    /// Standard normal by Box–Muller (one of the pair; deterministic and simple):
+    /// `√(−2 ln u₁)·cos(2π u₂)`.
+    ///
+    /// `ln` and `cos` are the `libm` crate's in every build, never the platform's (which differ
+    /// in the last bit between C libraries), so the initial network has the same bits on every
+    /// platform, with or without std; `sqrt` is correctly rounded everywhere.
     pub fn gaussian(&mut self) -> f64 {
         let u1 = self.uniform();
         let u2 = self.uniform();
-        Float::sqrt(-2.0 * Float::ln(u1)) * Float::cos(2.0 * core::f64::consts::PI * u2)
+        Float::sqrt(-2.0 * libm::log(u1)) * libm::cos(2.0 * core::f64::consts::PI * u2)
     }
 
     /// A uniformly random permutation of `0..h` (Fisher–Yates).

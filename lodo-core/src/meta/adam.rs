@@ -16,7 +16,7 @@ use crate::error::{ConfigError, StateError, StepError};
 use crate::memory::{bytes_of, filled, total};
 use crate::optimizer::{Optimizer, check_inputs};
 use crate::precision::Precision;
-use crate::real::{Real, first_non_finite, lit};
+use crate::real::{Real, first_non_finite, lit, powf};
 
 /// Adam's hyperparameters: learning rate `η`, decays `β₁`, `β₂` and `ε`.
 ///
@@ -211,10 +211,13 @@ impl<T: Real> Adam<T> {
     }
 
     /// `η·√(1−β₂ᵗ)/(1−β₁ᵗ)`, the step size of step `t` (t ≥ 1).
+    ///
+    /// `βᵗ` comes from the `libm` crate in every build ([`powf`]), never from the platform's
+    /// `pow`, so the rate has the same bits on every platform, with or without std.
     fn rate_at(&self, t: u64) -> T {
         let tt: T = lit(t as f64);
-        self.learning_rate * (T::one() - self.beta2.powf(tt)).sqrt()
-            / (T::one() - self.beta1.powf(tt))
+        self.learning_rate * (T::one() - powf(self.beta2, tt)).sqrt()
+            / (T::one() - powf(self.beta1, tt))
     }
 
     /// The coefficients of the open step (`rate` as in [`MetaOptimizer::update`]) for segment
