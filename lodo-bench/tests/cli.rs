@@ -465,6 +465,16 @@ fn permutation_families_add_rows_and_random_alone_changes_nothing() {
             .map(String::from)
     };
     assert_eq!(shuffle_row(&ss), shuffle_row(&sf), "the same Shuffle row");
+    // The report tests each layout row against LODO; a run without layout rows has no such part.
+    let layout_report = std::fs::read_to_string(states.join("rosenbrock/report.md")).unwrap();
+    for row in ["LODO-q8", "LODO-Shuffle", "LODO-Shuffle-q8"] {
+        assert!(
+            layout_report.contains(&format!("- {row} against LODO: ")),
+            "{row}: {layout_report}"
+        );
+    }
+    let plain = std::fs::read_to_string(default.join("rosenbrock/report.md")).unwrap();
+    assert!(!plain.contains("against LODO"), "{plain}");
     for d in [default, random, families, full, states] {
         let _ = std::fs::remove_dir_all(d);
     }

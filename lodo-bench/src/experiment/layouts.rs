@@ -600,6 +600,90 @@ pub fn run_study(cases: &[LayoutCase], seed: u64, out: &Path) -> Result<LayoutSt
     Ok(study)
 }
 
+/// Whether `g` is a layout row (`--permutations`, `--state`): LODO's block network under a
+/// label other than `LODO` itself (ablations and sweeps live in other groups).
+#[must_use]
+pub fn is_layout_row(g: &Group) -> bool {
+    matches!(g.optimizer, Optimizer::Lodo(p) if matches!(p.variant, LodoVariant::Block { .. }))
+        && g.label != OptimizerKind::Lodo.name()
+        && g.label.starts_with("LODO-")
+}
+
+/// `values` of the runs of `g` that did not diverge and are finite (`values[r]` belongs to run
+/// `r`).
+#[must_use]
+pub fn kept(g: &Group, values: &[f64]) -> Vec<f64> {
+    g.runs
+        .iter()
+        .zip(values)
+        .filter(|(r, l)| !r.diverged && l.is_finite())
+        .map(|(_, &l)| l)
+        .collect()
+}
+
+/// `a` against `b`: the difference of the means in percent of `b`'s, and Welch's t-test
+/// (two-sided), e.g. `+0.12 % (t = 0.35, df = 13.9, p = 0.730)`.
+#[must_use]
+pub fn welch_line(a: &[f64], b: &[f64]) -> String {
+    match welch(a, b) {
+        Ok(w) => {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let (ma, mb) = (mean(a), mean(b));
+            format!(
+                "{:+.2} % (t = {:.2}, df = {:.1}, p = {})",
+                100.0 * (ma - mb) / mb,
+                w.t,
+                w.df,
+                fmt_p(w.p)
+            )
+        }
+        Err(e) => format!("no test ({e})"),
+    }
+}
+
+/// The part of a synthetic task's report that tests each layout row of the main runs against
+/// LODO itself (Welch's t on the final-10% losses of the non-diverged runs) and gives each
+/// row's last Hessian error ([`final_hessian`], on the bowl); `None` without layout rows or
+/// without LODO.
+#[must_use]
+pub fn layout_section(main: &[Group]) -> Option<String> {
+    let base = main
+        .iter()
+        .find(|g| g.label == OptimizerKind::Lodo.name())?;
+    let finals = |g: &Group| -> Vec<f64> { g.runs.iter().map(|r| r.final_loss).collect() };
+    let base_finals = kept(base, &finals(base));
+    let hessian = |g: &Group| {
+        final_hessian(g).map_or(String::new(), |h| {
+            format!("; last Hessian error {}", fmt_num(h))
+        })
+    };
+    let lines: Vec<String> = main
+        .iter()
+        .filter(|g| is_layout_row(g))
+        .map(|g| {
+            format!(
+                "- {} against LODO: {}{}.\n",
+                g.label,
+                welch_line(&kept(g, &finals(g)), &base_finals),
+                hessian(g)
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "LODO's layouts (`--permutations`, `--state`) against LODO itself, at LODO's values: \
+         difference of the final-10% means, Welch's t-test (two-sided; non-diverged runs; run r \
+         of every row sees the same task draw and LODO seed){}.\n\n{}",
+        final_hessian(base).map_or(String::new(), |h| format!(
+            "; LODO's last Hessian error {}",
+            fmt_num(h)
+        )),
+        lines.concat()
+    ))
+}
+
 /// A p-value for text: three decimals, or scientific below 0.001.
 #[must_use]
 pub fn fmt_p(p: f64) -> String {

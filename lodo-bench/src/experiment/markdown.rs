@@ -182,6 +182,9 @@ pub fn task_report(res: &TaskResults, rel: &str) -> String {
         if let Some(n) = claims::diverged_note(&res.main) {
             let _ = writeln!(s, "{n}\n");
         }
+        if let Some(n) = super::layouts::layout_section(&res.main) {
+            let _ = writeln!(s, "{n}");
+        }
         let _ = writeln!(s, "![learning curves]({rel}/learning_curves.svg)\n");
     }
     if matches!(res.spec, TaskSpec::Rosenbrock) {

@@ -760,15 +760,7 @@ fn results_markdown(args: &MnistArgs, groups: &[&Group], test_loss: &[Vec<f64>])
 /// other than `LODO` itself, not an ablation or sweep) against LODO, on the final-10% training
 /// loss and on the test loss of the non-diverged runs (empty without such rows).
 fn layout_tests(groups: &[&Group], test_loss: &[Vec<f64>]) -> String {
-    use crate::experiment::layouts::fmt_p;
-    let kept = |g: &Group, v: &[f64]| -> Vec<f64> {
-        g.runs
-            .iter()
-            .zip(v)
-            .filter(|(r, l)| !r.diverged && l.is_finite())
-            .map(|(_, &l)| l)
-            .collect()
-    };
+    use crate::experiment::layouts::{is_layout_row, kept, welch_line};
     let finals = |g: &Group| g.runs.iter().map(|r| r.final_loss).collect::<Vec<_>>();
     let Some(lodo) = groups
         .iter()
@@ -778,36 +770,16 @@ fn layout_tests(groups: &[&Group], test_loss: &[Vec<f64>]) -> String {
     };
     let base = groups[lodo];
     let (base_train, base_test) = (kept(base, &finals(base)), kept(base, &test_loss[lodo]));
-    let test = |a: &[f64], b: &[f64]| match crate::stats::welch(a, b) {
-        Ok(w) => {
-            let (ma, mb) = (
-                a.iter().sum::<f64>() / a.len() as f64,
-                b.iter().sum::<f64>() / b.len() as f64,
-            );
-            format!(
-                "{:+.2} % (t = {:.2}, df = {:.1}, p = {})",
-                100.0 * (ma - mb) / mb,
-                w.t,
-                w.df,
-                fmt_p(w.p)
-            )
-        }
-        Err(e) => format!("no test ({e})"),
-    };
     let lines: Vec<String> = groups
         .iter()
         .zip(test_loss)
-        .filter(|(g, _)| {
-            matches!(g.optimizer, Optimizer::Lodo(p) if matches!(p.variant, LodoVariant::Block { .. }))
-                && g.label != base.label
-                && g.label.starts_with("LODO-")
-        })
+        .filter(|(g, _)| is_layout_row(g))
         .map(|(g, t)| {
             format!(
                 "- {} against LODO: training loss {}; test loss {}.\n",
                 g.label,
-                test(&kept(g, &finals(g)), &base_train),
-                test(&kept(g, t), &base_test)
+                welch_line(&kept(g, &finals(g)), &base_train),
+                welch_line(&kept(g, t), &base_test)
             )
         })
         .collect();
