@@ -199,7 +199,7 @@ fn mnist_runs_through_the_shared_runner_bit_identically_for_any_thread_count() {
     let images: Vec<u8> = (0..8 * 784).map(|_| s.below(256) as u8).collect();
     let spec = TaskSpec::Mnist(MnistSpec {
         images: Arc::new(images),
-        // Three chunks of the batch-parallel forward/backward (`net::CHUNK` = 8).
+        // Nine chunks of the batch-parallel forward/backward (`net::CHUNK` = 2), the last partial.
         batch: 17,
         layer_starts: vec![0],
     });
