@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lodo_bench::mnist::net::{self, N_PARAMS, PIX, Query, SIDE};
-use lodo_core::{Adam, Lodo, LodoConfig, Optimizer};
+use lodo_core::{
+    Adam, AdamConfig, BlockConfig, Lodo, LodoConfig, Optimizer, PermutationFamily, Precision,
+};
 use lodo_kernels::gemm::{Accum, Op, gemm};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -172,6 +174,30 @@ fn bench(c: &mut Criterion) {
             y
         });
     });
+    // Issue 19's configuration: Shuffle permutations and the compact state (q8 moments, bf16
+    // activations), at the same hyperparameters.
+    let network = BlockConfig::<f32>::default()
+        .with_permutations(PermutationFamily::Shuffle)
+        .and_then(|b| b.with_activations(Precision::Bf16))
+        .expect("valid");
+    let compact = LodoConfig::new(network, AdamConfig::default().with_precision(Precision::Q8))
+        .with_alpha0(0.0846)
+        .and_then(|c| c.with_meta_lr(7.95e-6))
+        .and_then(|c| c.with_beta(0.934))
+        .expect("valid");
+    let mut lodo_sq = Lodo::<f32>::new(N_PARAMS, compact, 1).expect("valid");
+    for _ in 0..3 {
+        lodo_sq.step(&mut x.clone(), &grad).expect("finite");
+    }
+    group.bench_function("lodo_shuffle_q8", |bch| {
+        bch.iter(|| {
+            let mut y = x.clone();
+            lodo_sq
+                .step(black_box(&mut y), black_box(&grad))
+                .expect("finite");
+            y
+        });
+    });
     let mut adam = Adam::<f32>::new(N_PARAMS, 1e-3).expect("valid");
     group.bench_function("adam", |bch| {
         bch.iter(|| {
@@ -202,13 +228,25 @@ fn bench(c: &mut Criterion) {
         }
     };
     let (mut fast, mut refr, mut sg, mut fma) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let (mut up, mut up_sq) = (f64::MAX, f64::MAX);
+    let mut g2 = vec![0.0f32; N_PARAMS];
+    // Updates take milliseconds: 100 of them per timing.
+    let updates = |l: &mut Lodo<f32>| {
+        let mut y = x.clone();
+        for _ in 0..100 {
+            l.step(&mut y, &grad).expect("finite");
+            y.copy_from_slice(&x);
+        }
+    };
     for _ in 0..reps {
         fast = fast.min(time(&mut || {
-            pool.install(|| net::loss_grad(&params, &images, &queries, &mut grad));
+            pool.install(|| net::loss_grad(&params, &images, &queries, &mut g2));
         }));
         refr = refr.min(time(&mut || {
-            pool.install(|| net::loss_grad_reference(&params, &images, &queries, &mut grad));
+            pool.install(|| net::loss_grad_reference(&params, &images, &queries, &mut g2));
         }));
+        up = up.min(time(&mut || updates(&mut lodo)) / 100.0);
+        up_sq = up_sq.min(time(&mut || updates(&mut lodo_sq)) / 100.0);
         // The peaks take milliseconds, below the CPU clock's 10 ms tick: wall-clock.
         sg = sg.min(wall(&mut || {
             gemm(
@@ -241,6 +279,13 @@ fn bench(c: &mut Criterion) {
         b as f64 / refr
     );
     println!("  speed-up {:.2}x", refr / fast);
+    println!(
+        "  LODO update {:.2} ms = {:.2} % of a step (update + batched forward/backward); Shuffle + q8 {:.2} ms = {:.2} %",
+        up * 1e3,
+        100.0 * up / (up + fast),
+        up_sq * 1e3,
+        100.0 * up_sq / (up_sq + fast)
+    );
     println!(
         "  peak: sgemm {PEAK_N}³ {sg_peak:.1} GFLOP/s (batched at {:.0} %), FMA loop {fma_peak:.1} GFLOP/s (batched at {:.0} %)",
         100.0 * gf_fast / sg_peak,
