@@ -358,6 +358,41 @@ pub fn hessian_error<T: Real>(
     Some((probe, exact))
 }
 
+/// How far LODO's learned preconditioner has moved from its start `α₀·I` (issue 19):
+/// `‖G − α₀I‖_F / ‖α₀I‖_F`, estimated with `probes` Gaussian vectors `v ~ N(0, I)` as
+/// `√(mean ‖G·v − α₀v‖²) / (α₀√n)` (Hutchinson: `E‖A·v‖² = ‖A‖²_F`), from `G·v` products only,
+/// no dense `G`; relative standard error at most `1/√(2·probes)`. `None` for a minimizer without
+/// a preconditioner, no probes, `n = 0` or `α₀ ≤ 0`. Probes are drawn and sums taken in f64.
+pub fn g_movement<T: Real>(
+    minimizer: &dyn Minimizer<T>,
+    alpha0: f64,
+    n: usize,
+    probes: usize,
+    rng: &mut Stream,
+) -> Option<f64> {
+    if probes == 0 || n == 0 || alpha0.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return None;
+    }
+    let mut v = vec![0.0; n];
+    let (mut vt, mut gv) = (vec![T::zero(); n], vec![T::zero(); n]);
+    let mut total = 0.0;
+    for _ in 0..probes {
+        for (a, t) in v.iter_mut().zip(vt.iter_mut()) {
+            *a = rng.gaussian();
+            *t = lit(*a);
+        }
+        if !minimizer.preconditioner_matvec(&vt, &mut gv) {
+            return None;
+        }
+        total += v
+            .iter()
+            .zip(to_f64(&gv))
+            .map(|(a, g)| (g - alpha0 * a) * (g - alpha0 * a))
+            .sum::<f64>();
+    }
+    Some((total / probes as f64).sqrt() / (alpha0 * (n as f64).sqrt()))
+}
+
 /// Runs `minimizer` on `task` from the task's `x₀` for `options.steps` evaluations.
 ///
 /// A non-finite loss or a refused step ends the run as diverged (`final_loss = +∞`). With
