@@ -383,3 +383,28 @@ fn g_movement_matches_the_dense_g() {
     let adam = OptimizerKind::Adam.defaults().build::<f64>(&ctx).unwrap();
     assert!(g_movement(adam.as_ref(), alpha0, n, 10, &mut rng).is_none());
 }
+
+#[test]
+fn mnist_runs_log_g_movement_on_every_curve_point() {
+    use lodo_bench::experiment::MnistSpec;
+    use std::sync::Arc;
+    let mut s = lodo_core::random::Stream::new(7);
+    let images: Vec<u8> = (0..4 * 784).map(|_| s.below(256) as u8).collect();
+    let spec = TaskSpec::Mnist(MnistSpec {
+        images: Arc::new(images),
+        batch: 2,
+        layer_starts: vec![0],
+    });
+    let mut opts = RunOptions::new(3);
+    opts.g_movement_probes = 2;
+    let lodo = run_optimizer(&spec, &OptimizerKind::Lodo.defaults(), &opts, 1).unwrap();
+    assert_eq!(lodo.g_movement.len(), lodo.curve.len());
+    // Three steps at the authors' η: G has barely moved, but it has.
+    assert!(
+        lodo.g_movement.iter().all(|&g| g.is_finite() && g < 0.1),
+        "{:?}",
+        lodo.g_movement
+    );
+    let adam = run_optimizer(&spec, &OptimizerKind::Adam.defaults(), &opts, 1).unwrap();
+    assert!(adam.g_movement.is_empty());
+}

@@ -216,6 +216,9 @@ pub struct RunOptions {
     /// final window, on the samples the run sees there (0: never), for
     /// [`RunRecord::start_loss`]; `usize::MAX`: at every iteration of the window.
     pub start_points: usize,
+    /// Gaussian probes of [`g_movement`] at every curve point (0: never), for
+    /// [`RunRecord::g_movement`]; `α₀` is read off `G` before the first step (`G = α₀I` there).
+    pub g_movement_probes: usize,
 }
 
 impl RunOptions {
@@ -231,6 +234,7 @@ impl RunOptions {
             trajectory: false,
             keep_final: false,
             start_points: 0,
+            g_movement_probes: 0,
         }
     }
 }
@@ -273,6 +277,9 @@ pub struct RunRecord {
     pub steps_per_sec: f64,
     /// Hessian-error measurements.
     pub hessian: Vec<HessianPoint>,
+    /// [`g_movement`] at every point of `curve` (empty if not asked or without a
+    /// preconditioner).
+    pub g_movement: Vec<f64>,
     /// Every iterate (if asked), starting with `x₀`.
     pub trajectory: Vec<Vec<f64>>,
     /// The final point (if asked).
@@ -294,6 +301,7 @@ impl RunRecord {
             seconds: 0.0,
             steps_per_sec: 0.0,
             hessian: Vec::new(),
+            g_movement: Vec::new(),
             trajectory: Vec::new(),
             final_point: Vec::new(),
         }
@@ -425,8 +433,23 @@ pub fn run<T: Real>(
         seconds: 0.0,
         steps_per_sec: 0.0,
         hessian: Vec::new(),
+        g_movement: Vec::new(),
         trajectory: Vec::new(),
         final_point: Vec::new(),
+    };
+    // α₀ from G at the start (G = α₀I): ⟨v, Gv⟩/⟨v, v⟩ for one probe; its own stream, so the
+    // other metrics' draws are unchanged.
+    let mut g_rng = Stream::new(metric_seed ^ 0x6d6f_7665);
+    let g_alpha0 = if options.g_movement_probes > 0 {
+        let v: Vec<f64> = (0..x.len()).map(|_| g_rng.gaussian()).collect();
+        let vt: Vec<T> = v.iter().map(|&a| lit(a)).collect();
+        let mut gv = vec![T::zero(); x.len()];
+        minimizer.preconditioner_matvec(&vt, &mut gv).then(|| {
+            let num: f64 = v.iter().zip(to_f64(&gv)).map(|(a, g)| a * g).sum();
+            num / v.iter().map(|a| a * a).sum::<f64>()
+        })
+    } else {
+        None
     };
     if options.trajectory {
         rec.trajectory.push(to_f64(&x));
@@ -501,6 +524,18 @@ pub fn run<T: Real>(
             rec.times.push(elapsed + start.elapsed().as_secs_f64());
             bin_sum = 0.0;
             bin_len = 0;
+            if let Some(a0) = g_alpha0 {
+                elapsed += start.elapsed().as_secs_f64();
+                let g = g_movement(
+                    minimizer,
+                    a0,
+                    x.len(),
+                    options.g_movement_probes,
+                    &mut g_rng,
+                );
+                rec.g_movement.push(g.unwrap_or(f64::NAN));
+                start = Instant::now();
+            }
         }
         if evals > window_start {
             win_sum += loss;
