@@ -1,7 +1,7 @@
 //! The run loop: final-window score, divergence, Hessian error, determinism across threads.
 
 use lodo_bench::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind};
-use lodo_bench::experiment::{RunOptions, TaskSpec, derive_seed, run, run_optimizer};
+use lodo_bench::experiment::{RunOptions, TaskSpec, derive_seed, g_movement, run, run_optimizer};
 use lodo_bench::task::{Minimizer, Task};
 use lodo_bench::tasks::BowlOptions;
 use lodo_core::StepError;
@@ -199,7 +199,7 @@ fn mnist_runs_through_the_shared_runner_bit_identically_for_any_thread_count() {
     let images: Vec<u8> = (0..8 * 784).map(|_| s.below(256) as u8).collect();
     let spec = TaskSpec::Mnist(MnistSpec {
         images: Arc::new(images),
-        // Three chunks of the batch-parallel forward/backward (`net::CHUNK` = 8).
+        // Nine chunks of the batch-parallel forward/backward (`net::CHUNK` = 2), the last partial.
         batch: 17,
         layer_starts: vec![0],
     });
@@ -328,4 +328,83 @@ fn a_non_finite_run_records_the_step_it_diverged_at() {
     let at = rec.diverged_at.expect("blew up");
     assert!(at > 0 && at < 2000, "{at}");
     assert!(rec.note.unwrap().contains(&format!("step {at}")));
+}
+
+#[test]
+fn g_movement_matches_the_dense_g() {
+    use lodo_bench::baselines::BuildContext;
+    let n = 24;
+    let alpha0 = 0.3;
+    let lodo = Optimizer::Lodo(LodoParams {
+        alpha0,
+        meta_lr: 3e-2,
+        beta: 0.9,
+        variant: LodoVariant::BLOCK,
+    });
+    let ctx = BuildContext {
+        dim: n,
+        total_steps: 100,
+        seed: 5,
+        layer_starts: None,
+        hessian_vector: false,
+    };
+    let mut m = lodo.build::<f64>(&ctx).unwrap();
+    let mut rng = lodo_core::random::Stream::new(9);
+    // A fresh LODO has G = α₀I exactly: no movement.
+    let g0 = g_movement(m.as_ref(), alpha0, n, 10, &mut rng).unwrap();
+    assert!(g0 <= 1e-12, "{g0}");
+    let spec = TaskSpec::Bowl(BowlOptions {
+        dim: n,
+        ..BowlOptions::default()
+    });
+    let mut task = spec.make(4).unwrap();
+    let mut x = task.initial_point();
+    for _ in 0..60 {
+        m.iterate(task.as_mut(), &mut x).unwrap();
+    }
+    // Dense G, column by column: ‖G − α₀I‖_F / (α₀√n).
+    let (mut e, mut col) = (vec![0.0; n], vec![0.0; n]);
+    let mut sum = 0.0;
+    for j in 0..n {
+        e[j] = 1.0;
+        assert!(m.preconditioner_matvec(&e, &mut col));
+        e[j] = 0.0;
+        for (i, &g) in col.iter().enumerate() {
+            let d = g - if i == j { alpha0 } else { 0.0 };
+            sum += d * d;
+        }
+    }
+    let exact = sum.sqrt() / (alpha0 * (n as f64).sqrt());
+    assert!(exact > 1e-3, "G has not moved: {exact}");
+    // 4,000 probes: relative standard error ≤ 1/√8000 ≈ 1.1 %; 5 % is > 4σ.
+    let est = g_movement(m.as_ref(), alpha0, n, 4000, &mut rng).unwrap();
+    assert!((est - exact).abs() <= 0.05 * exact, "{est} vs {exact}");
+    // No preconditioner: no estimate.
+    let adam = OptimizerKind::Adam.defaults().build::<f64>(&ctx).unwrap();
+    assert!(g_movement(adam.as_ref(), alpha0, n, 10, &mut rng).is_none());
+}
+
+#[test]
+fn mnist_runs_log_g_movement_on_every_curve_point() {
+    use lodo_bench::experiment::MnistSpec;
+    use std::sync::Arc;
+    let mut s = lodo_core::random::Stream::new(7);
+    let images: Vec<u8> = (0..4 * 784).map(|_| s.below(256) as u8).collect();
+    let spec = TaskSpec::Mnist(MnistSpec {
+        images: Arc::new(images),
+        batch: 2,
+        layer_starts: vec![0],
+    });
+    let mut opts = RunOptions::new(3);
+    opts.g_movement_probes = 2;
+    let lodo = run_optimizer(&spec, &OptimizerKind::Lodo.defaults(), &opts, 1).unwrap();
+    assert_eq!(lodo.g_movement.len(), lodo.curve.len());
+    // Three steps at the authors' η: G has barely moved, but it has.
+    assert!(
+        lodo.g_movement.iter().all(|&g| g.is_finite() && g < 0.1),
+        "{:?}",
+        lodo.g_movement
+    );
+    let adam = run_optimizer(&spec, &OptimizerKind::Adam.defaults(), &opts, 1).unwrap();
+    assert!(adam.g_movement.is_empty());
 }

@@ -1,8 +1,8 @@
 //! The MNIST CNN: parameter count, forward against a plain reference written as the authors'
 //! TensorFlow graph reads, backward against central finite differences (f64), kernels, and
-//! thread-count independence.
+//! thread-count independence; the batched fast path against the per-example reference.
 
-use lodo_bench::mnist::kernels::{self, atan_f32};
+use lodo_bench::mnist::kernels::{self, atan_f32, atan_slope_f32};
 use lodo_bench::mnist::net::{self, N_PARAMS, PIX, Query, SIDE};
 
 /// A deterministic pseudo-random byte image (every pixel non-zero half the time).
@@ -326,6 +326,38 @@ fn atan_f32_is_accurate() {
 }
 
 #[test]
+fn atan_slope_f32_is_accurate() {
+    let (mut worst_a, mut worst_s) = (0.0f64, 0.0f64);
+    let mut x = -1e4f64;
+    while x < 1e4 {
+        let xf = x as f32;
+        let (a, s) = atan_slope_f32(xf);
+        let x64 = f64::from(xf);
+        worst_a = worst_a.max((f64::from(a) - x64.atan()).abs());
+        let want = 1.0 / (1.0 + x64 * x64);
+        worst_s = worst_s.max((f64::from(s) - want).abs() / want);
+        x += if x.abs() < 10.0 { 1e-3 } else { 0.7 };
+    }
+    // As `atan_f32`; the slope: a few roundings (s, den·s, 1/·, den·q) of ε/2 each.
+    assert!(worst_a < 3e-7, "atan: max abs error {worst_a}");
+    assert!(
+        worst_s < 4.0 * f64::from(f32::EPSILON),
+        "slope: max rel error {worst_s}"
+    );
+    for big in [1e13f32, 3e38, f32::INFINITY] {
+        let (a, s) = atan_slope_f32(big);
+        assert_eq!(a.to_bits(), std::f32::consts::FRAC_PI_2.to_bits());
+        assert!(s > 0.0 && s <= 1.01e-24, "{s}");
+        let (a, _) = atan_slope_f32(-big);
+        assert_eq!(a.to_bits(), (-std::f32::consts::FRAC_PI_2).to_bits());
+    }
+    let (a, s) = atan_slope_f32(f32::NAN);
+    assert!(a.is_nan() && s.is_nan());
+    assert_eq!(atan_slope_f32(-0.0).0.to_bits(), (-0.0f32).to_bits());
+    assert_eq!(atan_slope_f32(0.0).1.to_bits(), 1.0f32.to_bits());
+}
+
+#[test]
 fn pooling_same_divides_by_valid_cells() {
     // 3×3 single channel → 2×2: windows of 4, 2, 2 and 1 cells.
     let x: Vec<f64> = (1..=9).map(f64::from).collect();
@@ -406,4 +438,128 @@ fn gemm_paths_match_the_plain_loops() {
         kernels::conv1x1::<f64, 20, 40>(&x, &w, &b, &mut y);
         assert!((y[i * 40 + 7] - want).abs() <= 64.0 * f64::EPSILON);
     }
+}
+
+/// Queries over `images` (`count` of them): two full chunks and a partial one for 19.
+fn queries(count: usize, n_images: usize) -> Vec<Query> {
+    (0..count)
+        .map(|i| Query {
+            image: (i % n_images) as u32,
+            row: (i * 7 % 28) as u8,
+            col: (i * 11 % 28) as u8,
+        })
+        .collect()
+}
+
+#[test]
+fn batched_forward_matches_the_reference_graph() {
+    use lodo_bench::mnist::batched::{Weights, Workspace};
+    let params = net::init::<f64>(3);
+    let w = Weights::new(&params);
+    let mut ws = Workspace::<f64>::with_examples(3);
+    let mut images = Vec::new();
+    for s in 1..=3 {
+        images.extend(image(s));
+    }
+    let q = [(0, 0, 0), (1, 13, 7), (2, 27, 27)].map(|(i, r, c)| Query {
+        image: i,
+        row: r,
+        col: c,
+    });
+    ws.forward(&w, &images, &q);
+    for (e, qq) in q.iter().enumerate() {
+        let i = qq.image as usize;
+        let want = reference_logits(
+            &params,
+            &images[i * PIX..(i + 1) * PIX],
+            qq.row.into(),
+            qq.col.into(),
+        );
+        for (k, (&a, &b)) in ws.logits()[e * 256..(e + 1) * 256]
+            .iter()
+            .zip(&want)
+            .enumerate()
+        {
+            // As `forward_matches_the_reference_graph`: 1e3·ε relative.
+            assert!(
+                (a - b).abs() <= 1e3 * f64::EPSILON * b.abs().max(1.0),
+                "example {e} logit {k}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+/// Largest `|a − b|` over the entries, and the largest `|b|`.
+fn max_diff<T: Into<f64> + Copy>(a: &[T], b: &[T]) -> (f64, f64) {
+    a.iter().zip(b).fold((0.0, 0.0), |(d, m), (&x, &y)| {
+        let (x, y): (f64, f64) = (x.into(), y.into());
+        (d.max((x - y).abs()), m.max(y.abs()))
+    })
+}
+
+#[test]
+fn batched_loss_and_gradient_match_the_reference() {
+    let mut images = Vec::new();
+    for s in 0..5 {
+        images.extend(image(40 + s));
+    }
+    let q = queries(19, 5);
+    let p64 = net::init::<f64>(8);
+    let (mut g, mut r) = (vec![0.0f64; N_PARAMS], vec![0.0f64; N_PARAMS]);
+    let l = net::loss_grad(&p64, &images, &q, &mut g);
+    let lr = net::loss_grad_reference(&p64, &images, &q, &mut r);
+    // Same sums in another order, with FMAs: ~10⁴ roundings of relative size ε on each entry.
+    assert!(
+        (l - lr).abs() <= 1e4 * f64::EPSILON * lr.abs(),
+        "{l} vs {lr}"
+    );
+    let (d, m) = max_diff(&g, &r);
+    assert!(
+        d <= 1e4 * f64::EPSILON * m,
+        "f64 gradient: max diff {d}, max {m}"
+    );
+    // f32: the same bound at f32's ε.
+    let p32: Vec<f32> = p64.iter().map(|&v| v as f32).collect();
+    let (mut g, mut r) = (vec![0.0f32; N_PARAMS], vec![0.0f32; N_PARAMS]);
+    let l = net::loss_grad(&p32, &images, &q, &mut g);
+    let lr = net::loss_grad_reference(&p32, &images, &q, &mut r);
+    assert!(
+        (l - lr).abs() <= 1e4 * f32::EPSILON * lr.abs(),
+        "{l} vs {lr}"
+    );
+    let (d, m) = max_diff(&g, &r);
+    assert!(
+        d <= 1e4 * f64::from(f32::EPSILON) * m,
+        "f32 gradient: max diff {d}, max {m}"
+    );
+    // The forward-only path gives the same losses.
+    let s = net::loss_sum(&p64, &images, &q);
+    let want = net::loss_grad_reference(&p64, &images, &q, &mut vec![0.0; N_PARAMS]) * 19.0;
+    assert!(
+        (s - want).abs() <= 1e4 * f64::EPSILON * want,
+        "{s} vs {want}"
+    );
+}
+
+#[test]
+fn relayout_is_a_permutation_and_round_trips() {
+    use lodo_bench::mnist::batched::{channel, relayout};
+    let mut seen = [false; 120];
+    for j in 0..120 {
+        assert!(!seen[channel(j)]);
+        seen[channel(j)] = true;
+    }
+    // TF channel 3c + m sits at 40m + c.
+    assert_eq!(channel(3 * 7 + 2), 40 * 2 + 7);
+    let p = net::init::<f32>(2);
+    let (mut q, mut back) = (vec![0.0f32; N_PARAMS], vec![0.0f32; N_PARAMS]);
+    relayout(&p, &mut q, true);
+    relayout(&q, &mut back, false);
+    assert!(p.iter().zip(&back).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert!(p.iter().zip(&q).any(|(a, b)| a.to_bits() != b.to_bits()));
+    let mut sorted_p: Vec<u32> = p.iter().map(|v| v.to_bits()).collect();
+    let mut sorted_q: Vec<u32> = q.iter().map(|v| v.to_bits()).collect();
+    sorted_p.sort_unstable();
+    sorted_q.sort_unstable();
+    assert_eq!(sorted_p, sorted_q);
 }

@@ -216,6 +216,9 @@ pub struct RunOptions {
     /// final window, on the samples the run sees there (0: never), for
     /// [`RunRecord::start_loss`]; `usize::MAX`: at every iteration of the window.
     pub start_points: usize,
+    /// Gaussian probes of [`g_movement`] at every curve point (0: never), for
+    /// [`RunRecord::g_movement`]; `α₀` is read off `G` before the first step (`G = α₀I` there).
+    pub g_movement_probes: usize,
 }
 
 impl RunOptions {
@@ -231,6 +234,7 @@ impl RunOptions {
             trajectory: false,
             keep_final: false,
             start_points: 0,
+            g_movement_probes: 0,
         }
     }
 }
@@ -273,6 +277,9 @@ pub struct RunRecord {
     pub steps_per_sec: f64,
     /// Hessian-error measurements.
     pub hessian: Vec<HessianPoint>,
+    /// [`g_movement`] at every point of `curve` (empty if not asked or without a
+    /// preconditioner).
+    pub g_movement: Vec<f64>,
     /// Every iterate (if asked), starting with `x₀`.
     pub trajectory: Vec<Vec<f64>>,
     /// The final point (if asked).
@@ -294,6 +301,7 @@ impl RunRecord {
             seconds: 0.0,
             steps_per_sec: 0.0,
             hessian: Vec::new(),
+            g_movement: Vec::new(),
             trajectory: Vec::new(),
             final_point: Vec::new(),
         }
@@ -358,6 +366,41 @@ pub fn hessian_error<T: Real>(
     Some((probe, exact))
 }
 
+/// How far LODO's learned preconditioner has moved from its start `α₀·I` (issue 19):
+/// `‖G − α₀I‖_F / ‖α₀I‖_F`, estimated with `probes` Gaussian vectors `v ~ N(0, I)` as
+/// `√(mean ‖G·v − α₀v‖²) / (α₀√n)` (Hutchinson: `E‖A·v‖² = ‖A‖²_F`), from `G·v` products only,
+/// no dense `G`; relative standard error at most `1/√(2·probes)`. `None` for a minimizer without
+/// a preconditioner, no probes, `n = 0` or `α₀ ≤ 0`. Probes are drawn and sums taken in f64.
+pub fn g_movement<T: Real>(
+    minimizer: &dyn Minimizer<T>,
+    alpha0: f64,
+    n: usize,
+    probes: usize,
+    rng: &mut Stream,
+) -> Option<f64> {
+    if probes == 0 || n == 0 || alpha0.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return None;
+    }
+    let mut v = vec![0.0; n];
+    let (mut vt, mut gv) = (vec![T::zero(); n], vec![T::zero(); n]);
+    let mut total = 0.0;
+    for _ in 0..probes {
+        for (a, t) in v.iter_mut().zip(vt.iter_mut()) {
+            *a = rng.gaussian();
+            *t = lit(*a);
+        }
+        if !minimizer.preconditioner_matvec(&vt, &mut gv) {
+            return None;
+        }
+        total += v
+            .iter()
+            .zip(to_f64(&gv))
+            .map(|(a, g)| (g - alpha0 * a) * (g - alpha0 * a))
+            .sum::<f64>();
+    }
+    Some((total / probes as f64).sqrt() / (alpha0 * (n as f64).sqrt()))
+}
+
 /// Runs `minimizer` on `task` from the task's `x₀` for `options.steps` evaluations.
 ///
 /// A non-finite loss or a refused step ends the run as diverged (`final_loss = +∞`). With
@@ -390,8 +433,23 @@ pub fn run<T: Real>(
         seconds: 0.0,
         steps_per_sec: 0.0,
         hessian: Vec::new(),
+        g_movement: Vec::new(),
         trajectory: Vec::new(),
         final_point: Vec::new(),
+    };
+    // α₀ from G at the start (G = α₀I): ⟨v, Gv⟩/⟨v, v⟩ for one probe; its own stream, so the
+    // other metrics' draws are unchanged.
+    let mut g_rng = Stream::new(metric_seed ^ 0x6d6f_7665);
+    let g_alpha0 = if options.g_movement_probes > 0 {
+        let v: Vec<f64> = (0..x.len()).map(|_| g_rng.gaussian()).collect();
+        let vt: Vec<T> = v.iter().map(|&a| lit(a)).collect();
+        let mut gv = vec![T::zero(); x.len()];
+        minimizer.preconditioner_matvec(&vt, &mut gv).then(|| {
+            let num: f64 = v.iter().zip(to_f64(&gv)).map(|(a, g)| a * g).sum();
+            num / v.iter().map(|a| a * a).sum::<f64>()
+        })
+    } else {
+        None
     };
     if options.trajectory {
         rec.trajectory.push(to_f64(&x));
@@ -466,6 +524,18 @@ pub fn run<T: Real>(
             rec.times.push(elapsed + start.elapsed().as_secs_f64());
             bin_sum = 0.0;
             bin_len = 0;
+            if let Some(a0) = g_alpha0 {
+                elapsed += start.elapsed().as_secs_f64();
+                let g = g_movement(
+                    minimizer,
+                    a0,
+                    x.len(),
+                    options.g_movement_probes,
+                    &mut g_rng,
+                );
+                rec.g_movement.push(g.unwrap_or(f64::NAN));
+                start = Instant::now();
+            }
         }
         if evals > window_start {
             win_sum += loss;

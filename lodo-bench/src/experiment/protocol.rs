@@ -444,6 +444,10 @@ pub fn phase_runs(
             opts.trajectory = matches!(plan.spec, TaskSpec::Rosenbrock) && r == 0;
             opts.keep_final = plan.keep_final;
             opts.start_points = plan.spec.start_points();
+            if matches!(plan.spec, TaskSpec::Mnist(_)) && optimizer.kind().is_lodo() {
+                // Issue 19: how far G has moved from α₀I, on every MNIST curve point.
+                opts.g_movement_probes = 4;
+            }
             let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
             let rec = run_optimizer(&plan.spec, optimizer, &opts, seed)?;
             files::write_run_files(&plan.out, label, r, &rec)

@@ -794,28 +794,36 @@ fn layout_tests(groups: &[&Group], test_loss: &[Vec<f64>]) -> String {
     )
 }
 
-/// Writes `curves.csv` (every curve point with its seconds) and the learning-curve plots (mean
+/// Writes `curves.csv` (every curve point with its seconds and, for LODO's block network,
+/// `g_movement` = `‖G − α₀I‖_F/‖α₀I‖_F` from 4 probes, [`crate::experiment::g_movement`]) and the learning-curve plots (mean
 /// over runs, smoothed over 10 points).
 fn write_curves(args: &MnistArgs, groups: &[&Group]) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = groups
         .iter()
         .flat_map(|g| {
             g.runs.iter().enumerate().flat_map(move |(r, rec)| {
-                rec.curve.iter().zip(&rec.times).map(move |(p, t)| {
-                    vec![
-                        g.label.clone(),
-                        r.to_string(),
-                        p.0.to_string(),
-                        format!("{t:.4}"),
-                        format!("{:e}", p.1),
-                    ]
-                })
+                rec.curve
+                    .iter()
+                    .zip(&rec.times)
+                    .enumerate()
+                    .map(move |(i, (p, t))| {
+                        vec![
+                            g.label.clone(),
+                            r.to_string(),
+                            p.0.to_string(),
+                            format!("{t:.4}"),
+                            format!("{:e}", p.1),
+                            rec.g_movement
+                                .get(i)
+                                .map_or(String::new(), |v| format!("{v:e}")),
+                        ]
+                    })
             })
         })
         .collect();
     write_csv(
         &args.out.join("curves.csv"),
-        &["optimizer", "run", "step", "seconds", "loss"],
+        &["optimizer", "run", "step", "seconds", "loss", "g_movement"],
         &rows,
     )?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;

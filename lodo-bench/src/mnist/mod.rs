@@ -6,10 +6,12 @@
 //! |---|---|
 //! | [`idx`] | the IDX file reader (gzip or raw) and [`idx::Mnist`] |
 //! | [`kernels`] | the CNN's vectorisable inner loops (1×1 conv as GEMM, depthwise 3×3, pooling, `atan`) |
+//! | [`batched`] | the fast path: a chunk of examples per pass, each 1×1 convolution one GEMM |
 //! | [`net`] | the model: parameter layout, init, forward, backward, dataset loss, sampling |
 //! | [`task`] | [`task::MnistTask`], the [`crate::task::Task`] the optimizers train |
 //! | [`cli`] | `lodo-bench mnist`: the experiment through the shared runner, its report and pictures |
 
+pub mod batched;
 pub mod idx;
 pub mod kernels;
 pub mod net;

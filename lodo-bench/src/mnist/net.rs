@@ -46,18 +46,36 @@ pub const SIDES: [usize; STAGES + 1] = [28, 14, 7, 4, 2, 1];
 /// Parameters of the stem.
 pub const STEM: usize = FEAT * R + R;
 /// Offsets within a block.
-const W1: usize = 0;
-const B1: usize = W1 + R * HID;
-const K: usize = B1 + HID;
-const BD: usize = K + 9 * E;
-const W2: usize = BD + E;
-const B2: usize = W2 + E * R;
+pub(crate) const W1: usize = 0;
+pub(crate) const B1: usize = W1 + R * HID;
+pub(crate) const K: usize = B1 + HID;
+pub(crate) const BD: usize = K + 9 * E;
+pub(crate) const W2: usize = BD + E;
+pub(crate) const B2: usize = W2 + E * R;
 /// Parameters of one residual block.
 pub const BLOCK: usize = B2 + R;
 /// Offset of the dense layer.
 pub const DENSE: usize = STEM + STAGES * BLOCKS * BLOCK;
 /// Total parameter count (94,696).
 pub const N_PARAMS: usize = DENSE + R * CLASSES + CLASSES;
+
+/// Floating-point operations of one example's forward + backward pass: 2 per multiply-add of
+/// the convolutions and the dense layer (the depthwise taps that fall inside the map only, so
+/// `120·(3s−2)²` per block on an `s × s` map), forward once and backward twice (the weight and
+/// the input gradients; the stem has no input gradient); `atan`, pooling, biases and the
+/// softmax are not counted. 106,254,400 for this network; the GFLOP/s of `benches/mnist.rs`.
+#[must_use]
+pub const fn flops_per_example() -> u64 {
+    let mut fwd = (PIX * FEAT * R + R * CLASSES) as u64;
+    let mut s = 0;
+    while s < STAGES {
+        let side = SIDES[s];
+        let taps = (3 * side - 2) * (3 * side - 2);
+        fwd += (BLOCKS * (side * side * (R * HID + E * R) + E * taps)) as u64;
+        s += 1;
+    }
+    2 * (3 * fwd - (PIX * FEAT * R) as u64)
+}
 
 /// `(offset, length, fan_in)` of every tensor, in flattening order.
 #[must_use]
@@ -461,12 +479,11 @@ pub fn cross_entropy<T: Scalar>(z: &[T], target: usize, scale: T, dz: Option<&mu
     lse - z[target]
 }
 
-/// Examples per work unit of the batch-parallel passes. Fixed, so the summation order (and so
-/// every bit of the result) does not depend on the number of threads.
-pub const CHUNK: usize = 8;
+pub use super::batched::CHUNK;
 
-/// Mean cross-entropy over `batch` and its gradient (written to `grad`), batch-parallel over
-/// rayon's current pool, bit-identical for any thread count.
+/// Mean cross-entropy over `batch` and its gradient (written to `grad`), through the fast
+/// batched path ([`super::batched::loss_grad`]): chunk-parallel over rayon's current pool,
+/// bit-identical for any thread count.
 ///
 /// `images` is `n·784` bytes; `Query::image` indexes it.
 ///
@@ -474,6 +491,24 @@ pub const CHUNK: usize = 8;
 /// If `grad.len()` or `params.len()` is not [`N_PARAMS`], the batch is empty, or a query is out
 /// of range.
 pub fn loss_grad<T: Scalar>(params: &[T], images: &[u8], batch: &[Query], grad: &mut [T]) -> T {
+    super::batched::loss_grad(params, images, batch, grad)
+}
+
+/// The plain reference for [`loss_grad`]: one example at a time through [`Tape`] (the path the
+/// tests check against the authors' graph and finite differences, and the bench's "before"),
+/// chunk-parallel, bit-identical for any thread count.
+///
+/// `images` is `n·784` bytes; `Query::image` indexes it.
+///
+/// # Panics
+/// If `grad.len()` or `params.len()` is not [`N_PARAMS`], the batch is empty, or a query is out
+/// of range.
+pub fn loss_grad_reference<T: Scalar>(
+    params: &[T],
+    images: &[u8],
+    batch: &[Query],
+    grad: &mut [T],
+) -> T {
     assert!(grad.len() == N_PARAMS && !batch.is_empty(), "shapes");
     let w = Prepared::new(params);
     let scale = T::one() / T::from(batch.len()).expect("batch size");
@@ -509,34 +544,13 @@ pub fn loss_grad<T: Scalar>(params: &[T], images: &[u8], batch: &[Query], grad: 
     loss * scale
 }
 
-/// Sum of cross-entropies (in `f64`) over `queries`, forward only, parallel, thread-count
-/// independent.
+/// Sum of cross-entropies (in `f64`) over `queries`, forward only, through the batched path
+/// ([`super::batched::loss_sum`]), parallel, thread-count independent.
 ///
 /// # Panics
 /// As [`loss_grad`].
 pub fn loss_sum<T: Scalar>(params: &[T], images: &[u8], queries: &[Query]) -> f64 {
-    let w = Prepared::new(params);
-    let parts: Vec<f64> = queries
-        .par_chunks(CHUNK)
-        .map_init(Tape::<T>::new, |tape, chunk| {
-            let mut s = 0.0f64;
-            for q in chunk {
-                let i = q.image as usize;
-                tape.forward(
-                    &w,
-                    &images[i * PIX..(i + 1) * PIX],
-                    q.row.into(),
-                    q.col.into(),
-                );
-                let target = images[i * PIX + usize::from(q.row) * SIDE + usize::from(q.col)];
-                s += cross_entropy(&tape.logits, target.into(), T::one(), None)
-                    .to_f64()
-                    .expect("float");
-            }
-            s
-        })
-        .collect();
-    parts.iter().sum()
+    super::batched::loss_sum(params, images, queries)
 }
 
 /// The dataset loss of the authors' `evaluate_loss_on_dataset`: mean cross-entropy over every

@@ -1,0 +1,717 @@
+//! The CNN's fast path: a chunk of [`CHUNK`] examples at a time, every 1×1 convolution and the
+//! dense head as ONE matrix product over all `chunk × positions` rows.
+//!
+//! Same network, same loss, same gradient as the per-example reference [`super::net::Tape`]
+//! (the tests compare them); only the order of the floating-point sums and the use of fused
+//! multiply-adds differ. Layout, per chunk of `n` examples and a stage of `P = side²` positions:
+//! an activation map is an `(n·P) × C` row-major matrix (example-major, then position, channels
+//! contiguous), so `Y = X·W (+ b)` is one GEMM of `n·P` rows through `lodo_kernels::gemm`
+//! (matrixmultiply). The depthwise 3×3 convolution, `atan` and its slope `1/(1+z²)` are hand
+//! loops, compiled for the best instruction set the CPU has (pulp's dispatch: AVX-512, else
+//! AVX2 + FMA) and fused: the depthwise pass writes `atan(z₂)` and `1/(1+z₂²)` directly, its
+//! backward writes `∂L/∂z₁ = (Σ taps)·1/(1+z₁²)` directly.
+//!
+//! Channel order of the depthwise stage: TensorFlow's `depthwise_conv2d` with multiplier 3 puts
+//! output channel `3c + m` on input channel `c`. Here the 120 channels are stored `m`-major,
+//! `40m + c`, so the three filters of every input channel read the same contiguous 40-vector
+//! `atan(z₁)` without expanding it; [`Weights::new`] reorders `K`, `b_d` and the rows of `W₂`
+//! once per step, and the gradient is put back into the authors' order at the end
+//! ([`loss_grad`]). Reordering only moves values: bit for bit the same numbers.
+//!
+//! Thread-count independence: chunks are fixed at [`CHUNK`] examples, each chunk's loss and
+//! gradient are computed by one thread from zero, and the chunk results are summed in chunk
+//! order, so every bit of the result is the same for any number of rayon threads.
+
+use rayon::prelude::*;
+
+use lodo_kernels::gemm::{Accum, Op, gemm};
+
+use super::Scalar;
+use super::kernels::{self, E};
+use super::net::{
+    B1, B2, BD, BLOCK, BLOCKS, CLASSES, DENSE, FEAT, HID, K, N_PARAMS, PIX, Query, R, SIDE, SIDES,
+    STAGES, STEM, W1, W2, cross_entropy, features,
+};
+
+/// Examples per chunk (one thread's unit of work, and the row count multiplier of every GEMM:
+/// 1,568 rows at stage 0). Fixed, so the summation order, and so every bit of the result, does
+/// not depend on the number of threads. Small because the chunk's activations (about 5 MB per
+/// example in f32) must stay near the 2 MB L2 of a core: `benches/mnist.rs` (Dec 7, process CPU
+/// time, load average 14–15) measured 233 images/s with 8, 281 with 2, 278 with 1.
+pub const CHUNK: usize = 2;
+
+/// Depthwise channel `j = 3c + m` (TensorFlow's order) → its index `40m + c` here.
+#[inline]
+#[must_use]
+pub const fn channel(j: usize) -> usize {
+    (j % 3) * HID + j / 3
+}
+
+/// Reorders the depthwise tensors of every block (`K`, `b_d`, the rows of `W₂`) from the
+/// authors' channel order to this module's (`to_batched`), or back; every other entry is copied.
+///
+/// # Panics
+/// If either slice is not [`N_PARAMS`] long.
+pub fn relayout<T: Copy>(src: &[T], dst: &mut [T], to_batched: bool) {
+    assert!(src.len() == N_PARAMS && dst.len() == N_PARAMS, "shapes");
+    dst.copy_from_slice(src);
+    let mv = |dst: &mut [T], d: usize, s: usize| {
+        if to_batched {
+            dst[d] = src[s];
+        } else {
+            dst[s] = src[d];
+        }
+    };
+    for blk in 0..STAGES * BLOCKS {
+        let o = STEM + blk * BLOCK;
+        for j in 0..E {
+            let q = channel(j);
+            for tap in 0..9 {
+                mv(dst, o + K + tap * E + q, o + K + tap * E + j);
+            }
+            mv(dst, o + BD + q, o + BD + j);
+            for r in 0..R {
+                mv(dst, o + W2 + q * R + r, o + W2 + j * R + r);
+            }
+        }
+    }
+}
+
+fn transpose<T: Copy>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for j in 0..cols {
+        out.extend((0..rows).map(|i| a[i * cols + j]));
+    }
+    out
+}
+
+/// The parameters in this module's layout, with the transposes the backward pass multiplies by.
+pub struct Weights<T> {
+    p: Vec<T>,
+    /// Per block `W₁ᵀ` (40×20).
+    w1t: Vec<T>,
+    /// Per block `W₂ᵀ` (20×120, channels in this module's order).
+    w2t: Vec<T>,
+    /// Dense `Wᵀ` (256×20).
+    wdt: Vec<T>,
+}
+
+impl<T: Scalar> Weights<T> {
+    /// Prepares `params` (the authors' layout, length [`N_PARAMS`]).
+    ///
+    /// # Panics
+    /// If `params.len() != N_PARAMS`.
+    #[must_use]
+    pub fn new(params: &[T]) -> Self {
+        let mut p = vec![T::zero(); N_PARAMS];
+        relayout(params, &mut p, true);
+        let (mut w1t, mut w2t) = (Vec::new(), Vec::new());
+        for blk in 0..STAGES * BLOCKS {
+            let o = STEM + blk * BLOCK;
+            w1t.extend(transpose(&p[o + W1..o + B1], R, HID));
+            w2t.extend(transpose(&p[o + W2..o + B2], E, R));
+        }
+        let wdt = transpose(&p[DENSE..DENSE + R * CLASSES], R, CLASSES);
+        Self { p, w1t, w2t, wdt }
+    }
+
+    fn block(&self, blk: usize) -> &[T] {
+        &self.p[STEM + blk * BLOCK..STEM + (blk + 1) * BLOCK]
+    }
+}
+
+/// The per-block hand loops of the forward pass (`atan` of the first 1×1 convolution, the
+/// depthwise convolution with its `atan`, the residual plus bias), run through pulp's dispatch
+/// so LLVM compiles them for the widest instruction set the CPU has (AVX-512, else AVX2 + FMA,
+/// else plain; without FMA hardware `mul_add` becomes a libm call: correct, slow). Everything
+/// called from `with_simd` is `#[inline(always)]`, so it is compiled inside the
+/// `#[target_feature]` function pulp selects.
+struct ForwardLoops<'a, T> {
+    side: usize,
+    a1: &'a mut [T],
+    b1: &'a [T; HID],
+    s1: &'a mut [T],
+    a2: &'a mut [T],
+    s2: &'a mut [T],
+    k: &'a [Row<T>; 9],
+    bd: &'a Row<T>,
+    x: &'a [T],
+    b2: &'a [T; R],
+    y: &'a mut [T],
+}
+
+impl<T: Scalar> pulp::WithSimd for ForwardLoops<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let np = self.side * self.side;
+        atan_slope(self.a1, self.b1, self.s1);
+        for ((ai, oi), si) in self
+            .a1
+            .chunks_exact(np * HID)
+            .zip(self.a2.chunks_exact_mut(np * E))
+            .zip(self.s2.chunks_exact_mut(np * E))
+        {
+            depthwise_fwd(
+                ai.as_chunks().0,
+                self.k,
+                self.bd,
+                groups_mut(oi),
+                groups_mut(si),
+                self.side,
+            );
+        }
+        for (yp, xp) in self
+            .y
+            .as_chunks_mut::<R>()
+            .0
+            .iter_mut()
+            .zip(self.x.as_chunks::<R>().0)
+        {
+            for j in 0..R {
+                yp[j] = xp[j] + self.b2[j];
+            }
+        }
+    }
+}
+
+/// The per-block hand loops of the backward pass (`∂L/∂z₂ = ∂L/∂a₂ · slope₂`, then the
+/// depthwise backward), dispatched as [`ForwardLoops`].
+struct BackwardLoops<'a, T> {
+    side: usize,
+    dz2: &'a mut [T],
+    s2: &'a [T],
+    a1: &'a [T],
+    s1: &'a [T],
+    k: &'a [Row<T>; 9],
+    gk: &'a mut [Row<T>; 9],
+    gbd: &'a mut Row<T>,
+    dz1: &'a mut [T],
+}
+
+impl<T: Scalar> pulp::WithSimd for BackwardLoops<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let np = self.side * self.side;
+        for (d, &sv) in self.dz2.iter_mut().zip(self.s2) {
+            *d = *d * sv;
+        }
+        for (((ai, zi), si), di) in self
+            .a1
+            .chunks_exact(np * HID)
+            .zip(self.dz2.chunks_exact(np * E))
+            .zip(self.s1.chunks_exact(np * HID))
+            .zip(self.dz1.chunks_exact_mut(np * HID))
+        {
+            depthwise_bwd(
+                ai.as_chunks().0,
+                self.k,
+                groups(zi),
+                si.as_chunks().0,
+                self.gk,
+                self.gbd,
+                di.as_chunks_mut().0,
+                self.side,
+            );
+        }
+    }
+}
+
+/// With `z = a + b` (a row of `HID` per position): `a ← atan(z)`, `d ← 1/(1+z²)`.
+#[inline(always)]
+fn atan_slope<T: Scalar>(a: &mut [T], b: &[T; HID], d: &mut [T]) {
+    for (ap, dp) in a
+        .as_chunks_mut::<HID>()
+        .0
+        .iter_mut()
+        .zip(d.as_chunks_mut::<HID>().0)
+    {
+        for c in 0..HID {
+            (ap[c], dp[c]) = (ap[c] + b[c]).atan_slope();
+        }
+    }
+}
+
+/// A row of the depthwise stage's 120 channels as its three 40-channel filter groups `m`.
+type Row<T> = [[T; HID]; 3];
+
+/// Views a `P×120` slice as rows of three 40-channel groups.
+#[inline(always)]
+fn groups<T>(v: &[T]) -> &[Row<T>] {
+    let (groups, rest) = v.as_chunks::<HID>();
+    debug_assert!(rest.is_empty());
+    groups.as_chunks::<3>().0
+}
+
+/// As [`groups`], mutable.
+#[inline(always)]
+fn groups_mut<T>(v: &mut [T]) -> &mut [Row<T>] {
+    v.as_chunks_mut::<HID>().0.as_chunks_mut::<3>().0
+}
+
+/// One example's 3×3 depthwise convolution ('SAME' zero padding) fused with its activation:
+/// `z[p, 40m+c] = b[40m+c] + Σ_{t,u} a[p+(t−1,u−1), c]·k[3t+u, 40m+c]`, then
+/// `out = atan(z)`, `slope = 1/(1+z²)`. `a: P×40`, `k: 9×120`, `out, slope: P×120`.
+///
+/// One filter group `m` at a time, so the accumulator is 40 floats (three vector registers):
+/// a 120-float accumulator indexed `40m + c` is kept on the stack by LLVM and reloaded across
+/// vector boundaries, which stalls store forwarding (measured with `perf annotate`).
+#[inline(always)]
+fn depthwise_fwd<T: Scalar>(
+    a: &[[T; HID]],
+    k: &[Row<T>; 9],
+    b: &Row<T>,
+    out: &mut [Row<T>],
+    slope: &mut [Row<T>],
+    side: usize,
+) {
+    for y in 0..side {
+        for x in 0..side {
+            let p = y * side + x;
+            for m in 0..3 {
+                let mut acc = b[m];
+                for t in 0..3 {
+                    let Some(sy) = (y + t).checked_sub(1).filter(|&v| v < side) else {
+                        continue;
+                    };
+                    for u in 0..3 {
+                        let Some(sx) = (x + u).checked_sub(1).filter(|&v| v < side) else {
+                            continue;
+                        };
+                        let av = &a[sy * side + sx];
+                        let kv = &k[3 * t + u][m];
+                        for c in 0..HID {
+                            acc[c] = av[c].mul_add(kv[c], acc[c]);
+                        }
+                    }
+                }
+                let (o, s) = (&mut out[p][m], &mut slope[p][m]);
+                for c in 0..HID {
+                    (o[c], s[c]) = acc[c].atan_slope();
+                }
+            }
+        }
+    }
+}
+
+/// Backward of [`depthwise_fwd`] for one example, given `dz = ∂L/∂z` (`P×120`):
+/// `dk[3t+u, 40m+c] += Σ_p a[p+(t−1,u−1), c]·dz[p, 40m+c]`, `db += Σ_p dz[p]`, and
+/// `dz1[q, c] = slope1[q, c]·Σ_{t,u,m} dz[q−(t−1,u−1), 40m+c]·k[3t+u, 40m+c]` (overwritten;
+/// `slope1 = 1/(1+z₁²)` is the slope of the `atan` before the convolution). Accumulators of 40
+/// floats, as in [`depthwise_fwd`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn depthwise_bwd<T: Scalar>(
+    a: &[[T; HID]],
+    k: &[Row<T>; 9],
+    dz: &[Row<T>],
+    slope1: &[[T; HID]],
+    dk: &mut [Row<T>; 9],
+    db: &mut Row<T>,
+    dz1: &mut [[T; HID]],
+    side: usize,
+) {
+    for m in 0..3 {
+        let mut acc = db[m];
+        for zp in dz {
+            for c in 0..HID {
+                acc[c] = acc[c] + zp[m][c];
+            }
+        }
+        db[m] = acc;
+    }
+    // dK, one tap and group at a time: the output positions whose source is inside the map.
+    for t in 0..3 {
+        for u in 0..3 {
+            for m in 0..3 {
+                let mut g = dk[3 * t + u][m];
+                for y in (1usize.saturating_sub(t))..(side + 1 - t).min(side) {
+                    let sy = y + t - 1;
+                    for x in (1usize.saturating_sub(u))..(side + 1 - u).min(side) {
+                        let sx = x + u - 1;
+                        let av = &a[sy * side + sx];
+                        let zv = &dz[y * side + x][m];
+                        for c in 0..HID {
+                            g[c] = av[c].mul_add(zv[c], g[c]);
+                        }
+                    }
+                }
+                dk[3 * t + u][m] = g;
+            }
+        }
+    }
+    // ∂L/∂a, gathered per input position q from the outputs p = q − (t−1, u−1) that read it.
+    for qy in 0..side {
+        for qx in 0..side {
+            let mut acc = [T::zero(); HID];
+            for t in 0..3 {
+                let Some(y) = (qy + 1).checked_sub(t).filter(|&v| v < side) else {
+                    continue;
+                };
+                for u in 0..3 {
+                    let Some(x) = (qx + 1).checked_sub(u).filter(|&v| v < side) else {
+                        continue;
+                    };
+                    let zv = &dz[y * side + x];
+                    let kv = &k[3 * t + u];
+                    for m in 0..3 {
+                        for c in 0..HID {
+                            acc[c] = zv[m][c].mul_add(kv[m][c], acc[c]);
+                        }
+                    }
+                }
+            }
+            let q = qy * side + qx;
+            let (s, d) = (&slope1[q], &mut dz1[q]);
+            for c in 0..HID {
+                d[c] = acc[c] * s[c];
+            }
+        }
+    }
+}
+
+/// The activations of one chunk and the scratch of its backward pass; reused across chunks.
+pub struct Workspace<T> {
+    cap: usize,
+    n: usize,
+    feats: Vec<T>,
+    /// `xs[s][b]`: input of block `b` of stage `s` (`b = 4`: the stage's pre-pooling output).
+    xs: Vec<Vec<Vec<T>>>,
+    /// Per block: `atan(z₁)`, its slope `1/(1+z₁²)`, `atan(z₂)`, its slope.
+    a1: Vec<Vec<T>>,
+    s1: Vec<Vec<T>>,
+    a2: Vec<Vec<T>>,
+    s2: Vec<Vec<T>>,
+    last: Vec<T>,
+    logits: Vec<T>,
+    dlogits: Vec<T>,
+    dcur: Vec<T>,
+    dnext: Vec<T>,
+    dz2: Vec<T>,
+    dz1: Vec<T>,
+    /// The chunk's gradient, in this module's layout.
+    grad: Vec<T>,
+}
+
+impl<T: Scalar> Default for Workspace<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Scalar> Workspace<T> {
+    /// Buffers for a chunk of up to [`CHUNK`] examples.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_examples(CHUNK)
+    }
+
+    /// Buffers for a chunk of up to `cap` examples.
+    #[must_use]
+    pub fn with_examples(cap: usize) -> Self {
+        let z = |n: usize| vec![T::zero(); cap * n];
+        let mut xs = Vec::new();
+        let (mut a1, mut s1, mut a2, mut s2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &side in &SIDES[..STAGES] {
+            let p = side * side;
+            xs.push((0..=BLOCKS).map(|_| z(p * R)).collect());
+            for _ in 0..BLOCKS {
+                a1.push(z(p * HID));
+                s1.push(z(p * HID));
+                a2.push(z(p * E));
+                s2.push(z(p * E));
+            }
+        }
+        Self {
+            cap,
+            n: 0,
+            feats: z(PIX * FEAT),
+            xs,
+            a1,
+            s1,
+            a2,
+            s2,
+            last: z(R),
+            logits: z(CLASSES),
+            dlogits: z(CLASSES),
+            dcur: z(PIX * R),
+            dnext: z(PIX * R),
+            dz2: z(PIX * E),
+            dz1: z(PIX * HID),
+            grad: vec![T::zero(); N_PARAMS],
+        }
+    }
+
+    /// The logits of the last [`Workspace::forward`], one row of 256 per example.
+    #[must_use]
+    pub fn logits(&self) -> &[T] {
+        &self.logits[..self.n * CLASSES]
+    }
+
+    /// Forward pass of the examples `queries` (at most the workspace's capacity) of `images` (`n·784` bytes).
+    ///
+    /// # Panics
+    /// If there are more queries than the workspace holds or a query's image is out of range.
+    pub fn forward(&mut self, w: &Weights<T>, images: &[u8], queries: &[Query]) {
+        let n = queries.len();
+        assert!(n <= self.cap, "more examples than the workspace holds");
+        self.n = n;
+        for (q, f) in queries.iter().zip(self.feats.chunks_exact_mut(PIX * FEAT)) {
+            let i = q.image as usize;
+            features(
+                &images[i * PIX..(i + 1) * PIX],
+                q.row.into(),
+                q.col.into(),
+                f,
+            );
+        }
+        let p = &w.p;
+        kernels::conv1x1::<T, FEAT, R>(
+            &self.feats[..n * PIX * FEAT],
+            &p[..FEAT * R],
+            &p[FEAT * R..STEM],
+            &mut self.xs[0][0][..n * PIX * R],
+        );
+        for s in 0..STAGES {
+            let side = SIDES[s];
+            let np = side * side;
+            let rows = n * np;
+            for b in 0..BLOCKS {
+                let blk = s * BLOCKS + b;
+                let bw = w.block(blk);
+                let (lo, hi) = self.xs[s].split_at_mut(b + 1);
+                let x = &lo[b][..rows * R];
+                let y = &mut hi[0][..rows * R];
+                let a1 = &mut self.a1[blk][..rows * HID];
+                let s1 = &mut self.s1[blk][..rows * HID];
+                let a2 = &mut self.a2[blk][..rows * E];
+                let s2 = &mut self.s2[blk][..rows * E];
+                gemm(
+                    Accum::Replace,
+                    Op::NoTranspose,
+                    rows,
+                    R,
+                    HID,
+                    T::one(),
+                    x,
+                    &bw[W1..B1],
+                    a1,
+                );
+                let b1: &[T; HID] = bw[B1..K].try_into().expect("40");
+                let k: &[Row<T>; 9] = groups(&bw[K..BD]).try_into().expect("9×120");
+                let bd = &groups(&bw[BD..W2])[0];
+                let b2: &[T; R] = bw[B2..BLOCK].try_into().expect("20");
+                pulp::Arch::new().dispatch(ForwardLoops {
+                    side,
+                    a1,
+                    b1,
+                    s1,
+                    a2: &mut *a2,
+                    s2,
+                    k,
+                    bd,
+                    x,
+                    b2,
+                    y: &mut *y,
+                });
+                kernels::conv1x1_acc::<T, E, R>(a2, &bw[W2..B2], y);
+            }
+            let so = SIDES[s + 1];
+            let out = if s + 1 < STAGES {
+                let (lo, hi) = self.xs.split_at_mut(s + 1);
+                (&lo[s][BLOCKS], &mut hi[0][0])
+            } else {
+                (&self.xs[s][BLOCKS], &mut self.last)
+            };
+            for (xi, yi) in out.0[..rows * R]
+                .chunks_exact(np * R)
+                .zip(out.1.chunks_exact_mut(so * so * R))
+            {
+                kernels::avg_pool::<T, R>(xi, yi, side);
+            }
+        }
+        kernels::conv1x1::<T, R, CLASSES>(
+            &self.last[..n * R],
+            &p[DENSE..DENSE + R * CLASSES],
+            &p[DENSE + R * CLASSES..],
+            &mut self.logits[..n * CLASSES],
+        );
+    }
+
+    /// Backward pass of the last [`Workspace::forward`] given `∂L/∂logits` in `self.dlogits`;
+    /// adds `∂L/∂θ` (this module's layout) to `self.grad`.
+    fn backward(&mut self, w: &Weights<T>) {
+        let n = self.n;
+        let g = &mut self.grad;
+        {
+            let (gw, gb) = g[DENSE..].split_at_mut(R * CLASSES);
+            let dl = &self.dlogits[..n * CLASSES];
+            kernels::outer_acc::<T, R, CLASSES>(&self.last[..n * R], dl, gw, gb);
+            kernels::conv1x1::<T, CLASSES, R>(
+                dl,
+                &w.wdt,
+                &[T::zero(); R],
+                &mut self.dnext[..n * R],
+            );
+        }
+        for s in (0..STAGES).rev() {
+            let side = SIDES[s];
+            let np = side * side;
+            let rows = n * np;
+            let so = SIDES[s + 1];
+            for (dyi, dxi) in self.dnext[..n * so * so * R]
+                .chunks_exact(so * so * R)
+                .zip(self.dcur.chunks_exact_mut(np * R))
+            {
+                kernels::avg_pool_backward::<T, R>(dyi, dxi, side);
+            }
+            for b in (0..BLOCKS).rev() {
+                let blk = s * BLOCKS + b;
+                let bw = w.block(blk);
+                let go = STEM + blk * BLOCK;
+                let gblk = &mut g[go..go + BLOCK];
+                let dy = &mut self.dcur[..rows * R];
+                let a2 = &self.a2[blk][..rows * E];
+                {
+                    let (gw2, gb2) = gblk[W2..].split_at_mut(E * R);
+                    kernels::outer_acc::<T, E, R>(a2, dy, gw2, gb2);
+                }
+                let dz2 = &mut self.dz2[..rows * E];
+                gemm(
+                    Accum::Replace,
+                    Op::NoTranspose,
+                    rows,
+                    R,
+                    E,
+                    T::one(),
+                    dy,
+                    &w.w2t[blk * E * R..(blk + 1) * E * R],
+                    dz2,
+                );
+                let dz1 = &mut self.dz1[..rows * HID];
+                let s2 = &self.s2[blk][..rows * E];
+                let (a1, s1) = (&self.a1[blk][..rows * HID], &self.s1[blk][..rows * HID]);
+                let k: &[Row<T>; 9] = groups(&bw[K..BD]).try_into().expect("9×120");
+                {
+                    let (gk, gbd) = gblk[K..W2].split_at_mut(9 * E);
+                    let gk: &mut [Row<T>; 9] = groups_mut(gk).try_into().expect("9×120");
+                    let gbd = &mut groups_mut(gbd)[0];
+                    pulp::Arch::new().dispatch(BackwardLoops {
+                        side,
+                        dz2,
+                        s2,
+                        a1,
+                        s1,
+                        k,
+                        gk,
+                        gbd,
+                        dz1: &mut *dz1,
+                    });
+                }
+                {
+                    let (gw1, gb1) = gblk[W1..K].split_at_mut(R * HID);
+                    kernels::outer_acc::<T, R, HID>(&self.xs[s][b][..rows * R], dz1, gw1, gb1);
+                }
+                kernels::conv1x1_acc::<T, HID, R>(
+                    dz1,
+                    &w.w1t[blk * R * HID..(blk + 1) * R * HID],
+                    dy,
+                );
+            }
+            if s > 0 {
+                std::mem::swap(&mut self.dcur, &mut self.dnext);
+            }
+        }
+        let (gw, gb) = g[..STEM].split_at_mut(FEAT * R);
+        kernels::outer_acc::<T, FEAT, R>(
+            &self.feats[..n * PIX * FEAT],
+            &self.dcur[..n * PIX * R],
+            gw,
+            gb,
+        );
+    }
+
+    /// `Σ` over `queries` of the cross-entropy, and (in `self.grad`, this module's layout, from
+    /// zero) the gradient of `scale ×` that sum.
+    fn loss_grad(&mut self, w: &Weights<T>, images: &[u8], queries: &[Query], scale: T) -> T {
+        self.forward(w, images, queries);
+        let mut loss = T::zero();
+        for ((q, z), dz) in queries
+            .iter()
+            .zip(self.logits.chunks_exact(CLASSES))
+            .zip(self.dlogits.chunks_exact_mut(CLASSES))
+        {
+            let i = q.image as usize;
+            let target = images[i * PIX + usize::from(q.row) * SIDE + usize::from(q.col)];
+            loss = loss + cross_entropy(z, target.into(), scale, Some(dz));
+        }
+        self.grad.fill(T::zero());
+        self.backward(w);
+        loss
+    }
+}
+
+/// Mean cross-entropy over `batch` and its gradient (written to `grad`, the authors' layout),
+/// chunk-parallel over rayon's current pool, bit-identical for any thread count.
+///
+/// # Panics
+/// If `grad.len()` or `params.len()` is not [`N_PARAMS`], the batch is empty, or a query is out
+/// of range.
+pub fn loss_grad<T: Scalar>(params: &[T], images: &[u8], batch: &[Query], grad: &mut [T]) -> T {
+    assert!(grad.len() == N_PARAMS && !batch.is_empty(), "shapes");
+    let w = Weights::new(params);
+    let scale = T::one() / T::from(batch.len()).expect("batch size");
+    let cap = batch.len().min(CHUNK);
+    let parts: Vec<(T, Vec<T>)> = batch
+        .par_chunks(CHUNK)
+        .map_init(
+            || Workspace::<T>::with_examples(cap),
+            |ws, chunk| {
+                let l = ws.loss_grad(&w, images, chunk, scale);
+                (l, ws.grad.clone())
+            },
+        )
+        .collect();
+    let mut sum = vec![T::zero(); N_PARAMS];
+    let mut loss = T::zero();
+    for (l, g) in parts {
+        loss = loss + l;
+        for (a, b) in sum.iter_mut().zip(&g) {
+            *a = *a + *b;
+        }
+    }
+    relayout(&sum, grad, false);
+    loss * scale
+}
+
+/// Sum of cross-entropies (in `f64`) over `queries`, forward only, chunk-parallel,
+/// thread-count independent.
+///
+/// # Panics
+/// As [`loss_grad`].
+pub fn loss_sum<T: Scalar>(params: &[T], images: &[u8], queries: &[Query]) -> f64 {
+    let w = Weights::new(params);
+    let cap = queries.len().min(CHUNK);
+    let parts: Vec<f64> = queries
+        .par_chunks(CHUNK)
+        .map_init(
+            || Workspace::<T>::with_examples(cap),
+            |ws, chunk| {
+                ws.forward(&w, images, chunk);
+                let mut s = 0.0f64;
+                for (q, z) in chunk.iter().zip(ws.logits.chunks_exact(CLASSES)) {
+                    let i = q.image as usize;
+                    let target = images[i * PIX + usize::from(q.row) * SIDE + usize::from(q.col)];
+                    s += cross_entropy(z, target.into(), T::one(), None)
+                        .to_f64()
+                        .expect("float");
+                }
+                s
+            },
+        )
+        .collect();
+    parts.iter().sum()
+}
