@@ -516,6 +516,40 @@ where
     }
 }
 
+/// `reps` plain `Lodo::step` calls, timed in Rust ([`PyLodo::_rust_steps`]).
+fn rust_steps<T, M>(
+    py: Python<'_>,
+    lodo: &mut Lodo<T, BlockPreconditioner<T>, M>,
+    params: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    reps: usize,
+) -> PyResult<f64>
+where
+    T: FfiFloat + Element,
+    M: MetaOptimizer<T> + Send,
+{
+    let n = lodo.dim();
+    let p = checked_array::<T>(py, params, "params", n)?;
+    let g = checked_array::<T>(py, grad, "grad", n)?;
+    let g = g.try_readonly().map_err(|e| borrow_err(py, e, "grad"))?;
+    let mut p = p.try_readwrite().map_err(|e| borrow_err(py, e, "params"))?;
+    let gs = g.as_slice()?;
+    let ps = p.as_slice_mut()?;
+    let (seconds, result) = py.detach(|| {
+        let start = std::time::Instant::now();
+        let mut result = Ok(());
+        for _ in 0..reps {
+            result = lodo.step(ps, gs);
+            if result.is_err() {
+                break;
+            }
+        }
+        (start.elapsed().as_secs_f64(), result)
+    });
+    result.map_err(|e| step_err(py, e))?;
+    Ok(seconds)
+}
+
 fn encode<T: FfiFloat, M: MetaOptimizer<T> + Serialize>(
     py: Python<'_>,
     lodo: &Lodo<T, BlockPreconditioner<T>, M>,
@@ -672,6 +706,20 @@ impl PyLodo {
         grad: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         each!(&mut self.inner, l => step_typed(py, l, params, grad))
+    }
+
+    /// Benchmark aid (for `bench/overhead.py`): `reps` steps in a Rust loop on the same
+    /// arrays, after the checks of [`PyLodo::step`] once, with the GIL released; returns the
+    /// seconds the loop took (Rust's monotonic clock). Same errors as `step`; a failed step
+    /// ends the loop.
+    fn _rust_steps(
+        &mut self,
+        py: Python<'_>,
+        params: &Bound<'_, PyAny>,
+        grad: &Bound<'_, PyAny>,
+        reps: usize,
+    ) -> PyResult<f64> {
+        each!(&mut self.inner, l => rust_steps(py, l, params, grad, reps))
     }
 
     /// The number of parameters `n`.
