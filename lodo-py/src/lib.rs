@@ -6,7 +6,7 @@
 //!
 //! One `Lodo` object is one of four optimizers: `f32` or `f64`, meta-optimizer Adam (the
 //! paper's) or SGD (§5.3's "LODO-SGD"), always with the paper's block preconditioner
-//! `G = α₀·Πᵀ·AᵀA·Π` (§3). [`PyLodo::step`] works in place on the caller's parameter array:
+//! `G = α₀·Πᵀ·AᵀA·Π` (§3). `Lodo.step` works in place on the caller's parameter array:
 //! no copy in or out (the arrays must be 1-D, C-contiguous, writable, of the optimizer's
 //! dtype), and the GIL is released while the Rust step runs.
 //!
