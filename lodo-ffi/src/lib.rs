@@ -79,13 +79,19 @@ use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use lodo_core::{
-    AdamConfig, BlockConfig, ConfigError, Lodo, LodoConfig, MetaConfig, Optimizer, Precision, Real,
-    StateError, StepError,
+    Adam, AdamConfig, BlockConfig, BlockPreconditioner, ConfigError, Lodo, LodoConfig, MetaConfig,
+    MetaOptimizer, Optimizer, Precision, Real, StateError, StepError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod legacy;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
 
 /// The result of every call: [`LODO_OK`] (0) or one of the `LODO_ERR_*` codes.
 pub type LodoStatus = i32;
@@ -233,8 +239,8 @@ pub struct LodoF32(Lodo<f32>);
 /// [`lodo_f64_free`].
 pub struct LodoF64(Lodo<f64>);
 
-/// The float types with a handle.
-trait FfiFloat: Real + Serialize + DeserializeOwned {
+/// The float types with a handle (sealed: implemented for `f32` and `f64` only).
+pub trait FfiFloat: Real + Serialize + DeserializeOwned + sealed::Sealed {
     /// Width in bytes, as written in the state envelope.
     const WIDTH: u8;
     /// Rounds a C `double` to this type.
@@ -485,9 +491,84 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The state bytes of `lodo`: envelope and postcard payload.
-fn encode<T: FfiFloat>(lodo: &Lodo<T>) -> Result<Vec<u8>, LodoStatus> {
-    let payload = postcard::to_allocvec(lodo.state()).map_err(|_| LODO_ERR_INTERNAL)?;
+/// Why state bytes cannot be restored: the Rust form of the `LODO_ERR_STATE_*` codes
+/// ([`EnvelopeError::status`]), returned by [`decode_state`] to Rust callers (the Python
+/// binding `lodo-py` raises one exception class per variant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// The bytes end early ([`LODO_ERR_STATE_TRUNCATED`]).
+    Truncated,
+    /// Not a LODO state: wrong magic, hash mismatch, undecodable payload (also a payload of
+    /// another meta-optimizer) or trailing bytes ([`LODO_ERR_STATE_CORRUPT`]).
+    Corrupt,
+    /// Saved from the other float type ([`LODO_ERR_STATE_WRONG_TYPE`]).
+    WrongType {
+        /// The float width in the envelope (4 or 8 bytes).
+        width: u8,
+    },
+    /// An envelope version this build cannot read ([`LODO_ERR_STATE_UNSUPPORTED_VERSION`]; a
+    /// payload format lodo-core cannot read is [`StateError::UnsupportedFormat`] inside
+    /// [`EnvelopeError::State`]).
+    UnsupportedEnvelope {
+        /// The envelope version found.
+        version: u16,
+    },
+    /// The payload decodes but lodo-core refuses the state ([`Lodo::from_state`]).
+    State(StateError),
+}
+
+impl EnvelopeError {
+    /// The C status code of this error.
+    #[must_use]
+    pub fn status(self) -> LodoStatus {
+        match self {
+            Self::Truncated => LODO_ERR_STATE_TRUNCATED,
+            Self::Corrupt => LODO_ERR_STATE_CORRUPT,
+            Self::WrongType { .. } => LODO_ERR_STATE_WRONG_TYPE,
+            Self::UnsupportedEnvelope { .. } => LODO_ERR_STATE_UNSUPPORTED_VERSION,
+            Self::State(e) => state_status(e),
+        }
+    }
+}
+
+impl std::fmt::Display for EnvelopeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Truncated => write!(f, "the state bytes end early"),
+            Self::Corrupt => write!(
+                f,
+                "the bytes are not a LODO state of this kind (magic, hash, payload or trailing bytes)"
+            ),
+            Self::WrongType { width } => {
+                write!(f, "the state was saved from a {}-byte float type", width)
+            }
+            Self::UnsupportedEnvelope { version } => write!(
+                f,
+                "state envelope version {version} is not readable by this build (it reads {})",
+                LODO_STATE_ENVELOPE_VERSION
+            ),
+            Self::State(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for EnvelopeError {}
+
+/// The state bytes of `lodo` (the crate docs' "State bytes": envelope and postcard payload), for
+/// any meta-optimizer (the C handles use Adam; the payload is tagged by its name).
+///
+/// # Errors
+/// None in practice: postcard's encoding of a state into a `Vec` cannot fail; a failure would be
+/// reported as [`EnvelopeError::Corrupt`] rather than a panic.
+pub fn encode_state<T, M>(
+    lodo: &Lodo<T, BlockPreconditioner<T>, M>,
+) -> Result<Vec<u8>, EnvelopeError>
+where
+    T: FfiFloat,
+    M: MetaOptimizer<T> + Serialize,
+{
+    let payload = postcard::to_allocvec(lodo.state()).map_err(|_| EnvelopeError::Corrupt)?;
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&LODO_STATE_ENVELOPE_VERSION.to_le_bytes());
@@ -499,49 +580,79 @@ fn encode<T: FfiFloat>(lodo: &Lodo<T>) -> Result<Vec<u8>, LodoStatus> {
     Ok(out)
 }
 
-/// Checks the envelope, decodes the payload and lets lodo-core validate the state.
-fn decode<T: FfiFloat>(bytes: &[u8]) -> Result<Lodo<T>, LodoStatus> {
+/// The float width (4 or 8) that state bytes declare, if they start with a whole envelope
+/// header of version [`LODO_STATE_ENVELOPE_VERSION`] (nothing else is checked).
+#[must_use]
+pub fn state_float_width(bytes: &[u8]) -> Option<u8> {
+    let header = bytes.first_chunk::<HEADER>()?;
+    (header[..4] == MAGIC
+        && u16::from_le_bytes([header[4], header[5]]) == LODO_STATE_ENVELOPE_VERSION)
+        .then_some(header[6])
+}
+
+/// Checks the envelope, decodes the payload as a state with meta-optimizer `M` and lets
+/// lodo-core validate it ([`Lodo::from_state`]): the optimizer continues the saved run bit for
+/// bit. Format-2 payloads (Adam only) are upgraded first (the crate docs).
+///
+/// # Errors
+/// Each [`EnvelopeError`]; a state of another meta-optimizer is [`EnvelopeError::Corrupt`].
+pub fn decode_state<T, M>(bytes: &[u8]) -> Result<Lodo<T, BlockPreconditioner<T>, M>, EnvelopeError>
+where
+    T: FfiFloat,
+    M: MetaOptimizer<T> + Serialize + DeserializeOwned,
+{
     let magic_len = bytes.len().min(MAGIC.len());
     if bytes[..magic_len] != MAGIC[..magic_len] {
-        return Err(LODO_ERR_STATE_CORRUPT);
+        return Err(EnvelopeError::Corrupt);
     }
     let Some((header, rest)) = bytes.split_first_chunk::<HEADER>() else {
-        return Err(LODO_ERR_STATE_TRUNCATED);
+        return Err(EnvelopeError::Truncated);
     };
     let field = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0xff; 8]));
-    if u16::from_le_bytes([header[4], header[5]]) != LODO_STATE_ENVELOPE_VERSION {
-        return Err(LODO_ERR_STATE_UNSUPPORTED_VERSION);
+    let version = u16::from_le_bytes([header[4], header[5]]);
+    if version != LODO_STATE_ENVELOPE_VERSION {
+        return Err(EnvelopeError::UnsupportedEnvelope { version });
     }
     match header[6] {
         w if w == T::WIDTH => {}
-        4 | 8 => return Err(LODO_ERR_STATE_WRONG_TYPE),
-        _ => return Err(LODO_ERR_STATE_CORRUPT),
+        width @ (4 | 8) => return Err(EnvelopeError::WrongType { width }),
+        _ => return Err(EnvelopeError::Corrupt),
     }
     if header[7] != 0 {
-        return Err(LODO_ERR_STATE_CORRUPT);
+        return Err(EnvelopeError::Corrupt);
     }
     let declared = usize::try_from(field(8)).unwrap_or(usize::MAX);
     if declared > rest.len() {
-        return Err(LODO_ERR_STATE_TRUNCATED);
+        return Err(EnvelopeError::Truncated);
     }
     if declared < rest.len() || fnv1a(rest) != field(16) {
-        return Err(LODO_ERR_STATE_CORRUPT);
+        return Err(EnvelopeError::Corrupt);
     }
     // The payload's first field is lodo-core's `format` (a postcard varint); format 2 has the
-    // older layout (the crate docs' "State bytes").
+    // older layout (the crate docs' "State bytes"), written for Adam only.
     let upgraded;
     let payload = match postcard::take_from_bytes::<u32>(rest) {
-        Ok((LEGACY_FORMAT, _)) => {
-            upgraded = legacy::upgrade::<T>(rest)?;
+        Ok((LEGACY_FORMAT, _)) if M::NAME == <Adam<T> as MetaOptimizer<T>>::NAME => {
+            upgraded = legacy::upgrade::<T>(rest).map_err(|_| EnvelopeError::Corrupt)?;
             &upgraded[..]
         }
         _ => rest,
     };
-    let (state, unread) = postcard::take_from_bytes(payload).map_err(|_| LODO_ERR_STATE_CORRUPT)?;
+    let (state, unread) = postcard::take_from_bytes(payload).map_err(|_| EnvelopeError::Corrupt)?;
     if !unread.is_empty() {
-        return Err(LODO_ERR_STATE_CORRUPT);
+        return Err(EnvelopeError::Corrupt);
     }
-    Lodo::from_state(state).map_err(state_status)
+    Lodo::from_state(state).map_err(EnvelopeError::State)
+}
+
+/// The state bytes of `lodo`: envelope and postcard payload.
+fn encode<T: FfiFloat>(lodo: &Lodo<T>) -> Result<Vec<u8>, LodoStatus> {
+    encode_state(lodo).map_err(|_| LODO_ERR_INTERNAL)
+}
+
+/// Checks the envelope, decodes the payload and lets lodo-core validate the state.
+fn decode<T: FfiFloat>(bytes: &[u8]) -> Result<Lodo<T>, LodoStatus> {
+    decode_state(bytes).map_err(EnvelopeError::status)
 }
 
 /// # Safety
