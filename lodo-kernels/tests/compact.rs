@@ -341,7 +341,7 @@ fn dyadic<T: Float>(seed: u64, len: usize, huge: usize) -> Vec<T> {
             x ^= x >> 7;
             x ^= x << 17;
             let j = (x % 33) as f64 - 16.0;
-            let v = if x % 8 == 0 { 0.0 } else { j / 16.0 };
+            let v = if x.is_multiple_of(8) { 0.0 } else { j / 16.0 };
             let v = if huge > 0 && i % huge == huge - 1 {
                 2f64.powi(70)
             } else {
@@ -367,7 +367,7 @@ fn codes_bit_for_bit<T: Float + std::fmt::Debug + 'static>(
     let h = k * blocks;
     let hk = h * k;
     let perm: Vec<u32> = (0..h as u32).map(|i| (i * 7 + 3) % h as u32).collect();
-    let perm = if h % 7 == 0 {
+    let perm = if h.is_multiple_of(7) {
         (0..h as u32).rev().collect()
     } else {
         perm
@@ -496,7 +496,7 @@ fn bf16_activations_on_the_boundaries() {
             xs.push(f32::from_bits(hi << 16 | lo));
         }
     }
-    while xs.len() % 4 != 0 {
+    while !xs.len().is_multiple_of(4) {
         xs.push(1.0);
     }
     let h = xs.len();
