@@ -98,6 +98,19 @@ pub trait Stored<T>: Copy {
     fn store(x: T) -> Self;
     /// The value of a stored form.
     fn load(self) -> T;
+    /// `dst[i] = store(src[i])` for a run of values (the same bits as [`Stored::store`]),
+    /// without branches where that matters: the SIMD forward bodies store each gathered block
+    /// with it ([`Bf16`] then rounds by [`bf16_nearest_lanes`]). The reference bodies store
+    /// element by element with [`Stored::store`].
+    #[inline(always)]
+    fn store_run(src: &[T], dst: &mut [Self])
+    where
+        T: Copy,
+    {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = Self::store(s);
+        }
+    }
 }
 
 impl<T: Float> Stored<T> for T {
@@ -125,6 +138,12 @@ impl<T: Float> Stored<T> for Bf16 {
     #[inline(always)]
     fn load(self) -> T {
         from_f32(bf16_decode(self.0))
+    }
+    #[inline(always)]
+    fn store_run(src: &[T], dst: &mut [Self]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = Bf16(bf16_nearest_lanes(to_f32(s)));
+        }
     }
 }
 
@@ -197,6 +216,27 @@ pub fn bf16_nearest(x: f32) -> u16 {
     ((sign | rounded) >> 16) as u16
 }
 
+/// [`bf16_nearest`] without branches (every case computed, then selected); the same bits for
+/// every `x` (tested on a sweep of `f32` bit patterns and the rounding boundaries, and through
+/// [`Stored::store_run`] on every kernel path).
+#[inline(always)]
+#[must_use]
+pub fn bf16_nearest_lanes(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = bits & 0x8000_0000;
+    let mag = bits & 0x7FFF_FFFF;
+    // `mag + 0x8000` cannot overflow (`mag < 2³¹`).
+    let rounded = (mag + 0x7FFF + ((mag >> 16) & 1)).min(0x7F7F_FFFF);
+    let rounded = if mag == 0x7F80_0000 { mag } else { rounded };
+    let nan = (bits >> 16) | 0x0040;
+    let code = if mag > 0x7F80_0000 {
+        nan
+    } else {
+        (sign | rounded) >> 16
+    };
+    code as u16
+}
+
 /// The `f32` value of bf16 bits (exact).
 #[inline(always)]
 #[must_use]
@@ -207,8 +247,8 @@ pub fn bf16_decode(b: u16) -> f32 {
 /// `(bits >> 20)` of the largest `|y| = 1`.
 const ONE: u32 = 0x3F80_0000 >> 20;
 /// Offsets of the q8 codes: code `c > 0` is `(c + LO) << 20` (relative to the scale).
-const LO_M: u32 = ONE - 127;
-const LO_V: u32 = ONE - 255;
+pub(crate) const LO_M: u32 = ONE - 127;
+pub(crate) const LO_V: u32 = ONE - 255;
 
 /// The q8 code of a signed `y = M/s_M ∈ [−1, 1]`: sign bit and the 7-bit magnitude
 /// `clamp((bits(|y|) + 2¹⁹) >> 20 − LO_M, 0, 127)`.
@@ -253,12 +293,12 @@ pub fn q8_unsigned_decode(c: u8) -> f32 {
 }
 
 #[inline(always)]
-fn to_f32<T: Float>(x: T) -> f32 {
+pub(crate) fn to_f32<T: Float>(x: T) -> f32 {
     x.to_f32().unwrap_or(f32::NAN)
 }
 
 #[inline(always)]
-fn from_f32<T: Float>(x: f32) -> T {
+pub(crate) fn from_f32<T: Float>(x: f32) -> T {
     T::from(x).unwrap_or_else(T::nan)
 }
 
@@ -352,7 +392,7 @@ pub fn encode_tile<T: Float>(
 
 /// `1/s`, or 0 for a zero scale (a tile of zeros).
 #[inline(always)]
-fn inverse(s: f32) -> f32 {
+pub(crate) fn inverse(s: f32) -> f32 {
     if s > 0.0 {
         (1.0 / s).min(f32::MAX)
     } else {
@@ -415,6 +455,19 @@ mod tests {
             .sum::<f64>()
             / 65536.0;
         assert!((mean - f64::from(x)).abs() < 1e-9, "{mean}");
+    }
+
+    #[test]
+    fn bf16_nearest_lanes_is_bf16_nearest() {
+        let stride = if cfg!(miri) { 0x00FF_FFF1 } else { 251 };
+        let boundaries = [0u32, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF]
+            .into_iter()
+            .flat_map(|lo| [0u32, 0x7F7F, 0x7F80, 0x7FC0, 0x3F80, 0x0001].map(|hi| hi << 16 | lo));
+        let bits = (0..=u32::MAX).step_by(stride).chain(boundaries);
+        for b in bits.flat_map(|b| [b, b | 0x8000_0000]) {
+            let x = f32::from_bits(b);
+            assert_eq!(bf16_nearest_lanes(x), bf16_nearest(x), "{b:#010x}");
+        }
     }
 
     #[test]

@@ -329,3 +329,194 @@ fn bf16_activations_read_as_their_decoded_values() {
         bf16_activations::<f64>(k, blocks, 12);
     }
 }
+
+/// Dyadic numbers `j/16` with `|j| ≤ 16` (zero one time in eight), and `2⁷⁰` at every
+/// `huge`-th place: products of two of them and sums of a few such products are exact, so the
+/// fused multiply-adds of the SIMD paths round exactly as the reference's multiply-then-add.
+fn dyadic<T: Float>(seed: u64, len: usize, huge: usize) -> Vec<T> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let j = (x % 33) as f64 - 16.0;
+            let v = if x.is_multiple_of(8) { 0.0 } else { j / 16.0 };
+            let v = if huge > 0 && i % huge == huge - 1 {
+                2f64.powi(70)
+            } else {
+                v
+            };
+            T::from(v).unwrap()
+        })
+        .collect()
+}
+
+/// The compact codes of every SIMD path equal the reference's bit for bit. The inputs are
+/// chosen so that the update itself is exact on every path (dyadic numbers, β₁ = β₂ = ½:
+/// every product that a path fuses is exact), so any difference comes from the decode, the
+/// scales or the encode. The moments themselves have arbitrary mantissas (encoded from
+/// arbitrary values), some tiles are all zero, and some elements hit the guard (a gradient of
+/// `2⁷⁰`: `V` above the bf16 range); returns how many did (both wirings).
+fn codes_bit_for_bit<T: Float + std::fmt::Debug + 'static>(
+    k: usize,
+    blocks: usize,
+    q8: bool,
+    seed: u64,
+) -> usize {
+    let h = k * blocks;
+    let hk = h * k;
+    let perm: Vec<u32> = (0..h as u32).map(|i| (i * 7 + 3) % h as u32).collect();
+    let perm = if h.is_multiple_of(7) {
+        (0..h as u32).rev().collect()
+    } else {
+        perm
+    };
+    let ad = dyadic::<T>(seed + 1, 2 * h, 37);
+    let mut c = dyadic::<T>(seed + 2, h, 0);
+    let mut e = dyadic::<T>(seed + 3, h, 0);
+    let theta0 = dyadic::<T>(seed + 4, hk, 0);
+    let mut m0 = vals::<T>(seed + 5, hk, 0.1);
+    let mut v0: Vec<T> = vals::<T>(seed + 6, hk, 0.3)
+        .into_iter()
+        .map(|x| x * x)
+        .collect();
+    // A zero run: zero moments and zero gradients (c = e = 0) over the first tile or more.
+    let tile = adam_tile(k);
+    let zero = if hk >= 2 * tile { tile } else { 0 };
+    for i in 0..zero / k {
+        (c[i], e[i]) = (T::zero(), T::zero());
+    }
+    for i in 0..zero {
+        (m0[i], v0[i]) = (T::zero(), T::zero());
+    }
+    let mut store0 = Store::new(q8, hk, k);
+    store0.encode(k, 5, &m0, &v0);
+    let half = T::from(0.5).unwrap();
+    let co = AdamCoefficients {
+        beta1: half,
+        beta2: half,
+        epsilon: T::from(2f64.powi(-10)).unwrap(),
+        rate: T::from(2f64.powi(-4)).unwrap(),
+        key: (seed as u32).wrapping_mul(0x0101_0101),
+    };
+    let bits = |x: &[T]| {
+        x.iter()
+            .map(|y| y.to_f64().unwrap().to_bits())
+            .collect::<Vec<_>>()
+    };
+    let mut guarded = 0;
+    for wiring in [Wiring::Index(&perm), Wiring::Identity] {
+        let pair = GatheredPair {
+            scale: T::from(-0.5).unwrap(),
+            ad: &ad,
+            wiring,
+            c: &c,
+            e: &e,
+        };
+        let run = |kern: Option<lodo_kernels::Kernels>| {
+            let (mut theta, mut store) = (theta0.clone(), store0.clone());
+            let mut zad = vec![T::nan(); 2 * h];
+            let state = AdamSlices {
+                theta: &mut theta,
+                moments: store.moments(),
+            };
+            let kept = match kern {
+                Some(kern) => kern.backward_pair_adam(k, pair, state, co, &mut zad),
+                None => reference::backward_pair_adam(k, pair, state, co, &mut zad),
+            };
+            (kept, bits(&theta), store, bits(&zad))
+        };
+        let r = run(None);
+        guarded += r.0;
+        assert!(r.1 != bits(&theta0) || hk < 16, "θ moved");
+        for kern in kernels() {
+            let p = run(Some(kern));
+            let path = kern.path();
+            assert_eq!(p.0, r.0, "[{path}] kept");
+            assert_eq!(p.3, r.3, "[{path}] zad");
+            assert_eq!(p.1, r.1, "[{path}] θ");
+            assert_eq!(p.2, r.2, "[{path}] q8={q8}: codes and scales");
+        }
+    }
+    guarded
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(24), ..ProptestConfig::default() })]
+
+    #[test]
+    fn compact_codes_bit_for_bit_f32(k in 1usize..7, blocks in 1usize..200, q8 in any::<bool>(), seed in 0u64..1000) {
+        codes_bit_for_bit::<f32>(k, blocks, q8, seed);
+    }
+
+    #[test]
+    fn compact_codes_bit_for_bit_f64(k in 1usize..7, blocks in 1usize..200, q8 in any::<bool>(), seed in 0u64..1000) {
+        codes_bit_for_bit::<f64>(k, blocks, q8, seed);
+    }
+}
+
+/// Several tiles at the default block size (and a block size with a partial last tile).
+#[test]
+fn compact_codes_bit_for_bit_many_tiles() {
+    for q8 in [false, true] {
+        let guarded = codes_bit_for_bit::<f32>(4, 300, q8, 1)
+            .min(codes_bit_for_bit::<f64>(4, 300, q8, 2))
+            .min(codes_bit_for_bit::<f32>(5, 120, q8, 3))
+            .min(codes_bit_for_bit::<f64>(3, 250, q8, 4));
+        assert!(guarded > 0, "some elements hit the guard in every case");
+    }
+}
+
+/// Kept bf16 activations of every path equal the reference's rounding bit for bit on the
+/// rounding boundaries: ties (to even, both ways), just below and above them, ±0,
+/// subnormals, the saturation at the largest bf16, ±∞ and NaN.
+#[test]
+fn bf16_activations_on_the_boundaries() {
+    use lodo_kernels::compact::{Bf16, bf16_nearest};
+    let mut xs: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE / 3.0,
+        f32::from_bits(1),
+        f32::MAX,
+        -f32::MAX,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -f32::NAN,
+        f32::from_bits(0x7FA0_0001),
+        f32::from_bits(0x7F7F_7FFF),
+        f32::from_bits(0x7F7F_8000),
+        f32::from_bits(0x7F7F_8001),
+    ];
+    for hi in [0x3F80u32, 0x3F81, 0x0001, 0x8042, 0x7F7E, 0xC2FF] {
+        for lo in [0x0000u32, 0x0001, 0x7FFF, 0x8000, 0x8001, 0xFFFF] {
+            xs.push(f32::from_bits(hi << 16 | lo));
+        }
+    }
+    while !xs.len().is_multiple_of(4) {
+        xs.push(1.0);
+    }
+    let h = xs.len();
+    let blocks: Vec<f32> = (0..h / 4)
+        .flat_map(|_| (0..16).map(|i| if i % 5 == 0 { 1.0 } else { 0.0 }))
+        .collect();
+    let expected: Vec<u16> = xs.iter().map(|&x| bf16_nearest(x)).collect();
+    let perm: Vec<u32> = (0..h as u32).rev().collect();
+    for kern in kernels() {
+        for wiring in [Wiring::Identity, Wiring::Index(&perm)] {
+            let (mut p, mut y) = (vec![Bf16(0); h], vec![0.0f32; h]);
+            kern.layer_forward_into(4, &blocks, wiring, &xs, &mut p, &mut y);
+            let got: Vec<u16> = p.iter().map(|b| b.0).collect();
+            let want: Vec<u16> = (0..h)
+                .map(|j| match wiring {
+                    Wiring::Index(q) => expected[q[j] as usize],
+                    _ => expected[j],
+                })
+                .collect();
+            assert_eq!(got, want, "[{}] bf16 of the gathered values", kern.path());
+        }
+    }
+}

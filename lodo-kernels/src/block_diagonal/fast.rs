@@ -238,9 +238,7 @@ fn forward_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
         cur.prefetch(x, 1, PREFETCH_BLOCKS);
         cur.gather(x, pb);
         cur.advance();
-        for (a, &t) in pa.iter_mut().zip(pb.iter()) {
-            *a = A::store(t);
-        }
+        A::store_run(pb, pa);
         if K > 0 {
             yb.copy_from_slice(&block_fixed::<T, FMA, K>(bb, pb));
             continue;
