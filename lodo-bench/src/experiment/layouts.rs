@@ -643,8 +643,8 @@ pub fn welch_line(a: &[f64], b: &[f64]) -> String {
 
 /// The part of a synthetic task's report that tests each layout row of the main runs against
 /// LODO itself (Welch's t on the final-10% losses of the non-diverged runs) and gives each
-/// row's last Hessian error ([`final_hessian`], on the bowl); `None` without layout rows or
-/// without LODO.
+/// row's last Hessian error (the mean of the runs' last probe estimate, on the bowl); `None`
+/// without layout rows or without LODO.
 #[must_use]
 pub fn layout_section(main: &[Group]) -> Option<String> {
     let base = main
