@@ -247,8 +247,8 @@ pub fn bf16_decode(b: u16) -> f32 {
 /// `(bits >> 20)` of the largest `|y| = 1`.
 const ONE: u32 = 0x3F80_0000 >> 20;
 /// Offsets of the q8 codes: code `c > 0` is `(c + LO) << 20` (relative to the scale).
-pub(crate) const LO_M: u32 = ONE - 127;
-pub(crate) const LO_V: u32 = ONE - 255;
+const LO_M: u32 = ONE - 127;
+const LO_V: u32 = ONE - 255;
 
 /// The q8 code of a signed `y = M/s_M ∈ [−1, 1]`: sign bit and the 7-bit magnitude
 /// `clamp((bits(|y|) + 2¹⁹) >> 20 − LO_M, 0, 127)`.
@@ -293,12 +293,12 @@ pub fn q8_unsigned_decode(c: u8) -> f32 {
 }
 
 #[inline(always)]
-pub(crate) fn to_f32<T: Float>(x: T) -> f32 {
+fn to_f32<T: Float>(x: T) -> f32 {
     x.to_f32().unwrap_or(f32::NAN)
 }
 
 #[inline(always)]
-pub(crate) fn from_f32<T: Float>(x: f32) -> T {
+fn from_f32<T: Float>(x: f32) -> T {
     T::from(x).unwrap_or_else(T::nan)
 }
 
@@ -392,7 +392,7 @@ pub fn encode_tile<T: Float>(
 
 /// `1/s`, or 0 for a zero scale (a tile of zeros).
 #[inline(always)]
-pub(crate) fn inverse(s: f32) -> f32 {
+fn inverse(s: f32) -> f32 {
     if s > 0.0 {
         (1.0 / s).min(f32::MAX)
     } else {
