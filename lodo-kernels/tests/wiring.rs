@@ -18,6 +18,8 @@ mod common;
 
 use common::{cases, fast, kernels};
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
+use lodo_kernels::compact::Bf16;
+use lodo_kernels::reference;
 use lodo_kernels::wiring::{Shuffle, Tiles, Wiring};
 use lodo_kernels::{Kernels, Path};
 use num_traits::Float;
@@ -297,6 +299,62 @@ fn fixed_case_every_wiring_every_path() {
     f64s::layers(&c);
     f32s::fused(&c);
     f64s::fused(&c);
+}
+
+/// Long segments (`r` up to 300; the property cases stop at `r = 192` and keep activations in
+/// `T`), with a tile that does not divide them, and the forward with bf16 kept activations:
+/// every path through the structured wiring and through its index keeps the reference's bits.
+/// Values with a prime period, so that reading a wrong window of `x` shows.
+#[test]
+fn long_segments_and_bf16_kept_activations() {
+    for (k, m, tile) in [(4, 70, 12), (3, 90, 12), (1, 300, 7)] {
+        let h = k * k * m;
+        let r = h / k;
+        assert!(r > 192 && r % tile != 0);
+        // Identity offsets inside each tile (a tile per `tile` positions, the last one cut).
+        let tau: Vec<u16> = (0..k)
+            .flat_map(|_| (0..r).map(move |p| (p % tile) as u16))
+            .collect();
+        let c = Case {
+            k,
+            tile,
+            h,
+            tau_inv: tau.clone(),
+            tau,
+            unit: (0..1009).map(|i| (i as f64 * 0.3 + 0.1).cos()).collect(),
+            scale_exp: 1,
+        };
+        maps(&c);
+        f32s::layers(&c);
+        f64s::layers(&c);
+        f32s::fused(&c);
+        f64s::fused(&c);
+        bf16_forward::<f32>(&c);
+        bf16_forward::<f64>(&c);
+    }
+}
+
+fn bf16_forward<T: Float + std::fmt::Debug + 'static>(c: &Case) {
+    let (k, h) = (c.k, c.h);
+    let (b, x) = (c.vals::<T>(3, h * k), c.vals::<T>(5, h));
+    for w in c.wirings() {
+        let idx = sources(w, k, h);
+        let q = Wiring::Index(&idx);
+        let (mut p0, mut y0) = (vec![Bf16(1); h], vec![T::nan(); h]);
+        reference::layer_forward_into(k, &b, q, &x, &mut p0, &mut y0);
+        for kern in kernels() {
+            let path = kern.path();
+            // The kept activations are rounded copies: the reference's bits on every path. The
+            // products may be fused on a SIMD path: its structured forward equals its index's.
+            let (mut pq, mut yq) = (vec![Bf16(1); h], vec![T::nan(); h]);
+            kern.layer_forward_into(k, &b, q, &x, &mut pq, &mut yq);
+            let (mut p, mut y) = (vec![Bf16(1); h], vec![T::nan(); h]);
+            kern.layer_forward_into(k, &b, w, &x, &mut p, &mut y);
+            assert_eq!(pq, p0, "[{path}] bf16 kept activations, index");
+            assert_eq!(p, p0, "[{path}] bf16 kept activations, structured");
+            same_bits("bf16 forward y", path, &y, &yq);
+        }
+    }
 }
 
 proptest! {
