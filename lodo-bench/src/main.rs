@@ -332,6 +332,7 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         keep_final: false,
         seed: args.common.seed,
         out: args.common.out.join(task.name()),
+        checkpoint: None,
     })
 }
 
