@@ -285,7 +285,8 @@ impl Task<f32> for StopAfter {
 
 /// Ctrl-C in the middle of a run writes its state at the iteration it stopped, and the run
 /// resumed from it (on two threads) equals the uninterrupted one, for every optimizer the
-/// MNIST experiment runs (LARS included: same budget).
+/// MNIST experiment runs (LARS included: same budget; LODO with Adam, LODO-SGD and
+/// LODO-Global's preconditioner and meta-optimizer states).
 #[test]
 fn ctrl_c_mid_run_writes_a_checkpoint_that_resumes_bit_for_bit() {
     let _g = lock();
@@ -303,6 +304,7 @@ fn ctrl_c_mid_run_writes_a_checkpoint_that_resumes_bit_for_bit() {
     for kind in [
         OptimizerKind::Lodo,
         OptimizerKind::LodoGlobal,
+        OptimizerKind::LodoSgd,
         OptimizerKind::Adam,
         OptimizerKind::Momentum,
         OptimizerKind::RmsProp,
@@ -455,6 +457,13 @@ fn missing_corrupt_and_foreign_checkpoints_are_clear_errors() {
     std::fs::write(&adam_file, &good).unwrap();
     let res = go(&both, 20, ckpt(&c, 0, true)).unwrap();
     assert_eq!(res.main[0].runs[0].curve.len(), 20);
+    // L-BFGS keeps no checkpointable state: refused before anything runs.
+    let e = err_of(go(
+        &[OptimizerKind::Lbfgs],
+        4,
+        ckpt(&dir.join("lbfgs"), 0, false),
+    ));
+    assert!(e.contains("L-BFGS cannot be checkpointed"), "{e}");
     // LARS's decay depends on its budget: a LARS run is not extended.
     let lars = [OptimizerKind::Lars];
     let cl = dir.join("lars");

@@ -301,6 +301,17 @@ impl OptimizerKind {
         matches!(self, Self::LevenbergMarquardt)
     }
 
+    /// Whether a run of it can be checkpointed (its state saved and restored bit for bit):
+    /// every first-order optimizer and every LODO, not the quasi-Newton methods and
+    /// Levenberg–Marquardt.
+    #[must_use]
+    pub fn checkpointable(self) -> bool {
+        !matches!(
+            self,
+            Self::Lbfgs | Self::OLbfgs | Self::Bfgs | Self::LevenbergMarquardt
+        )
+    }
+
     /// Whether it keeps an `n × n` matrix (BFGS, Levenberg–Marquardt).
     #[must_use]
     pub fn is_dense(self) -> bool {

@@ -793,6 +793,13 @@ pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
             !(plan.frozen && matches!(plan.spec, TaskSpec::Bowl(_))),
             "the frozen-preconditioner test cannot be checkpointed"
         );
+        if let Some(o) = plan.optimizers.iter().find(|o| !o.kind().checkpointable()) {
+            anyhow::bail!(
+                "{} cannot be checkpointed (only the first-order optimizers and LODO can); \
+                 leave it out of --optimizers or run without checkpoints",
+                o.kind()
+            );
+        }
         if !c.resume {
             std::fs::create_dir_all(&c.dir)
                 .with_context(|| format!("cannot create checkpoint folder {}", c.dir.display()))?;
