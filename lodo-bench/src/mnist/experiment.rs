@@ -162,10 +162,10 @@ pub struct MnistArgs {
     pub threads: Option<usize>,
     /// Checkpoint every K steps of each run (and at its end, and on Ctrl-C) into
     /// --checkpoint-dir: the optimizer's state, the network, the data position, the curve so
-    /// far. Continue with --resume. Not with --tune. A LODO checkpoint is about 150 MB.
+    /// far. Continue with --resume. Not with --tune. A LODO checkpoint is about 155 MB.
     #[arg(long, value_name = "K")]
     pub checkpoint_every: Option<u64>,
-    /// Folder of the checkpoints (default: <out>/checkpoint); must not hold one already.
+    /// Folder of the checkpoints (default: `<out>/checkpoint`); must not hold one already.
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue the runs checkpointed in DIR, bit for bit, and keep checkpointing there (every
