@@ -18,13 +18,17 @@
 //! | 4 | format version, `u32` little-endian |
 //! | 4 | key length `k`, `u32` LE |
 //! | `k` | the run's key (UTF-8): label, run index, optimizer with hyperparameters, seed |
+//! | 32 | [`Progress`]: the budget's steps, curve bin, final-window start, iterations done (`u64` LE each) |
+//! | 1 | 1 if the run diverged, else 0 |
 //! | 8 | body length `b`, `u64` LE |
 //! | 4 | CRC-32 (IEEE) of the key and the body, `u32` LE |
 //! | `b` | the body: [`RunState`] in postcard (every float stored with its bits) |
 //!
 //! Reading checks each field, the length and the checksum before decoding, and the key against
 //! the run being resumed, so a missing, truncated, corrupt or foreign checkpoint is an error
-//! that names the file, never a panic or a silent restart.
+//! that names the file, never a panic or a silent restart. A resume first reads every run's
+//! header (key and [`Progress`]), so a foreign file or a budget the run cannot be extended to
+//! is refused before any run starts; the checksum is checked when each run reads its state.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -33,7 +37,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use super::protocol::Plan;
-use super::{RunRecord, RunSums, TaskSpec};
+use super::{RunRecord, RunShape, RunSums, TaskSpec};
 use crate::report::{file_stem, write_atomic};
 
 /// The first 16 bytes of every run checkpoint.
@@ -95,19 +99,84 @@ fn bits(v: Option<f64>) -> Option<u64> {
     v.map(f64::to_bits)
 }
 
-/// Checks that `s` can continue a run of `steps` evaluations (`epi` per iteration) over `n`
-/// parameters with `bin` iterations per curve point and the final window after
-/// `window_start` evaluations, whose `G` gives `g_alpha0`.
+/// Where a checkpointed run stands (also in each file's header, so a resume checks every run
+/// before any of them starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The step budget it was written under.
+    pub steps: u64,
+    /// Iterations per curve point.
+    pub bin: u64,
+    /// That budget's evaluations before the final window.
+    pub window_start: u64,
+    /// Iterations done.
+    pub iterations: u64,
+    /// The run diverged (it takes no more steps).
+    pub diverged: bool,
+}
+
+impl RunState {
+    /// Where the run stands.
+    #[must_use]
+    pub fn progress(&self) -> Progress {
+        Progress {
+            steps: self.steps,
+            bin: self.bin,
+            window_start: self.window_start,
+            iterations: self.iterations,
+            diverged: self.record.diverged,
+        }
+    }
+}
+
+/// Checks that a run at `p` can continue as a run of `shape` (`epi` evaluations per
+/// iteration): not past its budget, the same curve bins, and, if the budget changed (an
+/// extension), a state before the new final window and at the end of a curve bin.
 ///
 /// # Errors
-/// A different size, curve binning or `α₀`; a state past the budget; a budget change that
-/// puts the state inside the new final window (whose sums it does not have) or cuts a curve
-/// bin.
+/// Each of those, with what to do.
+pub fn check_progress(p: &Progress, shape: &RunShape, epi: u64) -> Result<()> {
+    let at = p.iterations.saturating_mul(epi);
+    anyhow::ensure!(
+        at <= shape.steps,
+        "the checkpoint is at step {at}, beyond this run's budget of {} steps",
+        shape.steps
+    );
+    anyhow::ensure!(
+        p.bin == shape.bin,
+        "the checkpoint's curve has a point every {} steps, this run's every {} (above 100,000 \
+         steps the budget sets the curve's bins): resume with the budget it was written with",
+        p.bin,
+        shape.bin
+    );
+    if p.window_start != shape.window_start && !p.diverged {
+        anyhow::ensure!(
+            at <= shape.window_start,
+            "the checkpoint is at step {at}, inside the final 10% of this run's {} steps (its \
+             mean loss is the run's result, and the checkpoint has only the old budget's \
+             window): extend to at least {} steps",
+            shape.steps,
+            at + at.div_ceil(9)
+        );
+        anyhow::ensure!(
+            p.iterations.is_multiple_of(shape.bin),
+            "the checkpoint ended its run inside a curve bin of {} iterations: it cannot be \
+             extended bit for bit",
+            shape.bin
+        );
+    }
+    Ok(())
+}
+
+/// Checks that `s` can continue a run of `shape` ([`check_progress`]) over `n` parameters
+/// whose `G` gives `g_alpha0`.
+///
+/// # Errors
+/// [`check_progress`]'s; a different size or `α₀`; non-finite parameters; a curve that does
+/// not match the step count.
 pub(crate) fn check_resume(
     s: &RunState,
-    steps: u64,
-    bin: u64,
-    window_start: u64,
+    shape: &RunShape,
     epi: u64,
     n: usize,
     g_alpha0: Option<f64>,
@@ -121,18 +190,7 @@ pub(crate) fn check_resume(
         s.x.iter().all(|v| v.is_finite()),
         "the checkpoint's parameters are not finite"
     );
-    let at = s.iterations.saturating_mul(epi);
-    anyhow::ensure!(
-        at <= steps,
-        "the checkpoint is at step {at}, beyond this run's budget of {steps} steps"
-    );
-    anyhow::ensure!(
-        s.bin == bin,
-        "the checkpoint's curve has a point every {} steps, this run's every {bin} (the step \
-         budget sets the bins above 100,000 curve points); resume with a budget of the same \
-         binning",
-        s.bin
-    );
+    check_progress(&s.progress(), shape, epi)?;
     anyhow::ensure!(
         bits(s.g_alpha0) == bits(g_alpha0),
         "the checkpoint's G started at α₀ = {:?}, this run's at {g_alpha0:?}: another \
@@ -140,24 +198,13 @@ pub(crate) fn check_resume(
         s.g_alpha0
     );
     anyhow::ensure!(
-        s.record.curve.last().is_none_or(|c| c.0 <= at)
+        s.record
+            .curve
+            .last()
+            .is_none_or(|c| c.0 <= s.iterations * epi)
             && s.record.curve.len() == s.record.times.len(),
         "the checkpoint's curve does not match its step count"
     );
-    if s.window_start != window_start && !s.record.diverged {
-        anyhow::ensure!(
-            at <= window_start,
-            "the checkpoint is at step {at}, inside the final 10% of this run's {steps} steps \
-             (its mean loss is the run's result, and the checkpoint has only the old budget's \
-             window): extend to at least {} steps",
-            at + at.div_ceil(9)
-        );
-        anyhow::ensure!(
-            s.iterations.is_multiple_of(bin),
-            "the checkpoint ended its run inside a curve bin of {bin} iterations: it cannot be \
-             extended bit for bit"
-        );
-    }
     Ok(())
 }
 
@@ -171,20 +218,33 @@ pub fn write_run_state(path: &Path, key: &str, state: &RunState) -> Result<()> {
     let mut crc = crc32fast::Hasher::new();
     crc.update(key.as_bytes());
     crc.update(&body);
-    let mut bytes = Vec::with_capacity(40 + key.len() + body.len());
+    let mut bytes = Vec::with_capacity(HEADER + key.len() + body.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT.to_le_bytes());
     bytes.extend_from_slice(&key_len.to_le_bytes());
     bytes.extend_from_slice(key.as_bytes());
+    let p = state.progress();
+    for v in [p.steps, p.bin, p.window_start, p.iterations] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.push(u8::from(p.diverged));
     bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc.finalize().to_le_bytes());
     bytes.extend_from_slice(&body);
     write_atomic(path, &bytes).with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
-/// The header of a checkpoint file: its key, and the body's length and checksum.
-struct Header {
-    key: String,
+/// Bytes of a header besides the key.
+const HEADER: usize = 16 + 4 + 4 + 4 * 8 + 1 + 8 + 4;
+
+/// The header of a checkpoint file: its key, where the run stands, and the body's length and
+/// checksum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The run's key.
+    pub key: String,
+    /// Where the run stands.
+    pub progress: Progress,
     body_len: u64,
     crc: u32,
 }
@@ -216,26 +276,44 @@ fn read_header(path: &Path, r: &mut impl std::io::Read) -> Result<Header> {
     r.read_exact(&mut key).map_err(|_| bad("truncated key"))?;
     let key = String::from_utf8(key).map_err(|_| bad("its key is not UTF-8"))?;
     let mut long = [0u8; 8];
+    let mut u64s = [0u64; 5];
+    for v in &mut u64s[..4] {
+        r.read_exact(&mut long)
+            .map_err(|_| bad("truncated header"))?;
+        *v = u64::from_le_bytes(long);
+    }
+    let mut flag = [0u8; 1];
+    r.read_exact(&mut flag)
+        .map_err(|_| bad("truncated header"))?;
+    anyhow::ensure!(flag[0] <= 1, bad("malformed header"));
     r.read_exact(&mut long)
         .map_err(|_| bad("truncated header"))?;
-    let body_len = u64::from_le_bytes(long);
+    u64s[4] = u64::from_le_bytes(long);
     r.read_exact(&mut word)
         .map_err(|_| bad("truncated header"))?;
     Ok(Header {
         key,
-        body_len,
+        progress: Progress {
+            steps: u64s[0],
+            bin: u64s[1],
+            window_start: u64s[2],
+            iterations: u64s[3],
+            diverged: flag[0] == 1,
+        },
+        body_len: u64s[4],
         crc: u32::from_le_bytes(word),
     })
 }
 
-/// The key a checkpoint file was written under (reads the header only).
+/// A checkpoint file's header: the key it was written under and where its run stands (the
+/// state itself is not read).
 ///
 /// # Errors
 /// An unreadable file or a malformed header.
-pub fn read_run_key(path: &Path) -> Result<String> {
+pub fn read_run_header(path: &Path) -> Result<Header> {
     let mut f = std::fs::File::open(path)
         .with_context(|| format!("cannot open checkpoint {}", path.display()))?;
-    Ok(read_header(path, &mut f)?.key)
+    read_header(path, &mut f)
 }
 
 /// Reads a checkpoint file: its key and state, after checking the header, the length and the
@@ -248,7 +326,7 @@ pub fn read_run_state(path: &Path) -> Result<(String, RunState)> {
         .with_context(|| format!("cannot open checkpoint {}", path.display()))?;
     let h = read_header(path, &mut f)?;
     let len = f.metadata()?.len();
-    let header_len = 36 + h.key.len() as u64;
+    let header_len = (HEADER + h.key.len()) as u64;
     anyhow::ensure!(
         len.checked_sub(header_len) == Some(h.body_len),
         "{} is not a valid checkpoint: {} bytes of state announced, {} present (truncated or \
@@ -267,12 +345,17 @@ pub fn read_run_state(path: &Path) -> Result<(String, RunState)> {
         "{} is corrupt: its checksum does not match its contents",
         path.display()
     );
-    let state = postcard::from_bytes(&body).map_err(|e| {
+    let state: RunState = postcard::from_bytes(&body).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a valid checkpoint: cannot decode its state ({e})",
             path.display()
         )
     })?;
+    anyhow::ensure!(
+        state.progress() == h.progress,
+        "{} is not a valid checkpoint: its header and its state disagree",
+        path.display()
+    );
     Ok((h.key, state))
 }
 

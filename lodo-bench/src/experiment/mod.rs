@@ -452,6 +452,37 @@ pub struct RunCheckpoints<'a> {
     pub save: &'a (dyn Fn(&checkpoint::RunState) -> anyhow::Result<()> + Sync),
 }
 
+/// How [`run_checkpointed`] divides a budget: iterations, curve bins, the final window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunShape {
+    /// Iterations.
+    pub iters: u64,
+    /// Evaluations (`iters` × evaluations per iteration).
+    pub steps: u64,
+    /// Evaluations before the final 10% window (iterations whose count is above it are in it).
+    pub window_start: u64,
+    /// Iterations per curve point.
+    pub bin: u64,
+}
+
+impl RunShape {
+    /// The shape of a run of `steps` evaluations, `epi` per iteration, with `curve_points`
+    /// points.
+    #[must_use]
+    pub fn new(steps: u64, epi: u64, curve_points: usize) -> Self {
+        let epi = epi.max(1);
+        let iters = (steps / epi).max(1);
+        let steps = iters * epi;
+        let window = (steps / 10).max(1);
+        Self {
+            iters,
+            steps,
+            window_start: steps - window,
+            bin: (iters / curve_points.max(1) as u64).max(1),
+        }
+    }
+}
+
 /// The α₀ of [`g_movement`]: `⟨v, Gv⟩/⟨v, v⟩` for one probe of `G` as built (`G = α₀I`).
 fn g_alpha0<T: Real>(minimizer: &dyn Minimizer<T>, n: usize, seed: u64) -> Option<f64> {
     let mut g_rng = Stream::new(seed);
@@ -486,11 +517,12 @@ pub fn run_checkpointed<T: Real>(
     mut checkpoints: Option<RunCheckpoints<'_>>,
 ) -> anyhow::Result<RunRecord> {
     let epi = minimizer.evaluations_per_iteration().max(1) as u64;
-    let iters = (options.steps / epi).max(1);
-    let steps = iters * epi;
-    let window = (steps / 10).max(1);
-    let window_start = steps - window; // iterations whose evaluation count is > this
-    let bin = (iters / options.curve_points.max(1) as u64).max(1);
+    let RunShape {
+        iters,
+        steps,
+        window_start,
+        bin,
+    } = RunShape::new(options.steps, epi, options.curve_points);
     let mut x = task.initial_point();
     let mut rec = RunRecord {
         curve: Vec::with_capacity((iters / bin + 1) as usize),
@@ -544,7 +576,13 @@ pub fn run_checkpointed<T: Real>(
         );
     }
     if let Some(s) = resume {
-        checkpoint::check_resume(&s, steps, bin, window_start, epi, x.len(), g_alpha0)?;
+        let shape = RunShape {
+            iters,
+            steps,
+            window_start,
+            bin,
+        };
+        checkpoint::check_resume(&s, &shape, epi, x.len(), g_alpha0)?;
         let extended = s.window_start != window_start;
         minimizer.load_state(&s.minimizer)?;
         task.seek(s.draws)?;

@@ -16,8 +16,8 @@ use super::checkpoint::{self, Checkpoints, RunState};
 use super::files::{self, Tuned};
 use super::progress::Progress;
 use super::{
-    Interrupted, RunCheckpoints, RunOptions, RunRecord, TaskSpec, derive_seed, is_interrupted, run,
-    run_optimizer, run_optimizer_checkpointed,
+    Interrupted, RunCheckpoints, RunOptions, RunRecord, RunShape, TaskSpec, derive_seed,
+    is_interrupted, run, run_optimizer, run_optimizer_checkpointed,
 };
 use crate::baselines::{
     BuiltLodo, FrozenLodo, HyperParam, LodoMinimizer, LodoParams, LodoVariant, Optimizer,
@@ -432,17 +432,26 @@ pub fn phase_runs(
         .flat_map(|i| (0..b.runs).map(move |r| (i, r)))
         .collect();
     if let Some(c) = plan.checkpoint.as_ref().filter(|c| c.resume) {
-        // Every run's checkpoint belongs to this run before any work starts.
+        // Every run's checkpoint belongs to this run and fits its budget before any work
+        // starts (checkpointable optimizers take one evaluation per iteration).
+        let shape = RunShape::new(b.steps, 1, b.curve_points);
         for &(i, r) in &jobs {
             let (label, optimizer) = &rows[i];
             let path = c.run_path(label, r);
             if path.exists() {
                 let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
-                check_key(
-                    &path,
-                    &checkpoint::read_run_key(&path)?,
-                    &run_key(label, r, optimizer, seed),
-                )?;
+                let h = checkpoint::read_run_header(&path)?;
+                check_key(&path, &h.key, &run_key(label, r, optimizer, seed))?;
+                checkpoint::check_progress(&h.progress, &shape, 1)
+                    .with_context(|| format!("{label} run {r} ({})", path.display()))?;
+                anyhow::ensure!(
+                    optimizer.kind() != OptimizerKind::Lars || h.progress.steps == b.steps,
+                    "{label} run {r}: LARS's learning rate decays as (1 − t/T)² over its step \
+                     budget T, so a LARS run continues only with its own budget ({} steps, not \
+                     {})",
+                    h.progress.steps,
+                    b.steps
+                );
             }
         }
     }
