@@ -21,8 +21,10 @@
 //! | 32 | [`Progress`]: the budget's steps, curve bin, final-window start, iterations done (`u64` LE each) |
 //! | 1 | 1 if the run diverged, else 0 |
 //! | 8 | body length `b`, `u64` LE |
-//! | 4 | CRC-32 (IEEE) of the key and the body, `u32` LE |
-//! | `b` | the body: [`RunState`] in postcard (every float stored with its bits) |
+//! | 8 | optimizer-state length `o`, `u64` LE |
+//! | 4 | CRC-32 (IEEE) of the key, the body and the optimizer state, `u32` LE |
+//! | `b` | the body: [`RunState`] but its optimizer state, in postcard (every float stored with its bits) |
+//! | `o` | the optimizer's state ([`RunState::minimizer`]) |
 //!
 //! Reading checks each field, the length and the checksum before decoding, and the key against
 //! the run being resumed, so a missing, truncated, corrupt or foreign checkpoint is an error
@@ -38,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::Plan;
 use super::{RunRecord, RunShape, RunSums, TaskSpec};
-use crate::report::{file_stem, write_atomic};
+use crate::report::{file_stem, write_atomic, write_atomic_parts};
 
 /// The first 16 bytes of every run checkpoint.
 pub const MAGIC: &[u8; 16] = b"lodo-bench ckpt\n";
@@ -83,7 +85,9 @@ pub struct RunState {
     pub iterations: u64,
     /// The point `x`, each entry widened to `f64` (exact for `f32` and `f64`).
     pub x: Vec<f64>,
-    /// The optimizer's state ([`crate::task::Minimizer::save_state`]).
+    /// The optimizer's state ([`crate::task::Minimizer::save_state`]); stored in the file as
+    /// its own section after the body (not copied into it).
+    #[serde(skip)]
     pub minimizer: Vec<u8>,
     /// Fresh samples the task has drawn ([`crate::task::Task::position`]).
     pub draws: u64,
@@ -218,24 +222,28 @@ pub fn write_run_state(path: &Path, key: &str, state: &RunState) -> Result<()> {
     let mut crc = crc32fast::Hasher::new();
     crc.update(key.as_bytes());
     crc.update(&body);
-    let mut bytes = Vec::with_capacity(HEADER + key.len() + body.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&FORMAT.to_le_bytes());
-    bytes.extend_from_slice(&key_len.to_le_bytes());
-    bytes.extend_from_slice(key.as_bytes());
+    crc.update(&state.minimizer);
+    let mut head = Vec::with_capacity(HEADER + key.len());
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&FORMAT.to_le_bytes());
+    head.extend_from_slice(&key_len.to_le_bytes());
+    head.extend_from_slice(key.as_bytes());
     let p = state.progress();
     for v in [p.steps, p.bin, p.window_start, p.iterations] {
-        bytes.extend_from_slice(&v.to_le_bytes());
+        head.extend_from_slice(&v.to_le_bytes());
     }
-    bytes.push(u8::from(p.diverged));
-    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc.finalize().to_le_bytes());
-    bytes.extend_from_slice(&body);
-    write_atomic(path, &bytes).with_context(|| format!("writing checkpoint {}", path.display()))
+    head.push(u8::from(p.diverged));
+    head.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    head.extend_from_slice(&(state.minimizer.len() as u64).to_le_bytes());
+    head.extend_from_slice(&crc.finalize().to_le_bytes());
+    // Three parts, one file: the optimizer's state (the bulk of a LODO checkpoint) is not
+    // copied.
+    write_atomic_parts(path, &[&head, &body, &state.minimizer])
+        .with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
 /// Bytes of a header besides the key.
-const HEADER: usize = 16 + 4 + 4 + 4 * 8 + 1 + 8 + 4;
+const HEADER: usize = 16 + 4 + 4 + 4 * 8 + 1 + 8 + 8 + 4;
 
 /// The header of a checkpoint file: its key, where the run stands, and the body's length and
 /// checksum.
@@ -246,6 +254,7 @@ pub struct Header {
     /// Where the run stands.
     pub progress: Progress,
     body_len: u64,
+    optimizer_len: u64,
     crc: u32,
 }
 
@@ -276,7 +285,7 @@ fn read_header(path: &Path, r: &mut impl std::io::Read) -> Result<Header> {
     r.read_exact(&mut key).map_err(|_| bad("truncated key"))?;
     let key = String::from_utf8(key).map_err(|_| bad("its key is not UTF-8"))?;
     let mut long = [0u8; 8];
-    let mut u64s = [0u64; 5];
+    let mut u64s = [0u64; 6];
     for v in &mut u64s[..4] {
         r.read_exact(&mut long)
             .map_err(|_| bad("truncated header"))?;
@@ -289,6 +298,9 @@ fn read_header(path: &Path, r: &mut impl std::io::Read) -> Result<Header> {
     r.read_exact(&mut long)
         .map_err(|_| bad("truncated header"))?;
     u64s[4] = u64::from_le_bytes(long);
+    r.read_exact(&mut long)
+        .map_err(|_| bad("truncated header"))?;
+    u64s[5] = u64::from_le_bytes(long);
     r.read_exact(&mut word)
         .map_err(|_| bad("truncated header"))?;
     Ok(Header {
@@ -301,6 +313,7 @@ fn read_header(path: &Path, r: &mut impl std::io::Read) -> Result<Header> {
             diverged: flag[0] == 1,
         },
         body_len: u64s[4],
+        optimizer_len: u64s[5],
         crc: u32::from_le_bytes(word),
     })
 }
@@ -327,30 +340,35 @@ pub fn read_run_state(path: &Path) -> Result<(String, RunState)> {
     let h = read_header(path, &mut f)?;
     let len = f.metadata()?.len();
     let header_len = (HEADER + h.key.len()) as u64;
+    let announced = h.body_len.checked_add(h.optimizer_len);
     anyhow::ensure!(
-        len.checked_sub(header_len) == Some(h.body_len),
+        announced.is_some() && len.checked_sub(header_len) == announced,
         "{} is not a valid checkpoint: {} bytes of state announced, {} present (truncated or \
          overwritten)",
         path.display(),
-        h.body_len,
+        h.body_len.saturating_add(h.optimizer_len),
         len.saturating_sub(header_len)
     );
-    let mut body = Vec::with_capacity(usize::try_from(h.body_len)?);
-    f.read_to_end(&mut body)?;
+    let mut body = vec![0u8; usize::try_from(h.body_len)?];
+    f.read_exact(&mut body)?;
+    let mut optimizer = vec![0u8; usize::try_from(h.optimizer_len)?];
+    f.read_exact(&mut optimizer)?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(h.key.as_bytes());
     crc.update(&body);
+    crc.update(&optimizer);
     anyhow::ensure!(
         crc.finalize() == h.crc,
         "{} is corrupt: its checksum does not match its contents",
         path.display()
     );
-    let state: RunState = postcard::from_bytes(&body).map_err(|e| {
+    let mut state: RunState = postcard::from_bytes(&body).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a valid checkpoint: cannot decode its state ({e})",
             path.display()
         )
     })?;
+    state.minimizer = optimizer;
     anyhow::ensure!(
         state.progress() == h.progress,
         "{} is not a valid checkpoint: its header and its state disagree",
