@@ -651,6 +651,26 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         let at = md.find("\n\n").map_or(0, |i| i + 2);
         md.insert_str(at, &p);
     }
+    if let Some(c) = &checkpoints {
+        md.push_str(&format!(
+            "\nCheckpoints: `{}` ({}{}); the seconds of resumed runs continue from their saved \
+             totals.\n",
+            c.dir.display(),
+            if c.every > 0 {
+                format!(
+                    "every {} steps, at the end of each run and on Ctrl-C",
+                    c.every
+                )
+            } else {
+                "at the end of each run and on Ctrl-C".into()
+            },
+            if c.resume {
+                "; this invocation resumed from them"
+            } else {
+                ""
+            }
+        ));
+    }
     if args.tune {
         md.push_str(&tuning_markdown(args, &res.tuned));
     }
