@@ -457,6 +457,18 @@ fn missing_corrupt_and_foreign_checkpoints_are_clear_errors() {
     std::fs::write(&adam_file, &good).unwrap();
     let res = go(&both, 20, ckpt(&c, 0, true)).unwrap();
     assert_eq!(res.main[0].runs[0].curve.len(), 20);
+    // Only MNIST restores its samples.
+    let mut bowl = plan(
+        &imgs,
+        &adam,
+        &[],
+        4,
+        &dir.join("out"),
+        ckpt(&dir.join("bowl"), 0, false),
+    );
+    bowl.spec = TaskSpec::Rosenbrock;
+    let e = err_of(run_plan(&bowl));
+    assert!(e.contains("only MNIST runs can be checkpointed"), "{e}");
     // L-BFGS keeps no checkpointable state: refused before anything runs.
     let e = err_of(go(
         &[OptimizerKind::Lbfgs],

@@ -111,8 +111,8 @@ pub struct Plan {
     pub seed: u64,
     /// The task's output folder.
     pub out: PathBuf,
-    /// Checkpoint the main runs and ablations ([`super::checkpoint`]); not with tuning or the
-    /// frozen test.
+    /// Checkpoint the main runs and ablations ([`super::checkpoint`]): MNIST only, not with
+    /// tuning.
     pub checkpoint: Option<Checkpoints>,
 }
 
@@ -799,8 +799,9 @@ pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
              with checkpoints"
         );
         anyhow::ensure!(
-            !(plan.frozen && matches!(plan.spec, TaskSpec::Bowl(_))),
-            "the frozen-preconditioner test cannot be checkpointed"
+            matches!(plan.spec, TaskSpec::Mnist(_)),
+            "only MNIST runs can be checkpointed (the {} task cannot restore its samples)",
+            plan.spec.name()
         );
         if let Some(o) = plan.optimizers.iter().find(|o| !o.kind().checkpointable()) {
             anyhow::bail!(
