@@ -432,6 +432,9 @@ fn missing_corrupt_and_foreign_checkpoints_are_clear_errors() {
         e.contains("another experiment") && e.contains("99 training images"),
         "{e}"
     );
+    // The optimizers' order does not matter (the runs are the same).
+    let swapped = [OptimizerKind::Momentum, OptimizerKind::Adam];
+    assert_eq!(go(&swapped, 20, ckpt(&c, 0, true)).unwrap().main.len(), 2);
     // Extending into the final window of the longer budget (its mean is the run's result).
     let e = err_of(go(&both, 21, ckpt(&c, 0, true)));
     assert!(e.contains("inside the final 10%"), "{e}");

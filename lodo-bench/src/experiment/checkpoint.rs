@@ -384,10 +384,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// What an experiment is, line by line, for the manifest: the task (and a fingerprint of its
-/// data), the seed, each optimizer and LODO row with its hyperparameters, whether final points
-/// are kept. The step budget and the number of runs are not part of it (a resumed experiment
-/// may extend either).
+/// What an experiment is, line by line (sorted), for the manifest: the task (and a fingerprint
+/// of its data), the seed, each optimizer and LODO row with its hyperparameters, whether final
+/// points are kept. The step budget and the number of runs are not part of it (a resumed
+/// experiment may extend either).
 #[must_use]
 pub fn fingerprint(plan: &Plan) -> Vec<String> {
     let task = match &plan.spec {
@@ -413,6 +413,8 @@ pub fn fingerprint(plan: &Plan) -> Vec<String> {
         )
     }));
     lines.push(format!("keep final points: {}", plan.keep_final));
+    // The order of the optimizers does not change their runs (seeds depend on the run index).
+    lines.sort();
     lines
 }
 
