@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use lodo_bench::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind};
 use lodo_bench::experiment::checkpoint::{Checkpoints, RunState};
+use lodo_bench::experiment::layouts::layout_rows;
 use lodo_bench::experiment::protocol::{Budget, LodoRow, Plan, TaskResults, run_plan};
 use lodo_bench::experiment::{
     MnistSpec, RunCheckpoints, RunOptions, RunRecord, STOP, TaskSpec, derive_seed, run,
@@ -77,12 +78,19 @@ fn plan(
     out: &Path,
     checkpoint: Option<Checkpoints>,
 ) -> Plan {
+    // With LODO: its compact layout (q8 moments, bf16 activations, Shuffle), whose state holds
+    // codes and scales and whose stochastic rounding is keyed by the step.
+    let families = if kinds.contains(&OptimizerKind::Lodo) {
+        layout_rows(&"shuffle".parse().unwrap(), &"q8".parse().unwrap())
+    } else {
+        Vec::new()
+    };
     Plan {
         spec: spec(images),
         tune_spec: None,
         optimizers: optimizers(kinds),
         ablations: ablations.iter().map(|&k| LodoRow::ablation(k)).collect(),
-        families: Vec::new(),
+        families,
         budget: Budget {
             runs: 1,
             steps,
@@ -169,7 +177,8 @@ fn assert_same_results(a: &TaskResults, b: &TaskResults) {
 }
 
 /// `--steps 2K` equals `--steps K --checkpoint-every K`, then `--steps 2K --resume` (here on two
-/// threads, the first part on one), for LODO, the LODO-Diagonal ablation and four baselines.
+/// threads, the first part on one), for LODO, its compact layout (`--permutations shuffle
+/// --state q8`), the LODO-Diagonal ablation and four baselines.
 #[test]
 fn a_run_of_2k_steps_equals_k_steps_and_a_resume_for_k_more() {
     let _g = lock();
