@@ -332,6 +332,7 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         keep_final: false,
         seed: args.common.seed,
         out: args.common.out.join(task.name()),
+        checkpoint: None,
     })
 }
 
@@ -421,8 +422,9 @@ fn real_main() -> Result<()> {
             std::process::exit(130);
         }
         eprintln!(
-            "\ninterrupt: stopping; finished runs are kept and a partial report is written \
-             (Ctrl-C again to quit now)"
+            "\ninterrupt: stopping; finished runs are kept and a partial report is written; \
+             with mnist --checkpoint-every, runs in progress save a checkpoint first (Ctrl-C \
+             again to quit now: a checkpoint being written is dropped, the previous one stays)"
         );
     })
     .context("installing the Ctrl-C handler")?;

@@ -217,6 +217,15 @@ pub fn fmt_hparam(v: f64) -> String {
 /// # Errors
 /// Any I/O error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_parts(path, &[bytes])
+}
+
+/// As [`write_atomic`], the file being the concatenation of `parts` (written in order, never
+/// copied into one buffer).
+///
+/// # Errors
+/// Any I/O error; `path` then keeps its previous contents.
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -225,7 +234,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = std::path::PathBuf::from(tmp);
     {
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        for part in parts {
+            f.write_all(part)?;
+        }
         f.sync_all()?;
     }
     fs::rename(&tmp, path)

@@ -44,6 +44,7 @@ fn plan(out: &std::path::Path, tune: bool) -> Plan {
         keep_final: false,
         seed: 3,
         out: out.to_path_buf(),
+        checkpoint: None,
     }
 }
 

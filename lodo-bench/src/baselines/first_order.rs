@@ -1,12 +1,15 @@
 //! First-order baselines with one gradient per step, as [`lodo_core::Optimizer`]s.
 //!
 //! Symbols: `g` gradient, `η` learning rate, `t` step count (from 1). All state starts at 0.
+//! Each also saves and restores its state ([`Persist`], for checkpoints); so does
+//! [`lodo_core::Adam`], the Adam baseline.
 
 use lodo_core::optimizer::check_inputs;
-use lodo_core::{ConfigError, Optimizer, Real, StepError, lit};
+use lodo_core::{Adam, ConfigError, MetaOptimizer, Optimizer, Real, StepError, lit};
 
 use super::registry::{BuildError, check_positive, check_unit};
 use super::{check_ascent, dot};
+use crate::task::{Persist, StateFloat};
 
 /// Keras SGD with (heavy-ball) momentum, the authors' "Momentum":
 ///
@@ -343,6 +346,163 @@ impl<T: Real> Optimizer<T> for Lars<T> {
         }
         std::mem::swap(&mut self.u, &mut self.u_new);
         self.t = t;
+        Ok(())
+    }
+}
+
+/// `Ok` if a saved hyperparameter has the bits of the built one.
+fn same<T: Real>(name: &str, saved: T, built: T) -> anyhow::Result<()> {
+    let bits = |v: T| v.to_f64().map(f64::to_bits);
+    anyhow::ensure!(
+        bits(saved) == bits(built),
+        "the checkpoint's {name} is {saved:?}, this run's is {built:?}: it was written by a run \
+         with other hyperparameters"
+    );
+    Ok(())
+}
+
+/// `Ok` if a saved vector has `expected` entries, all finite.
+fn vector<T: Real>(name: &str, v: &[T], expected: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        v.len() == expected,
+        "the checkpoint's {name} has {} entries, this run has {expected} parameters",
+        v.len()
+    );
+    anyhow::ensure!(
+        v.iter().all(|x| x.is_finite()),
+        "the checkpoint's {name} is not finite"
+    );
+    Ok(())
+}
+
+fn decode<S: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> anyhow::Result<S> {
+    postcard::from_bytes(bytes).map_err(|e| anyhow::anyhow!("cannot decode the {what} state: {e}"))
+}
+
+fn encode<S: serde::Serialize>(state: &S) -> anyhow::Result<Vec<u8>> {
+    Ok(postcard::to_allocvec(state)?)
+}
+
+/// Saved: `(η, μ, v)`.
+impl<T: StateFloat> Persist for Momentum<T> {
+    fn save_state(&self) -> anyhow::Result<Vec<u8>> {
+        encode(&(self.lr, self.mu, &self.v))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let (lr, mu, v): (T, T, Vec<T>) = decode("Momentum", bytes)?;
+        same("learning rate", lr, self.lr)?;
+        same("momentum", mu, self.mu)?;
+        vector("velocity", &v, self.v.len())?;
+        self.v = v;
+        Ok(())
+    }
+}
+
+/// Saved: `(η, ρ, μ, r, u)`.
+impl<T: StateFloat> Persist for RmsProp<T> {
+    fn save_state(&self) -> anyhow::Result<Vec<u8>> {
+        encode(&(self.lr, self.rho, self.mu, &self.r, &self.u))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let (lr, rho, mu, r, u): (T, T, T, Vec<T>, Vec<T>) = decode("RMSprop", bytes)?;
+        same("learning rate", lr, self.lr)?;
+        same("rho", rho, self.rho)?;
+        same("momentum", mu, self.mu)?;
+        vector("mean square", &r, self.r.len())?;
+        vector("momentum buffer", &u, self.u.len())?;
+        anyhow::ensure!(
+            r.iter().all(|x| *x >= T::zero()),
+            "the checkpoint's mean square is negative"
+        );
+        self.r = r;
+        self.u = u;
+        Ok(())
+    }
+}
+
+/// Saved: `(η, β₁, β₂, m, v)`.
+impl<T: StateFloat> Persist for Yogi<T> {
+    fn save_state(&self) -> anyhow::Result<Vec<u8>> {
+        encode(&(self.lr, self.beta1, self.beta2, &self.m, &self.v))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let (lr, beta1, beta2, m, v): (T, T, T, Vec<T>, Vec<T>) = decode("Yogi", bytes)?;
+        same("learning rate", lr, self.lr)?;
+        same("beta1", beta1, self.beta1)?;
+        same("beta2", beta2, self.beta2)?;
+        vector("first moment", &m, self.m.len())?;
+        vector("second moment", &v, self.v.len())?;
+        self.m = m;
+        self.v = v;
+        Ok(())
+    }
+}
+
+/// Saved: `(η, μ, w, T, t, layer starts, u)`. The decay `(1 − t/T)²` depends on the budget
+/// `T`, so a state of another budget is refused (a LARS run cannot be extended).
+impl<T: StateFloat> Persist for Lars<T> {
+    fn save_state(&self) -> anyhow::Result<Vec<u8>> {
+        encode(&(
+            self.lr,
+            self.mu,
+            self.wd,
+            self.total_steps,
+            self.t,
+            &self.starts,
+            &self.u,
+        ))
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        type Saved<T> = (T, T, T, u64, u64, Vec<usize>, Vec<T>);
+        let (lr, mu, wd, total, t, starts, u): Saved<T> = decode("LARS", bytes)?;
+        same("learning rate", lr, self.lr)?;
+        same("momentum", mu, self.mu)?;
+        same("weight decay", wd, self.wd)?;
+        anyhow::ensure!(
+            total == self.total_steps,
+            "LARS's learning rate decays as (1 − t/T)² over its step budget T: the checkpoint \
+             has T = {total}, this run T = {}; a LARS run continues only with its own budget",
+            self.total_steps
+        );
+        anyhow::ensure!(
+            starts == self.starts,
+            "the checkpoint's LARS layers differ from this run's"
+        );
+        anyhow::ensure!(
+            t <= total,
+            "the checkpoint's LARS step {t} exceeds T = {total}"
+        );
+        vector("momentum buffer", &u, self.u.len())?;
+        self.t = t;
+        self.u = u;
+        Ok(())
+    }
+}
+
+/// The whole [`Adam`] (its serde form: hyperparameters, `t`, moments), validated by lodo-core
+/// ([`MetaOptimizer::validate_state`]) and checked against this run's configuration.
+impl<T: StateFloat> Persist for Adam<T> {
+    fn save_state(&self) -> anyhow::Result<Vec<u8>> {
+        encode(self)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let mut saved: Adam<T> = decode("Adam", bytes)?;
+        saved
+            .validate_state(Optimizer::dim(self))
+            .map_err(|e| anyhow::anyhow!("invalid Adam state in the checkpoint: {e}"))?;
+        anyhow::ensure!(
+            saved.config() == self.config(),
+            "the checkpoint's Adam has {:?}, this run's {:?}: it was written by a run with \
+             other hyperparameters",
+            saved.config(),
+            self.config()
+        );
+        *self = saved;
         Ok(())
     }
 }

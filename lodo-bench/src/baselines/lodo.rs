@@ -1,9 +1,11 @@
 //! LODO as a [`Minimizer`], exposing its preconditioner, and LODO with a frozen `G`.
 
-use lodo_core::{Adam, Lodo, MetaOptimizer, Optimizer, Preconditioner, Real, StepError};
+use lodo_core::{Adam, Lodo, LodoState, MetaOptimizer, Optimizer, Preconditioner, Real, StepError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::registry::{BuildError, check_unit};
-use crate::task::{Minimizer, Task};
+use crate::task::{Minimizer, StateFloat, Task};
 
 /// LODO (any preconditioner architecture `P` and meta-optimizer `M`) run against a [`Task`], one gradient per step;
 /// [`Minimizer::preconditioner_matvec`] gives `G(θ)·v` for the Hessian-error metric.
@@ -27,11 +29,14 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> LodoMinimizer<T, P, M> 
     }
 }
 
+/// Checkpoints save lodo-core's whole [`LodoState`] (postcard: every float's bits) and restore
+/// it through [`Lodo::from_state`], which validates every field and recomputes the activations,
+/// so the restored optimizer continues bit for bit.
 impl<T, P, M> Minimizer<T> for LodoMinimizer<T, P, M>
 where
-    T: Real,
-    P: Preconditioner<T> + Send,
-    M: MetaOptimizer<T> + Send,
+    T: StateFloat,
+    P: Preconditioner<T> + Send + Serialize + DeserializeOwned,
+    M: MetaOptimizer<T> + Send + Serialize + DeserializeOwned,
 {
     fn iterate(&mut self, task: &mut dyn Task<T>, x: &mut [T]) -> Result<T, StepError> {
         let loss = task.loss_grad(x, &mut self.grad);
@@ -42,6 +47,25 @@ where
     fn preconditioner_matvec(&self, v: &[T], out: &mut [T]) -> bool {
         self.lodo.preconditioner().matvec(v, out);
         true
+    }
+
+    fn save_state(&self) -> anyhow::Result<Vec<u8>> {
+        Ok(postcard::to_allocvec(self.lodo.state())?)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let state: LodoState<T, P, M> = postcard::from_bytes(bytes)
+            .map_err(|e| anyhow::anyhow!("cannot decode the LODO state: {e}"))?;
+        let lodo = Lodo::from_state(state)
+            .map_err(|e| anyhow::anyhow!("invalid LODO state in the checkpoint: {e}"))?;
+        anyhow::ensure!(
+            lodo.dim() == self.lodo.dim(),
+            "the checkpoint's LODO has {} parameters, this run {}",
+            lodo.dim(),
+            self.lodo.dim()
+        );
+        self.lodo = lodo;
+        Ok(())
     }
 }
 

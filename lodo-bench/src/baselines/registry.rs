@@ -16,7 +16,7 @@ use lodo_core::{
 use super::{
     Bfgs, Lars, Lbfgs, LbfgsVariant, LevenbergMarquardt, LodoMinimizer, Momentum, RmsProp, Yogi,
 };
-use crate::task::{FirstOrder, Minimizer};
+use crate::task::{FirstOrder, Minimizer, StateFloat};
 
 /// The L-BFGS buffer size the authors used (`buffer_size=48`).
 pub const LBFGS_BUFFER: usize = 48;
@@ -299,6 +299,17 @@ impl OptimizerKind {
     #[must_use]
     pub fn uses_hessian(self) -> bool {
         matches!(self, Self::LevenbergMarquardt)
+    }
+
+    /// Whether a run of it can be checkpointed (its state saved and restored bit for bit):
+    /// every first-order optimizer and every LODO, not the quasi-Newton methods and
+    /// Levenberg–Marquardt.
+    #[must_use]
+    pub fn checkpointable(self) -> bool {
+        !matches!(
+            self,
+            Self::Lbfgs | Self::OLbfgs | Self::Bfgs | Self::LevenbergMarquardt
+        )
     }
 
     /// Whether it keeps an `n × n` matrix (BFGS, Levenberg–Marquardt).
@@ -777,7 +788,10 @@ impl Optimizer {
     /// # Errors
     /// [`BuildError`] for an out-of-range value, a LODO configuration error, or
     /// Levenberg–Marquardt on a task without Hessian-vector products.
-    pub fn build<T: Real>(&self, ctx: &BuildContext) -> Result<Box<dyn Minimizer<T>>, BuildError> {
+    pub fn build<T: StateFloat>(
+        &self,
+        ctx: &BuildContext,
+    ) -> Result<Box<dyn Minimizer<T>>, BuildError> {
         let v = |x: f64| -> T { lit(x) };
         let n = ctx.dim;
         Ok(match *self {
@@ -860,7 +874,7 @@ pub enum BuiltLodo<T: Real> {
     Residual(ResidualLodo<T>),
 }
 
-impl<T: Real> BuiltLodo<T> {
+impl<T: StateFloat> BuiltLodo<T> {
     /// As a [`Minimizer`] exposing its preconditioner.
     #[must_use]
     pub fn into_minimizer(self) -> Box<dyn Minimizer<T>> {

@@ -551,6 +551,7 @@ pub fn run_study(cases: &[LayoutCase], seed: u64, out: &Path) -> Result<LayoutSt
             keep_final: false,
             seed,
             out: out.join(&case.key),
+            checkpoint: None,
         };
         let rows: Vec<(String, Optimizer)> = STUDY_LAYOUTS
             .iter()

@@ -4,6 +4,7 @@
 //! | module | does |
 //! |---|---|
 //! | [`protocol`] | runs: tuning, main runs, ablations, the frozen test, for every task (MNIST too) |
+//! | [`checkpoint`] | checkpoints of runs in progress (`mnist --checkpoint-every`, `--resume`) |
 //! | [`claims`] | the paper's claims, checked against the results |
 //! | [`files`] | writes and reads files: `tuned.json`, tuning and curve CSVs, summaries |
 //! | [`figures`] | draws the figures |
@@ -11,6 +12,7 @@
 //! | [`layouts`] | LODO's layouts (permutation family, stored state): `--permutations`, `--state` and `reproduce`'s table |
 //! | [`progress`] | progress bars on a terminal, plain lines otherwise |
 
+pub mod checkpoint;
 pub mod claims;
 pub mod figures;
 pub mod files;
@@ -23,13 +25,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use anyhow::Context as _;
 use lodo_core::random::Stream;
 use lodo_core::{Real, lit};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::baselines::{BuildContext, Optimizer};
 use crate::mnist::task::MnistTask;
-use crate::task::{Minimizer, Task};
+use crate::task::{Minimizer, StateFloat, Task};
 use crate::tasks::{BowlOptions, NoisyQuadraticBowl, Rosenbrock};
 
 /// What "diverged" means in every table and report of the harness (one definition, applied by
@@ -240,7 +243,7 @@ impl RunOptions {
 }
 
 /// One Hessian-error measurement.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HessianPoint {
     /// Evaluations so far.
     pub step: u64,
@@ -251,7 +254,7 @@ pub struct HessianPoint {
 }
 
 /// The record of one run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// `(evaluations at the end of the bin, mean loss over the bin)`.
     pub curve: Vec<(u64, f64)>,
@@ -415,12 +418,111 @@ pub fn run<T: Real>(
     options: &RunOptions,
     metric_seed: u64,
 ) -> Result<RunRecord, Interrupted> {
+    // Without checkpoints the only error is the interruption.
+    run_checkpointed(task, minimizer, options, metric_seed, None).map_err(|_| Interrupted)
+}
+
+/// The running sums of [`run_checkpointed`]'s loop, saved in a checkpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSums {
+    /// Loss summed over the open curve bin.
+    pub bin_sum: f64,
+    /// Iterations in the open curve bin.
+    pub bin_len: u64,
+    /// Loss summed over the final window so far.
+    pub win_sum: f64,
+    /// Iterations of the final window so far.
+    pub win_len: u64,
+    /// `x₀`'s loss summed over its measurements in the final window so far.
+    pub start_sum: f64,
+    /// Measurements of `x₀`'s loss so far.
+    pub start_len: u64,
+    /// Seconds in the optimizer and task so far (metrics and checkpoints excluded).
+    pub elapsed: f64,
+}
+
+/// Where [`run_checkpointed`] saves its progress and what it continues from.
+pub struct RunCheckpoints<'a> {
+    /// Save after every this many iterations (0: only when interrupted and at the end).
+    pub every: u64,
+    /// The state to continue from (`None`: start at `x₀`).
+    pub resume: Option<checkpoint::RunState>,
+    /// Writes a state (atomically); called between iterations, after the last one, and when
+    /// [`STOP`] is seen.
+    pub save: &'a (dyn Fn(&checkpoint::RunState) -> anyhow::Result<()> + Sync),
+}
+
+/// How [`run_checkpointed`] divides a budget: iterations, curve bins, the final window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunShape {
+    /// Iterations.
+    pub iters: u64,
+    /// Evaluations (`iters` × evaluations per iteration).
+    pub steps: u64,
+    /// Evaluations before the final 10% window (iterations whose count is above it are in it).
+    pub window_start: u64,
+    /// Iterations per curve point.
+    pub bin: u64,
+}
+
+impl RunShape {
+    /// The shape of a run of `steps` evaluations, `epi` per iteration, with `curve_points`
+    /// points.
+    #[must_use]
+    pub fn new(steps: u64, epi: u64, curve_points: usize) -> Self {
+        let epi = epi.max(1);
+        let iters = (steps / epi).max(1);
+        let steps = iters * epi;
+        let window = (steps / 10).max(1);
+        Self {
+            iters,
+            steps,
+            window_start: steps - window,
+            bin: (iters / curve_points.max(1) as u64).max(1),
+        }
+    }
+}
+
+/// The α₀ of [`g_movement`]: `⟨v, Gv⟩/⟨v, v⟩` for one probe of `G` as built (`G = α₀I`).
+fn g_alpha0<T: Real>(minimizer: &dyn Minimizer<T>, n: usize, seed: u64) -> Option<f64> {
+    let mut g_rng = Stream::new(seed);
+    let v: Vec<f64> = (0..n).map(|_| g_rng.gaussian()).collect();
+    let vt: Vec<T> = v.iter().map(|&a| lit(a)).collect();
+    let mut gv = vec![T::zero(); n];
+    minimizer.preconditioner_matvec(&vt, &mut gv).then(|| {
+        let num: f64 = v.iter().zip(to_f64(&gv)).map(|(a, g)| a * g).sum();
+        num / v.iter().map(|a| a * a).sum::<f64>()
+    })
+}
+
+/// As [`run`], saving its state every [`RunCheckpoints::every`] iterations, at the end and on
+/// [`STOP`], and continuing from [`RunCheckpoints::resume`]: a run resumed from a state of
+/// iteration `t` reproduces the uninterrupted run bit for bit from `t` on (the point, the
+/// optimizer state, the task's data position, the curve, the window sums; only the seconds
+/// differ). A state may also come from a run with a smaller budget (extending it), provided the
+/// curve bins are the same and the state precedes this budget's final window.
+///
+/// Each curve point's [`g_movement`] probes come from their own stream, seeded by the metric
+/// seed and the point's index, so they need no state.
+///
+/// # Errors
+/// [`Interrupted`] (after saving) if [`STOP`] is set; with checkpoints, a task or minimizer that
+/// cannot be checkpointed, Hessian-error measurements (not supported), a state that does not
+/// fit this run, or the error of a save.
+pub fn run_checkpointed<T: Real>(
+    task: &mut dyn Task<T>,
+    minimizer: &mut dyn Minimizer<T>,
+    options: &RunOptions,
+    metric_seed: u64,
+    mut checkpoints: Option<RunCheckpoints<'_>>,
+) -> anyhow::Result<RunRecord> {
     let epi = minimizer.evaluations_per_iteration().max(1) as u64;
-    let iters = (options.steps / epi).max(1);
-    let steps = iters * epi;
-    let window = (steps / 10).max(1);
-    let window_start = steps - window; // iterations whose evaluation count is > this
-    let bin = (iters / options.curve_points.max(1) as u64).max(1);
+    let RunShape {
+        iters,
+        steps,
+        window_start,
+        bin,
+    } = RunShape::new(options.steps, epi, options.curve_points);
     let mut x = task.initial_point();
     let mut rec = RunRecord {
         curve: Vec::with_capacity((iters / bin + 1) as usize),
@@ -437,26 +539,16 @@ pub fn run<T: Real>(
         trajectory: Vec::new(),
         final_point: Vec::new(),
     };
-    // α₀ from G at the start (G = α₀I): ⟨v, Gv⟩/⟨v, v⟩ for one probe; its own stream, so the
-    // other metrics' draws are unchanged.
-    let mut g_rng = Stream::new(metric_seed ^ 0x6d6f_7665);
+    // α₀ from G at the start (G = α₀I), from its own stream; the probes of curve point i come
+    // from a stream of their own (seeded by i), so the other metrics' draws are unchanged.
+    let g_seed = metric_seed ^ 0x6d6f_7665;
     let g_alpha0 = if options.g_movement_probes > 0 {
-        let v: Vec<f64> = (0..x.len()).map(|_| g_rng.gaussian()).collect();
-        let vt: Vec<T> = v.iter().map(|&a| lit(a)).collect();
-        let mut gv = vec![T::zero(); x.len()];
-        minimizer.preconditioner_matvec(&vt, &mut gv).then(|| {
-            let num: f64 = v.iter().zip(to_f64(&gv)).map(|(a, g)| a * g).sum();
-            num / v.iter().map(|a| a * a).sum::<f64>()
-        })
+        g_alpha0(minimizer, x.len(), g_seed)
     } else {
         None
     };
-    if options.trajectory {
-        rec.trajectory.push(to_f64(&x));
-    }
     let mut rng = Stream::new(metric_seed);
-    let (mut bin_sum, mut bin_len) = (0.0, 0u64);
-    let (mut win_sum, mut win_len) = (0.0, 0u64);
+    let mut sums = RunSums::default();
     // x₀'s loss in the final window: at every `start_every`-th iteration of it.
     let window_iters = iters - window_start / epi;
     let start_every = match options.start_points {
@@ -469,7 +561,66 @@ pub fn run<T: Real>(
         Vec::new()
     };
     let mut scratch = vec![T::zero(); if start_every > 0 { x.len() } else { 0 }];
-    let (mut start_sum, mut start_len) = (0.0, 0u64);
+    let mut first = 0;
+    let resume = checkpoints.as_mut().and_then(|c| c.resume.take());
+    if checkpoints.is_some() {
+        anyhow::ensure!(
+            options.hessian_every == 0,
+            "runs with Hessian-error measurements cannot be checkpointed"
+        );
+        // Fails early for a task that cannot be restored.
+        anyhow::ensure!(
+            task.position().is_some(),
+            "the task {} cannot be checkpointed",
+            task.name()
+        );
+    }
+    if let Some(s) = resume {
+        let shape = RunShape {
+            iters,
+            steps,
+            window_start,
+            bin,
+        };
+        checkpoint::check_resume(&s, &shape, epi, x.len(), g_alpha0)?;
+        let extended = s.window_start != window_start;
+        minimizer.load_state(&s.minimizer)?;
+        task.seek(s.draws)?;
+        x = s.x.iter().map(|&v| lit(v)).collect();
+        sums = s.sums;
+        if extended {
+            // The state precedes this budget's final window (checked): none of it is summed.
+            sums.win_sum = 0.0;
+            sums.win_len = 0;
+            sums.start_sum = 0.0;
+            sums.start_len = 0;
+        }
+        rec = s.record;
+        first = s.iterations;
+    } else if options.trajectory {
+        rec.trajectory.push(to_f64(&x));
+    }
+    let resumed_at = first;
+    let snapshot = |task: &dyn Task<T>,
+                    m: &dyn Minimizer<T>,
+                    x: &[T],
+                    iterations: u64,
+                    sums: &RunSums,
+                    rec: &RunRecord|
+     -> anyhow::Result<checkpoint::RunState> {
+        Ok(checkpoint::RunState {
+            steps,
+            bin,
+            window_start,
+            iterations,
+            x: to_f64(x),
+            minimizer: m.save_state()?,
+            draws: task.position().context("the task cannot be checkpointed")?,
+            g_alpha0,
+            sums: *sums,
+            record: rec.clone(),
+        })
+    };
     let mut measure = |task: &mut dyn Task<T>,
                        m: &dyn Minimizer<T>,
                        x: &[T],
@@ -489,13 +640,25 @@ pub fn run<T: Real>(
     if options.hessian_every > 0 {
         measure(task, minimizer, &x, 0, &mut rec.hessian);
     }
-    let mut elapsed = 0.0;
     let mut start = Instant::now();
-    for it in 0..iters {
+    let mut done = first;
+    for it in first..iters {
+        if rec.diverged {
+            break;
+        }
         if STOP.load(Ordering::Relaxed) {
-            return Err(Interrupted);
+            // Nothing to save before this call's first iteration (a fresh run starts over, a
+            // resumed one has its file).
+            if let Some(c) = &checkpoints
+                && it > resumed_at
+            {
+                sums.elapsed += start.elapsed().as_secs_f64();
+                (c.save)(&snapshot(task, minimizer, &x, it, &sums, &rec)?)?;
+            }
+            return Err(Interrupted.into());
         }
         let evals = (it + 1) * epi;
+        done = it + 1;
         let loss = match minimizer.iterate(task, &mut x) {
             Ok(l) if l.is_finite() => l.to_f64().unwrap_or(f64::NAN),
             Ok(l) => {
@@ -517,44 +680,61 @@ pub fn run<T: Real>(
         if options.trajectory {
             rec.trajectory.push(to_f64(&x));
         }
-        bin_sum += loss;
-        bin_len += 1;
-        if bin_len == bin || it + 1 == iters {
-            rec.curve.push((evals, bin_sum / bin_len as f64));
-            rec.times.push(elapsed + start.elapsed().as_secs_f64());
-            bin_sum = 0.0;
-            bin_len = 0;
+        sums.bin_sum += loss;
+        sums.bin_len += 1;
+        if sums.bin_len == bin || it + 1 == iters {
+            rec.curve.push((evals, sums.bin_sum / sums.bin_len as f64));
+            rec.times.push(sums.elapsed + start.elapsed().as_secs_f64());
+            sums.bin_sum = 0.0;
+            sums.bin_len = 0;
             if let Some(a0) = g_alpha0 {
-                elapsed += start.elapsed().as_secs_f64();
+                sums.elapsed += start.elapsed().as_secs_f64();
+                let point = rec.curve.len() as u64 - 1;
                 let g = g_movement(
                     minimizer,
                     a0,
                     x.len(),
                     options.g_movement_probes,
-                    &mut g_rng,
+                    &mut Stream::new(derive_seed(g_seed, &[point])),
                 );
                 rec.g_movement.push(g.unwrap_or(f64::NAN));
                 start = Instant::now();
             }
         }
         if evals > window_start {
-            win_sum += loss;
-            win_len += 1;
+            sums.win_sum += loss;
+            sums.win_len += 1;
             if start_every > 0 && (it - window_start / epi).is_multiple_of(start_every) {
-                elapsed += start.elapsed().as_secs_f64();
+                sums.elapsed += start.elapsed().as_secs_f64();
                 let l = task.loss_grad_same_sample(&x0, &mut scratch);
-                start_sum += l.to_f64().unwrap_or(f64::NAN);
-                start_len += 1;
+                sums.start_sum += l.to_f64().unwrap_or(f64::NAN);
+                sums.start_len += 1;
                 start = Instant::now();
             }
         }
         if options.hessian_every > 0 && evals % options.hessian_every < epi {
-            elapsed += start.elapsed().as_secs_f64();
+            sums.elapsed += start.elapsed().as_secs_f64();
             measure(task, minimizer, &x, evals, &mut rec.hessian);
             start = Instant::now();
         }
+        if let Some(c) = &checkpoints
+            && c.every > 0
+            && (it + 1).is_multiple_of(c.every)
+            && it + 1 < iters
+        {
+            sums.elapsed += start.elapsed().as_secs_f64();
+            (c.save)(&snapshot(task, minimizer, &x, it + 1, &sums, &rec)?)?;
+            start = Instant::now();
+        }
     }
-    elapsed += start.elapsed().as_secs_f64();
+    sums.elapsed += start.elapsed().as_secs_f64();
+    if let Some(c) = &checkpoints
+        && done > resumed_at
+    {
+        // The final state, so that a longer budget can continue from it.
+        (c.save)(&snapshot(task, minimizer, &x, done, &sums, &rec)?)?;
+    }
+    let elapsed = sums.elapsed;
     rec.seconds = elapsed;
     if options.keep_final {
         rec.final_point = to_f64(&x);
@@ -565,11 +745,11 @@ pub fn run<T: Real>(
     } else {
         0.0
     };
-    if start_len > 0 {
-        rec.start_loss = start_sum / start_len as f64;
+    if sums.start_len > 0 {
+        rec.start_loss = sums.start_sum / sums.start_len as f64;
     }
-    if !rec.diverged && win_len > 0 {
-        let mean = win_sum / win_len as f64;
+    if !rec.diverged && sums.win_len > 0 {
+        let mean = sums.win_sum / sums.win_len as f64;
         if mean.is_finite() {
             rec.final_loss = mean;
             if mean > rec.start_loss {
@@ -598,30 +778,56 @@ pub fn run_optimizer(
     options: &RunOptions,
     seed: u64,
 ) -> Result<RunRecord, Interrupted> {
+    // Without checkpoints the only error is the interruption.
+    run_optimizer_checkpointed(spec, optimizer, options, seed, None).map_err(|_| Interrupted)
+}
+
+/// As [`run_optimizer`], with checkpoints ([`run_checkpointed`]).
+///
+/// # Errors
+/// [`Interrupted`] (wrapped), and with checkpoints [`run_checkpointed`]'s errors.
+pub fn run_optimizer_checkpointed(
+    spec: &TaskSpec,
+    optimizer: &Optimizer,
+    options: &RunOptions,
+    seed: u64,
+    checkpoints: Option<RunCheckpoints<'_>>,
+) -> anyhow::Result<RunRecord> {
     let ctx = spec.context(options.steps, derive_seed(seed, &[2]));
     match spec {
         TaskSpec::Mnist(m) => {
             match MnistTask::new(m.images.clone(), m.batch, derive_seed(seed, &[1])) {
-                Ok(mut task) => run_built::<f32>(&mut task, optimizer, &ctx, options, seed),
+                Ok(mut task) => {
+                    run_built::<f32>(&mut task, optimizer, &ctx, options, seed, checkpoints)
+                }
                 Err(e) => Ok(RunRecord::failed(e.to_string())),
             }
         }
         _ => match spec.make(derive_seed(seed, &[1])) {
-            Ok(mut task) => run_built::<f64>(task.as_mut(), optimizer, &ctx, options, seed),
+            Ok(mut task) => {
+                run_built::<f64>(task.as_mut(), optimizer, &ctx, options, seed, checkpoints)
+            }
             Err(e) => Ok(RunRecord::failed(e)),
         },
     }
 }
 
-fn run_built<T: Real>(
+fn run_built<T: StateFloat>(
     task: &mut dyn Task<T>,
     optimizer: &Optimizer,
     ctx: &BuildContext,
     options: &RunOptions,
     seed: u64,
-) -> Result<RunRecord, Interrupted> {
+    checkpoints: Option<RunCheckpoints<'_>>,
+) -> anyhow::Result<RunRecord> {
     match optimizer.build::<T>(ctx) {
-        Ok(mut minimizer) => run(task, minimizer.as_mut(), options, derive_seed(seed, &[3])),
+        Ok(mut minimizer) => run_checkpointed(
+            task,
+            minimizer.as_mut(),
+            options,
+            derive_seed(seed, &[3]),
+            checkpoints,
+        ),
         Err(e) => Ok(RunRecord::failed(e.to_string())),
     }
 }

@@ -12,10 +12,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 
+use super::checkpoint::{self, Checkpoints, RunState};
 use super::files::{self, Tuned};
 use super::progress::Progress;
 use super::{
-    Interrupted, RunOptions, RunRecord, TaskSpec, derive_seed, is_interrupted, run, run_optimizer,
+    Interrupted, RunCheckpoints, RunOptions, RunRecord, RunShape, TaskSpec, derive_seed,
+    is_interrupted, run, run_optimizer, run_optimizer_checkpointed,
 };
 use crate::baselines::{
     BuiltLodo, FrozenLodo, HyperParam, LodoMinimizer, LodoParams, LodoVariant, Optimizer,
@@ -109,6 +111,9 @@ pub struct Plan {
     pub seed: u64,
     /// The task's output folder.
     pub out: PathBuf,
+    /// Checkpoint the main runs and ablations ([`super::checkpoint`]): MNIST only, not with
+    /// tuning.
+    pub checkpoint: Option<Checkpoints>,
 }
 
 /// The runs of one row of a table.
@@ -426,6 +431,30 @@ pub fn phase_runs(
     let jobs: Vec<(usize, usize)> = (0..rows.len())
         .flat_map(|i| (0..b.runs).map(move |r| (i, r)))
         .collect();
+    if let Some(c) = plan.checkpoint.as_ref().filter(|c| c.resume) {
+        // Every run's checkpoint belongs to this run and fits its budget before any work
+        // starts (checkpointable optimizers take one evaluation per iteration).
+        let shape = RunShape::new(b.steps, 1, b.curve_points);
+        for &(i, r) in &jobs {
+            let (label, optimizer) = &rows[i];
+            let path = c.run_path(label, r);
+            if path.exists() {
+                let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
+                let h = checkpoint::read_run_header(&path)?;
+                check_key(&path, &h.key, &run_key(label, r, optimizer, seed))?;
+                checkpoint::check_progress(&h.progress, &shape, 1)
+                    .with_context(|| format!("{label} run {r} ({})", path.display()))?;
+                anyhow::ensure!(
+                    optimizer.kind() != OptimizerKind::Lars || h.progress.steps == b.steps,
+                    "{label} run {r}: LARS's learning rate decays as (1 − t/T)² over its step \
+                     budget T, so a LARS run continues only with its own budget ({} steps, not \
+                     {})",
+                    h.progress.steps,
+                    b.steps
+                );
+            }
+        }
+    }
     let pb = bar(jobs.len() as u64, format!("{what} {}", plan.spec.name()));
     let bowl = matches!(plan.spec, TaskSpec::Bowl(_));
     let records: Vec<Result<RunRecord>> = jobs
@@ -449,7 +478,22 @@ pub fn phase_runs(
                 opts.g_movement_probes = 4;
             }
             let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
-            let rec = run_optimizer(&plan.spec, optimizer, &opts, seed)?;
+            let rec = match &plan.checkpoint {
+                None => run_optimizer(&plan.spec, optimizer, &opts, seed)?,
+                Some(c) => {
+                    let key = run_key(label, r, optimizer, seed);
+                    let path = c.run_path(label, r);
+                    let resume = resume_state(c, &path, &key, label, r)?;
+                    let save = |st: &RunState| checkpoint::write_run_state(&path, &key, st);
+                    let ckpt = RunCheckpoints {
+                        every: c.every,
+                        resume,
+                        save: &save,
+                    };
+                    run_optimizer_checkpointed(&plan.spec, optimizer, &opts, seed, Some(ckpt))
+                        .with_context(|| format!("{label} run {r}"))?
+                }
+            };
             files::write_run_files(&plan.out, label, r, &rec)
                 .with_context(|| format!("writing the files of {label} run {r}"))?;
             pb.inc(1);
@@ -477,6 +521,50 @@ pub fn phase_runs(
         });
     }
     Ok((groups, finished))
+}
+
+/// The key of run `r` of the row `label` in its checkpoint: the row, the optimizer with its
+/// hyperparameters and the run's seed.
+fn run_key(label: &str, r: usize, optimizer: &Optimizer, seed: u64) -> String {
+    format!("{label} run {r}: {optimizer:?}, seed {seed:#018x}")
+}
+
+fn check_key(path: &std::path::Path, found: &str, expected: &str) -> Result<()> {
+    anyhow::ensure!(
+        found == expected,
+        "{} belongs to another run: it holds `{found}`, this run is `{expected}`",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The state run `r` of `label` continues from: its checkpoint when resuming, else none (a run
+/// without a checkpoint had not started; it starts, and says so).
+fn resume_state(
+    c: &Checkpoints,
+    path: &std::path::Path,
+    key: &str,
+    label: &str,
+    r: usize,
+) -> Result<Option<RunState>> {
+    if !c.resume {
+        return Ok(None);
+    }
+    if !path.exists() {
+        eprintln!(
+            "[checkpoint] {label} run {r}: no checkpoint in {} (not started before); starting at step 0",
+            c.dir.display()
+        );
+        return Ok(None);
+    }
+    let (found, state) = checkpoint::read_run_state(path)?;
+    check_key(path, &found, key)?;
+    eprintln!(
+        "[checkpoint] {label} run {r}: resuming at iteration {} of {}",
+        state.iterations,
+        path.display()
+    );
+    Ok(Some(state))
 }
 
 /// The frozen-preconditioner test (`freeze_hessian_test.py`): LODO trains on bowl A; its `θ` is
@@ -704,6 +792,30 @@ pub fn check_plan(plan: &Plan) -> Result<()> {
 /// [`check_plan`]'s, I/O errors.
 pub fn run_plan(plan: &Plan) -> Result<TaskResults> {
     check_plan(plan)?;
+    if let Some(c) = &plan.checkpoint {
+        anyhow::ensure!(
+            plan.tune.is_none(),
+            "checkpoints cover the runs, not the tuning: tune first, then run the tuned values \
+             with checkpoints"
+        );
+        anyhow::ensure!(
+            matches!(plan.spec, TaskSpec::Mnist(_)),
+            "only MNIST runs can be checkpointed (the {} task cannot restore its samples)",
+            plan.spec.name()
+        );
+        if let Some(o) = plan.optimizers.iter().find(|o| !o.kind().checkpointable()) {
+            anyhow::bail!(
+                "{} cannot be checkpointed (only the first-order optimizers and LODO can); \
+                 leave it out of --optimizers or run without checkpoints",
+                o.kind()
+            );
+        }
+        if !c.resume {
+            std::fs::create_dir_all(&c.dir)
+                .with_context(|| format!("cannot create checkpoint folder {}", c.dir.display()))?;
+        }
+        checkpoint::open(plan, c)?;
+    }
     let start = Instant::now();
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("cannot create output folder {}", plan.out.display()))?;

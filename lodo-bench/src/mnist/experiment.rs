@@ -28,6 +28,7 @@ use lodo_core::PermutationFamily;
 use super::idx::Mnist;
 use super::net::{self, PIX, SIDE};
 use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind, StatePolicy, TuneScope};
+use crate::experiment::checkpoint::Checkpoints;
 use crate::experiment::layouts::{FamilyList, StateList, layout_rows};
 use crate::experiment::protocol::{Budget, Group, LodoRow, Plan, Setting, run_plan};
 use crate::experiment::{Interrupted, MnistSpec, TaskSpec};
@@ -159,6 +160,42 @@ pub struct MnistArgs {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Checkpoint every K steps of each run (and at its end, and on Ctrl-C) into
+    /// --checkpoint-dir: the optimizer's state, the network, the data position, the curve so
+    /// far. Continue with --resume. Not with --tune. A LODO checkpoint is about 155 MB.
+    #[arg(long, value_name = "K")]
+    pub checkpoint_every: Option<u64>,
+    /// Folder of the checkpoints (default: `<out>/checkpoint`); must not hold one already.
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue the runs checkpointed in DIR, bit for bit, and keep checkpointing there (every
+    /// --checkpoint-every K steps if given, else at the end of each run and on Ctrl-C). Give
+    /// the options the checkpoint was started with; --steps may grow (extending finished runs;
+    /// not LARS, whose decay depends on the budget) and --runs too (new runs start at step 0).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+impl MnistArgs {
+    /// The checkpoint settings of `--checkpoint-every`, `--checkpoint-dir` and `--resume`.
+    fn checkpoints(&self) -> Option<Checkpoints> {
+        match (&self.resume, self.checkpoint_every) {
+            (Some(dir), every) => Some(Checkpoints {
+                dir: dir.clone(),
+                every: every.unwrap_or(0),
+                resume: true,
+            }),
+            (None, Some(every)) => Some(Checkpoints {
+                dir: self
+                    .checkpoint_dir
+                    .clone()
+                    .unwrap_or_else(|| self.out.join("checkpoint")),
+                every,
+                resume: false,
+            }),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The optimizer `kind` at the command line's values (the authors' defaults otherwise).
@@ -444,6 +481,20 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
             "--seconds must be a positive number of seconds, got {w}"
         );
     }
+    anyhow::ensure!(
+        args.checkpoint_dir.is_none() || args.checkpoint_every.is_some(),
+        "--checkpoint-dir needs --checkpoint-every K"
+    );
+    anyhow::ensure!(
+        args.checkpoint_every != Some(0),
+        "--checkpoint-every must be positive"
+    );
+    let checkpoints = args.checkpoints();
+    anyhow::ensure!(
+        checkpoints.is_none() || !args.tune,
+        "checkpoints cover the runs, not the tuning: run --tune first, then the runs with the \
+         tuned values (--alpha0, --meta-lr, --adam-lr, ...) and --checkpoint-every"
+    );
     if args.tune {
         anyhow::ensure!(args.tune_steps > 0, "--tune-steps must be positive");
         anyhow::ensure!(args.tune_batch > 0, "--tune-batch must be positive");
@@ -552,6 +603,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         keep_final: true,
         seed: args.seed,
         out: args.out.clone(),
+        checkpoint: checkpoints.clone(),
     };
     let res = pool.install(|| run_plan(&plan))?;
     let experiment_seconds = started.elapsed().as_secs_f64();
@@ -599,6 +651,26 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         let at = md.find("\n\n").map_or(0, |i| i + 2);
         md.insert_str(at, &p);
     }
+    if let Some(c) = &checkpoints {
+        md.push_str(&format!(
+            "\nCheckpoints: `{}` ({}{}); the seconds of resumed runs continue from their saved \
+             totals.\n",
+            c.dir.display(),
+            if c.every > 0 {
+                format!(
+                    "every {} steps, at the end of each run and on Ctrl-C",
+                    c.every
+                )
+            } else {
+                "at the end of each run and on Ctrl-C".into()
+            },
+            if c.resume {
+                "; this invocation resumed from them"
+            } else {
+                ""
+            }
+        ));
+    }
     if args.tune {
         md.push_str(&tuning_markdown(args, &res.tuned));
     }
@@ -633,6 +705,13 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
             "[mnist] partial report: {}",
             args.out.join("report.md").display()
         );
+        if let Some(c) = &checkpoints {
+            eprintln!(
+                "[mnist] every started run is checkpointed in {}; continue with the same options \
+                 and --resume {0}",
+                c.dir.display()
+            );
+        }
         return Err(Interrupted.into());
     }
     eprintln!("[mnist] report: {}", args.out.join("report.md").display());

@@ -17,6 +17,8 @@ pub struct MnistTask {
     init_seed: u64,
     rng: Stream,
     batch: Vec<Query>,
+    /// Batches drawn so far (the data-order position a checkpoint stores).
+    draws: u64,
 }
 
 impl MnistTask {
@@ -44,6 +46,7 @@ impl MnistTask {
             init_seed: seed,
             rng: Stream::new(seed ^ 0x6d6e_6973_7462_6174),
             batch: Vec::with_capacity(batch_size),
+            draws: 0,
         })
     }
 
@@ -62,6 +65,7 @@ impl MnistTask {
             let col = self.rng.below(SIDE as u64) as u8;
             self.batch.push(Query { image, row, col });
         }
+        self.draws += 1;
     }
 }
 
@@ -88,5 +92,24 @@ impl<T: Scalar> Task<T> for MnistTask {
             self.draw();
         }
         net::loss_grad(x, &self.images, &self.batch, grad)
+    }
+
+    /// Batches drawn so far.
+    fn position(&self) -> Option<u64> {
+        Some(self.draws)
+    }
+
+    /// Draws batches until `draws` have been drawn: the data stream replayed from the seed
+    /// (3 random integers per query, so 20,000 batches of 256 take well under a second).
+    fn seek(&mut self, draws: u64) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.draws <= draws,
+            "the MNIST task has drawn {} batches, past the checkpoint's {draws}",
+            self.draws
+        );
+        while self.draws < draws {
+            self.draw();
+        }
+        Ok(())
     }
 }
