@@ -307,7 +307,13 @@ fn fixed_case_every_wiring_every_path() {
 /// Values with a prime period, so that reading a wrong window of `x` shows.
 #[test]
 fn long_segments_and_bf16_kept_activations() {
-    for (k, m, tile) in [(4, 70, 12), (3, 90, 12), (1, 300, 7)] {
+    // Under Miri (`fast()`) one small case: k = 1, still r > 192 and a cut last tile.
+    let cases: &[(usize, usize, usize)] = if fast() {
+        &[(1, 200, 7)]
+    } else {
+        &[(4, 70, 12), (3, 90, 12), (1, 300, 7)]
+    };
+    for &(k, m, tile) in cases {
         let h = k * k * m;
         let r = h / k;
         assert!(r > 192 && r % tile != 0);
