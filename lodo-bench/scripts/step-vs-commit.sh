@@ -7,10 +7,12 @@
 # Builds one tiny program twice, against this tree's lodo-core and against REV's (a git worktree
 # in target/step-vs/REV), in release with the workspace's profile. Each run is one process that
 # times `Lodo::step` at the defaults (`Random` permutations, the full state, the best kernel path)
-# for a fixed number of steps after 20 warm-up steps and prints ns per step; the script alternates
+# for a fixed number of steps after 20 warm-up steps and prints the thread's CPU time per step
+# in ns (Linux: /proc/thread-self/schedstat, so time-slicing by other processes does not count;
+# memory stalls do); the script alternates
 # old/new for ROUNDS rounds per case and prints each side's median and their ratio. With
 # CALLGRIND=1 it also counts instructions per step (valgrind; repeatable on a loaded machine).
-# Wall times on a shared machine are noisy: read the ratio of medians, with the load printed.
+# On a shared machine read the ratio of medians, with the load printed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rev=${1:-48fb174}; rounds=${2:-15}
@@ -20,7 +22,12 @@ old=$dir/tree-$rev
 mkdir -p "$dir/prog/src"
 cat > "$dir/prog/src/main.rs" <<'RS'
 use lodo_core::{Lodo, LodoConfig, Optimizer};
-use std::time::Instant;
+/// This thread's CPU time in seconds (Linux `schedstat`): time-slicing by other processes on a
+/// shared machine does not count, memory stalls do.
+fn cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    s.split_whitespace().next().unwrap().parse::<f64>().unwrap() * 1e-9
+}
 fn run<T: lodo_core::Real>(n: usize, steps: usize) -> f64 {
     let config = LodoConfig::<T>::default().with_alpha0(T::from(1e-3).unwrap()).unwrap();
     let mut lodo = Lodo::<T>::new(n, config, 1).unwrap();
@@ -35,9 +42,9 @@ fn run<T: lodo_core::Real>(n: usize, steps: usize) -> f64 {
         }
     };
     go(&mut lodo, &mut x, 20);
-    let t = Instant::now();
+    let t = cpu();
     go(&mut lodo, &mut x, steps);
-    t.elapsed().as_secs_f64() * 1e9 / steps as f64
+    (cpu() - t) * 1e9 / steps as f64
 }
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -66,7 +73,7 @@ TOML
 OLD=$(build old "$old"); NEW=$(build new "$root")
 echo "# Lodo::step, defaults (Random, full state), best kernel path; old = $rev, new = $(git rev-parse --short HEAD)"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $rounds alternating rounds per case"
-echo "| float | n | steps per run | old median ns/step | new median ns/step | new / old |"
+echo "| float | n | steps per run | old median CPU ns/step | new median CPU ns/step | new / old |"
 echo "|---|---|---|---|---|---|"
 med() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for float in f32 f64; do
