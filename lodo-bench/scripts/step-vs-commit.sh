@@ -21,7 +21,7 @@ old=$dir/tree-$rev
 [ -d "$old" ] || git worktree add --detach "$old" "$rev" >/dev/null
 mkdir -p "$dir/prog/src"
 cat > "$dir/prog/src/main.rs" <<'RS'
-use lodo_core::{Lodo, LodoConfig, Optimizer};
+use lodo_core::{Lodo, LodoConfig};
 /// This thread's CPU time in seconds (Linux `schedstat`): time-slicing by other processes on a
 /// shared machine does not count, memory stalls do.
 fn cpu() -> f64 {
