@@ -63,7 +63,7 @@
 //! # Save and resume
 //! [`LodoOptimizer::save`] writes the state (JSON, floats round-tripped exactly) beside
 //! `VarMap::save`; [`LodoOptimizer::load_for_varmap`] (or [`LodoOptimizer::load`]) restores it,
-//! and training continues bit for bit (same build and kernel path).
+//! and training continues bit for bit (same kernel path, on any platform).
 //!
 //! # Compact state
 //! lodo-core's state-precision policy (issue 17: [`lodo_core::Precision`]) is part of the

@@ -30,7 +30,7 @@
 //!
 //! The payload carries lodo-core's own `STATE_FORMAT` number; [`lodo_f32_load`] refuses other
 //! envelope versions and formats lodo-core cannot read with [`LODO_ERR_STATE_UNSUPPORTED_VERSION`].
-//! A resumed run continues bit for bit (same build, same kernel path), also with a compact
+//! A resumed run continues bit for bit (same kernel path, on any platform), also with a compact
 //! state ([`LodoConfigC::moments`], [`LodoConfigC::activations`]: a compact state saves
 //! compact, and its bytes shrink with it).
 //!

@@ -795,7 +795,7 @@ impl PyLodo {
 
     /// The whole state as bytes (lodo-ffi's envelope: a 24-byte header and lodo-core's state in
     /// postcard; floats as their IEEE bytes). `Lodo.from_state_dict` or `load_state_dict` of
-    /// these bytes continues the run bit for bit (same build, same CPU kernel path).
+    /// these bytes continues the run bit for bit (same CPU kernel path, on any platform).
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let bytes = each!(&self.inner, l => encode(py, l))?;
         Ok(PyBytes::new(py, &bytes))
