@@ -2,6 +2,7 @@
 //! `s(j)` without division (see [`crate::wiring`] for the maps and the divisibility that makes
 //! them incremental), and the prefetch hint for random indices.
 
+use crate::tuning::PREFETCH_MIN_BYTES;
 use crate::wiring::Wiring;
 
 /// Hints the cache to fetch the line holding `*p` (`prefetcht0`); `p` need not be valid.
@@ -90,6 +91,9 @@ impl Cursor for IndexCursor<'_> {
     }
     #[inline(always)]
     fn prefetch<T>(&self, base: &[T], scale: usize, ahead: usize) {
+        if size_of_val(base) < PREFETCH_MIN_BYTES {
+            return;
+        }
         let next = self.j0 + ahead * self.k;
         if let Some(idx) = self.q.get(next..next + self.k) {
             for &i in idx {

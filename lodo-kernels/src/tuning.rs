@@ -26,6 +26,14 @@ pub const MATMAT_GEMM_MIN_COLS: usize = 32;
 /// Xeon; noisy). 8 blocks of `k = 4` is that distance.
 pub const PREFETCH_BLOCKS: usize = 8;
 
+/// Smallest randomly addressed array (bytes) for which the SIMD bodies issue the prefetches of
+/// [`PREFETCH_BLOCKS`]: below it the array sits in L2 (2 MiB per core on the Xeon this was
+/// measured on) and the hints are pure overhead. A LODO step with `Random` permutations at
+/// n = 10³ (f32, in cache) took 1.19× the CPU time of 48fb174's with the hints and the same
+/// without them; at n = 10⁶ it took 0.93 s either way on a loaded machine
+/// (`lodo-bench/scripts/step-vs-commit.sh`).
+pub const PREFETCH_MIN_BYTES: usize = 1 << 20;
+
 /// Whether the block mat-vec `Kernels::matvec` (a bench baseline) on the AVX-512 path runs the AVX2 body. Compiled
 /// with AVX-512 enabled, the compiler vectorises the plain block mat-vec across blocks with
 /// 16-lane shuffles that cost more than they save: `matvec_f32` in the kernels bench measured

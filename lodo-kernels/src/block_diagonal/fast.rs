@@ -12,7 +12,7 @@ use num_traits::Float;
 use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
 use crate::compact::{Stored, compact_limit, decode_tile, encode_tile};
 use crate::cursor::{Cursor, prefetch, with_cursor};
-use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K, PREFETCH_BLOCKS};
+use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K, PREFETCH_BLOCKS, PREFETCH_MIN_BYTES};
 use crate::wiring::Wiring;
 
 /// `acc + a·b`, fused when `FMA`.
@@ -22,9 +22,13 @@ fn madd<T: Float, const FMA: bool>(a: T, b: T, acc: T) -> T {
 }
 
 /// Hints the cache to fetch the line holding `base[i]` for every `i` in
-/// `perm[next..next + k]` (nothing if that range is past the end).
+/// `perm[next..next + k]` (nothing if that range is past the end, or if `base` is smaller than
+/// [`PREFETCH_MIN_BYTES`]).
 #[inline(always)]
 fn prefetch_block<T>(base: &[T], perm: &[u32], next: usize, k: usize) {
+    if size_of_val(base) < PREFETCH_MIN_BYTES {
+        return;
+    }
     if let Some(idx) = perm.get(next..next + k) {
         for &i in idx {
             prefetch(base.as_ptr().wrapping_add(i as usize));
