@@ -272,6 +272,12 @@ impl<T: Real, P: Preconditioner<T>, M: MetaOptimizer<T>> Lodo<T, P, M> {
         self.state.steps
     }
 
+    /// The momentum coefficient `β` of `m_t = β·m_{t−1} + (1 − β)·g_t` (paper §4, Algorithm 1).
+    #[must_use]
+    pub fn beta(&self) -> T {
+        self.state.beta
+    }
+
     /// The meta-optimizer.
     #[must_use]
     pub fn meta(&self) -> &M {

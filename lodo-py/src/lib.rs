@@ -762,8 +762,8 @@ impl PyLodo {
     }
 
     /// The network's shape and options: `layers`, `block_size`, `hidden`, `family`, `tile`,
-    /// `activations`, `moments`, `alpha0`, `meta_lr`, and Adam's `adam_beta1`, `adam_beta2`,
-    /// `adam_epsilon` (meta = "adam"); β is not readable back.
+    /// `activations`, `moments`, `alpha0`, `meta_lr`, `beta` (the momentum coefficient), and
+    /// Adam's `adam_beta1`, `adam_beta2`, `adam_epsilon` (meta = "adam").
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("n", self.n())?;
@@ -784,6 +784,7 @@ impl PyLodo {
             d.set_item("activations", p.activations().name())?;
             d.set_item("alpha0", wide(p.alpha0()))?;
             d.set_item("meta_lr", wide(MetaOptimizer::learning_rate(l.meta())))?;
+            d.set_item("beta", wide(l.beta()))?;
         });
         match &self.inner {
             Inner::F32Adam(l) => adam_items(&d, l.meta())?,

@@ -36,6 +36,12 @@ def test_descends_and_reports(dtype, meta):
     assert (c["layers"], c["block_size"], c["hidden"], c["meta"]) == (4, 4, 24, meta)
 
 
+def test_config_reads_back_what_was_set(dtype):
+    # Dyadic values, exact in f32 and f64.
+    c = small(dtype, beta=0.75, alpha0=0.25, meta_lr=2.0**-9).config()
+    assert (c["beta"], c["alpha0"], c["meta_lr"]) == (0.75, 0.25, 2.0**-9)
+
+
 def bad_inputs(n, dtype):
     other = np.float64 if dtype == np.float32 else np.float32
     ok = np.ones(n, dtype=dtype)
