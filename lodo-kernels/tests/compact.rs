@@ -99,6 +99,33 @@ struct Run<T> {
     kept: usize,
 }
 
+/// One fused hypergradient + Adam step on `kern`'s path (`None`: the reference body) from
+/// copies of `θ₀` and the stored moments.
+fn fused_step<T: Float + 'static>(
+    kern: Option<lodo_kernels::Kernels>,
+    k: usize,
+    pair: GatheredPair<'_, T, T>,
+    (theta0, store0): (&[T], &Store),
+    co: AdamCoefficients<T>,
+) -> Run<T> {
+    let (mut theta, mut store) = (theta0.to_vec(), store0.clone());
+    let mut zad = vec![T::nan(); 2 * pair.c.len()];
+    let state = AdamSlices {
+        theta: &mut theta,
+        moments: store.moments(),
+    };
+    let kept = match kern {
+        Some(kern) => kern.backward_pair_adam(k, pair, state, co, &mut zad),
+        None => reference::backward_pair_adam(k, pair, state, co, &mut zad),
+    };
+    Run {
+        theta,
+        store,
+        zad,
+        kept,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn check<T: Float + std::fmt::Debug + 'static>(k: usize, blocks: usize, q8: bool, seed: u64) {
     let h = k * blocks;
@@ -142,24 +169,7 @@ fn check<T: Float + std::fmt::Debug + 'static>(k: usize, blocks: usize, q8: bool
             c: &c,
             e: &e,
         };
-        let run = |kern: Option<lodo_kernels::Kernels>| {
-            let (mut theta, mut store) = (theta0.clone(), store0.clone());
-            let mut zad = vec![T::nan(); 2 * h];
-            let state = AdamSlices {
-                theta: &mut theta,
-                moments: store.moments(),
-            };
-            let kept = match kern {
-                Some(kern) => kern.backward_pair_adam(k, pair, state, co, &mut zad),
-                None => reference::backward_pair_adam(k, pair, state, co, &mut zad),
-            };
-            Run {
-                theta,
-                store,
-                zad,
-                kept,
-            }
-        };
+        let run = |kern| fused_step(kern, k, pair, (&theta0, &store0), co);
         let r = run(None);
         // The definition: decode, the full-precision reference update, encode (bits).
         let (mut m, mut v) = store0.clone().decode::<T>(k, hk);
@@ -424,18 +434,9 @@ fn codes_bit_for_bit<T: Float + std::fmt::Debug + 'static>(
             c: &c,
             e: &e,
         };
-        let run = |kern: Option<lodo_kernels::Kernels>| {
-            let (mut theta, mut store) = (theta0.clone(), store0.clone());
-            let mut zad = vec![T::nan(); 2 * h];
-            let state = AdamSlices {
-                theta: &mut theta,
-                moments: store.moments(),
-            };
-            let kept = match kern {
-                Some(kern) => kern.backward_pair_adam(k, pair, state, co, &mut zad),
-                None => reference::backward_pair_adam(k, pair, state, co, &mut zad),
-            };
-            (kept, bits(&theta), store, bits(&zad))
+        let run = |kern| {
+            let r = fused_step(kern, k, pair, (&theta0, &store0), co);
+            (r.kept, bits(&r.theta), r.store, bits(&r.zad))
         };
         let r = run(None);
         guarded += r.0;
