@@ -32,6 +32,7 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use serde::Serialize;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 // ---------------------------------------------------------------------------------------------
 // Exceptions: classes live in `lodo.errors` (Python, so they can also derive from ValueError,
@@ -605,9 +606,37 @@ fn decode(py: Python<'_>, bytes: &[u8]) -> PyResult<Inner> {
 /// `Lodo(n, *, dtype=numpy.float32, seed=0, meta="adam", ...)`; `step(params, grad)` updates
 /// `params` in place: `params ← params − G(θ)·m` after the meta-step on `θ` (paper §3,
 /// Algorithm 1).
-#[pyclass(name = "Lodo", module = "lodo._lodo")]
+///
+/// One `Lodo` may be shared between Python threads, but it runs one call at a time: a call made
+/// while another thread's call holds it (a `step` runs with the GIL released) raises
+/// `BusyError` (a `LodoError` and a `RuntimeError`) and changes nothing.
+#[pyclass(name = "Lodo", module = "lodo._lodo", frozen)]
 pub struct PyLodo {
-    inner: Inner,
+    inner: Mutex<Inner>,
+}
+
+impl PyLodo {
+    fn wrap(inner: Inner) -> Self {
+        Self {
+            inner: Mutex::new(inner),
+        }
+    }
+
+    /// The optimizer, or `BusyError` while another thread's call holds it. A poisoned lock (a
+    /// panic inside a call, which lodo-core's contract rules out) still yields the optimizer.
+    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Inner>> {
+        match self.inner.try_lock() {
+            Ok(guard) => Ok(guard),
+            Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(raise(
+                py,
+                "BusyError",
+                "this Lodo is in use by another thread (one call at a time); nothing changed"
+                    .to_string(),
+                &[],
+            )),
+        }
+    }
 }
 
 #[pymethods]
@@ -689,7 +718,7 @@ impl PyLodo {
                 ));
             }
         };
-        Ok(Self { inner })
+        Ok(Self::wrap(inner))
     }
 
     /// One LODO step, in place on `params` (1-D, C-contiguous, writable, of the optimizer's
@@ -700,12 +729,12 @@ impl PyLodo {
     /// `NonFiniteMetaUpdateError` (a finite gradient too large for the arithmetic) leave the
     /// preconditioner's weights after their (finite) meta-step, as lodo-core documents.
     fn step(
-        &mut self,
+        &self,
         py: Python<'_>,
         params: &Bound<'_, PyAny>,
         grad: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        each!(&mut self.inner, l => step_typed(py, l, params, grad))
+        each!(&mut *self.lock(py)?, l => step_typed(py, l, params, grad))
     }
 
     /// Benchmark aid (for `bench/overhead.py`): `reps` steps in a Rust loop on the same
@@ -713,50 +742,50 @@ impl PyLodo {
     /// seconds the loop took (Rust's monotonic clock). Same errors as `step`; a failed step
     /// ends the loop.
     fn _rust_steps(
-        &mut self,
+        &self,
         py: Python<'_>,
         params: &Bound<'_, PyAny>,
         grad: &Bound<'_, PyAny>,
         reps: usize,
     ) -> PyResult<f64> {
-        each!(&mut self.inner, l => rust_steps(py, l, params, grad, reps))
+        each!(&mut *self.lock(py)?, l => rust_steps(py, l, params, grad, reps))
     }
 
     /// The number of parameters `n`.
     #[getter]
-    fn n(&self) -> usize {
-        each!(&self.inner, l => l.dim())
+    fn n(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(each!(&*self.lock(py)?, l => l.dim()))
     }
 
     /// `"float32"` or `"float64"`.
     #[getter]
-    fn dtype(&self) -> &'static str {
-        self.inner.dtype()
+    fn dtype(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(self.lock(py)?.dtype())
     }
 
     /// `"adam"` or `"sgd"`.
     #[getter]
-    fn meta(&self) -> &'static str {
-        self.inner.meta()
+    fn meta(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(self.lock(py)?.meta())
     }
 
     /// Steps taken.
     #[getter]
-    fn steps(&self) -> u64 {
-        each!(&self.inner, l => l.steps())
+    fn steps(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(each!(&*self.lock(py)?, l => l.steps()))
     }
 
     /// `α₀`, the scale of `G` (`G = α₀·I` at the start); what `lodo.torch.LODO`'s `lr` is.
     #[getter]
-    fn alpha0(&self) -> f64 {
-        each!(&self.inner, l => wide(l.learning_rate()))
+    fn alpha0(&self, py: Python<'_>) -> PyResult<f64> {
+        Ok(each!(&*self.lock(py)?, l => wide(l.learning_rate())))
     }
 
     /// Sets `α₀` (rounded to the dtype): later steps are `α_new/α_old` times larger for the
     /// same `θ` and momentum. `InvalidAlpha0Error` unless finite and > 0 (then unchanged).
     #[setter]
-    fn set_alpha0(&mut self, py: Python<'_>, alpha0: f64) -> PyResult<()> {
-        each!(&mut self.inner, l => l
+    fn set_alpha0(&self, py: Python<'_>, alpha0: f64) -> PyResult<()> {
+        each!(&mut *self.lock(py)?, l => l
             .set_learning_rate(FfiFloat::from_c(alpha0))
             .map_err(|e| config_err(py, e)))
     }
@@ -765,11 +794,12 @@ impl PyLodo {
     /// `activations`, `moments`, `alpha0`, `meta_lr`, `beta` (the momentum coefficient), and
     /// Adam's `adam_beta1`, `adam_beta2`, `adam_epsilon` (meta = "adam").
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = self.lock(py)?;
         let d = PyDict::new(py);
-        d.set_item("n", self.n())?;
-        d.set_item("dtype", self.dtype())?;
-        d.set_item("meta", self.meta())?;
-        each!(&self.inner, l => {
+        d.set_item("n", each!(&*inner, l => l.dim()))?;
+        d.set_item("dtype", inner.dtype())?;
+        d.set_item("meta", inner.meta())?;
+        each!(&*inner, l => {
             let p = l.preconditioner();
             d.set_item("layers", p.layers())?;
             d.set_item("block_size", p.block_size())?;
@@ -786,7 +816,7 @@ impl PyLodo {
             d.set_item("meta_lr", wide(MetaOptimizer::learning_rate(l.meta())))?;
             d.set_item("beta", wide(l.beta()))?;
         });
-        match &self.inner {
+        match &*inner {
             Inner::F32Adam(l) => adam_items(&d, l.meta())?,
             Inner::F64Adam(l) => adam_items(&d, l.meta())?,
             Inner::F32Sgd(_) | Inner::F64Sgd(_) => d.set_item("moments", "full")?,
@@ -798,62 +828,63 @@ impl PyLodo {
     /// postcard; floats as their IEEE bytes). `Lodo.from_state_dict` or `load_state_dict` of
     /// these bytes continues the run bit for bit (same CPU kernel path, on any platform).
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = each!(&self.inner, l => encode(py, l))?;
+        let bytes = each!(&*self.lock(py)?, l => encode(py, l))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
     /// Replaces this optimizer's state by the saved one, which must be of the same dtype
     /// (`StateWrongTypeError`) and meta-optimizer (`StateCorruptError`); on any error nothing
     /// changed.
-    fn load_state_dict(&mut self, py: Python<'_>, state: &[u8]) -> PyResult<()> {
+    fn load_state_dict(&self, py: Python<'_>, state: &[u8]) -> PyResult<()> {
+        let mut current = self.lock(py)?;
         let inner = decode(py, state)?;
-        if inner.dtype() != self.inner.dtype() {
+        if inner.dtype() != current.dtype() {
             let width = if inner.dtype() == "float64" { 8 } else { 4 };
             return Err(envelope_err(py, EnvelopeError::WrongType { width }));
         }
-        if inner.meta() != self.inner.meta() {
+        if inner.meta() != current.meta() {
             return Err(raise(
                 py,
                 "StateCorruptError",
                 format!(
                     "the state is of a LODO with meta={:?}, this one has meta={:?}",
                     inner.meta(),
-                    self.inner.meta()
+                    current.meta()
                 ),
                 &[],
             ));
         }
-        self.inner = inner;
+        *current = inner;
         Ok(())
     }
 
     /// The optimizer of saved state bytes (any dtype, any meta-optimizer).
     #[staticmethod]
     fn from_state_dict(py: Python<'_>, state: &[u8]) -> PyResult<Self> {
-        Ok(Self {
-            inner: decode(py, state)?,
-        })
+        Ok(Self::wrap(decode(py, state)?))
     }
 
     /// Pickling: the state bytes.
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let ctor = py.get_type::<Self>().getattr("from_state_dict")?;
-        let state = slf.borrow().state_dict(py)?;
+        let state = slf.get().state_dict(py)?;
         PyTuple::new(py, [ctor, PyTuple::new(py, [state])?.into_any()])
     }
 
+    /// Never raises: while another thread's call holds the optimizer, `Lodo(<busy>)`.
     fn __repr__(&self) -> String {
-        let (layers, k, h) = each!(&self.inner, l => {
+        let Ok(inner) = self.inner.try_lock() else {
+            return "Lodo(<busy: in use by another thread>)".to_string();
+        };
+        let (n, layers, k, h, steps) = each!(&*inner, l => {
             let p = l.preconditioner();
-            (p.layers(), p.block_size(), p.hidden())
+            (l.dim(), p.layers(), p.block_size(), p.hidden(), l.steps())
         });
         format!(
-            "Lodo(n={}, dtype={:?}, meta={:?}, layers={layers}, block_size={k}, hidden={h}, steps={})",
-            self.n(),
-            self.dtype(),
-            self.meta(),
-            self.steps()
+            "Lodo(n={n}, dtype={:?}, meta={:?}, layers={layers}, block_size={k}, hidden={h}, steps={steps})",
+            inner.dtype(),
+            inner.meta(),
         )
     }
 }

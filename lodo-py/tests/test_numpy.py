@@ -299,3 +299,47 @@ def test_alpha0(dtype):
     with pytest.raises(errors.InvalidAlpha0Error):
         opt.alpha0 = -1.0
     assert opt.alpha0 == 0.25
+
+
+def test_a_second_thread_gets_busy_error_and_changes_nothing():
+    # Thread A runs steps in Rust with the GIL released; meanwhile every call from this thread
+    # must raise BusyError (a LodoError and a RuntimeError) and change nothing: A's result
+    # equals the same steps run alone.
+    import threading
+
+    n, reps, dtype = 1024, 5000, np.float32
+    g = bowl(n, dtype)(np.zeros(n, dtype=dtype))
+    shared, alone = small(dtype, n=n), small(dtype, n=n)
+    xa, xb, xr = (np.zeros(n, dtype=dtype) for _ in range(3))
+    worker = threading.Thread(target=shared._rust_steps, args=(xa, g, reps))
+    worker.start()
+    # A read-only poll until A holds the optimizer (reads before that change nothing).
+    while True:
+        try:
+            shared.steps
+        except errors.BusyError:
+            break
+        assert worker.is_alive(), "the worker finished without ever being seen holding the Lodo"
+    refused = set()
+    for name, call in [
+        ("step", lambda: shared.step(xb, g)),
+        ("alpha0 =", lambda: setattr(shared, "alpha0", 0.5)),
+        ("load_state_dict", lambda: shared.load_state_dict(alone.state_dict())),
+        ("state_dict", shared.state_dict),
+        ("config", shared.config),
+    ]:
+        try:
+            call()
+        except errors.BusyError as e:
+            assert isinstance(e, lodo.LodoError) and isinstance(e, RuntimeError)
+            refused.add(name)
+    busy_repr = repr(shared)
+    still_running = worker.is_alive()
+    worker.join()
+    assert still_running, "the worker ended during the checks: make it run longer"
+    assert refused == {"step", "alpha0 =", "load_state_dict", "state_dict", "config"}, refused
+    assert busy_repr.startswith("Lodo(<busy"), busy_repr
+    assert not xb.any(), "a refused step changed its parameters"
+    alone._rust_steps(xr, g, reps)
+    assert shared.steps == reps and shared.alpha0 == alone.alpha0
+    assert same(snapshot(shared, xa), snapshot(alone, xr))

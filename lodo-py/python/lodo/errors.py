@@ -97,6 +97,11 @@ class InvalidOptionError(ConfigError):
     ``moments`` with ``meta='sgd'``)."""
 
 
+class BusyError(LodoError, RuntimeError):
+    """The optimizer is in use by another thread (a ``step`` runs with the GIL released, and a
+    ``Lodo`` runs one call at a time); nothing changed. Retry, or give each thread its own."""
+
+
 # -- lodo-core's StepError: a step refused. --
 class StepError(LodoError, ValueError):
     """A refused step (lodo-core ``StepError``); the parameters are unchanged."""
