@@ -246,15 +246,48 @@ fn groups_mut<T>(v: &mut [T]) -> &mut [Row<T>] {
     v.as_chunks_mut::<HID>().0.as_chunks_mut::<3>().0
 }
 
+/// The depthwise loops' channel blocks: `(first channel, lanes)`, 40 = 16 + 16 + 8 (one
+/// AVX-512 vector each, or two and one AVX2 vectors). Per block the 27 filter vectors of the
+/// 9 taps × 3 groups stay in registers across the positions, so an input vector loaded once
+/// feeds three fused multiply-adds (one per group) instead of two loads feeding one.
+macro_rules! channel_blocks {
+    ($f:ident::<$t:ty>($($arg:expr),* $(,)?)) => {{
+        $f::<$t, 16>($($arg,)* 0);
+        $f::<$t, 16>($($arg,)* 16);
+        $f::<$t, 8>($($arg,)* 32);
+    }};
+}
+
+/// `v[c0..c0 + L]` as an array (`c0 + L ≤ 40`, constant after inlining).
+#[inline(always)]
+fn lanes<T: Copy, const L: usize>(v: &[T; HID], c0: usize) -> [T; L] {
+    v[c0..c0 + L].try_into().expect("c0 + L <= 40")
+}
+
+/// The source coordinate `o + t − 1` of tap `t` at output coordinate `o`, if inside the map.
+#[inline(always)]
+fn src(o: usize, t: usize, side: usize) -> Option<usize> {
+    (o + t).checked_sub(1).filter(|&v| v < side)
+}
+
+/// The output coordinate `q + 1 − t` that reads input coordinate `q` through tap `t`, if any.
+#[inline(always)]
+fn dst(q: usize, t: usize, side: usize) -> Option<usize> {
+    (q + 1).checked_sub(t).filter(|&v| v < side)
+}
+
+/// The 27 filter vectors `k[tap][m][c0..c0+L]`.
+#[inline(always)]
+fn filter_lanes<T: Copy, const L: usize>(k: &[Row<T>; 9], c0: usize) -> [[[T; L]; 3]; 9] {
+    core::array::from_fn(|tap| core::array::from_fn(|m| lanes(&k[tap][m], c0)))
+}
+
 /// One example's 3×3 depthwise convolution ('SAME' zero padding) followed by its activation:
-/// `z[p, 40m+c] = b[40m+c] + Σ_{t,u} a[p+(t−1,u−1), c]·k[3t+u, 40m+c]`, then
-/// `out = atan(z)`, `slope = 1/(1+z²)`. `a: P×40`, `k: 9×120`, `out, slope: P×120`. The
-/// activation runs over each finished image row (`side·120` values, still in L1) as one flat
-/// slice, at the full vector width ([`atan_slope`]).
-///
-/// One filter group `m` at a time, so the accumulator is 40 floats (three vector registers):
-/// a 120-float accumulator indexed `40m + c` is kept on the stack by LLVM and reloaded across
-/// vector boundaries, which stalls store forwarding (measured with `perf annotate`).
+/// `z[p, 40m+c] = b[40m+c] + Σ_{t,u} a[p+(t−1,u−1), c]·k[3t+u, 40m+c]` (taps summed in the
+/// order `3t + u`, fused multiply-adds), then `out = atan(z)`, `slope = 1/(1+z²)`.
+/// `a: P×40`, `k: 9×120`, `out, slope: P×120`. Row by row, in channel blocks
+/// ([`channel_blocks`]); the activation runs over each finished image row (`side·120` values,
+/// still in L1) as one flat slice, at the full vector width ([`atan_slope`]).
 #[inline(always)]
 fn depthwise_fwd<T: Scalar>(
     a: &[[T; HID]],
@@ -265,28 +298,7 @@ fn depthwise_fwd<T: Scalar>(
     side: usize,
 ) {
     for y in 0..side {
-        for x in 0..side {
-            let p = y * side + x;
-            for m in 0..3 {
-                let mut acc = b[m];
-                for t in 0..3 {
-                    let Some(sy) = (y + t).checked_sub(1).filter(|&v| v < side) else {
-                        continue;
-                    };
-                    for u in 0..3 {
-                        let Some(sx) = (x + u).checked_sub(1).filter(|&v| v < side) else {
-                            continue;
-                        };
-                        let av = &a[sy * side + sx];
-                        let kv = &k[3 * t + u][m];
-                        for c in 0..HID {
-                            acc[c] = av[c].mul_add(kv[c], acc[c]);
-                        }
-                    }
-                }
-                out[p][m] = acc;
-            }
-        }
+        channel_blocks!(depthwise_fwd_row::<T>(a, k, b, out, side, y));
         let row = y * side..(y + 1) * side;
         atan_slope(
             out[row.clone()].as_flattened_mut().as_flattened_mut(),
@@ -295,11 +307,50 @@ fn depthwise_fwd<T: Scalar>(
     }
 }
 
+/// [`depthwise_fwd`]'s `z` for image row `y`, channels `c0..c0+L` of every group.
+#[inline(always)]
+fn depthwise_fwd_row<T: Scalar, const L: usize>(
+    a: &[[T; HID]],
+    k: &[Row<T>; 9],
+    b: &Row<T>,
+    out: &mut [Row<T>],
+    side: usize,
+    y: usize,
+    c0: usize,
+) {
+    let kr = filter_lanes::<T, L>(k, c0);
+    let br: [[T; L]; 3] = core::array::from_fn(|m| lanes(&b[m], c0));
+    for x in 0..side {
+        let mut acc = br;
+        for t in 0..3 {
+            let Some(sy) = src(y, t, side) else {
+                continue;
+            };
+            for u in 0..3 {
+                let Some(sx) = src(x, u, side) else {
+                    continue;
+                };
+                let av: [T; L] = lanes(&a[sy * side + sx], c0);
+                for m in 0..3 {
+                    for c in 0..L {
+                        acc[m][c] = av[c].mul_add(kr[3 * t + u][m][c], acc[m][c]);
+                    }
+                }
+            }
+        }
+        let o = &mut out[y * side + x];
+        for m in 0..3 {
+            o[m][c0..c0 + L].copy_from_slice(&acc[m]);
+        }
+    }
+}
+
 /// Backward of [`depthwise_fwd`] for one example, given `dz = ∂L/∂z` (`P×120`):
-/// `dk[3t+u, 40m+c] += Σ_p a[p+(t−1,u−1), c]·dz[p, 40m+c]`, `db += Σ_p dz[p]`, and
+/// `dk[3t+u, 40m+c] += Σ_p a[p+(t−1,u−1), c]·dz[p, 40m+c]` (positions in raster order),
+/// `db += Σ_p dz[p]`, and
 /// `dz1[q, c] = slope1[q, c]·Σ_{t,u,m} dz[q−(t−1,u−1), 40m+c]·k[3t+u, 40m+c]` (overwritten;
-/// `slope1 = 1/(1+z₁²)` is the slope of the `atan` before the convolution). Accumulators of 40
-/// floats, as in [`depthwise_fwd`].
+/// `slope1 = 1/(1+z₁²)` is the slope of the `atan` before the convolution). In channel blocks
+/// ([`channel_blocks`]), the 27 accumulators of `dk`, or the 27 filter vectors, in registers.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn depthwise_bwd<T: Scalar>(
@@ -321,50 +372,85 @@ fn depthwise_bwd<T: Scalar>(
         }
         db[m] = acc;
     }
-    // dK, one tap and group at a time: the output positions whose source is inside the map.
-    for t in 0..3 {
-        for u in 0..3 {
-            for m in 0..3 {
-                let mut g = dk[3 * t + u][m];
-                for y in (1usize.saturating_sub(t))..(side + 1 - t).min(side) {
-                    let sy = y + t - 1;
-                    for x in (1usize.saturating_sub(u))..(side + 1 - u).min(side) {
-                        let sx = x + u - 1;
-                        let av = &a[sy * side + sx];
-                        let zv = &dz[y * side + x][m];
-                        for c in 0..HID {
-                            g[c] = av[c].mul_add(zv[c], g[c]);
-                        }
-                    }
-                }
-                dk[3 * t + u][m] = g;
-            }
-        }
-    }
-    // ∂L/∂a, gathered per input position q from the outputs p = q − (t−1, u−1) that read it.
-    for qy in 0..side {
-        for qx in 0..side {
-            let mut acc = [T::zero(); HID];
+    channel_blocks!(depthwise_bwd_filter::<T>(a, dz, dk, side));
+    channel_blocks!(depthwise_bwd_input::<T>(k, dz, slope1, dz1, side));
+}
+
+/// [`depthwise_bwd`]'s `dk` for channels `c0..c0+L` of every group.
+#[inline(always)]
+fn depthwise_bwd_filter<T: Scalar, const L: usize>(
+    a: &[[T; HID]],
+    dz: &[Row<T>],
+    dk: &mut [Row<T>; 9],
+    side: usize,
+    c0: usize,
+) {
+    let mut g = filter_lanes::<T, L>(dk, c0);
+    for y in 0..side {
+        for x in 0..side {
+            let zp = &dz[y * side + x];
+            let zv: [[T; L]; 3] = core::array::from_fn(|m| lanes(&zp[m], c0));
             for t in 0..3 {
-                let Some(y) = (qy + 1).checked_sub(t).filter(|&v| v < side) else {
+                let Some(sy) = src(y, t, side) else {
                     continue;
                 };
                 for u in 0..3 {
-                    let Some(x) = (qx + 1).checked_sub(u).filter(|&v| v < side) else {
+                    let Some(sx) = src(x, u, side) else {
                         continue;
                     };
-                    let zv = &dz[y * side + x];
-                    let kv = &k[3 * t + u];
+                    let av: [T; L] = lanes(&a[sy * side + sx], c0);
                     for m in 0..3 {
-                        for c in 0..HID {
-                            acc[c] = zv[m][c].mul_add(kv[m][c], acc[c]);
+                        for c in 0..L {
+                            g[3 * t + u][m][c] = av[c].mul_add(zv[m][c], g[3 * t + u][m][c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for tap in 0..9 {
+        for m in 0..3 {
+            dk[tap][m][c0..c0 + L].copy_from_slice(&g[tap][m]);
+        }
+    }
+}
+
+/// [`depthwise_bwd`]'s `dz1` for channels `c0..c0+L`, gathered per input position `q` from the
+/// outputs `q − (t−1, u−1)` that read it.
+#[inline(always)]
+fn depthwise_bwd_input<T: Scalar, const L: usize>(
+    k: &[Row<T>; 9],
+    dz: &[Row<T>],
+    slope1: &[[T; HID]],
+    dz1: &mut [[T; HID]],
+    side: usize,
+    c0: usize,
+) {
+    let kr = filter_lanes::<T, L>(k, c0);
+    for qy in 0..side {
+        for qx in 0..side {
+            let mut acc = [T::zero(); L];
+            for t in 0..3 {
+                let Some(y) = dst(qy, t, side) else {
+                    continue;
+                };
+                for u in 0..3 {
+                    let Some(x) = dst(qx, u, side) else {
+                        continue;
+                    };
+                    let zp = &dz[y * side + x];
+                    for m in 0..3 {
+                        let zv: [T; L] = lanes(&zp[m], c0);
+                        for c in 0..L {
+                            acc[c] = zv[c].mul_add(kr[3 * t + u][m][c], acc[c]);
                         }
                     }
                 }
             }
             let q = qy * side + qx;
-            let (s, d) = (&slope1[q], &mut dz1[q]);
-            for c in 0..HID {
+            let s: [T; L] = lanes(&slope1[q], c0);
+            let d = &mut dz1[q][c0..c0 + L];
+            for c in 0..L {
                 d[c] = acc[c] * s[c];
             }
         }
