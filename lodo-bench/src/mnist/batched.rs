@@ -37,7 +37,9 @@ use super::net::{
 /// 1,568 rows at stage 0). Fixed, so the summation order, and so every bit of the result, does
 /// not depend on the number of threads. Small because the chunk's activations (about 5 MB per
 /// example in f32) must stay near the 2 MB L2 of a core: `benches/mnist.rs` (Dec 7, process CPU
-/// time, load average 14–15) measured 233 images/s with 8, 281 with 2, 278 with 1.
+/// time, load average 14–15) measured 233 images/s with 8, 281 with 2, 278 with 1; after the
+/// channel-blocked depthwise loops (08:50 UTC, load 4.6–6.1, alternated in one run) 2 was
+/// 1.034× faster than 1 and 1.094× faster than 4.
 pub const CHUNK: usize = 2;
 
 /// Depthwise channel `j = 3c + m` (TensorFlow's order) → its index `40m + c` here.
