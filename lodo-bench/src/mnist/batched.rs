@@ -37,7 +37,9 @@ use super::net::{
 /// 1,568 rows at stage 0). Fixed, so the summation order, and so every bit of the result, does
 /// not depend on the number of threads. Small because the chunk's activations (about 5 MB per
 /// example in f32) must stay near the 2 MB L2 of a core: `benches/mnist.rs` (Dec 7, process CPU
-/// time, load average 14–15) measured 233 images/s with 8, 281 with 2, 278 with 1.
+/// time, load average 14–15) measured 233 images/s with 8, 281 with 2, 278 with 1; after the
+/// channel-blocked depthwise loops (08:50 UTC, load 4.6–6.1, alternated in one run) 2 was
+/// 1.034× faster than 1 and 1.094× faster than 4.
 pub const CHUNK: usize = 2;
 
 /// Depthwise channel `j = 3c + m` (TensorFlow's order) → its index `40m + c` here.
@@ -129,7 +131,6 @@ impl<T: Scalar> Weights<T> {
 struct ForwardLoops<'a, T> {
     side: usize,
     a1: &'a mut [T],
-    b1: &'a [T; HID],
     s1: &'a mut [T],
     a2: &'a mut [T],
     s2: &'a mut [T],
@@ -146,7 +147,7 @@ impl<T: Scalar> pulp::WithSimd for ForwardLoops<'_, T> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let np = self.side * self.side;
-        atan_slope(self.a1, self.b1, self.s1);
+        atan_slope(self.a1, self.s1);
         for ((ai, oi), si) in self
             .a1
             .chunks_exact(np * HID)
@@ -220,18 +221,13 @@ impl<T: Scalar> pulp::WithSimd for BackwardLoops<'_, T> {
     }
 }
 
-/// With `z = a + b` (a row of `HID` per position): `a ← atan(z)`, `d ← 1/(1+z²)`.
+/// `z ← atan(z)`, `d ← 1/(1+z²)`, elementwise over flat slices: no channel structure, so LLVM
+/// vectorises it at the full vector width (a 40-channel row is 2½ AVX-512 vectors, and loops
+/// over it compiled to 8-lane AVX2 vectors: measured with `perf annotate`).
 #[inline(always)]
-fn atan_slope<T: Scalar>(a: &mut [T], b: &[T; HID], d: &mut [T]) {
-    for (ap, dp) in a
-        .as_chunks_mut::<HID>()
-        .0
-        .iter_mut()
-        .zip(d.as_chunks_mut::<HID>().0)
-    {
-        for c in 0..HID {
-            (ap[c], dp[c]) = (ap[c] + b[c]).atan_slope();
-        }
+fn atan_slope<T: Scalar>(z: &mut [T], d: &mut [T]) {
+    for (zv, dv) in z.iter_mut().zip(d) {
+        (*zv, *dv) = zv.atan_slope();
     }
 }
 
@@ -252,13 +248,48 @@ fn groups_mut<T>(v: &mut [T]) -> &mut [Row<T>] {
     v.as_chunks_mut::<HID>().0.as_chunks_mut::<3>().0
 }
 
-/// One example's 3×3 depthwise convolution ('SAME' zero padding) fused with its activation:
-/// `z[p, 40m+c] = b[40m+c] + Σ_{t,u} a[p+(t−1,u−1), c]·k[3t+u, 40m+c]`, then
-/// `out = atan(z)`, `slope = 1/(1+z²)`. `a: P×40`, `k: 9×120`, `out, slope: P×120`.
-///
-/// One filter group `m` at a time, so the accumulator is 40 floats (three vector registers):
-/// a 120-float accumulator indexed `40m + c` is kept on the stack by LLVM and reloaded across
-/// vector boundaries, which stalls store forwarding (measured with `perf annotate`).
+/// The depthwise loops' channel blocks: `(first channel, lanes)`, 40 = 16 + 16 + 8 (one
+/// AVX-512 vector each, or two and one AVX2 vectors). Per block the 27 filter vectors of the
+/// 9 taps × 3 groups stay in registers across the positions, so an input vector loaded once
+/// feeds three fused multiply-adds (one per group) instead of two loads feeding one.
+macro_rules! channel_blocks {
+    ($f:ident::<$t:ty>($($arg:expr),* $(,)?)) => {{
+        $f::<$t, 16>($($arg,)* 0);
+        $f::<$t, 16>($($arg,)* 16);
+        $f::<$t, 8>($($arg,)* 32);
+    }};
+}
+
+/// `v[c0..c0 + L]` as an array (`c0 + L ≤ 40`, constant after inlining).
+#[inline(always)]
+fn lanes<T: Copy, const L: usize>(v: &[T; HID], c0: usize) -> [T; L] {
+    v[c0..c0 + L].try_into().expect("c0 + L <= 40")
+}
+
+/// The source coordinate `o + t − 1` of tap `t` at output coordinate `o`, if inside the map.
+#[inline(always)]
+fn src(o: usize, t: usize, side: usize) -> Option<usize> {
+    (o + t).checked_sub(1).filter(|&v| v < side)
+}
+
+/// The output coordinate `q + 1 − t` that reads input coordinate `q` through tap `t`, if any.
+#[inline(always)]
+fn dst(q: usize, t: usize, side: usize) -> Option<usize> {
+    (q + 1).checked_sub(t).filter(|&v| v < side)
+}
+
+/// The 27 filter vectors `k[tap][m][c0..c0+L]`.
+#[inline(always)]
+fn filter_lanes<T: Copy, const L: usize>(k: &[Row<T>; 9], c0: usize) -> [[[T; L]; 3]; 9] {
+    core::array::from_fn(|tap| core::array::from_fn(|m| lanes(&k[tap][m], c0)))
+}
+
+/// One example's 3×3 depthwise convolution ('SAME' zero padding) followed by its activation:
+/// `z[p, 40m+c] = b[40m+c] + Σ_{t,u} a[p+(t−1,u−1), c]·k[3t+u, 40m+c]` (taps summed in the
+/// order `3t + u`, fused multiply-adds), then `out = atan(z)`, `slope = 1/(1+z²)`.
+/// `a: P×40`, `k: 9×120`, `out, slope: P×120`. Row by row, in channel blocks
+/// ([`channel_blocks`]); the activation runs over each finished image row (`side·120` values,
+/// still in L1) as one flat slice, at the full vector width ([`atan_slope`]).
 #[inline(always)]
 fn depthwise_fwd<T: Scalar>(
     a: &[[T; HID]],
@@ -269,39 +300,59 @@ fn depthwise_fwd<T: Scalar>(
     side: usize,
 ) {
     for y in 0..side {
-        for x in 0..side {
-            let p = y * side + x;
-            for m in 0..3 {
-                let mut acc = b[m];
-                for t in 0..3 {
-                    let Some(sy) = (y + t).checked_sub(1).filter(|&v| v < side) else {
-                        continue;
-                    };
-                    for u in 0..3 {
-                        let Some(sx) = (x + u).checked_sub(1).filter(|&v| v < side) else {
-                            continue;
-                        };
-                        let av = &a[sy * side + sx];
-                        let kv = &k[3 * t + u][m];
-                        for c in 0..HID {
-                            acc[c] = av[c].mul_add(kv[c], acc[c]);
-                        }
+        channel_blocks!(depthwise_fwd_row::<T>(a, k, b, out, side, y));
+        let row = y * side..(y + 1) * side;
+        atan_slope(
+            out[row.clone()].as_flattened_mut().as_flattened_mut(),
+            slope[row].as_flattened_mut().as_flattened_mut(),
+        );
+    }
+}
+
+/// [`depthwise_fwd`]'s `z` for image row `y`, channels `c0..c0+L` of every group.
+#[inline(always)]
+fn depthwise_fwd_row<T: Scalar, const L: usize>(
+    a: &[[T; HID]],
+    k: &[Row<T>; 9],
+    b: &Row<T>,
+    out: &mut [Row<T>],
+    side: usize,
+    y: usize,
+    c0: usize,
+) {
+    let kr = filter_lanes::<T, L>(k, c0);
+    let br: [[T; L]; 3] = core::array::from_fn(|m| lanes(&b[m], c0));
+    for x in 0..side {
+        let mut acc = br;
+        for t in 0..3 {
+            let Some(sy) = src(y, t, side) else {
+                continue;
+            };
+            for u in 0..3 {
+                let Some(sx) = src(x, u, side) else {
+                    continue;
+                };
+                let av: [T; L] = lanes(&a[sy * side + sx], c0);
+                for m in 0..3 {
+                    for c in 0..L {
+                        acc[m][c] = av[c].mul_add(kr[3 * t + u][m][c], acc[m][c]);
                     }
                 }
-                let (o, s) = (&mut out[p][m], &mut slope[p][m]);
-                for c in 0..HID {
-                    (o[c], s[c]) = acc[c].atan_slope();
-                }
             }
+        }
+        let o = &mut out[y * side + x];
+        for m in 0..3 {
+            o[m][c0..c0 + L].copy_from_slice(&acc[m]);
         }
     }
 }
 
 /// Backward of [`depthwise_fwd`] for one example, given `dz = ∂L/∂z` (`P×120`):
-/// `dk[3t+u, 40m+c] += Σ_p a[p+(t−1,u−1), c]·dz[p, 40m+c]`, `db += Σ_p dz[p]`, and
+/// `dk[3t+u, 40m+c] += Σ_p a[p+(t−1,u−1), c]·dz[p, 40m+c]` (positions in raster order),
+/// `db += Σ_p dz[p]`, and
 /// `dz1[q, c] = slope1[q, c]·Σ_{t,u,m} dz[q−(t−1,u−1), 40m+c]·k[3t+u, 40m+c]` (overwritten;
-/// `slope1 = 1/(1+z₁²)` is the slope of the `atan` before the convolution). Accumulators of 40
-/// floats, as in [`depthwise_fwd`].
+/// `slope1 = 1/(1+z₁²)` is the slope of the `atan` before the convolution). In channel blocks
+/// ([`channel_blocks`]), the 27 accumulators of `dk`, or the 27 filter vectors, in registers.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn depthwise_bwd<T: Scalar>(
@@ -323,50 +374,85 @@ fn depthwise_bwd<T: Scalar>(
         }
         db[m] = acc;
     }
-    // dK, one tap and group at a time: the output positions whose source is inside the map.
-    for t in 0..3 {
-        for u in 0..3 {
-            for m in 0..3 {
-                let mut g = dk[3 * t + u][m];
-                for y in (1usize.saturating_sub(t))..(side + 1 - t).min(side) {
-                    let sy = y + t - 1;
-                    for x in (1usize.saturating_sub(u))..(side + 1 - u).min(side) {
-                        let sx = x + u - 1;
-                        let av = &a[sy * side + sx];
-                        let zv = &dz[y * side + x][m];
-                        for c in 0..HID {
-                            g[c] = av[c].mul_add(zv[c], g[c]);
-                        }
-                    }
-                }
-                dk[3 * t + u][m] = g;
-            }
-        }
-    }
-    // ∂L/∂a, gathered per input position q from the outputs p = q − (t−1, u−1) that read it.
-    for qy in 0..side {
-        for qx in 0..side {
-            let mut acc = [T::zero(); HID];
+    channel_blocks!(depthwise_bwd_filter::<T>(a, dz, dk, side));
+    channel_blocks!(depthwise_bwd_input::<T>(k, dz, slope1, dz1, side));
+}
+
+/// [`depthwise_bwd`]'s `dk` for channels `c0..c0+L` of every group.
+#[inline(always)]
+fn depthwise_bwd_filter<T: Scalar, const L: usize>(
+    a: &[[T; HID]],
+    dz: &[Row<T>],
+    dk: &mut [Row<T>; 9],
+    side: usize,
+    c0: usize,
+) {
+    let mut g = filter_lanes::<T, L>(dk, c0);
+    for y in 0..side {
+        for x in 0..side {
+            let zp = &dz[y * side + x];
+            let zv: [[T; L]; 3] = core::array::from_fn(|m| lanes(&zp[m], c0));
             for t in 0..3 {
-                let Some(y) = (qy + 1).checked_sub(t).filter(|&v| v < side) else {
+                let Some(sy) = src(y, t, side) else {
                     continue;
                 };
                 for u in 0..3 {
-                    let Some(x) = (qx + 1).checked_sub(u).filter(|&v| v < side) else {
+                    let Some(sx) = src(x, u, side) else {
                         continue;
                     };
-                    let zv = &dz[y * side + x];
-                    let kv = &k[3 * t + u];
+                    let av: [T; L] = lanes(&a[sy * side + sx], c0);
                     for m in 0..3 {
-                        for c in 0..HID {
-                            acc[c] = zv[m][c].mul_add(kv[m][c], acc[c]);
+                        for c in 0..L {
+                            g[3 * t + u][m][c] = av[c].mul_add(zv[m][c], g[3 * t + u][m][c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for tap in 0..9 {
+        for m in 0..3 {
+            dk[tap][m][c0..c0 + L].copy_from_slice(&g[tap][m]);
+        }
+    }
+}
+
+/// [`depthwise_bwd`]'s `dz1` for channels `c0..c0+L`, gathered per input position `q` from the
+/// outputs `q − (t−1, u−1)` that read it.
+#[inline(always)]
+fn depthwise_bwd_input<T: Scalar, const L: usize>(
+    k: &[Row<T>; 9],
+    dz: &[Row<T>],
+    slope1: &[[T; HID]],
+    dz1: &mut [[T; HID]],
+    side: usize,
+    c0: usize,
+) {
+    let kr = filter_lanes::<T, L>(k, c0);
+    for qy in 0..side {
+        for qx in 0..side {
+            let mut acc = [T::zero(); L];
+            for t in 0..3 {
+                let Some(y) = dst(qy, t, side) else {
+                    continue;
+                };
+                for u in 0..3 {
+                    let Some(x) = dst(qx, u, side) else {
+                        continue;
+                    };
+                    let zp = &dz[y * side + x];
+                    for m in 0..3 {
+                        let zv: [T; L] = lanes(&zp[m], c0);
+                        for c in 0..L {
+                            acc[c] = zv[c].mul_add(kr[3 * t + u][m][c], acc[c]);
                         }
                     }
                 }
             }
             let q = qy * side + qx;
-            let (s, d) = (&slope1[q], &mut dz1[q]);
-            for c in 0..HID {
+            let s: [T; L] = lanes(&slope1[q], c0);
+            let d = &mut dz1[q][c0..c0 + L];
+            for c in 0..L {
                 d[c] = acc[c] * s[c];
             }
         }
@@ -489,25 +575,13 @@ impl<T: Scalar> Workspace<T> {
                 let s1 = &mut self.s1[blk][..rows * HID];
                 let a2 = &mut self.a2[blk][..rows * E];
                 let s2 = &mut self.s2[blk][..rows * E];
-                gemm(
-                    Accum::Replace,
-                    Op::NoTranspose,
-                    rows,
-                    R,
-                    HID,
-                    T::one(),
-                    x,
-                    &bw[W1..B1],
-                    a1,
-                );
-                let b1: &[T; HID] = bw[B1..K].try_into().expect("40");
+                kernels::conv1x1::<T, R, HID>(x, &bw[W1..B1], &bw[B1..K], a1);
                 let k: &[Row<T>; 9] = groups(&bw[K..BD]).try_into().expect("9×120");
                 let bd = &groups(&bw[BD..W2])[0];
                 let b2: &[T; R] = bw[B2..BLOCK].try_into().expect("20");
                 pulp::Arch::new().dispatch(ForwardLoops {
                     side,
                     a1,
-                    b1,
                     s1,
                     a2: &mut *a2,
                     s2,
