@@ -390,6 +390,29 @@ pub fn encode_tile<T: Float>(
     }
 }
 
+/// Hints the cache to fetch the codes of entries `[at, at + len)` (compact moments only; past
+/// the end is allowed: a hint never faults).
+#[inline(always)]
+pub(crate) fn prefetch_codes<T>(moments: &Moments<'_, T>, at: usize, len: usize) {
+    fn lines<C>(codes: &[C], at: usize, len: usize) {
+        let p = codes.as_ptr().wrapping_add(at).cast::<u8>();
+        for line in (0..len * size_of::<C>()).step_by(64) {
+            crate::cursor::prefetch(p.wrapping_add(line));
+        }
+    }
+    match moments {
+        Moments::Full { .. } => {}
+        Moments::Bf16 { m, v } => {
+            lines(m, at, len);
+            lines(v, at, len);
+        }
+        Moments::Q8 { m, v, .. } => {
+            lines(m, at, len);
+            lines(v, at, len);
+        }
+    }
+}
+
 /// `1/s`, or 0 for a zero scale (a tile of zeros).
 #[inline(always)]
 fn inverse(s: f32) -> f32 {

@@ -34,6 +34,25 @@ pub const PREFETCH_BLOCKS: usize = 8;
 /// (`lodo-bench/scripts/step-vs-commit.sh`).
 pub const PREFETCH_MIN_BYTES: usize = 1 << 20;
 
+/// How many runs of positions ahead the streamed `Shuffle` forward layer prefetches the blocks
+/// of its `k` segments (`k` streams of `θ`; one 64-byte line per segment and run at `k = 4`
+/// f32), for `θ` of at least [`PREFETCH_MIN_BYTES`]. The hardware prefetcher alone left the
+/// forward stalled on `θ` when the kept activations are bf16 (their rounding lengthens each
+/// block's work, so fewer blocks' loads are in flight): 16 forward layers at `h = 2·10⁶`, f32,
+/// bf16 kept, took ≈ 81–88 ms of CPU time with the hint against 96–103 ms without (f64:
+/// ≈ 120–142 against 150; f32 with the full state unchanged, ≈ 65 ms). 4, 8 and 16 measured
+/// alike (shared, loaded 2-core Xeon, December 7 2026).
+pub const FORWARD_AHEAD: usize = 8;
+
+/// How many blocks ahead the fused hypergradient + Adam kernel prefetches `θ` (for `θ` of at
+/// least [`PREFETCH_MIN_BYTES`]). With compact moments a tile's update (decode, Adam, encode)
+/// runs from L1 and issues no loads from memory, so without the hint the bus idles while it
+/// computes; prefetching lets the next blocks arrive meanwhile. A LODO step at `n = 10⁶`
+/// (f32, `Shuffle`, q8 moments + bf16 activations) took ≈ 0.9× the CPU time with this hint and
+/// [`FORWARD_AHEAD`]'s than without; 16, 64 and 128 measured alike (shared, loaded 2-core
+/// Xeon, December 7 2026).
+pub const THETA_AHEAD: usize = 16;
+
 /// Whether the block mat-vec `Kernels::matvec` (a bench baseline) on the AVX-512 path runs the AVX2 body. Compiled
 /// with AVX-512 enabled, the compiler vectorises the plain block mat-vec across blocks with
 /// 16-lane shuffles that cost more than they save: `matvec_f32` in the kernels bench measured

@@ -10,9 +10,11 @@
 use num_traits::Float;
 
 use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
-use crate::compact::{Stored, compact_limit, decode_tile, encode_tile};
+use crate::compact::{Stored, compact_limit, decode_tile, encode_tile, prefetch_codes};
 use crate::cursor::{Cursor, prefetch, with_cursor};
-use crate::tuning::{ADAM_TILE, ADAM_TILE_MAX_K, PREFETCH_BLOCKS, PREFETCH_MIN_BYTES};
+use crate::tuning::{
+    ADAM_TILE, ADAM_TILE_MAX_K, FORWARD_AHEAD, PREFETCH_BLOCKS, PREFETCH_MIN_BYTES, THETA_AHEAD,
+};
 use crate::wiring::Wiring;
 
 /// `acc + a·b`, fused when `FMA`.
@@ -33,6 +35,14 @@ fn prefetch_block<T>(base: &[T], perm: &[u32], next: usize, k: usize) {
         for &i in idx {
             prefetch(base.as_ptr().wrapping_add(i as usize));
         }
+    }
+}
+
+/// Hints the cache to fetch every line of the `bytes` bytes from `p` (`p` need not be valid).
+#[inline(always)]
+fn prefetch_bytes<T>(p: *const T, bytes: usize) {
+    for line in (0..bytes).step_by(64) {
+        prefetch(p.cast::<u8>().wrapping_add(line));
     }
 }
 
@@ -171,6 +181,9 @@ pub(crate) fn layer_forward_into<T: Float, A: Stored<T>, const FMA: bool, const 
 /// stays in L1 while the `k` segments use it, so `x` streams from memory once instead of `k`
 /// times (the natural order reads it with stride `k` per segment). Each block is computed as in
 /// [`forward_with`], so the bits are the same.
+///
+/// The `k` segments' blocks are `k` streams of `θ` from memory, prefetched [`FORWARD_AHEAD`]
+/// runs ahead (hints only: the bits do not change).
 #[inline(always)]
 fn forward_streamed<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
@@ -186,6 +199,13 @@ fn forward_streamed<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     for pos in (0..r).step_by(run) {
         // A segment's last tile is cut at the segment's end.
         let len = run.min(r - pos);
+        if size_of_val(blocks) >= PREFETCH_MIN_BYTES {
+            let ahead = pos + FORWARD_AHEAD * run;
+            for a in 0..k {
+                let t = blocks.as_ptr().wrapping_add((a * r + ahead) * k);
+                prefetch_bytes(t, len * k * size_of::<T>());
+            }
+        }
         for a in 0..k {
             let j0 = a * r + pos;
             let (b, p, y) = (
@@ -343,10 +363,12 @@ fn backward_with<T: Float, const FMA: bool, const K: usize>(
 /// write `z_a, z_d` interleaved in order and the block gradient `s·(â_b c_bᵀ + d̂_b e_bᵀ)`.
 /// `v0` is the tile's first vector index; `th_t`, `g_t` hold its blocks, `zad_t` its pairs.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn pair_tile<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
     pair: &GatheredPair<'_, T, A>,
     cur: &mut impl Cursor,
+    far: bool,
     v0: usize,
     th_t: &[T],
     g_t: &mut [T],
@@ -365,7 +387,14 @@ fn pair_tile<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
         .zip(zad_t.chunks_exact_mut(2 * k))
         .zip(c[v0..v1].chunks_exact(k))
         .zip(e[v0..v1].chunks_exact(k));
-    for ((((bb, gb), zb), cb), eb) in blocks {
+    for (i, ((((bb, gb), zb), cb), eb)) in blocks.enumerate() {
+        if far {
+            // `θ` streams from memory: ask for the block `THETA_AHEAD` on (past the tile's end
+            // too: `th_t` is part of the layer's `θ`), so that the next tile's blocks arrive
+            // while this tile's Adam update computes. A hint: the bits do not change.
+            let ahead = th_t.as_ptr().wrapping_add((i + THETA_AHEAD) * kk);
+            prefetch_bytes(ahead, kk * size_of::<T>());
+        }
         cur.prefetch(ad, 2, PREFETCH_BLOCKS);
         cur.gather_pairs(ad, ab, db);
         cur.advance();
@@ -420,13 +449,14 @@ fn gradient_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
 ) {
     let k = block_k::<K>(k);
     let tile = (ADAM_TILE / (k * k)) * k * k;
+    let far = size_of_val(theta) >= PREFETCH_MIN_BYTES;
     for (t, ((th_t, g_t), zad_t)) in theta
         .chunks(tile)
         .zip(grad.chunks_mut(tile))
         .zip(zad.chunks_mut(2 * tile / k))
         .enumerate()
     {
-        pair_tile::<T, A, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
+        pair_tile::<T, A, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
     }
 }
 
@@ -464,6 +494,7 @@ fn adam_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     let k = block_k::<K>(k);
     let tile = (ADAM_TILE / (k * k)) * k * k;
     let AdamSlices { theta, moments } = state;
+    let far = size_of_val(theta) >= PREFETCH_MIN_BYTES;
     let mut grad = [T::zero(); ADAM_TILE];
     let mut skipped = 0;
     let mut moments = match moments {
@@ -475,7 +506,7 @@ fn adam_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
                 .zip(zad.chunks_mut(2 * tile / k));
             for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
                 let g_t = &mut grad[..th_t.len()];
-                pair_tile::<T, A, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
+                pair_tile::<T, A, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
                 skipped += adam_update::<T, FMA, false>(&co, th_t, m_t, v_t, g_t) as usize;
             }
             return skipped;
@@ -487,7 +518,11 @@ fn adam_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
     for (t, (th_t, zad_t)) in tiles.enumerate() {
         let n = th_t.len();
         let (g_t, mb, vb) = (&mut grad[..n], &mut mb[..n], &mut vb[..n]);
-        pair_tile::<T, A, FMA, K>(k, pair, &mut cur, t * tile / k, th_t, g_t, zad_t);
+        if far {
+            // The next tile's codes, fetched while this tile computes (a hint).
+            prefetch_codes(&moments, (t + 1) * tile, tile);
+        }
+        pair_tile::<T, A, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
         decode_tile(&moments, t, t * tile, mb, vb);
         skipped += adam_update::<T, FMA, true>(&co, th_t, mb, vb, g_t) as usize;
         encode_tile(&mut moments, t, t * tile, co.key, mb, vb);
