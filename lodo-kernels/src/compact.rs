@@ -391,7 +391,9 @@ pub fn encode_tile<T: Float>(
 }
 
 /// Hints the cache to fetch the codes of entries `[at, at + len)` (compact moments only; past
-/// the end is allowed: a hint never faults).
+/// the end is allowed: a hint never faults). For the fast bodies, which exist where the
+/// cursors' prefetch does (x86-64, aarch64).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) fn prefetch_codes<T>(moments: &Moments<'_, T>, at: usize, len: usize) {
     fn lines<C>(codes: &[C], at: usize, len: usize) {
