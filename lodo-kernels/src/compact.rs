@@ -397,10 +397,7 @@ pub fn encode_tile<T: Float>(
 #[inline(always)]
 pub(crate) fn prefetch_codes<T>(moments: &Moments<'_, T>, at: usize, len: usize) {
     fn lines<C>(codes: &[C], at: usize, len: usize) {
-        let p = codes.as_ptr().wrapping_add(at).cast::<u8>();
-        for line in (0..len * size_of::<C>()).step_by(64) {
-            crate::cursor::prefetch(p.wrapping_add(line));
-        }
+        crate::cursor::prefetch_lines(codes.as_ptr().wrapping_add(at), len * size_of::<C>());
     }
     match moments {
         Moments::Full { .. } => {}

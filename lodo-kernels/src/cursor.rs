@@ -16,6 +16,15 @@ pub(crate) fn prefetch<T>(p: *const T) {
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
 }
 
+/// Hints the cache to fetch every 64-byte line of the `bytes` bytes from `p` (`p` need not be
+/// valid: [`prefetch`] never faults).
+#[inline(always)]
+pub(crate) fn prefetch_lines<T>(p: *const T, bytes: usize) {
+    for line in (0..bytes).step_by(64) {
+        prefetch(p.cast::<u8>().wrapping_add(line));
+    }
+}
+
 /// No prefetch hint on aarch64 (the hardware prefetcher only).
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]

@@ -11,7 +11,7 @@ use num_traits::Float;
 
 use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
 use crate::compact::{Stored, compact_limit, decode_tile, encode_tile, prefetch_codes};
-use crate::cursor::{Cursor, prefetch, with_cursor};
+use crate::cursor::{Cursor, prefetch, prefetch_lines, with_cursor};
 use crate::tuning::{
     ADAM_TILE, ADAM_TILE_MAX_K, FORWARD_AHEAD, PREFETCH_BLOCKS, PREFETCH_MIN_BYTES, THETA_AHEAD,
 };
@@ -35,14 +35,6 @@ fn prefetch_block<T>(base: &[T], perm: &[u32], next: usize, k: usize) {
         for &i in idx {
             prefetch(base.as_ptr().wrapping_add(i as usize));
         }
-    }
-}
-
-/// Hints the cache to fetch every line of the `bytes` bytes from `p` (`p` need not be valid).
-#[inline(always)]
-fn prefetch_bytes<T>(p: *const T, bytes: usize) {
-    for line in (0..bytes).step_by(64) {
-        prefetch(p.cast::<u8>().wrapping_add(line));
     }
 }
 
@@ -203,7 +195,7 @@ fn forward_streamed<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
             let ahead = pos + FORWARD_AHEAD * run;
             for a in 0..k {
                 let t = blocks.as_ptr().wrapping_add((a * r + ahead) * k);
-                prefetch_bytes(t, len * k * size_of::<T>());
+                prefetch_lines(t, len * k * size_of::<T>());
             }
         }
         for a in 0..k {
@@ -393,7 +385,7 @@ fn pair_tile<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
             // too: `th_t` is part of the layer's `θ`), so that the next tile's blocks arrive
             // while this tile's Adam update computes. A hint: the bits do not change.
             let ahead = th_t.as_ptr().wrapping_add((i + THETA_AHEAD) * kk);
-            prefetch_bytes(ahead, kk * size_of::<T>());
+            prefetch_lines(ahead, kk * size_of::<T>());
         }
         cur.prefetch(ad, 2, PREFETCH_BLOCKS);
         cur.gather_pairs(ad, ab, db);
