@@ -333,6 +333,7 @@ fn plan(task: TaskName, args: &TaskArgs, frozen_only: bool) -> Result<Plan> {
         seed: args.common.seed,
         out: args.common.out.join(task.name()),
         checkpoint: None,
+        clock: lodo_bench::experiment::Clock::Wall,
     })
 }
 

@@ -120,6 +120,10 @@ pub struct LineChart {
     pub series: Vec<Series>,
     /// `(label, y)` dashed horizontal lines.
     pub hlines: Vec<(String, f64)>,
+    /// The y axis shows every point, however far it grows from the first (a quantity that
+    /// starts near zero, as `G`'s distance from `α₀I`); `false` (learning curves): points
+    /// beyond [`DIVERGED_FACTOR`] times the largest starting value are drawn at the top edge.
+    pub show_growth: bool,
 }
 
 /// The mean over runs of learning curves sampled at the same steps (the first run's steps; runs
@@ -206,16 +210,17 @@ pub fn drawable_range(low: f64, high: f64, log: bool) -> (f64, f64) {
 }
 
 /// The y range that shows `series` and `hlines` (log: their positive values), padded, or
-/// `None` if nothing is drawable. Diverged series (beyond [`DIVERGED_FACTOR`] times the largest
-/// starting value) do not stretch it: points outside are clipped to its edge when drawn.
+/// `None` if nothing is drawable. Unless `growth`, diverged series (beyond [`DIVERGED_FACTOR`]
+/// times the largest starting value) do not stretch it: points outside are clipped to its edge
+/// when drawn.
 #[must_use]
-pub fn fit_range(series: &[Series], hlines: &[f64], log: bool) -> Option<(f64, f64)> {
+pub fn fit_range(series: &[Series], hlines: &[f64], log: bool, growth: bool) -> Option<(f64, f64)> {
     let usable = |y: f64| y.is_finite() && (!log || y >= LOG_AXIS_MIN) && y.abs() <= AXIS_MAX;
     let first = series
         .iter()
         .filter_map(|s| s.points.iter().map(|p| p.1).find(|&y| usable(y)))
         .fold(0.0f64, |m, y| m.max(y.abs()));
-    let cap = if first > 0.0 {
+    let cap = if first > 0.0 && !growth {
         DIVERGED_FACTOR * first
     } else {
         AXIS_MAX
@@ -416,7 +421,7 @@ fn label_of(v: f64, ticks: &[f64], labels: &[String]) -> String {
 impl LineChart {
     fn y_range(&self) -> (f64, f64) {
         let hlines: Vec<f64> = self.hlines.iter().map(|h| h.1).collect();
-        fit_range(&self.series, &hlines, self.log_y).unwrap_or((1e-3, 1.0))
+        fit_range(&self.series, &hlines, self.log_y, self.show_growth).unwrap_or((1e-3, 1.0))
     }
 
     fn x_range(&self) -> (f64, f64) {

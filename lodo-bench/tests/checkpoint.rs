@@ -14,7 +14,7 @@ use lodo_bench::experiment::checkpoint::{Checkpoints, RunState};
 use lodo_bench::experiment::layouts::layout_rows;
 use lodo_bench::experiment::protocol::{Budget, LodoRow, Plan, TaskResults, run_plan};
 use lodo_bench::experiment::{
-    MnistSpec, RunCheckpoints, RunOptions, RunRecord, STOP, TaskSpec, derive_seed, run,
+    Clock, MnistSpec, RunCheckpoints, RunOptions, RunRecord, STOP, TaskSpec, derive_seed, run,
     run_checkpointed,
 };
 use lodo_bench::mnist::idx::Mnist;
@@ -106,6 +106,7 @@ fn plan(
         seed: 11,
         out: out.to_path_buf(),
         checkpoint,
+        clock: Clock::Wall,
     }
 }
 
@@ -255,6 +256,61 @@ fn a_run_of_2k_steps_equals_k_steps_and_a_resume_for_k_more() {
         })
         .unwrap();
     assert_same_results(&whole, &again);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--clock cpu` (runs one at a time, seconds from the process CPU clock) changes the seconds
+/// only: every logged number equals the wall-clock plan's (parallel runs on two threads), for
+/// LODO, its compact layout and a baseline; a checkpoint of one clock does not resume under the
+/// other (its seconds would mix the two).
+#[test]
+fn the_cpu_clock_changes_the_seconds_only() {
+    let _g = lock();
+    let imgs = images();
+    let kinds = [OptimizerKind::Lodo, OptimizerKind::Adam];
+    let dir = tmp("clock");
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let wall = two
+        .install(|| run_plan(&plan(&imgs, &kinds, &[], 6, &dir.join("wall"), None)))
+        .unwrap();
+    let mut p = plan(
+        &imgs,
+        &kinds,
+        &[],
+        6,
+        &dir.join("cpu"),
+        ckpt(&dir.join("c"), 3, false),
+    );
+    p.clock = Clock::Cpu;
+    let cpu = two.install(|| run_plan(&p)).unwrap();
+    assert_same_results(&wall, &cpu);
+    for g in &cpu.main {
+        let t = &g.runs[0].times;
+        assert!(
+            t[0] > 0.0 && t.windows(2).all(|w| w[0] <= w[1]),
+            "{}: {t:?}",
+            g.label
+        );
+        // The run's total also counts the work after its last curve point.
+        assert!(g.runs[0].seconds >= *t.last().unwrap(), "{}", g.label);
+    }
+    let mut q = plan(
+        &imgs,
+        &kinds,
+        &[],
+        6,
+        &dir.join("w2"),
+        ckpt(&dir.join("c"), 3, true),
+    );
+    q.clock = Clock::Wall;
+    let e = err_of(two.install(|| run_plan(&q)));
+    assert!(
+        e.contains("another experiment") && e.contains("clock"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

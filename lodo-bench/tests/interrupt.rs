@@ -45,6 +45,7 @@ fn plan(out: &std::path::Path, tune: bool) -> Plan {
         seed: 3,
         out: out.to_path_buf(),
         checkpoint: None,
+        clock: lodo_bench::experiment::Clock::Wall,
     }
 }
 

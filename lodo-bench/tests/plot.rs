@@ -53,14 +53,23 @@ fn diverged_series_do_not_stretch_the_axis() {
     let good = Series::new("good", vec![(0.0, 10.0), (1.0, 1.0), (2.0, 0.5)]);
     let bad = Series::new("bad", vec![(0.0, 10.0), (1.0, 1e200), (2.0, 1e300)]);
     for log in [false, true] {
-        let (lo, hi) = fit_range(&[good.clone(), bad.clone()], &[], log).unwrap();
+        let (lo, hi) = fit_range(&[good.clone(), bad.clone()], &[], log, false).unwrap();
         assert!(hi <= 1.5 * DIVERGED_FACTOR * 10.0, "log {log}: {hi}");
         assert!(lo < 0.5, "log {log}: {lo}");
+    }
+    // A quantity that grows from near zero (G's distance from α₀I) keeps every point on
+    // the axis when the chart asks for it.
+    let grows = Series::new("grows", vec![(0.0, 1e-7), (1.0, 1e-3), (2.0, 0.2)]);
+    for log in [false, true] {
+        let (lo, hi) = fit_range(std::slice::from_ref(&grows), &[], log, true).unwrap();
+        assert!(hi >= 0.2 && lo <= 1e-7, "log {log}: ({lo}, {hi})");
+        let (_, hi) = fit_range(std::slice::from_ref(&grows), &[], log, false).unwrap();
+        assert!(hi < 0.2, "log {log}: {hi}");
     }
     // Nothing drawable: no range (the caller uses a default).
     let empty = Series::new("empty", vec![]);
     let nan = Series::new("nan", vec![(0.0, f64::NAN), (1.0, f64::INFINITY)]);
-    assert_eq!(fit_range(&[empty, nan], &[f64::NAN], true), None);
+    assert_eq!(fit_range(&[empty, nan], &[f64::NAN], true, false), None);
 }
 
 #[test]
@@ -81,6 +90,7 @@ fn charts_of_any_data_are_drawn() {
         for log in [false, true] {
             for hline in [None, Some(0.0), Some(f64::NAN), Some(1e300)] {
                 let chart = LineChart {
+                    show_growth: false,
                     title: name.into(),
                     x_label: "step".into(),
                     y_label: "loss".into(),

@@ -39,7 +39,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use super::protocol::Plan;
-use super::{RunRecord, RunShape, RunSums, TaskSpec};
+use super::{Clock, RunRecord, RunShape, RunSums, TaskSpec};
 use crate::report::{file_stem, write_atomic, write_atomic_parts};
 
 /// The first 16 bytes of every run checkpoint.
@@ -413,6 +413,10 @@ pub fn fingerprint(plan: &Plan) -> Vec<String> {
         )
     }));
     lines.push(format!("keep final points: {}", plan.keep_final));
+    // Only a CPU clock adds a line, so manifests written before `--clock` existed still match.
+    if plan.clock == Clock::Cpu {
+        lines.push("clock: process CPU".into());
+    }
     // The order of the optimizers does not change their runs (seeds depend on the run index).
     lines.sort();
     lines

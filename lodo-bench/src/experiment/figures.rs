@@ -18,6 +18,7 @@ fn curves(g: &Group) -> Vec<Vec<(u64, f64)>> {
 
 fn learning_chart(title: &str, groups: &[Group], floor: Option<f64>) -> LineChart {
     LineChart {
+        show_growth: false,
         title: title.into(),
         x_label: "step (loss-gradient evaluations)".into(),
         y_label: "training loss (mean over runs)".into(),
@@ -59,6 +60,7 @@ pub(super) fn hessian_chart(title: &str, groups: &[Group]) -> Option<LineChart> 
         }
     }
     (!series.is_empty()).then(|| LineChart {
+        show_growth: false,
         title: title.into(),
         x_label: "step".into(),
         y_label: "‖I − G·H‖_F / √n (mean over runs)".into(),

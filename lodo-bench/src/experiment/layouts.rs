@@ -552,6 +552,7 @@ pub fn run_study(cases: &[LayoutCase], seed: u64, out: &Path) -> Result<LayoutSt
             seed,
             out: out.join(&case.key),
             checkpoint: None,
+            clock: super::Clock::Wall,
         };
         let rows: Vec<(String, Optimizer)> = STUDY_LAYOUTS
             .iter()

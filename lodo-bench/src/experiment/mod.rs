@@ -222,6 +222,96 @@ pub struct RunOptions {
     /// Gaussian probes of [`g_movement`] at every curve point (0: never), for
     /// [`RunRecord::g_movement`]; `α₀` is read off `G` before the first step (`G = α₀I` there).
     pub g_movement_probes: usize,
+    /// The clock of [`RunRecord::times`] and [`RunRecord::seconds`].
+    pub clock: Clock,
+}
+
+/// Which clock a run's seconds come from.
+///
+/// `Wall` is the time a user waits; on a shared or loaded machine it also counts the time the
+/// run waited for a core. `Cpu` is the process's CPU time (user + system, every thread; on Unix,
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`), which other processes do not inflate; it belongs
+/// to one run only if runs do not overlap, so [`protocol::run_plan`] runs them one at a time with
+/// it (each still spreading its batch over the threads), and on an idle machine with one thread
+/// it equals the wall-clock time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Clock {
+    /// Elapsed real time.
+    #[default]
+    Wall,
+    /// CPU time of the process (all threads).
+    Cpu,
+}
+
+impl Clock {
+    /// The clock's name in reports: `"wall-clock"` or `"process CPU"`.
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::Wall => "wall-clock",
+            Self::Cpu => "process CPU",
+        }
+    }
+
+    /// Checks that the clock can be read here (the process CPU clock needs Unix).
+    ///
+    /// # Errors
+    /// `Cpu` where the process CPU clock cannot be read.
+    pub fn check(self) -> anyhow::Result<()> {
+        match self {
+            Self::Wall => Ok(()),
+            Self::Cpu => process_cpu_seconds()
+                .map(|_| ())
+                .ok_or_else(|| anyhow::anyhow!("the process CPU clock cannot be read here")),
+        }
+    }
+}
+
+/// The process's CPU time in seconds (all threads, user + system), if the OS gives it.
+#[must_use]
+pub fn process_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        use nix::time::{ClockId, clock_gettime};
+        let t = clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).ok()?;
+        #[allow(clippy::cast_precision_loss)]
+        Some(t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Seconds since it was started, on a [`Clock`].
+#[derive(Clone, Copy, Debug)]
+pub struct Stopwatch {
+    wall: Instant,
+    cpu: Option<f64>,
+}
+
+impl Stopwatch {
+    /// Starts now (a `Cpu` clock that cannot be read falls back to wall-clock time; check
+    /// [`Clock::check`] first).
+    #[must_use]
+    pub fn start(clock: Clock) -> Self {
+        Self {
+            wall: Instant::now(),
+            cpu: match clock {
+                Clock::Wall => None,
+                Clock::Cpu => process_cpu_seconds(),
+            },
+        }
+    }
+
+    /// Seconds since [`Stopwatch::start`].
+    #[must_use]
+    pub fn elapsed(&self) -> f64 {
+        match self.cpu.and_then(|c0| Some(process_cpu_seconds()? - c0)) {
+            Some(s) => s,
+            None => self.wall.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 impl RunOptions {
@@ -238,6 +328,7 @@ impl RunOptions {
             keep_final: false,
             start_points: 0,
             g_movement_probes: 0,
+            clock: Clock::Wall,
         }
     }
 }
@@ -274,7 +365,7 @@ pub struct RunRecord {
     pub diverged_at: Option<u64>,
     /// Why it diverged, if it did.
     pub note: Option<String>,
-    /// Wall seconds spent in the optimizer and task (metrics excluded).
+    /// Seconds spent in the optimizer and task (metrics excluded), on [`RunOptions::clock`].
     pub seconds: f64,
     /// Evaluations per second.
     pub steps_per_sec: f64,
@@ -640,7 +731,7 @@ pub fn run_checkpointed<T: Real>(
     if options.hessian_every > 0 {
         measure(task, minimizer, &x, 0, &mut rec.hessian);
     }
-    let mut start = Instant::now();
+    let mut start = Stopwatch::start(options.clock);
     let mut done = first;
     for it in first..iters {
         if rec.diverged {
@@ -652,7 +743,7 @@ pub fn run_checkpointed<T: Real>(
             if let Some(c) = &checkpoints
                 && it > resumed_at
             {
-                sums.elapsed += start.elapsed().as_secs_f64();
+                sums.elapsed += start.elapsed();
                 (c.save)(&snapshot(task, minimizer, &x, it, &sums, &rec)?)?;
             }
             return Err(Interrupted.into());
@@ -684,11 +775,11 @@ pub fn run_checkpointed<T: Real>(
         sums.bin_len += 1;
         if sums.bin_len == bin || it + 1 == iters {
             rec.curve.push((evals, sums.bin_sum / sums.bin_len as f64));
-            rec.times.push(sums.elapsed + start.elapsed().as_secs_f64());
+            rec.times.push(sums.elapsed + start.elapsed());
             sums.bin_sum = 0.0;
             sums.bin_len = 0;
             if let Some(a0) = g_alpha0 {
-                sums.elapsed += start.elapsed().as_secs_f64();
+                sums.elapsed += start.elapsed();
                 let point = rec.curve.len() as u64 - 1;
                 let g = g_movement(
                     minimizer,
@@ -698,36 +789,36 @@ pub fn run_checkpointed<T: Real>(
                     &mut Stream::new(derive_seed(g_seed, &[point])),
                 );
                 rec.g_movement.push(g.unwrap_or(f64::NAN));
-                start = Instant::now();
+                start = Stopwatch::start(options.clock);
             }
         }
         if evals > window_start {
             sums.win_sum += loss;
             sums.win_len += 1;
             if start_every > 0 && (it - window_start / epi).is_multiple_of(start_every) {
-                sums.elapsed += start.elapsed().as_secs_f64();
+                sums.elapsed += start.elapsed();
                 let l = task.loss_grad_same_sample(&x0, &mut scratch);
                 sums.start_sum += l.to_f64().unwrap_or(f64::NAN);
                 sums.start_len += 1;
-                start = Instant::now();
+                start = Stopwatch::start(options.clock);
             }
         }
         if options.hessian_every > 0 && evals % options.hessian_every < epi {
-            sums.elapsed += start.elapsed().as_secs_f64();
+            sums.elapsed += start.elapsed();
             measure(task, minimizer, &x, evals, &mut rec.hessian);
-            start = Instant::now();
+            start = Stopwatch::start(options.clock);
         }
         if let Some(c) = &checkpoints
             && c.every > 0
             && (it + 1).is_multiple_of(c.every)
             && it + 1 < iters
         {
-            sums.elapsed += start.elapsed().as_secs_f64();
+            sums.elapsed += start.elapsed();
             (c.save)(&snapshot(task, minimizer, &x, it + 1, &sums, &rec)?)?;
-            start = Instant::now();
+            start = Stopwatch::start(options.clock);
         }
     }
-    sums.elapsed += start.elapsed().as_secs_f64();
+    sums.elapsed += start.elapsed();
     if let Some(c) = &checkpoints
         && done > resumed_at
     {

@@ -16,7 +16,7 @@ use super::checkpoint::{self, Checkpoints, RunState};
 use super::files::{self, Tuned};
 use super::progress::Progress;
 use super::{
-    Interrupted, RunCheckpoints, RunOptions, RunRecord, RunShape, TaskSpec, derive_seed,
+    Clock, Interrupted, RunCheckpoints, RunOptions, RunRecord, RunShape, TaskSpec, derive_seed,
     is_interrupted, run, run_optimizer, run_optimizer_checkpointed,
 };
 use crate::baselines::{
@@ -114,6 +114,9 @@ pub struct Plan {
     /// Checkpoint the main runs and ablations ([`super::checkpoint`]): MNIST only, not with
     /// tuning.
     pub checkpoint: Option<Checkpoints>,
+    /// The clock of the runs' seconds; with [`Clock::Cpu`] the main runs and ablations run one
+    /// at a time (see [`Clock`]).
+    pub clock: Clock,
 }
 
 /// The runs of one row of a table.
@@ -406,7 +409,8 @@ pub fn hyperparameters(plan: &Plan) -> Result<Vec<Setting>> {
     Ok(out)
 }
 
-/// Runs `budget.runs` seeded runs of every `(label, optimizer)` in parallel; run `r` of every
+/// Runs `budget.runs` seeded runs of every `(label, optimizer)` in parallel (one at a time with
+/// [`Clock::Cpu`]); run `r` of every
 /// optimizer sees the same task draw (common random numbers). Each run writes its files when done.
 ///
 /// # Errors
@@ -457,49 +461,61 @@ pub fn phase_runs(
     }
     let pb = bar(jobs.len() as u64, format!("{what} {}", plan.spec.name()));
     let bowl = matches!(plan.spec, TaskSpec::Bowl(_));
-    let records: Vec<Result<RunRecord>> = jobs
-        .par_iter()
-        .map(|&(i, r)| {
-            let (label, optimizer) = &rows[i];
-            let mut opts = RunOptions::new(b.steps);
-            opts.curve_points = b.curve_points;
-            if let Some(every) = b.steps.checked_div(b.hessian_points)
-                && bowl
-                && optimizer.kind().is_lodo()
-            {
-                opts.hessian_every = every.max(1);
-                opts.hessian_probes = b.hessian_probes;
+    let one = |&(i, r): &(usize, usize)| -> Result<RunRecord> {
+        let (label, optimizer) = &rows[i];
+        let mut opts = RunOptions::new(b.steps);
+        opts.curve_points = b.curve_points;
+        opts.clock = plan.clock;
+        if let Some(every) = b.steps.checked_div(b.hessian_points)
+            && bowl
+            && optimizer.kind().is_lodo()
+        {
+            opts.hessian_every = every.max(1);
+            opts.hessian_probes = b.hessian_probes;
+        }
+        opts.trajectory = matches!(plan.spec, TaskSpec::Rosenbrock) && r == 0;
+        opts.keep_final = plan.keep_final;
+        opts.start_points = plan.spec.start_points();
+        if matches!(plan.spec, TaskSpec::Mnist(_)) && optimizer.kind().is_lodo() {
+            // Issue 19: how far G has moved from α₀I, on every MNIST curve point.
+            opts.g_movement_probes = 4;
+        }
+        let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
+        let rec = match &plan.checkpoint {
+            None => run_optimizer(&plan.spec, optimizer, &opts, seed)?,
+            Some(c) => {
+                let key = run_key(label, r, optimizer, seed);
+                let path = c.run_path(label, r);
+                let resume = resume_state(c, &path, &key, label, r)?;
+                let save = |st: &RunState| checkpoint::write_run_state(&path, &key, st);
+                let ckpt = RunCheckpoints {
+                    every: c.every,
+                    resume,
+                    save: &save,
+                };
+                run_optimizer_checkpointed(&plan.spec, optimizer, &opts, seed, Some(ckpt))
+                    .with_context(|| format!("{label} run {r}"))?
             }
-            opts.trajectory = matches!(plan.spec, TaskSpec::Rosenbrock) && r == 0;
-            opts.keep_final = plan.keep_final;
-            opts.start_points = plan.spec.start_points();
-            if matches!(plan.spec, TaskSpec::Mnist(_)) && optimizer.kind().is_lodo() {
-                // Issue 19: how far G has moved from α₀I, on every MNIST curve point.
-                opts.g_movement_probes = 4;
+        };
+        files::write_run_files(&plan.out, label, r, &rec)
+            .with_context(|| format!("writing the files of {label} run {r}"))?;
+        pb.inc(1);
+        Ok(rec)
+    };
+    let records: Vec<Result<RunRecord>> = match plan.clock {
+        Clock::Wall => jobs.par_iter().map(one).collect(),
+        // One run at a time, so that the process's CPU time is the run's; run 0 of every row
+        // first, then run 1, ... (an experiment stopped early has runs of every row).
+        Clock::Cpu => {
+            let mut order: Vec<usize> = (0..jobs.len()).collect();
+            order.sort_by_key(|&j| (jobs[j].1, jobs[j].0));
+            let mut done: Vec<Option<Result<RunRecord>>> = jobs.iter().map(|_| None).collect();
+            for j in order {
+                done[j] = Some(one(&jobs[j]));
             }
-            let seed = derive_seed(plan.seed, &[plan.spec.id(), 200, r as u64]);
-            let rec = match &plan.checkpoint {
-                None => run_optimizer(&plan.spec, optimizer, &opts, seed)?,
-                Some(c) => {
-                    let key = run_key(label, r, optimizer, seed);
-                    let path = c.run_path(label, r);
-                    let resume = resume_state(c, &path, &key, label, r)?;
-                    let save = |st: &RunState| checkpoint::write_run_state(&path, &key, st);
-                    let ckpt = RunCheckpoints {
-                        every: c.every,
-                        resume,
-                        save: &save,
-                    };
-                    run_optimizer_checkpointed(&plan.spec, optimizer, &opts, seed, Some(ckpt))
-                        .with_context(|| format!("{label} run {r}"))?
-                }
-            };
-            files::write_run_files(&plan.out, label, r, &rec)
-                .with_context(|| format!("writing the files of {label} run {r}"))?;
-            pb.inc(1);
-            Ok(rec)
-        })
-        .collect();
+            done.into_iter().flatten().collect()
+        }
+    };
     pb.finish_and_clear();
     let mut records = records.into_iter();
     let mut groups = Vec::new();

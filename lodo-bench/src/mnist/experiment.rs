@@ -31,7 +31,7 @@ use crate::baselines::{LodoParams, LodoVariant, Optimizer, OptimizerKind, StateP
 use crate::experiment::checkpoint::Checkpoints;
 use crate::experiment::layouts::{FamilyList, StateList, layout_rows};
 use crate::experiment::protocol::{Budget, Group, LodoRow, Plan, Setting, run_plan};
-use crate::experiment::{Interrupted, MnistSpec, TaskSpec};
+use crate::experiment::{Clock, Interrupted, MnistSpec, TaskSpec};
 use crate::plot::{LineChart, Series};
 use crate::report::{Summary, file_stem, fmt_num, fmt_sig, write_atomic, write_csv};
 use crate::tune::{Generation, rosenbrock_schedule};
@@ -66,9 +66,16 @@ pub struct MnistArgs {
     /// report of the runs that finished (runs in progress are dropped); exit code 130.
     #[arg(long, default_value_t = 100)]
     pub steps: u64,
-    /// Wall-clock budget in seconds for the second loss column (default: the shortest run).
+    /// Time budget in seconds on --clock for the second loss column (default: the shortest
+    /// run).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// The clock of the runs' seconds: `wall` (elapsed time; runs in parallel over the threads)
+    /// or `cpu` (the process's CPU time, all threads; runs one at a time, each spreading its
+    /// batch over the threads; other processes on a shared machine do not inflate it). Part of
+    /// a checkpoint's experiment: give the same one with --resume.
+    #[arg(long, value_enum, default_value_t = Clock::Wall)]
+    pub clock: Clock,
     /// Batch size.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
@@ -388,7 +395,7 @@ fn stat(values: &[f64], diverged: &[bool]) -> String {
 
 /// Claim 4 (LODO trains the CNN at speeds comparable to standard optimizers), from the table:
 /// LODO's training loss at the common wall-clock budget against the other optimizers'.
-fn speed_claim(groups: &[&Group], by_time: &[Vec<f64>], wall: f64) -> Option<String> {
+fn speed_claim(groups: &[&Group], by_time: &[Vec<f64>], wall: f64, clock: Clock) -> Option<String> {
     let mean_of = |i: usize| {
         let g = groups[i];
         let flags: Vec<bool> = g.runs.iter().map(|r| r.diverged).collect();
@@ -416,9 +423,10 @@ fn speed_claim(groups: &[&Group], by_time: &[Vec<f64>], wall: f64) -> Option<Str
                 "every LODO run diverged".to_string()
             } else {
                 format!(
-                    "within {} s (the wall-clock budget) LODO finished no curve point, while \
+                    "within {} s ({}, the time budget) LODO finished no curve point, while \
                      the standard optimizers reached {} ({}) to {} ({})",
                     fmt_sig(wall, 3),
+                    clock.describe(),
                     fmt_num(others.iter().map(|s| s.mean).fold(f64::INFINITY, f64::min)),
                     others
                         .iter()
@@ -453,9 +461,10 @@ fn speed_claim(groups: &[&Group], by_time: &[Vec<f64>], wall: f64) -> Option<Str
         "does not hold here (LODO is behind every standard optimizer)"
     };
     Some(format!(
-        "{lead} {verdict}: after {} s of training LODO's loss is {} against {} ({}) to {} ({}); \
-         {below} of {} standard optimizers are lower ({} run(s) per optimizer).\n",
+        "{lead} {verdict}: after {} s ({}) of training LODO's loss is {} against {} ({}) to {} \
+         ({}); {below} of {} standard optimizers are lower ({} run(s) per optimizer).\n",
         fmt_sig(wall, 3),
+        clock.describe(),
         fmt_num(l.mean),
         fmt_num(best.mean),
         best.name,
@@ -495,6 +504,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         "checkpoints cover the runs, not the tuning: run --tune first, then the runs with the \
          tuned values (--alpha0, --meta-lr, --adam-lr, ...) and --checkpoint-every"
     );
+    args.clock.check()?;
     if args.tune {
         anyhow::ensure!(args.tune_steps > 0, "--tune-steps must be positive");
         anyhow::ensure!(args.tune_batch > 0, "--tune-batch must be positive");
@@ -604,6 +614,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         seed: args.seed,
         out: args.out.clone(),
         checkpoint: checkpoints.clone(),
+        clock: args.clock,
     };
     let res = pool.install(|| run_plan(&plan))?;
     let experiment_seconds = started.elapsed().as_secs_f64();
@@ -694,7 +705,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
     write_curves(args, &groups)?;
     md.push_str(&format!(
         "\nFiles: `curves.csv` (every step), `curves/`, `curves_step.{{svg,png}}`, \
-         `curves_time.{{svg,png}}`, `params_*.f32le`.\n\nWall-clock ({threads} thread(s)): {:.0} s \
+         `curves_time.{{svg,png}}`, `g_movement.{{svg,png}}` (LODO rows), `params_*.f32le`.\n\nWall-clock ({threads} thread(s)): {:.0} s \
          in all; tuning and training {experiment_seconds:.0} s, test losses {test_seconds:.0} s, \
          sampling {sampling_seconds:.0} s.\n",
         started.elapsed().as_secs_f64(),
@@ -795,9 +806,10 @@ fn results_markdown(args: &MnistArgs, groups: &[&Group], test_loss: &[Vec<f64>])
             .fold(f64::INFINITY, f64::min)
     });
     let mut md = format!(
-        "\n| optimizer | train loss, last 10% of {} steps | train loss, last 10% of {} s | test loss | steps/s | diverged |\n|---|---|---|---|---|---|\n",
+        "\n| optimizer | train loss, last 10% of {} steps | train loss, last 10% of {} s ({}) | test loss | steps/s | diverged |\n|---|---|---|---|---|---|\n",
         args.steps,
-        fmt_sig(wall, 3)
+        fmt_sig(wall, 3),
+        args.clock.describe()
     );
     let mut by_times = Vec::new();
     for (g, test) in groups.iter().zip(test_loss) {
@@ -824,11 +836,44 @@ fn results_markdown(args: &MnistArgs, groups: &[&Group], test_loss: &[Vec<f64>])
     md.push_str(&format!(
         "\nTest loss: mean cross-entropy (nats) over every query position of the test digits \
          used. `log 256` = 5.545 is the loss of a uniform guess. Mean ± std over runs \
-         (population std, as the synthetic tasks' tables); — in the wall-clock column: no curve \
+         (population std, as the synthetic tasks' tables); — in the time-budget column: no curve \
          point within that budget (a step took longer). Diverged: {}.\n",
         crate::experiment::DIVERGED
     ));
-    if let Some(c) = speed_claim(groups, &by_times, wall) {
+    if args.clock == Clock::Cpu {
+        md.push_str(
+            "\nSeconds are the process's CPU time (all threads; the runs ran one at a time), \
+             not wall-clock time: other processes on the machine do not count. steps/s are per \
+             CPU second.\n",
+        );
+    }
+    let moved: Vec<String> = groups
+        .iter()
+        .filter_map(|g| {
+            let last: Vec<f64> = g
+                .runs
+                .iter()
+                .filter_map(|r| r.g_movement.last().copied())
+                .collect();
+            (!last.is_empty()).then(|| {
+                let (lo, hi) = last
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                        (a.min(v), b.max(v))
+                    });
+                format!("{} {}–{}", g.label, fmt_sig(lo, 3), fmt_sig(hi, 3))
+            })
+        })
+        .collect();
+    if !moved.is_empty() {
+        md.push_str(&format!(
+            "\nHow far `G` moved by the last step, `‖G − α₀I‖_F / ‖α₀I‖_F` (4 random probes, \
+             lowest–highest over runs): {}. The whole curve: `g_movement.{{svg,png}}` and \
+             `curves.csv`.\n",
+            moved.join("; ")
+        ));
+    }
+    if let Some(c) = speed_claim(groups, &by_times, wall, args.clock) {
         md.push_str(&c);
     }
     md.push_str(&layout_tests(groups, test_loss));
@@ -906,8 +951,18 @@ fn write_curves(args: &MnistArgs, groups: &[&Group]) -> anyhow::Result<()> {
         &rows,
     )?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (mut by_step, mut by_time) = (Vec::new(), Vec::new());
+    let (mut by_step, mut by_time, mut moved) = (Vec::new(), Vec::new(), Vec::new());
     for g in groups {
+        let g_len = g.runs.iter().map(|r| r.g_movement.len()).min().unwrap_or(0);
+        if g_len > 0 {
+            let pts: Vec<(f64, f64)> = (0..g_len)
+                .map(|i| {
+                    let v: Vec<f64> = g.runs.iter().map(|r| r.g_movement[i]).collect();
+                    (g.runs[0].curve[i].0 as f64, mean(&v))
+                })
+                .collect();
+            moved.push(Series::new(&g.label, smooth(&pts, 10)));
+        }
         let len = g.runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
         let at = |f: &dyn Fn(&crate::experiment::RunRecord) -> f64| {
             mean(&g.runs.iter().map(f).collect::<Vec<_>>())
@@ -922,6 +977,7 @@ fn write_curves(args: &MnistArgs, groups: &[&Group]) -> anyhow::Result<()> {
         by_time.push(Series::new(&g.label, smooth(&tpts, 10)));
     }
     let chart = |x_label: &str, series: Vec<Series>| LineChart {
+        show_growth: false,
         title: format!(
             "MNIST autoregression, batch {} (10-step moving average)",
             args.batch
@@ -933,7 +989,23 @@ fn write_curves(args: &MnistArgs, groups: &[&Group]) -> anyhow::Result<()> {
         hlines: vec![],
     };
     chart("step", by_step).draw(&args.out.join("curves_step"))?;
-    chart("seconds", by_time).draw(&args.out.join("curves_time"))?;
+    if !moved.is_empty() {
+        LineChart {
+            show_growth: true,
+            title: format!(
+                "‖G − α₀I‖_F / ‖α₀I‖_F, batch {} (4 probes, run mean, 10-step average)",
+                args.batch
+            ),
+            x_label: "step".into(),
+            y_label: "relative distance from α₀I".into(),
+            log_y: true,
+            series: moved,
+            hlines: vec![],
+        }
+        .draw(&args.out.join("g_movement"))?;
+    }
+    chart(&format!("seconds ({})", args.clock.describe()), by_time)
+        .draw(&args.out.join("curves_time"))?;
     Ok(())
 }
 
