@@ -4,7 +4,7 @@
 use lodo_bench::baselines::{Optimizer, OptimizerKind};
 use lodo_bench::experiment::claims::{
     Comparison, ablation_finding, compare, diverged_note, frozen_errors, frozen_note,
-    hessian_finding, main_table_note,
+    hessian_finding, main_table_note, mnist_claim,
 };
 use lodo_bench::experiment::protocol::{Budget, Group, TaskResults};
 use lodo_bench::experiment::{HessianPoint, RunRecord, TaskSpec};
@@ -264,4 +264,39 @@ fn the_frozen_note_says_why_bowl_b_diverged_and_labels_step_zero_errors() {
         e[2].starts_with("frozen B: 5.290 (at step 0, the last measurement before the loss became non-finite in 3/3 runs"),
         "{e:?}"
     );
+}
+
+/// Claim 4 on MNIST quotes the shipped record of the long experiment (its command, date and
+/// verdict) when there is one, says it is not measured when there is none, and says why when
+/// the file is not a record; the record `mnist` writes reads back as written.
+#[test]
+fn mnist_claim_quotes_the_shipped_record() {
+    use lodo_bench::mnist::cli::{ClaimRecord, read_claim};
+    let dir = std::env::temp_dir().join(format!("lodo-bench-claim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("claim4.json");
+    assert_eq!(read_claim(&path).unwrap(), None);
+    assert!(mnist_claim(read_claim(&path)).starts_with("not measured by this command"));
+    let record = ClaimRecord {
+        command: "lodo-bench mnist --steps 20000".into(),
+        finished: "2026-12-08 03:10 UTC".into(),
+        verdict: "Claim 4 of the paper (...) holds here: after 4,000 s LODO's loss is 1.1.".into(),
+    };
+    std::fs::write(&path, serde_json::to_string(&record).unwrap()).unwrap();
+    assert_eq!(read_claim(&path).unwrap().as_ref(), Some(&record));
+    let text = mnist_claim(read_claim(&path));
+    for part in [
+        "`lodo-bench mnist --steps 20000`",
+        "finished 2026-12-08 03:10 UTC",
+        "holds here: after 4,000 s LODO's loss is 1.1",
+    ] {
+        assert!(text.contains(part), "{part} not in {text}");
+    }
+    std::fs::write(&path, "{ not json").unwrap();
+    let text = mnist_claim(read_claim(&path));
+    assert!(
+        text.contains("cannot be read") && text.contains("claim4.json"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

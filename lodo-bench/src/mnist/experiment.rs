@@ -413,12 +413,12 @@ fn speed_claim(groups: &[&Group], by_time: &[Vec<f64>], wall: f64, clock: Clock)
     if others.is_empty() {
         return None;
     }
-    let lead = "\nClaim 4 of the paper (LODO trains this CNN at speeds comparable to standard \
+    let lead = "Claim 4 of the paper (LODO trains this CNN at speeds comparable to standard \
                 optimizers)";
     if !l.mean.is_finite() {
         let all_diverged = groups[lodo].runs.iter().all(|r| r.diverged);
         return Some(format!(
-            "{lead} does not hold here: {}\n",
+            "{lead} does not hold here: {}.",
             if all_diverged {
                 "every LODO run diverged".to_string()
             } else {
@@ -462,7 +462,7 @@ fn speed_claim(groups: &[&Group], by_time: &[Vec<f64>], wall: f64, clock: Clock)
     };
     Some(format!(
         "{lead} {verdict}: after {} s ({}) of training LODO's loss is {} against {} ({}) to {} \
-         ({}); {below} of {} standard optimizers are lower ({} run(s) per optimizer).\n",
+         ({}); {below} of {} standard optimizers are lower ({} run(s) per optimizer).",
         fmt_sig(wall, 3),
         clock.describe(),
         fmt_num(l.mean),
@@ -688,7 +688,22 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
     if groups.is_empty() {
         md.push_str("\nNo run finished before the interruption: nothing to tabulate.\n");
     } else {
-        md.push_str(&results_markdown(args, &groups, &test_loss));
+        let (table, claim) = results_markdown(args, &groups, &test_loss);
+        md.push_str(&table);
+        if let (Some(verdict), false) = (claim, res.is_partial()) {
+            let record = ClaimRecord {
+                command: std::iter::once("lodo-bench".to_string())
+                    .chain(std::env::args().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                finished: utc_now(),
+                verdict,
+            };
+            write_atomic(
+                &args.out.join(CLAIM_FILE),
+                serde_json::to_string_pretty(&record)?.as_bytes(),
+            )?;
+        }
     }
     if let (Some((l, g, r)), true) = (best, args.samples > 0 && !res.is_partial()) {
         let t0 = Instant::now();
@@ -795,7 +810,14 @@ fn header(
 }
 
 /// The results table.
-fn results_markdown(args: &MnistArgs, groups: &[&Group], test_loss: &[Vec<f64>]) -> String {
+///
+/// Returns the Markdown and, with LODO and a standard optimizer among the rows, claim 4's verdict
+/// with the `G` movement (for [`ClaimRecord`]).
+fn results_markdown(
+    args: &MnistArgs,
+    groups: &[&Group],
+    test_loss: &[Vec<f64>],
+) -> (String, Option<String>) {
     // Common wall-clock budget.
     let wall = args.seconds.unwrap_or_else(|| {
         groups
@@ -865,19 +887,98 @@ fn results_markdown(args: &MnistArgs, groups: &[&Group], test_loss: &[Vec<f64>])
             })
         })
         .collect();
-    if !moved.is_empty() {
-        md.push_str(&format!(
-            "\nHow far `G` moved by the last step, `‖G − α₀I‖_F / ‖α₀I‖_F` (4 random probes, \
-             lowest–highest over runs): {}. The whole curve: `g_movement.{{svg,png}}` and \
-             `curves.csv`.\n",
+    let moved = (!moved.is_empty()).then(|| {
+        format!(
+            "How far `G` moved by the last step, `‖G − α₀I‖_F / ‖α₀I‖_F` (4 random probes, \
+             lowest–highest over runs): {}.",
             moved.join("; ")
+        )
+    });
+    if let Some(m) = &moved {
+        md.push_str(&format!(
+            "\n{m} The whole curve: `g_movement.{{svg,png}}` and `curves.csv`.\n"
         ));
     }
-    if let Some(c) = speed_claim(groups, &by_times, wall, args.clock) {
-        md.push_str(&c);
+    let claim = speed_claim(groups, &by_times, wall, args.clock);
+    if let Some(c) = &claim {
+        md.push_str(&format!("\n{c}\n"));
     }
     md.push_str(&layout_tests(groups, test_loss));
-    md
+    let verdict = claim.map(|c| match &moved {
+        Some(m) => format!("{c} {m}"),
+        None => c,
+    });
+    (md, verdict)
+}
+
+/// The file `mnist` writes beside `report.md` when every run finished: claim 4's verdict, for
+/// `reproduce`'s claims section to quote from a shipped copy ([`shipped_claim`]).
+pub const CLAIM_FILE: &str = "claim4.json";
+
+/// Where `reproduce` looks for the shipped result of the long MNIST experiment (MNIST.md, "The
+/// long experiment"): `lodo-bench/results/mnist-long/claim4.json` in the source tree.
+pub const SHIPPED_CLAIM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/results/mnist-long/claim4.json"
+);
+
+/// Claim 4 as one `mnist` invocation measured it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClaimRecord {
+    /// The command line that produced it.
+    pub command: String,
+    /// When it finished, `YYYY-MM-DD HH:MM UTC`.
+    pub finished: String,
+    /// The report's claim-4 sentence and the `G` movement.
+    pub verdict: String,
+}
+
+/// The shipped claim-4 record ([`SHIPPED_CLAIM`]), if the source tree has one.
+///
+/// # Errors
+/// A file that exists but is not a claim record.
+pub fn shipped_claim() -> anyhow::Result<Option<ClaimRecord>> {
+    read_claim(Path::new(SHIPPED_CLAIM))
+}
+
+/// The claim-4 record at `path` (`None` if there is no file).
+///
+/// # Errors
+/// A file that exists but cannot be read or is not a claim record.
+pub fn read_claim(path: &Path) -> anyhow::Result<Option<ClaimRecord>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| {
+        format!("{} is not a claim record", path.display())
+    })?))
+}
+
+/// The current time as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc_date(secs)
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of Unix time `secs` (proleptic Gregorian calendar; the days-to-date
+/// conversion of Hinnant's `civil_from_days`).
+#[must_use]
+pub fn utc_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (hour, minute) = ((secs % 86_400) / 3_600, (secs % 3_600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 
 /// Welch's t-test of each of LODO's other layouts (`--permutations`, `--state`: a LODO row
@@ -1058,4 +1159,20 @@ fn smooth(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
             (points[i].0, s / (i - lo + 1) as f64)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_date;
+
+    #[test]
+    fn utc_dates_of_known_instants() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
+        // 2000-02-29 12:34 UTC (a leap day of a century leap year).
+        assert_eq!(utc_date(951_827_640), "2000-02-29 12:34 UTC");
+        // 2026-12-07 11:55 UTC.
+        assert_eq!(utc_date(1_796_644_500), "2026-12-07 11:55 UTC");
+        // 2100-03-01 00:00 UTC (2100 is not a leap year).
+        assert_eq!(utc_date(4_107_542_400), "2100-03-01 00:00 UTC");
+    }
 }

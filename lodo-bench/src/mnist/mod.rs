@@ -26,5 +26,8 @@ impl<T: lodo_core::Real + kernels::Atan> Scalar for T {}
 
 /// The `lodo-bench mnist` subcommand.
 pub mod cli {
-    pub use super::experiment::{MnistArgs, Sweep, run};
+    pub use super::experiment::{
+        CLAIM_FILE, ClaimRecord, MnistArgs, SHIPPED_CLAIM, Sweep, read_claim, run, shipped_claim,
+        utc_date,
+    };
 }
