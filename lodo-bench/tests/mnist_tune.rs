@@ -170,6 +170,32 @@ fn tuning_runs_and_its_values_reach_the_report() {
             "{claim}"
         );
     }
+    // claim4.json carries the same sentence, for reproduce's claims section.
+    let record = lodo_bench::mnist::cli::read_claim(&out.join("claim4.json"))
+        .unwrap()
+        .expect("claim4.json written");
+    assert!(record.verdict.starts_with(claim), "{record:?}");
+    // --reuse-tuned: a second invocation into the same folder runs with tuned.json's values
+    // (with checkpoints and the CPU clock, which --tune cannot take).
+    let b = args(
+        &out,
+        "lodo,adam",
+        &["--reuse-tuned", "--clock", "cpu", "--checkpoint-every", "1"],
+    );
+    run(&b).unwrap();
+    let again = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for (opt, hp, text) in [
+        ("LODO", "initial_lr", "α₀ = "),
+        ("LODO", "meta_lr", "η = "),
+        ("Adam", "lr", "Adam η = "),
+    ] {
+        let shown = format!("{text}{:.4e}", tuned[opt][hp]);
+        assert!(again.contains(&shown), "{shown:?} missing in\n{again}");
+    }
+    assert!(
+        again.contains("(tuned, from `tuned.json`)") && again.contains("(process CPU)"),
+        "{again}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -222,12 +248,17 @@ fn bad_tuning_options_are_refused() {
         &["--tune", "--tune-generations", "0"],
         &["--tune", "--tune-steps", "0"],
         &["--tune", "--tune-batch", "0"],
+        &["--reuse-tuned"],
     ] {
         assert!(
             run(&args(&out, "adam", extra)).is_err(),
             "{extra:?} accepted"
         );
     }
+    assert!(
+        Cli::try_parse_from(["mnist", "--tune", "--reuse-tuned"]).is_err(),
+        "--tune with --reuse-tuned accepted"
+    );
     let mut a = args(&out, "adam", &[]);
     a.adam_lr = -1.0;
     assert!(run(&a).is_err(), "a negative learning rate accepted");

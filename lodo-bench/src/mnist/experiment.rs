@@ -143,6 +143,12 @@ pub struct MnistArgs {
     /// LODO's). Writes `tuned.json` and `tuning/<optimizer>.csv`.
     #[arg(long)]
     pub tune: bool,
+    /// Take each optimizer's values from `<out>/tuned.json` where it has them (written there by
+    /// an earlier `--tune`, e.g. with `--steps 1`), instead of the values above: the way to run
+    /// tuned values with checkpoints, and to give LODO-Diagonal (and the other LODO variants in
+    /// --optimizers) their own tuned α₀ and η. Not with --tune.
+    #[arg(long, conflicts_with = "tune")]
+    pub reuse_tuned: bool,
     /// With `--tune`: tune LODO's β too.
     #[arg(long)]
     pub tune_beta: bool,
@@ -498,6 +504,14 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         args.checkpoint_every != Some(0),
         "--checkpoint-every must be positive"
     );
+    if args.reuse_tuned {
+        let path = args.out.join("tuned.json");
+        anyhow::ensure!(
+            path.is_file(),
+            "--reuse-tuned: {} does not exist (run --tune with the same --out first)",
+            path.display()
+        );
+    }
     let checkpoints = args.checkpoints();
     anyhow::ensure!(
         checkpoints.is_none() || !args.tune,
@@ -608,7 +622,7 @@ pub fn run(args: &MnistArgs) -> anyhow::Result<()> {
         tune: args.tune.then_some(TuneScope::Rates {
             beta: args.tune_beta,
         }),
-        reuse: false,
+        reuse: args.reuse_tuned,
         frozen: false,
         keep_final: true,
         seed: args.seed,
@@ -758,7 +772,12 @@ fn header(
             .find(|s| s.optimizer.kind() == kind)
             .map_or_else(
                 || (start(kind, args), false),
-                |s| (s.optimizer, s.tuning.is_some()),
+                |s| {
+                    (
+                        s.optimizer,
+                        s.tuning.is_some() || s.entry.source == "loaded",
+                    )
+                },
             )
     };
     let rate = |kind| match used(kind).0 {
@@ -773,11 +792,45 @@ fn header(
         (Optimizer::Lodo(p), t) => (p, t),
         _ => unreachable!("LODO's kind is Optimizer::Lodo"),
     };
-    let baselines_tuned = settings
+    let baselines_tuned = settings.iter().any(|s| {
+        (s.tuning.is_some() || s.entry.source == "loaded") && !s.optimizer.kind().is_lodo()
+    });
+    let tuned_word = if args.reuse_tuned {
+        "tuned, from `tuned.json`"
+    } else {
+        "tuned"
+    };
+    let source = |tuned: bool, what: &str| -> String {
+        if tuned {
+            tuned_word.into()
+        } else {
+            what.into()
+        }
+    };
+    // Every value loaded from tuned.json (LODO variants have their own α₀ and η there).
+    let loaded: Vec<String> = settings
         .iter()
-        .any(|s| s.tuning.is_some() && !s.optimizer.kind().is_lodo());
-    let source =
-        |tuned: bool, what: &str| -> String { if tuned { "tuned".into() } else { what.into() } };
+        .filter(|s| s.entry.source == "loaded")
+        .map(|s| {
+            let values: Vec<String> = s
+                .entry
+                .names
+                .iter()
+                .zip(&s.entry.values)
+                .map(|(n, v)| format!("{n} = {}", fmt_hp(*v)))
+                .collect();
+            format!("{}: {}", s.entry.optimizer, values.join(", "))
+        })
+        .collect();
+    let loaded = if loaded.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nValues from `{}` (an earlier `--tune`): {}.\n",
+            args.out.join("tuned.json").display(),
+            loaded.join("; ")
+        )
+    };
     format!(
         "# MNIST autoregression (paper §5.2)\n\n\
          Model: the authors' 94,696-parameter residual CNN; batch {}; {} training digits from `{}` \
@@ -786,7 +839,7 @@ fn header(
          LODO: α₀ = {}, η = {} ({}), β = {} ({}), N = 16, k = 4 unless named. \
          Baselines ({}; other hyperparameters at the authors' defaults): Adam η = {}; Momentum \
          η = {}, μ = 0; RMSprop η = {}, ρ = 0.9; Yogi η = {} (β₁ 0.9, β₂ 0.999, ε 1e−3); LARS \
-         η = {}, μ = 0.9, w = 5e−4, per layer.\n",
+         η = {}, μ = 0.9, w = 5e−4, per layer.\n{loaded}",
         args.batch,
         n_train,
         args.data.display(),
