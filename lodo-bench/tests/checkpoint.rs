@@ -273,17 +273,9 @@ fn the_cpu_clock_changes_the_seconds_only() {
         .num_threads(2)
         .build()
         .unwrap();
-    let wall = two
-        .install(|| run_plan(&plan(&imgs, &kinds, &[], 6, &dir.join("wall"), None)))
-        .unwrap();
-    let mut p = plan(
-        &imgs,
-        &kinds,
-        &[],
-        6,
-        &dir.join("cpu"),
-        ckpt(&dir.join("c"), 3, false),
-    );
+    let at = |out: &str, c| plan(&imgs, &kinds, &[], 6, &dir.join(out), c);
+    let wall = two.install(|| run_plan(&at("wall", None))).unwrap();
+    let mut p = at("cpu", ckpt(&dir.join("c"), 3, false));
     p.clock = Clock::Cpu;
     let cpu = two.install(|| run_plan(&p)).unwrap();
     assert_same_results(&wall, &cpu);
@@ -297,15 +289,8 @@ fn the_cpu_clock_changes_the_seconds_only() {
         // The run's total also counts the work after its last curve point.
         assert!(g.runs[0].seconds >= *t.last().unwrap(), "{}", g.label);
     }
-    let mut q = plan(
-        &imgs,
-        &kinds,
-        &[],
-        6,
-        &dir.join("w2"),
-        ckpt(&dir.join("c"), 3, true),
-    );
-    q.clock = Clock::Wall;
+    // The same checkpoint under the wall clock (the plan's default).
+    let q = at("w2", ckpt(&dir.join("c"), 3, true));
     let e = err_of(two.install(|| run_plan(&q)));
     assert!(
         e.contains("another experiment") && e.contains("clock"),
