@@ -5,8 +5,9 @@
 //! (the tests compare them); only the order of the floating-point sums and the use of fused
 //! multiply-adds differ. Layout, per chunk of `n` examples and a stage of `P = side²` positions:
 //! an activation map is an `(n·P) × C` row-major matrix (example-major, then position, channels
-//! contiguous), so `Y = X·W (+ b)` is one GEMM of `n·P` rows through `lodo_kernels::gemm`
-//! (matrixmultiply). The depthwise 3×3 convolution, `atan` and its slope `1/(1+z²)` are hand
+//! contiguous), so `Y = X·W (+ b)` is one matrix product of `n·P` rows
+//! ([`super::pointwise`]: explicit-SIMD register tiles for `f32`, matrixmultiply for `f64`), and
+//! so is each weight gradient `Xᵀ·∂Z`. The depthwise 3×3 convolution, `atan` and its slope `1/(1+z²)` are hand
 //! loops, compiled for the best instruction set the CPU has (pulp's dispatch: AVX-512, else
 //! AVX2 + FMA) and fused: the depthwise pass writes `atan(z₂)` and `1/(1+z₂²)` directly, its
 //! backward writes `∂L/∂z₁ = (Σ taps)·1/(1+z₁²)` directly.
@@ -24,7 +25,7 @@
 
 use rayon::prelude::*;
 
-use lodo_kernels::gemm::{Accum, Op, gemm};
+use lodo_kernels::gemm::Accum;
 
 use super::Scalar;
 use super::kernels::{self, E};
@@ -654,13 +655,8 @@ impl<T: Scalar> Workspace<T> {
                     kernels::outer_acc::<T, E, R>(a2, dy, gw2, gb2);
                 }
                 let dz2 = &mut self.dz2[..rows * E];
-                gemm(
+                T::xw::<R, E>(
                     Accum::Replace,
-                    Op::NoTranspose,
-                    rows,
-                    R,
-                    E,
-                    T::one(),
                     dy,
                     &w.w2t[blk * E * R..(blk + 1) * E * R],
                     dz2,
