@@ -25,8 +25,6 @@
 
 use rayon::prelude::*;
 
-use lodo_kernels::gemm::Accum;
-
 use super::Scalar;
 use super::kernels::{self, E};
 use super::net::{
@@ -178,12 +176,12 @@ impl<T: Scalar> pulp::WithSimd for ForwardLoops<'_, T> {
     }
 }
 
-/// The per-block hand loops of the backward pass (`∂L/∂z₂ = ∂L/∂a₂ · slope₂`, then the
-/// depthwise backward), dispatched as [`ForwardLoops`].
+/// The per-block hand loops of the backward pass (the depthwise backward, given
+/// `∂L/∂z₂ = ∂L/∂a₂ · slope₂` from [`super::pointwise::Pointwise::xw_scaled`]), dispatched as
+/// [`ForwardLoops`].
 struct BackwardLoops<'a, T> {
     side: usize,
-    dz2: &'a mut [T],
-    s2: &'a [T],
+    dz2: &'a [T],
     a1: &'a [T],
     s1: &'a [T],
     k: &'a [Row<T>; 9],
@@ -198,9 +196,6 @@ impl<T: Scalar> pulp::WithSimd for BackwardLoops<'_, T> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let np = self.side * self.side;
-        for (d, &sv) in self.dz2.iter_mut().zip(self.s2) {
-            *d = *d * sv;
-        }
         for (((ai, zi), si), di) in self
             .a1
             .chunks_exact(np * HID)
@@ -655,14 +650,10 @@ impl<T: Scalar> Workspace<T> {
                     kernels::outer_acc::<T, E, R>(a2, dy, gw2, gb2);
                 }
                 let dz2 = &mut self.dz2[..rows * E];
-                T::xw::<R, E>(
-                    Accum::Replace,
-                    dy,
-                    &w.w2t[blk * E * R..(blk + 1) * E * R],
-                    dz2,
-                );
-                let dz1 = &mut self.dz1[..rows * HID];
                 let s2 = &self.s2[blk][..rows * E];
+                // ∂z₂ = (∂y·W₂ᵀ) ⊙ slope₂, the slope applied as the product is stored.
+                T::xw_scaled::<R, E>(dy, &w.w2t[blk * E * R..(blk + 1) * E * R], s2, dz2);
+                let dz1 = &mut self.dz1[..rows * HID];
                 let (a1, s1) = (&self.a1[blk][..rows * HID], &self.s1[blk][..rows * HID]);
                 let k: &[Row<T>; 9] = groups(&bw[K..BD]).try_into().expect("9×120");
                 {
@@ -672,7 +663,6 @@ impl<T: Scalar> Workspace<T> {
                     pulp::Arch::new().dispatch(BackwardLoops {
                         side,
                         dz2,
-                        s2,
                         a1,
                         s1,
                         k,

@@ -33,6 +33,19 @@ pub trait Pointwise: Copy + Sized {
     /// If the lengths are not `P·CI`, `CI·CO`, `P·CO` for one `P`.
     fn xw<const CI: usize, const CO: usize>(accum: Accum, x: &[Self], w: &[Self], y: &mut [Self]);
 
+    /// `Y ← (X·W) ⊙ S` (elementwise product with `S: P×CO`), bit for bit [`Pointwise::xw`]
+    /// with [`Accum::Replace`] followed by `y ← y·s`, without the second pass over `Y` (the
+    /// CNN's `∂z₂ = (∂y·W₂ᵀ) ⊙ slope₂`).
+    ///
+    /// # Panics
+    /// If the lengths are not `P·CI`, `CI·CO`, `P·CO`, `P·CO` for one `P`.
+    fn xw_scaled<const CI: usize, const CO: usize>(
+        x: &[Self],
+        w: &[Self],
+        s: &[Self],
+        y: &mut [Self],
+    );
+
     /// `dW ← dW + Xᵀ·dZ`, `X: P×CI`, `dZ: P×CO`, `dW: CI×CO`.
     ///
     /// # Panics
@@ -53,6 +66,14 @@ impl Pointwise for f64 {
         gemm(accum, Op::NoTranspose, p, CI, CO, 1.0, x, w, y);
     }
 
+    fn xw_scaled<const CI: usize, const CO: usize>(x: &[f64], w: &[f64], s: &[f64], y: &mut [f64]) {
+        assert_eq!(s.len(), y.len(), "shapes");
+        Self::xw::<CI, CO>(Accum::Replace, x, w, y);
+        for (yv, &sv) in y.iter_mut().zip(s) {
+            *yv *= sv;
+        }
+    }
+
     fn xt_dz<const CI: usize, const CO: usize>(x: &[f64], dz: &[f64], dw: &mut [f64]) {
         let p = check_xw(CI, CO, x.len(), dw.len(), dz.len());
         gemm(Accum::Add, Op::Transpose, CI, p, CO, 1.0, x, dz, dw);
@@ -62,8 +83,33 @@ impl Pointwise for f64 {
 impl Pointwise for f32 {
     fn xw<const CI: usize, const CO: usize>(accum: Accum, x: &[f32], w: &[f32], y: &mut [f32]) {
         let p = check_xw(CI, CO, x.len(), w.len(), y.len());
-        if !pulp::Arch::new().dispatch(Xw::<CI, CO> { accum, x, w, y }) {
+        let job = Xw::<CI, CO> {
+            accum,
+            x,
+            w,
+            scale: None,
+            y,
+        };
+        if !pulp::Arch::new().dispatch(job) {
             gemm(accum, Op::NoTranspose, p, CI, CO, 1.0, x, w, y);
+        }
+    }
+
+    fn xw_scaled<const CI: usize, const CO: usize>(x: &[f32], w: &[f32], s: &[f32], y: &mut [f32]) {
+        let p = check_xw(CI, CO, x.len(), w.len(), y.len());
+        assert_eq!(s.len(), y.len(), "shapes");
+        let job = Xw::<CI, CO> {
+            accum: Accum::Replace,
+            x,
+            w,
+            scale: Some(s),
+            y,
+        };
+        if !pulp::Arch::new().dispatch(job) {
+            gemm(Accum::Replace, Op::NoTranspose, p, CI, CO, 1.0, x, w, y);
+            for (yv, &sv) in y.iter_mut().zip(s) {
+                *yv *= sv;
+            }
         }
     }
 
@@ -94,6 +140,8 @@ struct Xw<'a, const CI: usize, const CO: usize> {
     accum: Accum,
     x: &'a [f32],
     w: &'a [f32],
+    /// `S` of [`Pointwise::xw_scaled`] (with [`Accum::Replace`]): `Y ← (X·W) ⊙ S`.
+    scale: Option<&'a [f32]>,
     y: &'a mut [f32],
 }
 
@@ -182,41 +230,83 @@ fn xw_blocks<S: Simd, const CI: usize, const CO: usize, const NB: usize, const M
     simd: S,
     job: Xw<'_, CI, CO>,
 ) -> bool {
+    // Two instantiations, so that the unscaled tiles compile exactly as without the option
+    // (a runtime `Option` inside the tile made LLVM's code for 40-column tiles 2× slower).
+    match job.scale {
+        Some(s) => xw_blocks_as::<S, CI, CO, NB, MR, true>(simd, job.accum, job.x, job.w, s, job.y),
+        None => xw_blocks_as::<S, CI, CO, NB, MR, false>(simd, job.accum, job.x, job.w, &[], job.y),
+    }
+}
+
+/// [`xw_blocks`] with the scaling fixed at compile time (`SC`: multiply by `scale` on store).
+#[inline(always)]
+fn xw_blocks_as<
+    S: Simd,
+    const CI: usize,
+    const CO: usize,
+    const NB: usize,
+    const MR: usize,
+    const SC: bool,
+>(
+    simd: S,
+    accum: Accum,
+    x: &[f32],
+    w: &[f32],
+    scale: &[f32],
+    y: &mut [f32],
+) -> bool {
     let l = S::F32_LANES;
     let bw = NB * l;
     let mut buf = [0.0f32; PAD_MAX];
-    let Some(blocks) = pad_columns::<CI, CO>(job.w, bw, &mut buf) else {
+    let Some(blocks) = pad_columns::<CI, CO>(w, bw, &mut buf) else {
         return false;
     };
     let wv = S::as_simd_f32s(&buf[..blocks * CI * bw]).0;
     let wv: &[[S::f32s; NB]] = wv.as_chunks::<NB>().0;
-    let x = job.x.as_chunks::<CI>().0;
-    let y = job.y;
+    let x = x.as_chunks::<CI>().0;
     let rows = x.len();
-    let add = matches!(job.accum, Accum::Add);
+    let add = matches!(accum, Accum::Add);
+    let sr = |r: usize| if SC { &scale[r * CO..] } else { scale };
     for cb in 0..blocks {
         let wb: &[[S::f32s; NB]; CI] = wv[cb * CI..(cb + 1) * CI].try_into().expect("CI rows");
         let c0 = cb * bw;
         let mut r = 0;
         while r + MR <= rows {
-            xw_tile::<S, CI, CO, NB, MR>(simd, &x[r..r + MR], wb, &mut y[r * CO..], c0, add);
+            xw_tile::<S, CI, CO, NB, MR, SC>(
+                simd,
+                &x[r..r + MR],
+                wb,
+                &mut y[r * CO..],
+                sr(r),
+                c0,
+                add,
+            );
             r += MR;
         }
         while r < rows {
-            xw_tile::<S, CI, CO, NB, 1>(simd, &x[r..=r], wb, &mut y[r * CO..], c0, add);
+            xw_tile::<S, CI, CO, NB, 1, SC>(simd, &x[r..=r], wb, &mut y[r * CO..], sr(r), c0, add);
             r += 1;
         }
     }
     true
 }
 
-/// `M` rows × columns `c0..c0 + NB·lanes` (those below `CO`) of `Y (+)= X·W`.
+/// `M` rows × columns `c0..c0 + NB·lanes` (those below `CO`) of `Y (+)= X·W`, each stored
+/// value multiplied by the same entry of `scale` if `SC` (`scale` from the tile's first row).
 #[inline(always)]
-fn xw_tile<S: Simd, const CI: usize, const CO: usize, const NB: usize, const M: usize>(
+fn xw_tile<
+    S: Simd,
+    const CI: usize,
+    const CO: usize,
+    const NB: usize,
+    const M: usize,
+    const SC: bool,
+>(
     simd: S,
     x: &[[f32; CI]],
     wb: &[[S::f32s; NB]; CI],
     y: &mut [f32],
+    scale: &[f32],
     c0: usize,
     add: bool,
 ) {
@@ -249,6 +339,11 @@ fn xw_tile<S: Simd, const CI: usize, const CO: usize, const NB: usize, const M: 
         for (v, &av) in a.iter().enumerate() {
             let c = c0 + v * l;
             if c < CO {
+                let av = if SC {
+                    simd.mul_f32s(av, load_row::<S>(&scale[i * CO..(i + 1) * CO], c))
+                } else {
+                    av
+                };
                 store_row::<S>(row, c, av);
             }
         }
@@ -446,6 +541,17 @@ mod tests {
         let mut got = vec![f32::NAN; rows * CO];
         f32::xw::<CI, CO>(Accum::Replace, &x, &w, &mut got);
         close(&got, &want0, CI);
+        // The scaled product: bit for bit the product, then the elementwise multiply.
+        let s = fill(rows * CO, 7);
+        let scaled = |y: &[f32]| -> Vec<f32> { y.iter().zip(&s).map(|(a, b)| a * b).collect() };
+        let want_s = scaled(&got);
+        let mut got = vec![f32::NAN; rows * CO];
+        f32::xw_scaled::<CI, CO>(&x, &w, &s, &mut got);
+        assert!(
+            got.iter()
+                .zip(&want_s)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
         // Each instruction set present, forced.
         let run = |simd_run: &dyn Fn(Xw<'_, CI, CO>) -> bool| {
             let mut got = y0.clone();
@@ -453,6 +559,7 @@ mod tests {
                 accum: Accum::Add,
                 x: &x,
                 w: &w,
+                scale: None,
                 y: &mut got,
             });
             assert!(done, "a kernel for {CI}×{CO}");
@@ -462,9 +569,24 @@ mod tests {
                 accum: Accum::Replace,
                 x: &x,
                 w: &w,
+                scale: None,
                 y: &mut got,
             });
             close(&got, &want0, CI);
+            let want_s = scaled(&got);
+            let mut got = vec![f32::NAN; rows * CO];
+            simd_run(Xw::<CI, CO> {
+                accum: Accum::Replace,
+                x: &x,
+                w: &w,
+                scale: Some(&s),
+                y: &mut got,
+            });
+            assert!(
+                got.iter()
+                    .zip(&want_s)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            );
         };
         #[cfg(target_arch = "x86_64")]
         {
