@@ -416,32 +416,43 @@ fn xt_dz_blocks<S: Simd, const CI: usize, const CO: usize, const NB: usize, cons
     let x = x.as_chunks::<CI>().0;
     let mut last = [0.0f32; 128];
     last[..CO].copy_from_slice(&dz[(rows - 1) * CO..]);
-    for cb in 0..blocks {
-        let c0 = cb * bw;
-        let mut i = 0;
-        while i + MR <= CI {
-            xt_dz_tile::<S, CI, CO, NB, MR>(simd, x, dz, &last, dw, i, c0);
-            i += MR;
-        }
-        // The remainder in tiles of 4 and 2 rows where they fit the registers, then 1.
-        if MR > 4 && i + 4 <= CI {
-            xt_dz_tile::<S, CI, CO, NB, 4>(simd, x, dz, &last, dw, i, c0);
-            i += 4;
-        }
-        if MR > 2 && i + 2 <= CI {
-            xt_dz_tile::<S, CI, CO, NB, 2>(simd, x, dz, &last, dw, i, c0);
-            i += 2;
-        }
-        while i < CI {
-            xt_dz_tile::<S, CI, CO, NB, 1>(simd, x, dz, &last, dw, i, c0);
-            i += 1;
+    // Panels of `PANEL` rows: the panel of `dZ` (and `X`) stays in L1 while every tile of `dW`
+    // passes over it; the accumulators are stored between panels (exact: the same f32 values,
+    // the same order of terms, so the same bits as one pass over all rows).
+    for p0 in (0..rows).step_by(PANEL) {
+        let pr = p0..(p0 + PANEL).min(rows);
+        for cb in 0..blocks {
+            let c0 = cb * bw;
+            let mut i = 0;
+            while i + MR <= CI {
+                xt_dz_tile::<S, CI, CO, NB, MR>(simd, x, dz, &last, dw, i, c0, pr.clone());
+                i += MR;
+            }
+            // The remainder in tiles of 4 and 2 rows where they fit the registers, then 1.
+            if MR > 4 && i + 4 <= CI {
+                xt_dz_tile::<S, CI, CO, NB, 4>(simd, x, dz, &last, dw, i, c0, pr.clone());
+                i += 4;
+            }
+            if MR > 2 && i + 2 <= CI {
+                xt_dz_tile::<S, CI, CO, NB, 2>(simd, x, dz, &last, dw, i, c0, pr.clone());
+                i += 2;
+            }
+            while i < CI {
+                xt_dz_tile::<S, CI, CO, NB, 1>(simd, x, dz, &last, dw, i, c0, pr.clone());
+                i += 1;
+            }
         }
     }
     true
 }
 
-/// Rows `i0..i0 + M` × columns `c0..c0 + NB·lanes` (those below `CO`) of `dW += Xᵀ·dZ`.
+/// Rows of `P` per panel in [`xt_dz_blocks`] (a 120-float row: 64 rows = 30 KB, in a 48 KB L1).
+const PANEL: usize = 64;
+
+/// Rows `i0..i0 + M` × columns `c0..c0 + NB·lanes` (those below `CO`) of `dW += Xᵀ·dZ`, the
+/// terms of the rows `pr` of `X` and `dZ`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn xt_dz_tile<S: Simd, const CI: usize, const CO: usize, const NB: usize, const M: usize>(
     simd: S,
     x: &[[f32; CI]],
@@ -450,6 +461,7 @@ fn xt_dz_tile<S: Simd, const CI: usize, const CO: usize, const NB: usize, const 
     dw: &mut [f32],
     i0: usize,
     c0: usize,
+    pr: std::ops::Range<usize>,
 ) {
     let l = S::F32_LANES;
     let zero = simd.splat_f32s(0.0);
@@ -464,10 +476,13 @@ fn xt_dz_tile<S: Simd, const CI: usize, const CO: usize, const NB: usize, const 
         }
     }
     let rows = x.len();
-    for (p, xp) in x[..rows - 1].iter().enumerate() {
+    let direct = pr.start..pr.end.min(rows - 1);
+    for (p, xp) in direct.clone().zip(&x[direct]) {
         xt_dz_term::<S, CI, NB, M>(simd, &mut acc, xp, &dz[p * CO..], i0, c0);
     }
-    xt_dz_term::<S, CI, NB, M>(simd, &mut acc, &x[rows - 1], last, i0, c0);
+    if pr.end == rows {
+        xt_dz_term::<S, CI, NB, M>(simd, &mut acc, &x[rows - 1], last, i0, c0);
+    }
     for (i, a) in acc.iter().enumerate() {
         let row = &mut dw[(i0 + i) * CO..(i0 + i + 1) * CO];
         for (v, &av) in a.iter().enumerate() {
@@ -630,6 +645,62 @@ mod tests {
             }
         }
         let _ = run;
+    }
+
+    /// The documented summation order, on bits: `Y ← Y + X·W` is, per output, the fused
+    /// multiply-adds of the terms `k = 0, 1, …` onto `y`; `dW += Xᵀ·dZ` the fused multiply-adds
+    /// of the rows `p = 0, 1, …` onto `dw` (when computed transposed, onto 0, then added to
+    /// `dw`). Panels and tiles must not change a bit.
+    fn check_bits<const CI: usize, const CO: usize>(rows: usize) {
+        let x = fill(rows * CI, 8);
+        let w = fill(CI * CO, 9);
+        let y0 = fill(rows * CO, 10);
+        let mut want = y0.clone();
+        for p in 0..rows {
+            for j in 0..CO {
+                let mut a = want[p * CO + j];
+                for k in 0..CI {
+                    a = x[p * CI + k].mul_add(w[k * CO + j], a);
+                }
+                want[p * CO + j] = a;
+            }
+        }
+        let mut got = y0.clone();
+        f32::xw::<CI, CO>(Accum::Add, &x, &w, &mut got);
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+        let dz = fill(rows * CO, 11);
+        let dw0 = fill(CI * CO, 12);
+        let mut want = dw0.clone();
+        for i in 0..CI {
+            for j in 0..CO {
+                let mut a = if CI > CO { 0.0 } else { want[i * CO + j] };
+                for p in 0..rows {
+                    a = x[p * CI + i].mul_add(dz[p * CO + j], a);
+                }
+                want[i * CO + j] = if CI > CO { want[i * CO + j] + a } else { a };
+            }
+        }
+        let mut got = dw0.clone();
+        f32::xt_dz::<CI, CO>(&x, &dz, &mut got);
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+    }
+
+    #[test]
+    fn summation_order_is_the_documented_one() {
+        for rows in [1, 63, 64, 65, 200] {
+            check_bits::<20, 40>(rows);
+            check_bits::<120, 20>(rows);
+            check_bits::<20, 120>(rows);
+            check_bits::<40, 20>(rows);
+        }
     }
 
     /// Row counts: 1, odd, below and at a tile multiple, and the CNN's (chunk 2: 1568, 392, 98).
