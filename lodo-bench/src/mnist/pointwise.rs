@@ -14,9 +14,14 @@
 //! stack buffer. `f64`, other shapes, and machines without AVX2 + FMA use matrixmultiply
 //! (`lodo_kernels::gemm`), as before.
 //!
+//! The weight gradients run over the `P` rows in panels of 64 (the panel stays in L1 while
+//! every tile of `∂W` passes over it).
+//!
 //! Summation order: each output is `y` (or `∂w`) plus the terms in increasing index order,
-//! one fused multiply-add each; deterministic, independent of the thread count. The tests
-//! compare with the plain loops of [`super::kernels`] on every variant the CPU has.
+//! one fused multiply-add each (for `∂W` computed transposed, the terms onto 0, then added to
+//! `∂w`); tiles and panels do not change it, and it is independent of the thread count. The
+//! tests check it on bits against scalar fused multiply-adds, and compare with the plain loops
+//! of [`super::kernels`] on every instruction set the CPU has.
 
 use lodo_kernels::gemm::{Accum, Op, gemm};
 use pulp::Simd;
