@@ -60,6 +60,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use lodo_bench::floor::{copy_bandwidth_on, step_bytes};
 use lodo_core::random::Stream;
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, BlockPreconditioner, Lodo, LodoConfig, Optimizer,
@@ -70,29 +71,6 @@ use lodo_kernels::{Kernels, Path, dispatch};
 
 const LAYERS: usize = 16;
 const K: usize = 4;
-
-/// Streaming copy bandwidth (GB/s, read + written) with the copy split over the threads of
-/// `pool`, best of 6, between two buffers of `bytes` each (the size of the working set it
-/// stands for: beyond the last-level cache at large `n`, inside it at small `n`).
-fn copy_bandwidth_on(pool: &rayon::ThreadPool, bytes: usize) -> f64 {
-    use rayon::prelude::*;
-    let len = (bytes / 8).max(1 << 10);
-    let src: Vec<f64> = (0..len).map(|i| i as f64).collect();
-    let mut dst = vec![1.0f64; len];
-    let part = len.div_ceil(pool.current_num_threads());
-    let mut best = Duration::MAX;
-    for _ in 0..6 {
-        let t = Instant::now();
-        pool.install(|| {
-            dst.par_chunks_mut(part)
-                .zip(src.par_chunks(part))
-                .for_each(|(d, s)| d.copy_from_slice(black_box(s)));
-        });
-        black_box(&mut dst);
-        best = best.min(t.elapsed());
-    }
-    2.0 * (len * 8) as f64 / best.as_secs_f64() / 1e9
-}
 
 fn copy_bandwidth() -> (f64, f64) {
     let len = 32 << 20; // 32 Mi f64 = 256 MiB per buffer
@@ -331,7 +309,9 @@ fn families<T: Real>(name: &str, bytes: usize, sizes: &[usize], pools: &[rayon::
                 let (t_perm, t_copy) =
                     permutation_pass::<T>(pool, h, family_wiring(family, h, &perm, &tau));
                 let premium = (t_perm - t_copy).max(0.0);
-                let stream = ((9 * K + 14) * LAYERS * h * bytes) as f64 / (copy_gbs * 1e9);
+                // (9k + 14)·N·h·F: the full state's bytes (`lodo_bench::floor`).
+                let moved = step_bytes(LAYERS, h, K, bytes, Precision::Full, Precision::Full);
+                let stream = moved / (copy_gbs * 1e9);
                 // (copy_gbs is read + written, as the step's traffic is counted.)
                 let floor = stream + 4.0 * LAYERS as f64 * premium;
                 let random = *random_step.get_or_insert(step);
@@ -639,20 +619,7 @@ fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool
         let held = Lodo::<T>::memory_bytes(n, &config).expect("config");
         let mut lodo = Lodo::<T>::new(n, config, 1).expect("config");
         let h = lodo.preconditioner().hidden();
-        let s_m = match moments {
-            Precision::Full => bytes as f64,
-            Precision::Bf16 => 2.0,
-            // One scale pair (8 bytes) per tile, shared by M and V, read and written once.
-            Precision::Q8 => 1.0 + 4.0 / lodo_kernels::compact::adam_tile(K) as f64,
-        };
-        let s_a = if activations == Precision::Bf16 {
-            2.0
-        } else {
-            bytes as f64
-        };
-        let f = bytes as f64;
-        let moved = (LAYERS * h) as f64
-            * (5.0 * K as f64 * f + 4.0 * K as f64 * s_m + 10.0 * f + 4.0 * s_a);
+        let moved = step_bytes(LAYERS, h, K, bytes, moments, activations);
         let floor = moved / (copy_gbs * 1e9);
         let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
         let (best, median) = time_steps(1, 5, |t| {

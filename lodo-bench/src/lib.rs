@@ -8,12 +8,14 @@
 //! | [`tune`] | the authors' evolution-strategy hyperparameter tuner |
 //! | [`experiment`] | experiment runners (tuning, main runs, ablations) |
 //! | [`report`] | Markdown tables and CSV |
+//! | [`floor`] | the bytes a LODO step moves and the copy bandwidth: its memory floor |
 //! | [`stats`] | Welch's t-test (Student's t through the regularized incomplete beta function) |
 //! | [`plot`] | SVG/PNG figures |
 //! | [`mnist`] | the MNIST autoregression task (paper §5.2) |
 
 pub mod baselines;
 pub mod experiment;
+pub mod floor;
 pub mod mnist;
 pub mod plot;
 pub mod report;

@@ -5,8 +5,9 @@
 //! (the tests compare them); only the order of the floating-point sums and the use of fused
 //! multiply-adds differ. Layout, per chunk of `n` examples and a stage of `P = side²` positions:
 //! an activation map is an `(n·P) × C` row-major matrix (example-major, then position, channels
-//! contiguous), so `Y = X·W (+ b)` is one GEMM of `n·P` rows through `lodo_kernels::gemm`
-//! (matrixmultiply). The depthwise 3×3 convolution, `atan` and its slope `1/(1+z²)` are hand
+//! contiguous), so `Y = X·W (+ b)` is one matrix product of `n·P` rows
+//! ([`super::pointwise`]: explicit-SIMD register tiles for `f32`, matrixmultiply for `f64`), and
+//! so is each weight gradient `Xᵀ·∂Z`. The depthwise 3×3 convolution, `atan` and its slope `1/(1+z²)` are hand
 //! loops, compiled for the best instruction set the CPU has (pulp's dispatch: AVX-512, else
 //! AVX2 + FMA) and fused: the depthwise pass writes `atan(z₂)` and `1/(1+z₂²)` directly, its
 //! backward writes `∂L/∂z₁ = (Σ taps)·1/(1+z₁²)` directly.
@@ -23,8 +24,6 @@
 //! order, so every bit of the result is the same for any number of rayon threads.
 
 use rayon::prelude::*;
-
-use lodo_kernels::gemm::{Accum, Op, gemm};
 
 use super::Scalar;
 use super::kernels::{self, E};
@@ -177,12 +176,12 @@ impl<T: Scalar> pulp::WithSimd for ForwardLoops<'_, T> {
     }
 }
 
-/// The per-block hand loops of the backward pass (`∂L/∂z₂ = ∂L/∂a₂ · slope₂`, then the
-/// depthwise backward), dispatched as [`ForwardLoops`].
+/// The per-block hand loops of the backward pass (the depthwise backward, given
+/// `∂L/∂z₂ = ∂L/∂a₂ · slope₂` from [`super::pointwise::Pointwise::xw_scaled`]), dispatched as
+/// [`ForwardLoops`].
 struct BackwardLoops<'a, T> {
     side: usize,
-    dz2: &'a mut [T],
-    s2: &'a [T],
+    dz2: &'a [T],
     a1: &'a [T],
     s1: &'a [T],
     k: &'a [Row<T>; 9],
@@ -197,9 +196,6 @@ impl<T: Scalar> pulp::WithSimd for BackwardLoops<'_, T> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let np = self.side * self.side;
-        for (d, &sv) in self.dz2.iter_mut().zip(self.s2) {
-            *d = *d * sv;
-        }
         for (((ai, zi), si), di) in self
             .a1
             .chunks_exact(np * HID)
@@ -654,19 +650,10 @@ impl<T: Scalar> Workspace<T> {
                     kernels::outer_acc::<T, E, R>(a2, dy, gw2, gb2);
                 }
                 let dz2 = &mut self.dz2[..rows * E];
-                gemm(
-                    Accum::Replace,
-                    Op::NoTranspose,
-                    rows,
-                    R,
-                    E,
-                    T::one(),
-                    dy,
-                    &w.w2t[blk * E * R..(blk + 1) * E * R],
-                    dz2,
-                );
-                let dz1 = &mut self.dz1[..rows * HID];
                 let s2 = &self.s2[blk][..rows * E];
+                // ∂z₂ = (∂y·W₂ᵀ) ⊙ slope₂, the slope applied as the product is stored.
+                T::xw_scaled::<R, E>(dy, &w.w2t[blk * E * R..(blk + 1) * E * R], s2, dz2);
+                let dz1 = &mut self.dz1[..rows * HID];
                 let (a1, s1) = (&self.a1[blk][..rows * HID], &self.s1[blk][..rows * HID]);
                 let k: &[Row<T>; 9] = groups(&bw[K..BD]).try_into().expect("9×120");
                 {
@@ -676,7 +663,6 @@ impl<T: Scalar> Workspace<T> {
                     pulp::Arch::new().dispatch(BackwardLoops {
                         side,
                         dz2,
-                        s2,
                         a1,
                         s1,
                         k,

@@ -5,16 +5,19 @@
 //! values, position-major. A 1×1 convolution is then the GEMM `Y = X·W (+ b)`, `X: P×Cin`,
 //! `W: Cin×Cout` row-major.
 
-use lodo_kernels::gemm::{Accum, Op, gemm};
+use lodo_kernels::gemm::Accum;
 
 use super::Scalar;
 
-/// Below this many positions the plain loops beat matrixmultiply's packing (maps of 7×7 and
-/// smaller; measured with `benches/mnist.rs` on the 2-core Xeon of the development machine).
+/// Below this many positions the plain loops are used instead of the products of
+/// [`super::pointwise`] (maps of 7×7 and smaller: the threshold was measured against
+/// matrixmultiply's packing with `benches/mnist.rs` on the 2-core Xeon of the development
+/// machine, and kept for the SIMD kernels, which apply from 98 rows at chunk 2).
 pub const GEMM_MIN_POSITIONS: usize = 64;
 
 /// `Y[p] = b + X[p]·W` for every position `p` (`X: P×CI`, `W: CI×CO`, `Y: P×CO`), through
-/// `lodo_kernels::gemm` (matrixmultiply, with its runtime AVX2/FMA dispatch) for large maps.
+/// [`super::pointwise::Pointwise::xw`] for large maps (`f32`: explicit-SIMD tiles with
+/// runtime AVX-512 / AVX2 + FMA dispatch; `f64`: matrixmultiply).
 ///
 /// # Panics
 /// If the lengths are not `P·CI`, `CI·CO`, `CO`, `P·CO` for one `P`.
@@ -32,7 +35,7 @@ pub fn conv1x1<T: Scalar, const CI: usize, const CO: usize>(
     for row in y.chunks_exact_mut(CO) {
         row.copy_from_slice(b);
     }
-    gemm(Accum::Add, Op::NoTranspose, p, CI, CO, T::one(), x, w, y);
+    T::xw::<CI, CO>(Accum::Add, x, w, y);
 }
 
 /// `Y[p] += X[p]·W` for every position (`X: P×CI`, `W: CI×CO`, `Y: P×CO`).
@@ -44,7 +47,7 @@ pub fn conv1x1_acc<T: Scalar, const CI: usize, const CO: usize>(x: &[T], w: &[T]
     if p < GEMM_MIN_POSITIONS {
         return conv1x1_acc_loop::<T, CI, CO>(x, w, y);
     }
-    gemm(Accum::Add, Op::NoTranspose, p, CI, CO, T::one(), x, w, y);
+    T::xw::<CI, CO>(Accum::Add, x, w, y);
 }
 
 /// `dW += Xᵀ·dZ` and `db += Σ_p dZ[p]` (`X: P×CI`, `dZ: P×CO`, `dW: CI×CO`, `db: CO`).
@@ -70,7 +73,7 @@ pub fn outer_acc<T: Scalar, const CI: usize, const CO: usize>(
         }
     }
     *db = acc;
-    gemm(Accum::Add, Op::Transpose, CI, p, CO, T::one(), x, dz, dw);
+    T::xt_dz::<CI, CO>(x, dz, dw);
 }
 
 /// A float type the network runs in: `f32` for speed, `f64` for gradient checks.

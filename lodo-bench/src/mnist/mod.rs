@@ -7,6 +7,7 @@
 //! | [`idx`] | the IDX file reader (gzip or raw) and [`idx::Mnist`] |
 //! | [`kernels`] | the CNN's vectorisable inner loops (1×1 conv as GEMM, depthwise 3×3, pooling, `atan`) |
 //! | [`batched`] | the fast path: a chunk of examples per pass, each 1×1 convolution one GEMM |
+//! | [`pointwise`] | the 1×1 convolutions and their weight gradients: explicit-SIMD products (f32) |
 //! | [`net`] | the model: parameter layout, init, forward, backward, dataset loss, sampling |
 //! | [`task`] | [`task::MnistTask`], the [`crate::task::Task`] the optimizers train |
 //! | [`cli`] | `lodo-bench mnist`: the experiment through the shared runner, its report and pictures |
@@ -15,14 +16,15 @@ pub mod batched;
 pub mod idx;
 pub mod kernels;
 pub mod net;
+pub mod pointwise;
 pub mod task;
 
 mod experiment;
 
 /// The float types the network runs in (`f32`, and `f64` for gradient checks).
-pub trait Scalar: lodo_core::Real + kernels::Atan {}
+pub trait Scalar: lodo_core::Real + kernels::Atan + pointwise::Pointwise {}
 
-impl<T: lodo_core::Real + kernels::Atan> Scalar for T {}
+impl<T: lodo_core::Real + kernels::Atan + pointwise::Pointwise> Scalar for T {}
 
 /// The `lodo-bench mnist` subcommand.
 pub mod cli {
