@@ -17,6 +17,7 @@
 //!     log_y: true,
 //!     series: vec![Series::new("LODO", mean_curve(&runs))],
 //!     hlines: vec![],
+//!     show_growth: false,
 //! };
 //! chart.draw(std::path::Path::new("results/my_task_curves"))?; // .svg and .png
 //! # Ok(()) }
