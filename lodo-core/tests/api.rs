@@ -414,7 +414,7 @@ fn same_seed_same_trajectory_other_seed_other_network() {
         let mut bowl = Bowl::new(12, 5);
         let mut x = vec![0.0; 12];
         run(&mut lodo, &mut x, &mut bowl, 40);
-        (bits(&x), bits(lodo.preconditioner().weights()))
+        (bits(&x), bits(&lodo.preconditioner().weights()))
     };
     assert_eq!(trajectory(3), trajectory(3));
     assert_ne!(trajectory(3).1, trajectory(4).1);

@@ -111,6 +111,18 @@ pub trait Stored<T>: Copy {
             *d = Self::store(s);
         }
     }
+    /// The values themselves when the stored form is `T` (no copy), else `None`.
+    #[inline(always)]
+    fn as_full(stored: &[Self]) -> Option<&[T]> {
+        let _ = stored;
+        None
+    }
+    /// [`Stored::as_full`], mutably.
+    #[inline(always)]
+    fn as_full_mut(stored: &mut [Self]) -> Option<&mut [T]> {
+        let _ = stored;
+        None
+    }
 }
 
 impl<T: Float> Stored<T> for T {
@@ -121,6 +133,14 @@ impl<T: Float> Stored<T> for T {
     #[inline(always)]
     fn load(self) -> T {
         self
+    }
+    #[inline(always)]
+    fn as_full(stored: &[Self]) -> Option<&[T]> {
+        Some(stored)
+    }
+    #[inline(always)]
+    fn as_full_mut(stored: &mut [Self]) -> Option<&mut [T]> {
+        Some(stored)
     }
 }
 
