@@ -259,11 +259,9 @@ pub struct BlockPreconditioner<T> {
     /// `θ` in `T` ([`WeightPrecision::Full`]; empty otherwise).
     #[cfg_attr(feature = "serde", serde(default))]
     blocks: Vec<T>,
-    /// `θ` in `f32` ([`WeightPrecision::F32`]; empty otherwise, and then not saved).
-    #[cfg_attr(
-        feature = "serde",
-        serde(default, with = "f32_codes", skip_serializing_if = "Vec::is_empty")
-    )]
+    /// `θ` in `f32` ([`WeightPrecision::F32`]; empty otherwise). Absent in states of formats
+    /// 1 to 3 (always written: positional formats such as postcard cannot skip a field).
+    #[cfg_attr(feature = "serde", serde(default, with = "f32_codes"))]
     blocks_f32: Vec<F32>,
     /// How the kept activations are held (absent in states of formats 1 and 2: `Full`).
     #[cfg_attr(feature = "serde", serde(default))]
