@@ -181,6 +181,7 @@ fn memory_bytes_is_what_the_allocator_sees() {
             LodoConfig::new(theta32, q8),
         ) as f64
             / 10_000.0;
+        eprintln!("f64 Shuffle q8 + bf16, θ in f32, n = 10⁴: {per_parameter} B/param held");
         assert!(per_parameter <= 1400.0, "{per_parameter}");
     }
     // θ in f32 needs a wider T.
