@@ -245,7 +245,7 @@ fn bench(c: &mut Criterion) {
         let p = l.preconditioner();
         let (layers, h, k) = (p.layers(), p.hidden(), p.block_size());
         (
-            step_bytes(layers, h, k, 4, moments, activations),
+            step_bytes(layers, h, k, (4, 4), moments, activations),
             layers * h * k * 4,
         )
     };

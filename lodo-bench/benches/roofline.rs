@@ -37,7 +37,8 @@
 //!    `floor = N·h·(5k·F + 4k·s_M + 10·F + 4·s_A) / copy bw`: θ read four times and written
 //!    once (`5k·F`), M and V read and written once (`4k·s_M`, `s_M` = F, 2, or 1 + 4/tile for
 //!    q8's scale pair per tile), the passes' inputs and outputs (`10·F`), and the kept
-//!    activations written once and read once (`4·s_A`, `s_A` = F or 2). The ratio of the full
+//!    activations written once and read once (`4·s_A`, `s_A` = F or 2); in f64 also q8 + bf16 with
+//!    θ held in f32 (`WeightPrecision::F32`: θ's `5k·F` becomes `5k·4`). The ratio of the full
 //!    floor to a compact one bounds the speed-up fewer bytes can buy. `LODO_ROOFLINE_SECTIONS=compact`
 //!    runs this section alone.
 //!
@@ -64,7 +65,7 @@ use lodo_bench::floor::{copy_bandwidth_on, step_bytes};
 use lodo_core::random::Stream;
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, BlockPreconditioner, Lodo, LodoConfig, Optimizer,
-    PermutationFamily, Precision, Preconditioner, Real,
+    PermutationFamily, Precision, Preconditioner, Real, WeightPrecision,
 };
 use lodo_kernels::wiring::{Shuffle, Tiles, Wiring};
 use lodo_kernels::{Kernels, Path, dispatch};
@@ -253,10 +254,12 @@ fn step_config<T: Real>(
     family: PermutationFamily,
     moments: Precision,
     activations: Precision,
+    weights: WeightPrecision,
 ) -> LodoConfig<T> {
     let pc = BlockConfig::<T>::default()
         .with_permutations(family)
         .and_then(|c| c.with_activations(activations))
+        .and_then(|c| c.with_weights(weights))
         .expect("policy");
     LodoConfig::new(pc, AdamConfig::default().with_precision(moments))
         .with_alpha0(T::from(1e-3).expect("f64"))
@@ -270,7 +273,12 @@ fn family_step<T: Real>(
     family: PermutationFamily,
     reps: usize,
 ) -> (f64, usize) {
-    let config = step_config(family, Precision::Full, Precision::Full);
+    let config = step_config(
+        family,
+        Precision::Full,
+        Precision::Full,
+        WeightPrecision::Full,
+    );
     let mut lodo = Lodo::<T>::new(n, config, 1).expect("config");
     let h = lodo.preconditioner().hidden();
     let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
@@ -310,7 +318,14 @@ fn families<T: Real>(name: &str, bytes: usize, sizes: &[usize], pools: &[rayon::
                     permutation_pass::<T>(pool, h, family_wiring(family, h, &perm, &tau));
                 let premium = (t_perm - t_copy).max(0.0);
                 // (9k + 14)·N·h·F: the full state's bytes (`lodo_bench::floor`).
-                let moved = step_bytes(LAYERS, h, K, bytes, Precision::Full, Precision::Full);
+                let moved = step_bytes(
+                    LAYERS,
+                    h,
+                    K,
+                    (bytes, bytes),
+                    Precision::Full,
+                    Precision::Full,
+                );
                 let stream = moved / (copy_gbs * 1e9);
                 // (copy_gbs is read + written, as the step's traffic is counted.)
                 let floor = stream + 4.0 * LAYERS as f64 * premium;
@@ -596,12 +611,34 @@ fn main() {
     }
 }
 
-/// The state policies of the compact table: (name, Adam's moments, kept activations).
-const POLICIES: [(&str, Precision, Precision); 4] = [
-    ("full", Precision::Full, Precision::Full),
-    ("bf16", Precision::Bf16, Precision::Bf16),
-    ("q8", Precision::Q8, Precision::Bf16),
-    ("q8, full activations", Precision::Q8, Precision::Full),
+/// The state policies of the compact table: (name, Adam's moments, kept activations, θ).
+/// `θ in f32` is for the f64 table only (it needs a wider `T`).
+const POLICIES: [(&str, Precision, Precision, WeightPrecision); 5] = [
+    (
+        "full",
+        Precision::Full,
+        Precision::Full,
+        WeightPrecision::Full,
+    ),
+    (
+        "bf16",
+        Precision::Bf16,
+        Precision::Bf16,
+        WeightPrecision::Full,
+    ),
+    ("q8", Precision::Q8, Precision::Bf16, WeightPrecision::Full),
+    (
+        "q8, full activations",
+        Precision::Q8,
+        Precision::Full,
+        WeightPrecision::Full,
+    ),
+    (
+        "q8, θ in f32",
+        Precision::Q8,
+        Precision::Bf16,
+        WeightPrecision::F32,
+    ),
 ];
 
 /// The compact-state table: each policy's step (`Shuffle`, one thread) against its own floor,
@@ -614,12 +651,20 @@ fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool
     println!("|---|---|---|---|---|---|---|---|");
     let copy_gbs = copy_bandwidth_on(pool, LAYERS * 2 * n * K * bytes);
     let mut full = None;
-    for (policy, moments, activations) in POLICIES {
-        let config = step_config(PermutationFamily::Shuffle, moments, activations);
+    for (policy, moments, activations, weights) in POLICIES {
+        if weights == WeightPrecision::F32 && bytes <= 4 {
+            continue;
+        }
+        let config = step_config(PermutationFamily::Shuffle, moments, activations, weights);
         let held = Lodo::<T>::memory_bytes(n, &config).expect("config");
         let mut lodo = Lodo::<T>::new(n, config, 1).expect("config");
         let h = lodo.preconditioner().hidden();
-        let moved = step_bytes(LAYERS, h, K, bytes, moments, activations);
+        // θ crosses the bus 5 times a step (see lodo_bench::floor), in its stored width.
+        let weight_bytes = match weights {
+            WeightPrecision::Full => bytes,
+            WeightPrecision::F32 => 4,
+        };
+        let moved = step_bytes(LAYERS, h, K, (bytes, weight_bytes), moments, activations);
         let floor = moved / (copy_gbs * 1e9);
         let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
         let (best, median) = time_steps(1, 5, |t| {

@@ -3,11 +3,12 @@
 //! and the copy bandwidth they are divided by, in one place.
 //!
 //! A streaming step of the block network (`N` layers of width `h`, `k × k` blocks, floats of
-//! `F` bytes) reads `θ` four times and writes it once (`5k·F` per hidden unit and layer),
+//! `F` bytes, `θ` stored in `s_W` bytes: `F`, or 4 with θ in f32 below an f64 `T`) reads `θ`
+//! four times and writes it once (`5k·s_W` per hidden unit and layer),
 //! reads and writes Adam's moments `M`, `V` once (`4k·s_M`), reads and writes each pass's input
 //! and output (`10·F`), and writes the kept activations once and reads them once (`4·s_A`):
 //!
-//! $$ \text{bytes} = N h \,(5kF + 4k\,s_M + 10F + 4 s_A) $$
+//! $$ \text{bytes} = N h \,(5k\,s_W + 4k\,s_M + 10F + 4 s_A) $$
 //!
 //! with `s_M` = `F` (full), 2 (bf16) or `1 + 4/tile` (q8: one 8-byte scale pair per Adam tile,
 //! shared by `M` and `V`), and `s_A` = `F` or 2 (bf16). For the full state this is
@@ -32,22 +33,22 @@ pub fn stored_bytes(precision: Precision, float_bytes: usize, k: usize) -> f64 {
     }
 }
 
-/// The bytes one step moves: `N·h·(5k·F + 4k·s_M + 10·F + 4·s_A)` (module docs), for
-/// `layers` = N, `hidden` = h, `block` = k, `float_bytes` = F, the moments' and the kept
-/// activations' precisions.
+/// The bytes one step moves: `N·h·(5k·s_W + 4k·s_M + 10·F + 4·s_A)` (module docs), for
+/// `layers` = N, `hidden` = h, `block` = k, `float_bytes` = F, `weight_bytes` = `s_W` (θ's
+/// stored width), the moments' and the kept activations' precisions.
 #[must_use]
 pub fn step_bytes(
     layers: usize,
     hidden: usize,
     block: usize,
-    float_bytes: usize,
+    (float_bytes, weight_bytes): (usize, usize),
     moments: Precision,
     activations: Precision,
 ) -> f64 {
-    let (k, f) = (block as f64, float_bytes as f64);
+    let (k, f, w) = (block as f64, float_bytes as f64, weight_bytes as f64);
     let s_m = stored_bytes(moments, float_bytes, block);
     let s_a = stored_bytes(activations, float_bytes, block);
-    (layers * hidden) as f64 * (5.0 * k * f + 4.0 * k * s_m + 10.0 * f + 4.0 * s_a)
+    (layers * hidden) as f64 * (5.0 * k * w + 4.0 * k * s_m + 10.0 * f + 4.0 * s_a)
 }
 
 /// Streaming copy bandwidth (GB/s, bytes read + bytes written) with the copy split over the
@@ -81,16 +82,23 @@ mod tests {
     #[test]
     fn full_state_is_nine_k_plus_fourteen() {
         // The roofline bench's families formula, (9k + 14)·N·h·F, for k = 4, f32.
-        let b = step_bytes(16, 1000, 4, 4, Precision::Full, Precision::Full);
+        let b = step_bytes(16, 1000, 4, (4, 4), Precision::Full, Precision::Full);
         assert_eq!(
             b.to_bits(),
             (((9 * 4 + 14) * 16 * 1000 * 4) as f64).to_bits()
         );
         // bf16 moments and activations: N·h·(5k·4 + 4k·2 + 40 + 8).
-        let b = step_bytes(2, 10, 4, 4, Precision::Bf16, Precision::Bf16);
+        let b = step_bytes(2, 10, 4, (4, 4), Precision::Bf16, Precision::Bf16);
         assert_eq!(
             b.to_bits(),
             (20.0f64 * (80.0 + 32.0 + 40.0 + 8.0)).to_bits()
+        );
+        // f64 with θ in f32: 5k·4 bytes of θ traffic instead of 5k·8 per unit and layer.
+        let full = step_bytes(2, 10, 4, (8, 8), Precision::Q8, Precision::Bf16);
+        let theta32 = step_bytes(2, 10, 4, (8, 4), Precision::Q8, Precision::Bf16);
+        assert_eq!(
+            (full - theta32).to_bits(),
+            (20.0f64 * 5.0 * 4.0 * 4.0).to_bits()
         );
     }
 }

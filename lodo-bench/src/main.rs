@@ -129,9 +129,10 @@ struct TaskArgs {
     /// Comma-separated state policies of LODO (how its optimizer state is stored between
     /// steps; the arithmetic stays in f64): full (the paper's; this is LODO itself), bf16
     /// (Adam's moments in bf16 with stochastic rounding, activations in bf16), q8 (moments in
-    /// 8-bit block-wise codes, activations in bf16). With --permutations, every family runs with
-    /// every policy; each pair but (random, full) adds a row (LODO-q8, LODO-Shuffle-bf16, ...)
-    /// at LODO's hyperparameters, never re-tuned; needs LODO among --optimizers.
+    /// 8-bit block-wise codes, activations in bf16), q8-theta32 (q8, and θ itself held in f32).
+    /// With --permutations, every family runs with every policy; each pair but (random, full)
+    /// adds a row (LODO-q8, LODO-Shuffle-bf16, ...) at LODO's hyperparameters, never re-tuned;
+    /// needs LODO among --optimizers.
     #[arg(long, value_name = "LIST", default_value = "full")]
     state: StateList,
     #[command(flatten)]

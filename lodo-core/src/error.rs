@@ -73,6 +73,9 @@ pub enum ConfigError {
     /// The kept activations can be held in `T` or bf16, not in q8 ([`crate::Precision::Q8`] is for
     /// Adam's moments).
     UnsupportedActivationPrecision,
+    /// The weights `θ` can be held below the working float only where there is something below
+    /// it: [`crate::WeightPrecision::F32`] needs `T = f64`.
+    UnsupportedWeightPrecision,
     /// The allocator refused a buffer (construction and restore allocate fallibly).
     OutOfMemory {
         /// Bytes the refused allocation asked for.
@@ -128,6 +131,10 @@ impl fmt::Display for ConfigError {
             Self::UnsupportedActivationPrecision => write!(
                 f,
                 "the kept activations can be held in full precision or bf16, not q8"
+            ),
+            Self::UnsupportedWeightPrecision => write!(
+                f,
+                "the weights can be held in f32 only when the working float is f64"
             ),
             Self::OutOfMemory { bytes } => {
                 write!(

@@ -59,7 +59,7 @@ pub use lodo::{Lodo, LodoState, STATE_FORMAT};
 pub use meta::{Adam, AdamConfig, MetaConfig, MetaOptimizer, Sgd, SgdConfig, WeightLayout};
 pub use optimizer::Optimizer;
 pub use permutation::{Permutation, PermutationFamily};
-pub use precision::Precision;
+pub use precision::{Precision, WeightPrecision};
 pub use preconditioner::{
     BlockConfig, BlockPreconditioner, Diagonal, DiagonalConfig, Global, GlobalConfig,
     Preconditioner, Residual, ResidualConfig, WeightSink,

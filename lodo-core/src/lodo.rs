@@ -30,11 +30,12 @@ use crate::real::{Real, first_non_finite};
 /// | 1 | lodo-core 0.1 | the table on [`LodoState`]; `meta` is `{"Adam": …}` or `{"Sgd": …}` |
 /// | 2 | lodo-core 0.2 | the same fields; `meta` is tagged by [`MetaOptimizer::NAME`], so any meta-optimizer type can be saved |
 /// | 3 | lodo-core 0.3 | the same fields; Adam adds `compact` (its moments in bf16 or q8, [`crate::Precision`]) and its configuration `precision` |
+/// | 4 | lodo-core 0.4 | the same fields; the LODO network adds `blocks_f32` (after `blocks`: `θ` as `f32`, empty unless held so) and `weights` (last: [`crate::WeightPrecision`]); `blocks` is empty when `θ` is held in `f32` |
 ///
-/// [`Lodo::from_state`] reads all three (a format-1 state continues bit for bit, checked against a
+/// [`Lodo::from_state`] reads all four (a format-1 state continues bit for bit, checked against a
 /// state written by 0.1 in the tests) and refuses any other number with
 /// [`StateError::UnsupportedFormat`].
-pub const STATE_FORMAT: u32 = 3;
+pub const STATE_FORMAT: u32 = 4;
 
 /// The oldest format [`Lodo::from_state`] reads.
 const OLDEST_FORMAT: u32 = 1;
@@ -47,7 +48,7 @@ const OLDEST_FORMAT: u32 = 1;
 ///
 /// | field | meaning |
 /// |---|---|
-/// | `format` | [`STATE_FORMAT`] (currently 3) |
+/// | `format` | [`STATE_FORMAT`] (currently 4) |
 /// | `beta` | momentum `β` |
 /// | `preconditioner` | the architecture: shape, `α₀`, permutations (forward indices `π`), weights `θ` |
 /// | `meta` | `{NAME: state}` ([`MetaOptimizer::NAME`]): `{"Adam": {learning_rate, beta1, beta2, epsilon, t, m, v, compact}}` or `{"Sgd": {learning_rate, dim}}` |

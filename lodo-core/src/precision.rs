@@ -49,3 +49,46 @@ impl Precision {
         }
     }
 }
+
+/// How the LODO network's weights `θ` are held between steps (the arithmetic stays in `T`;
+/// [`crate::BlockConfig::with_weights`]). At the defaults `θ` is `N·h·k/n = 128` numbers per
+/// parameter: 1,024 bytes in `f64`, 512 in `f32`.
+///
+/// | [`WeightPrecision`] | bytes per weight | how |
+/// |---|---|---|
+/// | `Full` | `size_of::<T>()` | as computed (the paper's) |
+/// | `F32` | 4 (`T = f64` only) | rounded to the nearest `f32` after each update ([`lodo_kernels::compact::F32`]); each `k × k` block is read into `f64` registers, so every product is in `f64` |
+///
+/// `F32` rounds to nearest: `θ`'s updates are `10⁻³…10⁻⁵` of its size, far above `f32`'s
+/// relative spacing `2⁻²⁴`, so no update is lost. (bf16, with its `2⁻⁸`, would need stochastic
+/// rounding; it is not built.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum WeightPrecision {
+    /// In the working float `T` (the default).
+    #[default]
+    Full,
+    /// In `f32`, below an `f64` working float.
+    F32,
+}
+
+impl WeightPrecision {
+    /// The policy's name in the harness and the C ABI: `"full"`, `"f32"`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::F32 => "f32",
+        }
+    }
+
+    /// The policy of a name ([`WeightPrecision::name`]).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "full" => Some(Self::Full),
+            "f32" => Some(Self::F32),
+            _ => None,
+        }
+    }
+}

@@ -8,7 +8,7 @@ use lodo_core::random::Stream;
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, ConfigError, Diagonal, Global, Lodo, LodoConfig, LodoState,
     MetaConfig, MetaOptimizer, Optimizer, PermutationFamily, Precision, Preconditioner, Real,
-    Residual, ResidualConfig, Sgd, SgdConfig, StateError, StepError, lit,
+    Residual, ResidualConfig, Sgd, SgdConfig, StateError, StepError, WeightPrecision, lit,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -296,6 +296,121 @@ fn a_resumed_run_continues_bit_identically() {
     );
 }
 
+/// θ in f32 below f64: saved compact (`blocks` empty, `blocks_f32` the codes), resumed bit for
+/// bit (Adam with every moment policy, SGD), and refused when inconsistent.
+#[test]
+fn f32_weights_are_saved_compact_and_resume_bit_for_bit() {
+    let shuffle = BlockConfig::<f64>::default()
+        .with_permutations(PermutationFamily::Shuffle)
+        .and_then(|c| c.with_activations(Precision::Bf16))
+        .and_then(|c| c.with_weights(WeightPrecision::F32))
+        .unwrap();
+    for precision in [Precision::Full, Precision::Bf16, Precision::Q8] {
+        resume_is_bit_identical::<f64, Block<f64>, Adam<f64>>(
+            70,
+            LodoConfig::new(shuffle, AdamConfig::default().with_precision(precision)),
+        );
+    }
+    let random = BlockConfig::<f64>::default()
+        .with_weights(WeightPrecision::F32)
+        .unwrap();
+    resume_is_bit_identical::<f64, Block<f64>, Adam<f64>>(
+        9,
+        LodoConfig::default().with_preconditioner(random),
+    );
+    resume_is_bit_identical::<f64, Block<f64>, Sgd<f64>>(
+        9,
+        LodoConfig::new(random, SgdConfig::default()),
+    );
+
+    let n = 40;
+    let mut full = Lodo::<f64>::new(n, LodoConfig::default(), 1).unwrap();
+    let mut compact =
+        Lodo::<f64>::new(n, LodoConfig::default().with_preconditioner(random), 1).unwrap();
+    assert_eq!(
+        compact.preconditioner().weight_precision(),
+        WeightPrecision::F32
+    );
+    let (mut x, mut y) = (vec![0.0f64; n], vec![0.0f64; n]);
+    run(&mut full, &mut x, &mut Bowl::new(n, 2), 5);
+    run(&mut compact, &mut y, &mut Bowl::new(n, 2), 5);
+    let good: serde_json::Value = serde_json::to_value(compact.state()).unwrap();
+    let theta = full.preconditioner().weight_count();
+    assert_eq!(good["preconditioner"]["weights"], "F32");
+    assert_eq!(
+        good["preconditioner"]["blocks"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(
+        good["preconditioner"]["blocks_f32"]
+            .as_array()
+            .unwrap()
+            .len(),
+        theta
+    );
+    let full_json: serde_json::Value = serde_json::to_value(full.state()).unwrap();
+    assert_eq!(
+        full_json["preconditioner"]["blocks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        theta
+    );
+    assert_eq!(
+        full_json["preconditioner"]["blocks_f32"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // Saved compact: θ's f32 codes are written as f32 (at most 9 significant digits, against
+    // 17 for θ in f64), so the network's saved text shrinks.
+    let (small, large) = (
+        json(compact.preconditioner()).len(),
+        json(full.preconditioner()).len(),
+    );
+    assert!(4 * small < 3 * large, "{small} vs {large}");
+    let load = |v: &serde_json::Value| {
+        let s: LodoState<f64, Block<f64>> = serde_json::from_value(v.clone()).unwrap();
+        Lodo::from_state(s).map(|_| ())
+    };
+    assert_eq!(load(&good), Ok(()));
+    let mut bad = good.clone();
+    bad["preconditioner"]["blocks_f32"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    assert!(matches!(
+        load(&bad),
+        Err(StateError::Length {
+            what: "weights (f32)",
+            ..
+        })
+    ));
+    let mut bad = good.clone();
+    bad["preconditioner"]["weights"] = "Full".into();
+    assert!(matches!(
+        load(&bad),
+        Err(StateError::Length {
+            what: "weights",
+            ..
+        })
+    ));
+    // θ in f32 in an f32 state is refused.
+    let mut bad: serde_json::Value = serde_json::to_value(
+        Lodo::<f32>::new(n, LodoConfig::default(), 1)
+            .unwrap()
+            .state(),
+    )
+    .unwrap();
+    bad["preconditioner"]["weights"] = "F32".into();
+    let s: LodoState<f32, Block<f32>> = serde_json::from_value(bad).unwrap();
+    assert_eq!(
+        Lodo::from_state(s).err(),
+        Some(StateError::Config(ConfigError::UnsupportedWeightPrecision))
+    );
+}
+
 #[test]
 fn bf16_activations_are_saved_checked_and_change_only_the_last_bits_early() {
     let n = 40;
@@ -414,7 +529,7 @@ fn same_seed_same_trajectory_other_seed_other_network() {
         let mut bowl = Bowl::new(12, 5);
         let mut x = vec![0.0; 12];
         run(&mut lodo, &mut x, &mut bowl, 40);
-        (bits(&x), bits(lodo.preconditioner().weights()))
+        (bits(&x), bits(&lodo.preconditioner().weights()))
     };
     assert_eq!(trajectory(3), trajectory(3));
     assert_ne!(trajectory(3).1, trajectory(4).1);

@@ -4,7 +4,7 @@
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, BlockPreconditioner, ConfigError, Diagonal, Global, Lodo,
     LodoConfig, MetaOptimizer, PermutationFamily, Precision, Preconditioner, Real, Residual,
-    ResidualConfig, Sgd,
+    ResidualConfig, Sgd, WeightPrecision,
 };
 
 /// Bytes still allocated after building (and keeping) the optimizer, against the formula.
@@ -144,6 +144,53 @@ fn memory_bytes_is_what_the_allocator_sees() {
     ) as f64
         / 10_000.0;
     assert!(per_parameter <= 1000.0, "{per_parameter}");
+    // θ in f32 below f64 (issue 17's f64 target): 4 bytes a weight instead of 8, with Adam
+    // (fused: no scratch) and with SGD (one decoded layer of scratch on top of the gradient).
+    {
+        let shuffle = BlockConfig::<f64>::default()
+            .with_permutations(PermutationFamily::Shuffle)
+            .unwrap();
+        let acts = shuffle.with_activations(Precision::Bf16).unwrap();
+        let q8 = AdamConfig::<f64>::default().with_precision(Precision::Q8);
+        let theta32 = acts.with_weights(WeightPrecision::F32).unwrap();
+        for n in [1, 7, 100, 1000] {
+            for config in [shuffle, theta32] {
+                let c = config.with_weights(WeightPrecision::F32).unwrap();
+                held_equals_formula::<f64, BlockPreconditioner<f64>, Adam<f64>>(
+                    n,
+                    LodoConfig::new(c, q8),
+                );
+                held_equals_formula::<f64, BlockPreconditioner<f64>, Sgd<f64>>(
+                    n,
+                    LodoConfig::default().with_preconditioner(c),
+                );
+            }
+        }
+        let full64 = held_equals_formula::<f64, BlockPreconditioner<f64>, Adam<f64>>(
+            1000,
+            LodoConfig::new(acts, q8),
+        );
+        let compact64 = held_equals_formula::<f64, BlockPreconditioner<f64>, Adam<f64>>(
+            1000,
+            LodoConfig::new(theta32, q8),
+        );
+        assert_eq!(full64 - compact64, 4 * weights);
+        // Issue 17's f64 figure: at most 1,400 bytes per parameter (Shuffle, q8 + bf16, θ in f32).
+        let per_parameter = held_equals_formula::<f64, BlockPreconditioner<f64>, Adam<f64>>(
+            10_000,
+            LodoConfig::new(theta32, q8),
+        ) as f64
+            / 10_000.0;
+        eprintln!("f64 Shuffle q8 + bf16, θ in f32, n = 10⁴: {per_parameter} B/param held");
+        assert!(per_parameter <= 1400.0, "{per_parameter}");
+    }
+    // θ in f32 needs a wider T.
+    assert_eq!(
+        BlockConfig::<f32>::default()
+            .with_weights(WeightPrecision::F32)
+            .err(),
+        Some(ConfigError::UnsupportedWeightPrecision)
+    );
     // q8 activations are refused.
     assert_eq!(
         BlockConfig::<f32>::default()

@@ -127,7 +127,7 @@ fn a_gradient_of_1e160_reports_the_weights_it_kept() {
     let StepError::NonFiniteMetaUpdate { kept } = err else {
         panic!("{err:?}")
     };
-    assert!(kept > 0 && kept <= lodo.preconditioner().weights().len());
+    assert!(kept > 0 && kept <= lodo.preconditioner().weight_count());
     assert_eq!(
         lodo.meta().steps(),
         t,

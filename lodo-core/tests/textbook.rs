@@ -75,7 +75,7 @@ fn run<T: Real, M: MetaOptimizer<T>>(
         .unwrap();
     let mut lodo = Lodo::<T, BlockPreconditioner<T>, M>::new(n, config, seed).unwrap();
     let net = DenseNetwork::of(lodo.preconditioner());
-    let theta = to_f64(lodo.preconditioner().weights());
+    let theta = to_f64(&lodo.preconditioner().weights());
     let len = theta.len();
     let mut book = Textbook {
         net,
@@ -103,12 +103,12 @@ fn run<T: Real, M: MetaOptimizer<T>>(
             err <= tol,
             "step {t}: optimized and textbook differ by {err} (tol {tol})"
         );
-        let err_theta = rel_err(&to_f64(lodo.preconditioner().weights()), &book.theta);
+        let err_theta = rel_err(&to_f64(&lodo.preconditioner().weights()), &book.theta);
         assert!(err_theta <= tol, "step {t}: θ differs by {err_theta}");
     }
     // The run did something: θ moved, so a wrong meta-step would have shown.
     let fresh = Lodo::<T, BlockPreconditioner<T>, M>::new(n, config, seed).unwrap();
-    let moved = rel_err(&book.theta, &to_f64(fresh.preconditioner().weights()));
+    let moved = rel_err(&book.theta, &to_f64(&fresh.preconditioner().weights()));
     assert!(
         moved > 1e-3,
         "θ barely moved ({moved}); the test would not see a wrong meta-step"

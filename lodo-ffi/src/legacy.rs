@@ -1,18 +1,21 @@
-//! Format-2 payloads (lodo-ffi before the compact state, lodo-core 0.2 up to commit `c5a5d6e`).
+//! Payloads of formats 2 (lodo-ffi before the compact state, lodo-core 0.2 up to commit
+//! `c5a5d6e`) and 3 (before `θ` could be held in `f32`, up to commit `b0e4042`).
 //!
 //! postcard is positional: a struct is its fields in order, with no names and no lengths, so a
-//! field that format 3 added (Adam's `compact` after `v`, the network's `activations` after
-//! its `blocks`) cannot take its serde default when a format-2 payload is decoded as
-//! lodo-core's current [`lodo_core::LodoState`]. This module decodes a format-2 payload into a
-//! mirror of the format-2 layout, then re-encodes it in the format-3 layout with those two
-//! fields at their format-2 meaning (moments and activations in the working float: `Full`),
-//! for lodo-core's own decoder and validation. The mirror only moves fields: every value
-//! (shapes, permutations, finiteness, hyperparameters) is still validated by
-//! `Lodo::from_state`.
+//! field that a later format added cannot take its serde default when an older payload is
+//! decoded as lodo-core's current [`lodo_core::LodoState`]. Format 3 added Adam's `compact`
+//! after `v` and the network's `activations` after its `blocks`; format 4 added the network's
+//! `blocks_f32` after `blocks` and `weights` after `activations`. This module decodes an older
+//! payload into a mirror of its layout, then re-encodes it in the format-4 layout with the
+//! added fields at their older meaning (moments, activations and `θ` in the working float:
+//! `Full`, no `f32` weights), for lodo-core's own decoder and validation. The mirrors only move
+//! fields: every value (shapes, permutations, finiteness, hyperparameters) is still validated
+//! by `Lodo::from_state`.
 
 use std::collections::BTreeMap;
 
-use lodo_core::{PermutationFamily, Precision};
+use lodo_core::{PermutationFamily, Precision, WeightPrecision};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{LODO_ERR_STATE_CORRUPT, LodoStatus};
@@ -62,18 +65,19 @@ struct AdamV2<T> {
     v: Vec<T>,
 }
 
-/// The format-3 layout, field for field (lodo-core's `LodoState` at `STATE_FORMAT` 3).
-#[derive(Serialize)]
-struct StateV3<T> {
+/// The format-3 layout, field for field (lodo-core's `LodoState` at `STATE_FORMAT` 3); `M` is
+/// the meta-optimizer's saved state, unchanged since format 3 (lodo-core's own type).
+#[derive(Serialize, Deserialize)]
+struct StateV3<T, M> {
     format: u32,
     beta: T,
     preconditioner: BlockV3<T>,
-    meta: BTreeMap<&'static str, AdamV3<T>>,
+    meta: BTreeMap<String, M>,
     momentum: Vec<T>,
     steps: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct BlockV3<T> {
     n: usize,
     hidden: usize,
@@ -85,13 +89,80 @@ struct BlockV3<T> {
     activations: Precision,
 }
 
-/// lodo-core's `AdamMoments::Full` (variant 0): the moments are `m`, `v` in `T`.
+/// The format-4 layout: format 3 with the network's `blocks_f32` and `weights`.
 #[derive(Serialize)]
+struct StateV4<T, M> {
+    format: u32,
+    beta: T,
+    preconditioner: BlockV4<T>,
+    meta: BTreeMap<String, M>,
+    momentum: Vec<T>,
+    steps: u64,
+}
+
+#[derive(Serialize)]
+struct BlockV4<T> {
+    n: usize,
+    hidden: usize,
+    block_size: usize,
+    alpha0: T,
+    family: PermutationFamily,
+    permutations: Vec<Forward>,
+    blocks: Vec<T>,
+    blocks_f32: Vec<f32>,
+    activations: Precision,
+    weights: WeightPrecision,
+}
+
+impl<T, M> StateV3<T, M> {
+    /// The same state in the format-4 layout (`θ` in `T`, no `f32` weights).
+    fn into_v4(self) -> StateV4<T, M> {
+        let p = self.preconditioner;
+        StateV4 {
+            format: self.format,
+            beta: self.beta,
+            preconditioner: BlockV4 {
+                n: p.n,
+                hidden: p.hidden,
+                block_size: p.block_size,
+                alpha0: p.alpha0,
+                family: p.family,
+                permutations: p.permutations,
+                blocks: p.blocks,
+                blocks_f32: Vec::new(),
+                activations: p.activations,
+                weights: WeightPrecision::Full,
+            },
+            meta: self.meta,
+            momentum: self.momentum,
+            steps: self.steps,
+        }
+    }
+}
+
+/// The format-3 `payload` (of any meta-optimizer `M`, lodo-core's saved type) re-encoded in the
+/// format-4 postcard layout (the `format` field is kept). Bytes that are not a format-3 payload
+/// are [`LODO_ERR_STATE_CORRUPT`].
+pub(crate) fn upgrade_v3<T, M>(payload: &[u8]) -> Result<Vec<u8>, LodoStatus>
+where
+    T: Serialize + DeserializeOwned,
+    M: Serialize + DeserializeOwned,
+{
+    let (old, unread): (StateV3<T, M>, _) =
+        postcard::take_from_bytes(payload).map_err(|_| LODO_ERR_STATE_CORRUPT)?;
+    if !unread.is_empty() {
+        return Err(LODO_ERR_STATE_CORRUPT);
+    }
+    postcard::to_allocvec(&old.into_v4()).map_err(|_| LODO_ERR_STATE_CORRUPT)
+}
+
+/// lodo-core's `AdamMoments::Full` (variant 0): the moments are `m`, `v` in `T`.
+#[derive(Serialize, Deserialize)]
 enum Compact {
     Full,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct AdamV3<T> {
     learning_rate: T,
     beta1: T,
@@ -103,7 +174,7 @@ struct AdamV3<T> {
     compact: Compact,
 }
 
-/// The format-2 `payload` re-encoded in the format-3 postcard layout (the `format` field is
+/// The format-2 `payload` re-encoded in the format-4 postcard layout (the `format` field is
 /// kept: lodo-core reads it, checks it is one it supports, and saves in its current format).
 /// Bytes that are not a format-2 payload (undecodable, trailing bytes, `meta` not exactly one
 /// `Adam` entry) are [`LODO_ERR_STATE_CORRUPT`].
@@ -137,7 +208,7 @@ where
             activations: Precision::Full,
         },
         meta: BTreeMap::from([(
-            ADAM,
+            ADAM.to_owned(),
             AdamV3 {
                 learning_rate: adam.learning_rate,
                 beta1: adam.beta1,
@@ -152,5 +223,5 @@ where
         momentum: old.momentum,
         steps: old.steps,
     };
-    postcard::to_allocvec(&new).map_err(|_| LODO_ERR_STATE_CORRUPT)
+    postcard::to_allocvec(&new.into_v4()).map_err(|_| LODO_ERR_STATE_CORRUPT)
 }

@@ -42,7 +42,10 @@
 //! restored by lodo-core as usual. It continues bit for bit (checked against a state and the
 //! continuation recorded by `c5a5d6e`, on the reference kernel path). Payloads of format 1, or
 //! of format 2 without the network's `family` field (lodo-ffi before the permutation families,
-//! commit `1fbaf3b`), are not decoded: they are [`LODO_ERR_STATE_CORRUPT`].
+//! commit `1fbaf3b`), are not decoded: they are [`LODO_ERR_STATE_CORRUPT`]. States of format 3
+//! (up to commit `b0e4042`, before lodo-core could hold `θ` in `f32`) are upgraded the same
+//! way to format 4 (the network's `blocks_f32` empty, `weights` full), for either
+//! meta-optimizer; checked against states and continuations recorded by `b0e4042`.
 //!
 //! # The compact state
 //! [`LodoConfigC::moments`] and [`LodoConfigC::activations`] choose how the two largest parts
@@ -183,6 +186,9 @@ fn precision_code(precision: Precision) -> LodoPrecision {
 
 /// The state format whose postcard layout predates the compact state ([`legacy`]).
 const LEGACY_FORMAT: u32 = 2;
+
+/// The state format before `θ` could be held in `f32` ([`legacy::upgrade_v3`]).
+const FORMAT_3: u32 = 3;
 
 /// Size in bytes of the state envelope's header.
 const HEADER: usize = 24;
@@ -634,6 +640,10 @@ where
     let payload = match postcard::take_from_bytes::<u32>(rest) {
         Ok((LEGACY_FORMAT, _)) if M::NAME == <Adam<T> as MetaOptimizer<T>>::NAME => {
             upgraded = legacy::upgrade::<T>(rest).map_err(|_| EnvelopeError::Corrupt)?;
+            &upgraded[..]
+        }
+        Ok((FORMAT_3, _)) => {
+            upgraded = legacy::upgrade_v3::<T, M>(rest).map_err(|_| EnvelopeError::Corrupt)?;
             &upgraded[..]
         }
         _ => rest,

@@ -413,7 +413,7 @@ fn bad_state_bytes_are_statuses() {
     // Forged payloads with a valid hash reach lodo-core's validation: the first field is
     // lodo-core's STATE_FORMAT (a one-byte varint), the second β (4 bytes).
     let mut s = state.clone();
-    assert_eq!(s[24], 3, "lodo-core STATE_FORMAT 3");
+    assert_eq!(s[24], 4, "lodo-core STATE_FORMAT 4");
     s[24] = 9;
     let s = reseal(s);
     assert_eq!(

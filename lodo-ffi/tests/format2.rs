@@ -1,6 +1,7 @@
 //! States of format 2, written by lodo-ffi before the compact state (commit `c5a5d6e`, checked
-//! in under `tests/data`), still load and continue bit for bit, and are saved in the current
-//! format; damaged format-2 payloads are status codes.
+//! in under `tests/data`), and of format 3 (commit `b0e4042`, before `θ` in `f32`), still load
+//! and continue bit for bit, and are saved in the current format; damaged older payloads are
+//! status codes.
 //!
 //! The fixtures: `n = 6`, `lodo_config_default()`, seed 7, the gradient
 //! `∇ℓ(x)_i = (i + 1)·x_i − 1` from `x = 0`, saved after 5 steps; the `.expected` files hold
@@ -166,4 +167,67 @@ fn damaged_format_2_payloads_are_status_codes() {
     nan[end - 4..end].copy_from_slice(&f32::NAN.to_le_bytes());
     assert_eq!(load32(&reseal(nan)).unwrap_err(), LODO_ERR_STATE_INVALID);
     unsafe { lodo_f32_free(h) };
+}
+
+/// States of format 3 (written by lodo-ffi at commit `b0e4042`, before `θ` could be held in
+/// `f32`; generated there with `LODO_KERNEL` forced to the reference path): `n = 6`, seed 7,
+/// the same gradient, saved after 5 steps; f32 with q8 moments and bf16 activations, f64 with
+/// the default (full) state. They load through the format-3 mirror, continue bit for bit as
+/// `b0e4042` recorded, and are saved in the current format.
+#[test]
+fn states_of_format_3_load_and_continue_bit_for_bit() {
+    reference_path();
+    let old = data("state-v3-f32.bin");
+    assert_eq!(format_of(&old), 3);
+    let h = load32(&old).expect("a format-3 state loads");
+    let mut x: Vec<f32> = expected("state-v3-f32.expected", "params_at_save ")
+        .into_iter()
+        .map(|b| f32::from_bits(u32::try_from(b).unwrap()))
+        .collect();
+    for _ in 0..4 {
+        let g = grad32(&x);
+        assert_eq!(
+            unsafe { lodo_f32_step(h, x.as_mut_ptr(), g.as_ptr(), x.len()) },
+            LODO_OK
+        );
+    }
+    let bits: Vec<u64> = x.iter().map(|v| u64::from(v.to_bits())).collect();
+    assert_eq!(
+        bits,
+        expected("state-v3-f32.expected", "params_after_4_steps ")
+    );
+    let new = save_f32(h);
+    assert_eq!(u32::from(format_of(&new)), lodo_core::STATE_FORMAT);
+    unsafe {
+        lodo_f32_free(load32(&new).expect("the re-saved state loads"));
+        lodo_f32_free(h);
+    }
+
+    let old = data("state-v3-f64.bin");
+    assert_eq!(format_of(&old), 3);
+    let mut status = -1;
+    let h = unsafe { lodo_f64_load(old.as_ptr(), old.len(), &mut status) };
+    assert_eq!(status, LODO_OK);
+    let mut x: Vec<f64> = expected("state-v3-f64.expected", "params_at_save ")
+        .into_iter()
+        .map(f64::from_bits)
+        .collect();
+    for _ in 0..4 {
+        let g = grad64(&x);
+        assert_eq!(
+            unsafe { lodo_f64_step(h, x.as_mut_ptr(), g.as_ptr(), x.len()) },
+            LODO_OK
+        );
+    }
+    let bits: Vec<u64> = x.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(
+        bits,
+        expected("state-v3-f64.expected", "params_after_4_steps ")
+    );
+    assert_eq!(u32::from(format_of(&save_f64(h))), lodo_core::STATE_FORMAT);
+    unsafe { lodo_f64_free(h) };
+    // A truncated format-3 payload is a status code.
+    let mut cut = data("state-v3-f32.bin");
+    cut.truncate(cut.len() - 9);
+    assert_eq!(load32(&reseal(cut)).unwrap_err(), LODO_ERR_STATE_CORRUPT);
 }

@@ -111,6 +111,18 @@ pub trait Stored<T>: Copy {
             *d = Self::store(s);
         }
     }
+    /// The values themselves when the stored form is `T` (no copy), else `None`.
+    #[inline(always)]
+    fn as_full(stored: &[Self]) -> Option<&[T]> {
+        let _ = stored;
+        None
+    }
+    /// [`Stored::as_full`], mutably.
+    #[inline(always)]
+    fn as_full_mut(stored: &mut [Self]) -> Option<&mut [T]> {
+        let _ = stored;
+        None
+    }
 }
 
 impl<T: Float> Stored<T> for T {
@@ -121,6 +133,37 @@ impl<T: Float> Stored<T> for T {
     #[inline(always)]
     fn load(self) -> T {
         self
+    }
+    #[inline(always)]
+    fn as_full(stored: &[Self]) -> Option<&[T]> {
+        Some(stored)
+    }
+    #[inline(always)]
+    fn as_full_mut(stored: &mut [Self]) -> Option<&mut [T]> {
+        Some(stored)
+    }
+}
+
+/// An `f32` holding a value of a wider working float (`f64`): the stored form of the weights `θ`
+/// below `T` ([`crate::block_diagonal::AdamSlices`], the `W` of the block kernels). Stored
+/// rounded to nearest, ties to even (`as f32`; a finite value beyond `f32`'s range becomes ±∞,
+/// which the fused Adam update's guard refuses), read back exactly (`f32 → f64` is exact).
+///
+/// Nearest rounding is enough for `θ`: its updates are `10⁻³…10⁻⁵` of its size, far above
+/// `f32`'s relative spacing `2⁻²⁴ ≈ 6·10⁻⁸`, so no update is lost to rounding (unlike bf16's
+/// `2⁻⁸`, see [`bf16_stochastic`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(transparent)]
+pub struct F32(pub f32);
+
+impl<T: Float> Stored<T> for F32 {
+    #[inline(always)]
+    fn store(x: T) -> Self {
+        F32(to_f32(x))
+    }
+    #[inline(always)]
+    fn load(self) -> T {
+        from_f32(self.0)
     }
 }
 

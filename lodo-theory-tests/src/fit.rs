@@ -48,18 +48,20 @@ pub fn loss_and_grad(p: &mut BlockPreconditioner<f64>, target: &Mat<f64>, grad: 
 /// # Panics
 /// If a step produces a non-finite weight.
 pub fn fit(p: &mut BlockPreconditioner<f64>, target: &Mat<f64>, steps: usize, lr: f64) -> f64 {
-    let dim = p.weights().len();
+    let dim = p.weight_count();
     let mut adam = Adam::new(dim, lr).expect("valid learning rate");
     let mut grad = vec![0.0; dim];
-    let mut best = (f64::INFINITY, p.weights().to_vec());
+    let mut w = p.weights();
+    let mut best = (f64::INFINITY, w.clone());
     for _ in 0..=steps {
         let loss = loss_and_grad(p, target, &mut grad);
         if loss < best.0 {
-            best = (loss, p.weights().to_vec());
+            best = (loss, w.clone());
         }
-        adam.step(p.weights_mut(), &grad).expect("finite Adam step");
+        adam.step(&mut w, &grad).expect("finite Adam step");
+        p.set_weights(&w);
     }
-    p.weights_mut().copy_from_slice(&best.1);
+    p.set_weights(&best.1);
     best.0
 }
 

@@ -82,9 +82,11 @@ fn build<T: Real>(c: &Case) -> BlockPreconditioner<T> {
 
 /// Replaces θ by i.i.d. `N(0, scale²)` entries.
 fn randomise<T: Real>(p: &mut BlockPreconditioner<T>, scale: f64, rng: &mut Stream) {
-    for w in p.weights_mut() {
+    let mut ws = p.weights();
+    for w in &mut ws {
         *w = lit(scale * rng.gaussian());
     }
+    p.set_weights(&ws);
 }
 
 /// The entrywise rounding bound `c·d·ε_T·G^abs`.
@@ -186,7 +188,8 @@ fn check_pd_iff_full_rank<T: Real>(
     let (h, k) = (p.hidden(), p.block_size());
     if let Some((layer, r)) = rank_deficient {
         let ll = h * k;
-        let w = &mut p.weights_mut()[layer * ll..(layer + 1) * ll];
+        let mut all = p.weights();
+        let w = &mut all[layer * ll..(layer + 1) * ll];
         for blk in w.chunks_exact_mut(k * k) {
             let u: Vec<f64> = (0..k * r).map(|_| rng.gaussian()).collect();
             let v: Vec<f64> = (0..k * r).map(|_| rng.gaussian()).collect();
@@ -197,6 +200,7 @@ fn check_pd_iff_full_rank<T: Real>(
                 }
             }
         }
+        p.set_weights(&all);
     }
     let g = dense_from_core(p);
     let lmin = sym_eigenvalues(&g)[0];

@@ -485,11 +485,11 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
     /// [`MetaOptimizer::update`], compact moments decoded and encoded per tile); `scratch` is
     /// unused.
     #[track_caller]
-    fn update_block_layer<A: Stored<T>>(
+    fn update_block_layer<A: Stored<T>, W: Stored<T>>(
         &mut self,
         kernels: Kernels,
         offset: usize,
-        step: BlockLayerStep<'_, T, A>,
+        step: BlockLayerStep<'_, T, A, W>,
         _scratch: &mut [T],
     ) -> usize {
         let layout = self.layout;

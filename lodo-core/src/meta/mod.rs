@@ -30,16 +30,18 @@ use crate::real::Real;
 /// outputs to write.
 ///
 /// The kept activations `c`, `e` of the pair are in `T` or stored compactly (`A`,
-/// [`lodo_kernels::compact::Stored`]).
+/// [`lodo_kernels::compact::Stored`]); so are the weights `θ_l` (`W`: `T`, or
+/// [`lodo_kernels::compact::F32`] below an `f64` `T`, [`crate::WeightPrecision`]).
 #[derive(Debug)]
-pub struct BlockLayerStep<'a, T, A = T> {
+pub struct BlockLayerStep<'a, T, A = T, W = T> {
     /// Block size `k`.
     pub k: usize,
     /// The interleaved incoming cotangents, their gather index and the layer inputs: the layer
     /// gradient is `s·(â_b c_bᵀ + d̂_b e_bᵀ)` ([`GatheredPair`]).
     pub pair: GatheredPair<'a, T, A>,
-    /// The layer's weights `θ_l`, updated in place.
-    pub theta: &'a mut [T],
+    /// The layer's weights `θ_l`, updated in place (as stored: read with `W::load`, written
+    /// with `W::store`).
+    pub theta: &'a mut [W],
     /// Receives `θ_lᵀ â` and `θ_lᵀ d̂` with the old `θ_l`, interleaved (`2h` numbers).
     pub zad: &'a mut [T],
 }
@@ -174,22 +176,45 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
     /// `s·(â_b c_bᵀ + d̂_b e_bᵀ)`.
     ///
     /// The provided form materialises the layer gradient in `scratch` (`θ_l.len()` numbers,
-    /// [`Kernels::backward_pair_gradient`]) and calls [`MetaOptimizer::update`]; [`Adam`]
-    /// overrides it with the fused kernel. Returns the count of weights kept, as `update`.
+    /// [`Kernels::backward_pair_gradient`]) and calls [`MetaOptimizer::update`]; with `θ_l` held
+    /// below `T` it also decodes `θ_l` into the next `θ_l.len()` numbers of `scratch`, updates
+    /// them and stores them back (rounded to nearest). [`Adam`] overrides it with the fused
+    /// kernel. Returns the count of weights kept, as `update`.
     ///
     /// # Panics
-    /// If the shapes disagree, `scratch` is shorter than `θ_l`, or the range exceeds the dimension.
+    /// If the shapes disagree, `scratch` is shorter than `θ_l` (twice `θ_l` when `θ_l` is held
+    /// below `T`), or the range exceeds the dimension.
     #[track_caller]
-    fn update_block_layer<A: Stored<T>>(
+    fn update_block_layer<A: Stored<T>, W: Stored<T>>(
         &mut self,
         kernels: Kernels,
         offset: usize,
-        step: BlockLayerStep<'_, T, A>,
+        step: BlockLayerStep<'_, T, A, W>,
         scratch: &mut [T],
     ) -> usize {
-        let grad = &mut scratch[..step.theta.len()];
-        kernels.backward_pair_gradient(step.k, step.pair, step.theta, grad, step.zad);
-        self.update(offset, step.theta, grad)
+        let len = step.theta.len();
+        let (grad, rest) = scratch.split_at_mut(len);
+        kernels.backward_pair_gradient(step.k, step.pair, &*step.theta, grad, step.zad);
+        match W::as_full_mut(step.theta) {
+            Some(theta) => self.update(offset, theta, grad),
+            None => {
+                let buf = &mut rest[..len];
+                for (b, &w) in buf.iter_mut().zip(step.theta.iter()) {
+                    *b = w.load();
+                }
+                let mut kept = self.update(offset, buf, grad);
+                for (w, &b) in step.theta.iter_mut().zip(buf.iter()) {
+                    // A value beyond what `W` holds keeps its old `θ` (counted as kept).
+                    let stored = W::store(b);
+                    if stored.load().is_finite() {
+                        *w = stored;
+                    } else {
+                        kept += 1;
+                    }
+                }
+                kept
+            }
+        }
     }
 
     /// Validates a restored state for `dim` weights (every field, before anything is

@@ -27,7 +27,10 @@
 //! block by block instead of read from an index ([`lodo_kernels::wiring::Wiring`]).
 //!
 //! # Weight layout
-//! `θ = [B_1, …, B_N]`, each `B_l` as `h·k` numbers in [`lodo_kernels::block_diagonal`]'s layout.
+//! `θ = [B_1, …, B_N]`, each `B_l` as `h·k` numbers in [`lodo_kernels::block_diagonal`]'s layout,
+//! held in `T` or, below an `f64` `T`, in `f32` ([`BlockConfig::with_weights`],
+//! [`WeightPrecision`]): the kernels read each `k × k` block into `T` registers and the fused Adam
+//! kernel stores the updated block back, so the arithmetic is the same either way.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -43,10 +46,10 @@ use crate::error::{ConfigError, StateError};
 use crate::memory::{bytes_of, filled, total, with_capacity};
 use crate::meta::{BlockLayerStep, MetaOptimizer, WeightLayout};
 use crate::permutation::{Permutation, PermutationFamily, Wires};
-use crate::precision::Precision;
+use crate::precision::{Precision, WeightPrecision};
 use crate::random::Stream;
 use crate::real::{Real, lit};
-use lodo_kernels::compact::{Bf16, Stored};
+use lodo_kernels::compact::{Bf16, F32, Stored};
 
 /// The LODO network's hyperparameters (paper §3; defaults from the authors' `training/lodo.py`).
 ///
@@ -57,6 +60,9 @@ use lodo_kernels::compact::{Bf16, Stored};
 /// | `k` | block size | 4 |
 /// | `h` | hidden width | `k·⌈2n/k⌉` ([`hidden_width`]) |
 /// | `P_l` | permutation family ([`PermutationFamily`]) | `Random` (the paper) |
+///
+/// and the storage policy of its state: the kept activations ([`BlockConfig::with_activations`])
+/// and the weights `θ` ([`BlockConfig::with_weights`]), both full by default.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BlockConfig<T> {
@@ -68,6 +74,8 @@ pub struct BlockConfig<T> {
     permutations: PermutationFamily,
     #[cfg_attr(feature = "serde", serde(default))]
     activations: Precision,
+    #[cfg_attr(feature = "serde", serde(default))]
+    weights: WeightPrecision,
 }
 
 impl<T: Real> Default for BlockConfig<T> {
@@ -79,6 +87,7 @@ impl<T: Real> Default for BlockConfig<T> {
             hidden: None,
             permutations: PermutationFamily::Random,
             activations: Precision::Full,
+            weights: WeightPrecision::Full,
         }
     }
 }
@@ -148,6 +157,24 @@ impl<T: Real> BlockConfig<T> {
     #[must_use]
     pub fn activations(&self) -> Precision {
         self.activations
+    }
+
+    /// Sets how the weights `θ` (`N·h·k` numbers, 128 per parameter at the defaults) are held
+    /// between steps: [`WeightPrecision::Full`] (in `T`) or [`WeightPrecision::F32`] (in `f32`
+    /// below an `f64` `T`, rounded to nearest after each update; the arithmetic stays in `f64`).
+    ///
+    /// # Errors
+    /// [`ConfigError::UnsupportedWeightPrecision`] for `F32` unless `T` is wider than `f32`.
+    pub fn with_weights(mut self, precision: WeightPrecision) -> Result<Self, ConfigError> {
+        check_weight_precision::<T>(precision)?;
+        self.weights = precision;
+        Ok(self)
+    }
+
+    /// How the weights `θ` are held.
+    #[must_use]
+    pub fn weights(&self) -> WeightPrecision {
+        self.weights
     }
 
     /// `N`.
@@ -229,10 +256,19 @@ pub struct BlockPreconditioner<T> {
     /// Saved as whole forward indices whatever the family (one format); held compactly.
     #[cfg_attr(feature = "serde", serde(rename = "permutations"))]
     wires: Vec<Wires>,
+    /// `θ` in `T` ([`WeightPrecision::Full`]; empty otherwise).
+    #[cfg_attr(feature = "serde", serde(default))]
     blocks: Vec<T>,
+    /// `θ` in `f32` ([`WeightPrecision::F32`]; empty otherwise). Absent in states of formats
+    /// 1 to 3 (always written: positional formats such as postcard cannot skip a field).
+    #[cfg_attr(feature = "serde", serde(default, with = "f32_codes"))]
+    blocks_f32: Vec<F32>,
     /// How the kept activations are held (absent in states of formats 1 and 2: `Full`).
     #[cfg_attr(feature = "serde", serde(default))]
     activations: Precision,
+    /// How `θ` is held (absent in states of formats 1 to 3: `Full`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    weights: WeightPrecision,
     #[cfg_attr(feature = "serde", serde(skip))]
     cache: Cache<T>,
 }
@@ -317,6 +353,33 @@ impl<T: Real> Cache<T> {
     }
 }
 
+/// `θ` in `f32` needs a wider `T`.
+fn check_weight_precision<T>(precision: WeightPrecision) -> Result<(), ConfigError> {
+    if precision == WeightPrecision::F32 && size_of::<T>() <= size_of::<f32>() {
+        Err(ConfigError::UnsupportedWeightPrecision)
+    } else {
+        Ok(())
+    }
+}
+
+/// `θ` held as `f32` codes, saved as a sequence of `f32`.
+#[cfg(feature = "serde")]
+mod f32_codes {
+    use alloc::vec::Vec;
+
+    use lodo_kernels::compact::F32;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ptr_arg)]
+    pub(super) fn serialize<S: Serializer>(codes: &Vec<F32>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(codes.iter().map(|c| c.0))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<F32>, D::Error> {
+        Ok(Vec::<f32>::deserialize(d)?.into_iter().map(F32).collect())
+    }
+}
+
 /// [`Precision::Q8`] is for Adam's moments only.
 fn check_activations(precision: Precision) -> Result<(), ConfigError> {
     if precision == Precision::Q8 {
@@ -365,6 +428,11 @@ impl<T: Real> BlockPreconditioner<T> {
     pub fn activations(&self) -> Precision {
         self.activations
     }
+    /// How the weights `θ` are held ([`BlockConfig::with_weights`]).
+    #[must_use]
+    pub fn weight_precision(&self) -> WeightPrecision {
+        self.weights
+    }
     /// The fixed permutations `P_1, …, P_N`, whole. A structured family is held compactly
     /// (see [`PermutationFamily`]; `Shuffle` stores no index at all), so this computes their
     /// indices and inverses (`8h` bytes per layer).
@@ -390,11 +458,27 @@ impl<T: Real> BlockPreconditioner<T> {
         tmp: &mut Vec<T>,
         keep: &mut [A],
     ) {
+        match self.weights {
+            WeightPrecision::Full => self.forward_with(&self.blocks, kern, v, u, tmp, keep),
+            WeightPrecision::F32 => self.forward_with(&self.blocks_f32, kern, v, u, tmp, keep),
+        }
+    }
+
+    /// [`BlockPreconditioner::forward`] with `θ` held as `W`.
+    fn forward_with<A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
+        &self,
+        theta: &[W],
+        kern: Kernels,
+        v: &[T],
+        u: &mut Vec<T>,
+        tmp: &mut Vec<T>,
+        keep: &mut [A],
+    ) {
         let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
         let keep_all = keep.len() == self.layers() * h;
         pad(v, u);
         for (l, wires) in self.wires.iter().enumerate() {
-            let b = &self.blocks[l * ll..(l + 1) * ll];
+            let b = &theta[l * ll..(l + 1) * ll];
             let p = if keep_all {
                 &mut keep[l * h..(l + 1) * h]
             } else {
@@ -409,9 +493,24 @@ impl<T: Real> BlockPreconditioner<T> {
     /// transposed pass per layer (`z_l = B_lᵀ P_{l+1}ᵀ z_{l+1}`), then the `n` kept outputs of
     /// `P_1ᵀ z_1` gathered through `π_1⁻¹` and scaled.
     fn backward(&self, kern: Kernels, u: &mut Vec<T>, tmp: &mut Vec<T>, out: &mut [T]) {
+        match self.weights {
+            WeightPrecision::Full => self.backward_with(&self.blocks, kern, u, tmp, out),
+            WeightPrecision::F32 => self.backward_with(&self.blocks_f32, kern, u, tmp, out),
+        }
+    }
+
+    /// [`BlockPreconditioner::backward`] with `θ` held as `W`.
+    fn backward_with<W: Stored<T> + Send + Sync>(
+        &self,
+        theta: &[W],
+        kern: Kernels,
+        u: &mut Vec<T>,
+        tmp: &mut Vec<T>,
+        out: &mut [T],
+    ) {
         let (k, ll) = (self.block_size, self.layer_len());
         for l in (0..self.layers()).rev() {
-            let b = &self.blocks[l * ll..(l + 1) * ll];
+            let b = &theta[l * ll..(l + 1) * ll];
             backward_layer(kern, k, b, cotangent_wiring(&self.wires, l), u, tmp);
             core::mem::swap(u, tmp);
         }
@@ -430,8 +529,9 @@ impl<T: Real> BlockPreconditioner<T> {
         // `Lodo` reserved it ([`Preconditioner::reserve_meta_scratch`]), a direct caller gets it
         // allocated here once.
         let needs_grad = matches!(update, Update::Sink(_)) || !M::FUSES_BLOCK_LAYER;
-        if needs_grad && cache.grad.len() < self.layer_len() {
-            cache.grad.resize(self.layer_len(), T::zero());
+        let scratch_len = self.meta_scratch_len();
+        if needs_grad && cache.grad.len() < scratch_len {
+            cache.grad.resize(scratch_len, T::zero());
         }
         let Cache {
             kept,
@@ -450,21 +550,44 @@ impl<T: Real> BlockPreconditioner<T> {
             wad_next,
             grad,
         };
-        let kept = match kept {
-            Kept::Full { p_m, p_g } => self.sweep_kept(g, update, p_m, p_g, &mut scratch),
-            Kept::Bf16 { p_m, p_g } => self.sweep_kept(g, update, p_m, p_g, &mut scratch),
+        let (mut full, mut f32s) = (
+            core::mem::take(&mut self.blocks),
+            core::mem::take(&mut self.blocks_f32),
+        );
+        let kept = match (kept, self.weights) {
+            (Kept::Full { p_m, p_g }, WeightPrecision::Full) => {
+                self.sweep_kept(g, update, p_m, p_g, &mut full, &mut scratch)
+            }
+            (Kept::Bf16 { p_m, p_g }, WeightPrecision::Full) => {
+                self.sweep_kept(g, update, p_m, p_g, &mut full, &mut scratch)
+            }
+            (Kept::Full { p_m, p_g }, WeightPrecision::F32) => {
+                self.sweep_kept(g, update, p_m, p_g, &mut f32s, &mut scratch)
+            }
+            (Kept::Bf16 { p_m, p_g }, WeightPrecision::F32) => {
+                self.sweep_kept(g, update, p_m, p_g, &mut f32s, &mut scratch)
+            }
         };
+        (self.blocks, self.blocks_f32) = (full, f32s);
         self.cache = cache;
         kept
     }
 
-    /// [`BlockPreconditioner::sweep`] with the kept activations stored as `A`.
-    fn sweep_kept<M: MetaOptimizer<T>, A: Stored<T> + Send + Sync>(
-        &mut self,
+    /// Numbers of scratch a sweep needs for the sink and unfused meta-optimizers: one layer's
+    /// gradient, and one layer of `θ` decoded into `T` when `θ` is held below `T`.
+    fn meta_scratch_len(&self) -> usize {
+        meta_scratch_layers(self.weights) * self.layer_len()
+    }
+
+    /// [`BlockPreconditioner::sweep`] with the kept activations stored as `A` and `θ` (taken
+    /// out of `self` for the sweep) as `W`.
+    fn sweep_kept<M: MetaOptimizer<T>, A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
+        &self,
         g: &[T],
         mut update: Update<'_, '_, M, T>,
         p_m: &[A],
         p_g: &mut [A],
+        blocks: &mut [W],
         scratch: &mut Scratch<'_, T>,
     ) -> usize {
         let kern = Kernels::selected();
@@ -476,7 +599,7 @@ impl<T: Real> BlockPreconditioner<T> {
             wad_next,
             grad,
         } = scratch;
-        self.forward(kern, g, u, tmp, p_g);
+        self.forward_with(blocks, kern, g, u, tmp, p_g);
         let (h, k, ll) = (self.hidden, self.block_size, self.layer_len());
         // The top cotangents w_N(m) = AΠm, w_N(g) = AΠg, interleaved; below the top layer wad
         // holds the unpermuted z_{l+1} of both streams, read through π_{l+1}⁻¹.
@@ -494,12 +617,28 @@ impl<T: Real> BlockPreconditioner<T> {
                 c: &p_g[layer.clone()],
                 e: &p_m[layer],
             };
-            let theta = &mut self.blocks[l * ll..(l + 1) * ll];
+            let theta = &mut blocks[l * ll..(l + 1) * ll];
             match &mut update {
                 Update::Sink(sink) => {
-                    let grad = &mut grad[..ll];
-                    kern.backward_pair_gradient(k, pair, theta, grad, wad_next);
-                    sink(l * ll, theta, grad);
+                    let (grad, rest) = grad.split_at_mut(ll);
+                    kern.backward_pair_gradient(k, pair, &*theta, grad, wad_next);
+                    match W::as_full_mut(theta) {
+                        Some(theta) => sink(l * ll, theta, grad),
+                        None => {
+                            // θ held below T: handed over decoded, stored back rounded.
+                            let buf = &mut rest[..ll];
+                            for (b, &w) in buf.iter_mut().zip(theta.iter()) {
+                                *b = w.load();
+                            }
+                            sink(l * ll, buf, grad);
+                            for (w, &b) in theta.iter_mut().zip(buf.iter()) {
+                                let stored = W::store(b);
+                                if stored.load().is_finite() {
+                                    *w = stored;
+                                }
+                            }
+                        }
+                    }
                 }
                 Update::Meta(meta) => {
                     let step = BlockLayerStep {
@@ -514,6 +653,15 @@ impl<T: Real> BlockPreconditioner<T> {
             core::mem::swap(*wad, *wad_next);
         }
         kept
+    }
+}
+
+/// Layers of scratch (in `T`) a sweep needs for the sink and unfused meta-optimizers: the
+/// gradient, and `θ` decoded when it is held below `T`.
+fn meta_scratch_layers(weights: WeightPrecision) -> usize {
+    match weights {
+        WeightPrecision::Full => 1,
+        WeightPrecision::F32 => 2,
     }
 }
 
@@ -554,10 +702,10 @@ fn part_rows(h: usize, k: usize) -> usize {
 /// One forward layer `p = P u`, `y = B p` ([`Kernels::layer_forward_into`]); with the
 /// `parallel` feature, in parts of whole blocks on rayon's threads, each part reading all of
 /// `u` through its sources ([`Wiring::part`]; the same operations per entry, so the same bits).
-fn forward_layer<T: Real, A: Stored<T> + Send + Sync>(
+fn forward_layer<T: Real, A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
     kern: Kernels,
     k: usize,
-    b: &[T],
+    b: &[W],
     wiring: Wiring<'_>,
     u: &[T],
     p: &mut [A],
@@ -582,10 +730,10 @@ fn forward_layer<T: Real, A: Stored<T> + Send + Sync>(
 
 /// One backward layer `z = Bᵀ Q w` ([`Kernels::layer_backward_gathered`]); with the `parallel`
 /// feature in parts, as [`forward_layer`].
-fn backward_layer<T: Real>(
+fn backward_layer<T: Real, W: Stored<T> + Send + Sync>(
     kern: Kernels,
     k: usize,
-    b: &[T],
+    b: &[W],
     wiring: Wiring<'_>,
     w: &[T],
     z: &mut [T],
@@ -623,14 +771,26 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         let h = config.hidden_for(n)?;
         let layers = config.layers();
         let mut wires = with_capacity(layers)?;
-        let mut blocks = with_capacity(layers * h * k)?;
+        let weights = config.weights();
+        check_weight_precision::<T>(weights)?;
+        let full = weights == WeightPrecision::Full;
+        let (mut blocks, mut blocks_f32) = if full {
+            (with_capacity(layers * h * k)?, Vec::new())
+        } else {
+            (Vec::new(), with_capacity(layers * h * k)?)
+        };
         let mut q = filled(k * k, 0.0f64)?;
         let family = config.permutations();
         for _ in 0..layers {
             wires.push(family.wires(h, k, rng)?);
             for _ in 0..h / k {
                 rng.orthogonal(k, &mut q);
-                blocks.extend(q.iter().map(|&x| lit::<T>(x)));
+                if full {
+                    blocks.extend(q.iter().map(|&x| lit::<T>(x)));
+                } else {
+                    // The f64 draw rounded once to f32 (what `F32::store` of `lit::<f64>` gives).
+                    blocks_f32.extend(q.iter().map(|&x| <F32 as Stored<T>>::store(lit::<T>(x))));
+                }
             }
         }
         Ok(Self {
@@ -641,39 +801,49 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
             family,
             wires,
             blocks,
+            blocks_f32,
             activations: config.activations(),
+            weights,
             cache: Cache::new(layers, h, config.activations())?,
         })
     }
 
     /// `N` permutations (their headers, and `8h` bytes of indices each for `Random`, none for
-    /// `Shuffle`, `4h` for `TiledShuffle`), `θ` (`N·h·k` numbers) and the cache: the kept layer
+    /// `Shuffle`, `4h` for `TiledShuffle`), `θ` (`N·h·k` numbers in `T`, or `f32`
+    /// with [`WeightPrecision::F32`]) and the cache: the kept layer
     /// inputs of `m` and `g` (`2N·h` numbers in `T`, or bf16), the top activation, three
     /// `h`-vectors and two interleaved `2h` streams (`7h` numbers). One layer's gradient
-    /// (`h·k` numbers) comes on top for a meta-optimizer without a fused block-layer update
+    /// (`h·k` numbers, and one layer of decoded `θ` with [`WeightPrecision::F32`]) comes on top
+    /// for a meta-optimizer without a fused block-layer update
     /// ([`Preconditioner::meta_scratch_bytes`]).
     fn footprint(n: usize, config: &BlockConfig<T>) -> Result<Footprint, ConfigError> {
         let (layers, k) = (config.layers(), config.block_size());
         let h = config.hidden_for(n)?;
         let weights = layers * h * k; // fits: hidden_width checked (N + 1)·h·k
+        check_weight_precision::<T>(config.weights())?;
         let bytes = total(&[
             bytes_of::<Wires>(layers)?,
             Wires::heap_bytes(config.permutations(), h, k)
                 .and_then(|b| b.checked_mul(layers))
                 .ok_or(ConfigError::TooLarge)?,
-            bytes_of::<T>(weights)?,
+            match config.weights() {
+                WeightPrecision::Full => bytes_of::<T>(weights)?,
+                WeightPrecision::F32 => bytes_of::<F32>(weights)?,
+            },
             Cache::<T>::bytes(layers, h, config.activations())?,
         ])?;
         Ok(Footprint { bytes, weights })
     }
 
-    /// One layer's gradient, `h·k` numbers.
+    /// One layer's gradient, `h·k` numbers (and one layer of decoded `θ` with
+    /// [`WeightPrecision::F32`]).
     fn meta_scratch_bytes(n: usize, config: &BlockConfig<T>) -> Result<usize, ConfigError> {
-        bytes_of::<T>(config.hidden_for(n)? * config.block_size())
+        let layer = config.hidden_for(n)? * config.block_size();
+        bytes_of::<T>(layer * meta_scratch_layers(config.weights()))
     }
 
     fn reserve_meta_scratch(&mut self) -> Result<(), ConfigError> {
-        let len = self.layer_len();
+        let len = self.meta_scratch_len();
         let mut grad = with_capacity(len)?;
         grad.resize(len, T::zero());
         self.cache.grad = grad;
@@ -693,7 +863,7 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
 
     fn layout(&self) -> WeightLayout {
         WeightLayout {
-            len: self.blocks.len(),
+            len: self.weight_count(),
             segment: self.layer_len(),
             block: self.block_size,
         }
@@ -711,12 +881,33 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         set_alpha0(&mut self.alpha0, alpha0)
     }
 
-    fn weights(&self) -> &[T] {
-        &self.blocks
+    fn weight_count(&self) -> usize {
+        self.layers() * self.layer_len()
     }
 
-    fn weights_mut(&mut self) -> &mut [T] {
-        &mut self.blocks
+    fn weights_into(&self, out: &mut [T]) {
+        check_len("out", out.len(), self.weight_count());
+        match self.weights {
+            WeightPrecision::Full => out.copy_from_slice(&self.blocks),
+            WeightPrecision::F32 => {
+                for (o, &w) in out.iter_mut().zip(&self.blocks_f32) {
+                    *o = w.load();
+                }
+            }
+        }
+    }
+
+    /// Rounds each weight to the nearest `f32` with [`WeightPrecision::F32`].
+    fn set_weights(&mut self, w: &[T]) {
+        check_len("w", w.len(), self.weight_count());
+        match self.weights {
+            WeightPrecision::Full => self.blocks.copy_from_slice(w),
+            WeightPrecision::F32 => {
+                for (s, &x) in self.blocks_f32.iter_mut().zip(w) {
+                    *s = <F32 as Stored<T>>::store(x);
+                }
+            }
+        }
     }
 
     fn apply(&mut self, m: &[T], out: &mut [T]) {
@@ -780,12 +971,21 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
         }
         let index =
             |l: usize| -> Vec<u32> { (0..h).map(|j| self.wires[l].source(j) as u32).collect() };
+        // θ in T (decoded when held below it; reading is exact).
+        let decoded;
+        let theta: &[T] = match self.weights {
+            WeightPrecision::Full => &self.blocks,
+            WeightPrecision::F32 => {
+                decoded = self.weights();
+                &decoded
+            }
+        };
         for l in 0..self.layers() {
             gather_rows(&index(l), n, &x, &mut t);
-            kern.matmat(k, &self.blocks[l * ll..(l + 1) * ll], n, &t, &mut x);
+            kern.matmat(k, &theta[l * ll..(l + 1) * ll], n, &t, &mut x);
         }
         for l in (0..self.layers()).rev() {
-            kern.matmat_transpose(k, &self.blocks[l * ll..(l + 1) * ll], n, &x, &mut t);
+            kern.matmat_transpose(k, &theta[l * ll..(l + 1) * ll], n, &x, &mut t);
             scatter_rows(&index(l), n, &t, &mut x);
         }
         x.truncate(n * n);
@@ -825,7 +1025,23 @@ impl<T: Real> Preconditioner<T> for BlockPreconditioner<T> {
                 e => e,
             })?;
         }
-        check_weights(&self.blocks, layers * h * k)?;
+        check_weight_precision::<T>(self.weights)?;
+        let count = layers * h * k;
+        let (full, f32s) = match self.weights {
+            WeightPrecision::Full => (count, 0),
+            WeightPrecision::F32 => (0, count),
+        };
+        check_weights(&self.blocks, full)?;
+        if self.blocks_f32.len() != f32s {
+            return Err(StateError::Length {
+                what: "weights (f32)",
+                expected: f32s,
+                found: self.blocks_f32.len(),
+            });
+        }
+        if self.blocks_f32.iter().any(|w| !w.0.is_finite()) {
+            return Err(StateError::NonFinite { what: "weights" });
+        }
         let _ = Kernels::selected();
         check_activations(self.activations)?;
         let grad = self.cache.grad.len();
@@ -868,7 +1084,7 @@ mod tests {
             meta_fused.begin_step();
             p_fused.backprop_meta(&g, &mut meta_fused);
             let exact = Kernels::selected().path() == lodo_kernels::Path::Reference;
-            for (i, (&a, &b)) in p.weights().iter().zip(p_fused.weights()).enumerate() {
+            for (i, (&a, &b)) in p.weights().iter().zip(&p_fused.weights()).enumerate() {
                 if exact {
                     assert_eq!(a.to_bits(), b.to_bits(), "step {step}, weight {i}");
                 } else {
@@ -913,8 +1129,8 @@ mod tests {
         let n = 9;
         let config = BlockConfig::<f64>::default().with_layers(4).unwrap();
         let mut p = BlockPreconditioner::from_config(n, &config, &mut Stream::new(3)).unwrap();
-        let w = filled(p.weights().len(), 4);
-        p.weights_mut().copy_from_slice(&w);
+        let w = filled(p.weight_count(), 4);
+        p.set_weights(&w);
         let dense = p.to_dense();
         let (mut e, mut col) = (vec![0.0; n], vec![0.0; n]);
         for j in 0..n {

@@ -77,12 +77,18 @@ impl<T: Real> Preconditioner<T> for Diagonal<T> {
         set_alpha0(&mut self.alpha0, alpha0)
     }
 
-    fn weights(&self) -> &[T] {
-        &self.w
+    fn weight_count(&self) -> usize {
+        self.w.len()
     }
 
-    fn weights_mut(&mut self) -> &mut [T] {
-        &mut self.w
+    fn weights_into(&self, out: &mut [T]) {
+        check_len("out", out.len(), self.w.len());
+        out.copy_from_slice(&self.w);
+    }
+
+    fn set_weights(&mut self, w: &[T]) {
+        check_len("w", w.len(), self.w.len());
+        self.w.copy_from_slice(w);
     }
 
     fn apply(&mut self, m: &[T], out: &mut [T]) {

@@ -93,7 +93,7 @@ pub trait Preconditioner<T: Real>: Clone {
 
     /// The layout of this instance's weights ([`Preconditioner::weight_layout`]).
     fn layout(&self) -> WeightLayout {
-        WeightLayout::flat(self.weights().len())
+        WeightLayout::flat(self.weight_count())
     }
 
     /// The dimension `n`.
@@ -109,12 +109,32 @@ pub trait Preconditioner<T: Real>: Clone {
     /// [`ConfigError::InvalidAlpha0`] unless finite and positive; nothing changes then.
     fn set_alpha0(&mut self, alpha0: T) -> Result<(), ConfigError>;
 
-    /// The trainable weights `θ` as one flat slice (layout documented per architecture).
-    fn weights(&self) -> &[T];
+    /// The number of trainable weights `θ`.
+    fn weight_count(&self) -> usize;
 
-    /// Mutable weights. Changing them invalidates what [`Preconditioner::apply`] remembered:
-    /// call `apply` again before [`Preconditioner::backprop`].
-    fn weights_mut(&mut self) -> &mut [T];
+    /// The trainable weights `θ` as one flat array in `T` (layout documented per architecture),
+    /// decoded into `out` if they are held below `T` (the LODO network with
+    /// [`crate::WeightPrecision::F32`]; decoding is exact).
+    ///
+    /// # Panics
+    /// If `out.len()` is not [`Preconditioner::weight_count`].
+    fn weights_into(&self, out: &mut [T]);
+
+    /// Sets the weights `θ` from `w` (rounded to nearest where they are held below `T`).
+    /// This invalidates what [`Preconditioner::apply`] remembered: call `apply` again before
+    /// [`Preconditioner::backprop`].
+    ///
+    /// # Panics
+    /// If `w.len()` is not [`Preconditioner::weight_count`].
+    fn set_weights(&mut self, w: &[T]);
+
+    /// The weights as a new vector ([`Preconditioner::weights_into`]; allocates, for tests,
+    /// inspection and tools).
+    fn weights(&self) -> Vec<T> {
+        let mut w = vec![T::zero(); self.weight_count()];
+        self.weights_into(&mut w);
+        w
+    }
 
     /// `out = G(θ)·m`, remembering the activations of `m` for the next
     /// [`Preconditioner::backprop`].
@@ -159,15 +179,15 @@ pub trait Preconditioner<T: Real>: Clone {
     /// [`StateError`] if the stored structure is inconsistent.
     fn prepare(&mut self) -> Result<(), StateError>;
 
-    /// The full hypergradient `−∇_θ⟨g, G(θ)·m⟩` into `out` (length `weights().len()`), leaving
+    /// The full hypergradient `−∇_θ⟨g, G(θ)·m⟩` into `out` (length `weight_count()`), leaving
     /// `θ` unchanged.
     ///
     /// # Panics
-    /// If `g` has the wrong length or `out.len() != weights().len()`.
+    /// If `g` has the wrong length or `out.len() != weight_count()`.
     fn hypergradient(&mut self, g: &[T], out: &mut [T]) {
         assert_eq!(
             out.len(),
-            self.weights().len(),
+            self.weight_count(),
             "hypergradient: out has the wrong length"
         );
         self.backprop(g, &mut |offset, _theta, grad| {

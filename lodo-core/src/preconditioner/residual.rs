@@ -251,12 +251,18 @@ impl<T: Real> Preconditioner<T> for Residual<T> {
         set_alpha0(&mut self.alpha0, alpha0)
     }
 
-    fn weights(&self) -> &[T] {
-        &self.weights
+    fn weight_count(&self) -> usize {
+        self.weights.len()
     }
 
-    fn weights_mut(&mut self) -> &mut [T] {
-        &mut self.weights
+    fn weights_into(&self, out: &mut [T]) {
+        check_len("out", out.len(), self.weights.len());
+        out.copy_from_slice(&self.weights);
+    }
+
+    fn set_weights(&mut self, w: &[T]) {
+        check_len("w", w.len(), self.weights.len());
+        self.weights.copy_from_slice(w);
     }
 
     fn apply(&mut self, m: &[T], out: &mut [T]) {

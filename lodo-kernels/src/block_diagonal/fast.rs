@@ -48,14 +48,15 @@ fn block_k<const K: usize>(k: usize) -> usize {
 /// of the block's rows (`y[c] += B[r][c]·a[r]` for `r = 0, …, K−1`), which vectorises across
 /// `c` without horizontal sums. Each output is accumulated in the reference order.
 #[inline(always)]
-fn transpose_pair_fixed<T: Float, const FMA: bool, const K: usize>(
-    bb: &[T],
+fn transpose_pair_fixed<T: Float, W: Stored<T>, const FMA: bool, const K: usize>(
+    bb: &[W],
     ab: &[T],
     db: &[T],
 ) -> ([T; K], [T; K]) {
     let (mut sa, mut sd) = ([T::zero(); K], [T::zero(); K]);
     for ((row, &ar), &dr) in bb.chunks_exact(K).zip(ab).zip(db) {
         for ((&brc, ya), yd) in row.iter().zip(sa.iter_mut()).zip(sd.iter_mut()) {
+            let brc = brc.load();
             *ya = madd::<T, FMA>(brc, ar, *ya);
             *yd = madd::<T, FMA>(brc, dr, *yd);
         }
@@ -67,11 +68,14 @@ fn transpose_pair_fixed<T: Float, const FMA: bool, const K: usize>(
 /// reference order `c = 0, …, K−1`, written column by column so the `K` outputs advance together
 /// (no horizontal sums).
 #[inline(always)]
-fn block_fixed<T: Float, const FMA: bool, const K: usize>(bb: &[T], xb: &[T]) -> [T; K] {
+fn block_fixed<T: Float, W: Stored<T>, const FMA: bool, const K: usize>(
+    bb: &[W],
+    xb: &[T],
+) -> [T; K] {
     let mut y = [T::zero(); K];
     for (c, &xc) in xb.iter().enumerate().take(K) {
         for (r, yr) in y.iter_mut().enumerate() {
-            *yr = madd::<T, FMA>(bb[r * K + c], xc, *yr);
+            *yr = madd::<T, FMA>(bb[r * K + c].load(), xc, *yr);
         }
     }
     y
@@ -79,11 +83,14 @@ fn block_fixed<T: Float, const FMA: bool, const K: usize>(bb: &[T], xb: &[T]) ->
 
 /// `y = B_bᵀ w_b` for one `K × K` block (`K > 0`), as [`transpose_pair_fixed`].
 #[inline(always)]
-fn transpose_fixed<T: Float, const FMA: bool, const K: usize>(bb: &[T], wb: &[T]) -> [T; K] {
+fn transpose_fixed<T: Float, W: Stored<T>, const FMA: bool, const K: usize>(
+    bb: &[W],
+    wb: &[T],
+) -> [T; K] {
     let mut y = [T::zero(); K];
     for (row, &wr) in bb.chunks_exact(K).zip(wb) {
         for (&brc, yc) in row.iter().zip(y.iter_mut()) {
-            *yc = madd::<T, FMA>(brc, wr, *yc);
+            *yc = madd::<T, FMA>(brc.load(), wr, *yc);
         }
     }
     y
@@ -104,7 +111,7 @@ pub(crate) fn matvec<T: Float, const FMA: bool, const K: usize>(
         .zip(y.chunks_exact_mut(k))
     {
         if K > 0 {
-            yb.copy_from_slice(&block_fixed::<T, FMA, K>(bb, xb));
+            yb.copy_from_slice(&block_fixed::<T, T, FMA, K>(bb, xb));
             continue;
         }
         for (row, yr) in bb.chunks_exact(k).zip(yb.iter_mut()) {
@@ -119,9 +126,9 @@ pub(crate) fn matvec<T: Float, const FMA: bool, const K: usize>(
 
 /// `y = Bᵀ x`, block by block, each output summed in the reference order.
 #[inline(always)]
-pub(crate) fn matvec_transpose<T: Float, const FMA: bool, const K: usize>(
+pub(crate) fn matvec_transpose<T: Float, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    blocks: &[T],
+    blocks: &[W],
     x: &[T],
     y: &mut [T],
 ) {
@@ -132,13 +139,13 @@ pub(crate) fn matvec_transpose<T: Float, const FMA: bool, const K: usize>(
         .zip(y.chunks_exact_mut(k))
     {
         if K > 0 {
-            yb.copy_from_slice(&transpose_fixed::<T, FMA, K>(bb, xb));
+            yb.copy_from_slice(&transpose_fixed::<T, W, FMA, K>(bb, xb));
             continue;
         }
         for (c, yc) in yb.iter_mut().enumerate() {
             let mut acc = T::zero();
             for (r, &xr) in xb.iter().enumerate() {
-                acc = madd::<T, FMA>(bb[r * k + c], xr, acc);
+                acc = madd::<T, FMA>(bb[r * k + c].load(), xr, acc);
             }
             *yc = acc;
         }
@@ -149,9 +156,15 @@ pub(crate) fn matvec_transpose<T: Float, const FMA: bool, const K: usize>(
 /// `y_b = B_b p_b`. One pass.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) fn layer_forward_into<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
+pub(crate) fn layer_forward_into<
+    T: Float,
+    A: Stored<T>,
+    W: Stored<T>,
+    const FMA: bool,
+    const K: usize,
+>(
     k: usize,
-    blocks: &[T],
+    blocks: &[W],
     wiring: Wiring<'_>,
     x: &[T],
     p: &mut [A],
@@ -159,9 +172,9 @@ pub(crate) fn layer_forward_into<T: Float, A: Stored<T>, const FMA: bool, const 
 ) {
     match wiring {
         Wiring::Shuffle(s) if !s.inverse && s.offset == 0 && p.len() == s.width => {
-            forward_streamed::<T, A, FMA, K>(k, blocks, s, x, p, y);
+            forward_streamed::<T, A, W, FMA, K>(k, blocks, s, x, p, y);
         }
-        _ => with_cursor!(wiring, k, |cur| forward_with::<T, A, FMA, K>(
+        _ => with_cursor!(wiring, k, |cur| forward_with::<T, A, W, FMA, K>(
             k, blocks, cur, x, p, y
         )),
     }
@@ -177,9 +190,9 @@ pub(crate) fn layer_forward_into<T: Float, A: Stored<T>, const FMA: bool, const 
 /// The `k` segments' blocks are `k` streams of `θ` from memory, prefetched [`FORWARD_AHEAD`]
 /// runs ahead (hints only: the bits do not change).
 #[inline(always)]
-fn forward_streamed<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
+fn forward_streamed<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    blocks: &[T],
+    blocks: &[W],
     s: crate::wiring::Shuffle<'_>,
     x: &[T],
     p: &mut [A],
@@ -195,7 +208,7 @@ fn forward_streamed<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
             let ahead = pos + FORWARD_AHEAD * run;
             for a in 0..k {
                 let t = blocks.as_ptr().wrapping_add((a * r + ahead) * k);
-                prefetch_lines(t, len * k * size_of::<T>());
+                prefetch_lines(t, len * k * size_of::<W>());
             }
         }
         for a in 0..k {
@@ -206,7 +219,7 @@ fn forward_streamed<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
                 &mut y[j0..j0 + len],
             );
             match s.tiles {
-                None => forward_with::<T, A, FMA, K>(
+                None => forward_with::<T, A, W, FMA, K>(
                     k,
                     b,
                     ShuffleCursor::at_segment(a, pos, k, r),
@@ -214,7 +227,7 @@ fn forward_streamed<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
                     p,
                     y,
                 ),
-                Some(t) => forward_with::<T, A, FMA, K>(
+                Some(t) => forward_with::<T, A, W, FMA, K>(
                     k,
                     b,
                     TiledShuffleCursor::at_tile(a, pos, k, r, t.tile, t.local),
@@ -234,9 +247,9 @@ pub(crate) const FORWARD_MAX_K: usize = 64;
 /// [`layer_forward_into`] for one cursor type.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn forward_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
+fn forward_with<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    blocks: &[T],
+    blocks: &[W],
     mut cur: impl Cursor,
     x: &[T],
     p: &mut [A],
@@ -256,13 +269,13 @@ fn forward_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
         cur.advance();
         A::store_run(pb, pa);
         if K > 0 {
-            yb.copy_from_slice(&block_fixed::<T, FMA, K>(bb, pb));
+            yb.copy_from_slice(&block_fixed::<T, W, FMA, K>(bb, pb));
             continue;
         }
         for (row, yr) in bb.chunks_exact(k).zip(yb.iter_mut()) {
             let mut acc = T::zero();
             for (&brc, &pc) in row.iter().zip(pb.iter()) {
-                acc = madd::<T, FMA>(brc, pc, acc);
+                acc = madd::<T, FMA>(brc.load(), pc, acc);
             }
             *yr = acc;
         }
@@ -287,7 +300,7 @@ pub(crate) fn layer_backward<T: Float, const FMA: bool, const K: usize>(
     {
         prefetch_block(y, perm, (b + PREFETCH_BLOCKS) * k, k);
         if K > 0 {
-            for (&j, yc) in pib.iter().zip(transpose_fixed::<T, FMA, K>(bb, wb)) {
+            for (&j, yc) in pib.iter().zip(transpose_fixed::<T, T, FMA, K>(bb, wb)) {
                 y[j as usize] = yc;
             }
             continue;
@@ -305,26 +318,26 @@ pub(crate) fn layer_backward<T: Float, const FMA: bool, const K: usize>(
 /// Per block: `ŵ_b` gathered through the wiring (random indices prefetched
 /// `PREFETCH_BLOCKS` ahead), `z_b = B_bᵀ ŵ_b` written in order.
 #[inline(always)]
-pub(crate) fn layer_backward_gathered<T: Float, const FMA: bool, const K: usize>(
+pub(crate) fn layer_backward_gathered<T: Float, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    blocks: &[T],
+    blocks: &[W],
     wiring: Wiring<'_>,
     w: &[T],
     z: &mut [T],
 ) {
     if wiring == Wiring::Identity {
-        return matvec_transpose::<T, FMA, K>(k, blocks, w, z);
+        return matvec_transpose::<T, W, FMA, K>(k, blocks, w, z);
     }
-    with_cursor!(wiring, k, |cur| backward_with::<T, FMA, K>(
+    with_cursor!(wiring, k, |cur| backward_with::<T, W, FMA, K>(
         k, blocks, cur, w, z
     ))
 }
 
 /// [`layer_backward_gathered`] for one cursor type.
 #[inline(always)]
-fn backward_with<T: Float, const FMA: bool, const K: usize>(
+fn backward_with<T: Float, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
-    blocks: &[T],
+    blocks: &[W],
     mut cur: impl Cursor,
     w: &[T],
     z: &mut [T],
@@ -336,13 +349,13 @@ fn backward_with<T: Float, const FMA: bool, const K: usize>(
             let mut wb = [T::zero(); K];
             cur.gather(w, &mut wb);
             cur.advance();
-            zb.copy_from_slice(&transpose_fixed::<T, FMA, K>(bb, &wb));
+            zb.copy_from_slice(&transpose_fixed::<T, W, FMA, K>(bb, &wb));
             continue;
         }
         for (c, zc) in zb.iter_mut().enumerate() {
             let mut acc = T::zero();
             for r in 0..k {
-                acc = madd::<T, FMA>(bb[r * k + c], w[cur.at(r)], acc);
+                acc = madd::<T, FMA>(bb[r * k + c].load(), w[cur.at(r)], acc);
             }
             *zc = acc;
         }
@@ -356,13 +369,13 @@ fn backward_with<T: Float, const FMA: bool, const K: usize>(
 /// `v0` is the tile's first vector index; `th_t`, `g_t` hold its blocks, `zad_t` its pairs.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn pair_tile<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
+fn pair_tile<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
     pair: &GatheredPair<'_, T, A>,
     cur: &mut impl Cursor,
     far: bool,
     v0: usize,
-    th_t: &[T],
+    th_t: &[W],
     g_t: &mut [T],
     zad_t: &mut [T],
 ) {
@@ -385,13 +398,13 @@ fn pair_tile<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
             // too: `th_t` is part of the layer's `θ`), so that the next tile's blocks arrive
             // while this tile's Adam update computes. A hint: the bits do not change.
             let ahead = th_t.as_ptr().wrapping_add((i + THETA_AHEAD) * kk);
-            prefetch_lines(ahead, kk * size_of::<T>());
+            prefetch_lines(ahead, kk * size_of::<W>());
         }
         cur.prefetch(ad, 2, PREFETCH_BLOCKS);
         cur.gather_pairs(ad, ab, db);
         cur.advance();
         if K > 0 {
-            let (sa, sd) = transpose_pair_fixed::<T, FMA, K>(bb, ab, db);
+            let (sa, sd) = transpose_pair_fixed::<T, W, FMA, K>(bb, ab, db);
             for ((z, a), d) in zb.chunks_exact_mut(2).zip(sa).zip(sd) {
                 z[0] = a;
                 z[1] = d;
@@ -400,8 +413,9 @@ fn pair_tile<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
             for (col, z) in zb.chunks_exact_mut(2).enumerate() {
                 let (mut sa, mut sd) = (T::zero(), T::zero());
                 for r in 0..k {
-                    sa = madd::<T, FMA>(bb[r * k + col], ab[r], sa);
-                    sd = madd::<T, FMA>(bb[r * k + col], db[r], sd);
+                    let brc = bb[r * k + col].load();
+                    sa = madd::<T, FMA>(brc, ab[r], sa);
+                    sd = madd::<T, FMA>(brc, db[r], sd);
                 }
                 z[0] = sa;
                 z[1] = sd;
@@ -417,25 +431,31 @@ fn pair_tile<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
 
 /// The backward layer with its gradient written out, tile by tile.
 #[inline(always)]
-pub(crate) fn backward_pair_gradient<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
+pub(crate) fn backward_pair_gradient<
+    T: Float,
+    A: Stored<T>,
+    W: Stored<T>,
+    const FMA: bool,
+    const K: usize,
+>(
     k: usize,
     pair: GatheredPair<'_, T, A>,
-    theta: &[T],
+    theta: &[W],
     grad: &mut [T],
     zad: &mut [T],
 ) {
-    with_cursor!(pair.wiring, k, |cur| gradient_with::<T, A, FMA, K>(
+    with_cursor!(pair.wiring, k, |cur| gradient_with::<T, A, W, FMA, K>(
         k, &pair, cur, theta, grad, zad
     ))
 }
 
 /// [`backward_pair_gradient`] for one cursor type.
 #[inline(always)]
-fn gradient_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
+fn gradient_with<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
     pair: &GatheredPair<'_, T, A>,
     mut cur: impl Cursor,
-    theta: &[T],
+    theta: &[W],
     grad: &mut [T],
     zad: &mut [T],
 ) {
@@ -448,7 +468,7 @@ fn gradient_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
         .zip(zad.chunks_mut(2 * tile / k))
         .enumerate()
     {
-        pair_tile::<T, A, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
+        pair_tile::<T, A, W, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
     }
 }
 
@@ -460,14 +480,20 @@ fn gradient_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
 /// crosses the memory bus once in each direction. An element whose new `M`, `V` or `θ` would
 /// not be finite keeps its old three values (a select, no branch); the count is returned.
 #[inline(always)]
-pub(crate) fn backward_pair_adam<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
+pub(crate) fn backward_pair_adam<
+    T: Float,
+    A: Stored<T>,
+    W: Stored<T>,
+    const FMA: bool,
+    const K: usize,
+>(
     k: usize,
     pair: GatheredPair<'_, T, A>,
-    state: AdamSlices<'_, T>,
+    state: AdamSlices<'_, T, W>,
     co: AdamCoefficients<T>,
     zad: &mut [T],
 ) -> usize {
-    with_cursor!(pair.wiring, k, |cur| adam_with::<T, A, FMA, K>(
+    with_cursor!(pair.wiring, k, |cur| adam_with::<T, A, W, FMA, K>(
         k, &pair, cur, state, co, zad
     ))
 }
@@ -475,11 +501,11 @@ pub(crate) fn backward_pair_adam<T: Float, A: Stored<T>, const FMA: bool, const 
 /// [`backward_pair_adam`] for one cursor type: moments in `T` are updated in place, compact
 /// ones decoded into stack buffers per tile, updated, and encoded again ([`crate::compact`]).
 #[inline(always)]
-fn adam_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
+fn adam_with<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
     pair: &GatheredPair<'_, T, A>,
     mut cur: impl Cursor,
-    state: AdamSlices<'_, T>,
+    state: AdamSlices<'_, T, W>,
     co: AdamCoefficients<T>,
     zad: &mut [T],
 ) -> usize {
@@ -498,8 +524,17 @@ fn adam_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
                 .zip(zad.chunks_mut(2 * tile / k));
             for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
                 let g_t = &mut grad[..th_t.len()];
-                pair_tile::<T, A, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
-                skipped += adam_update::<T, FMA, false>(&co, th_t, m_t, v_t, g_t) as usize;
+                pair_tile::<T, A, W, FMA, K>(
+                    k,
+                    pair,
+                    &mut cur,
+                    far,
+                    t * tile / k,
+                    th_t,
+                    g_t,
+                    zad_t,
+                );
+                skipped += adam_update::<T, W, FMA, false>(&co, th_t, m_t, v_t, g_t) as usize;
             }
             return skipped;
         }
@@ -514,9 +549,9 @@ fn adam_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
             // The next tile's codes, fetched while this tile computes (a hint).
             prefetch_codes(&moments, (t + 1) * tile, tile);
         }
-        pair_tile::<T, A, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
+        pair_tile::<T, A, W, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
         decode_tile(&moments, t, t * tile, mb, vb);
-        skipped += adam_update::<T, FMA, true>(&co, th_t, mb, vb, g_t) as usize;
+        skipped += adam_update::<T, W, FMA, true>(&co, th_t, mb, vb, g_t) as usize;
         encode_tile(&mut moments, t, t * tile, co.key, mb, vb);
     }
     skipped
@@ -526,9 +561,9 @@ fn adam_with<T: Float, A: Stored<T>, const FMA: bool, const K: usize>(
 /// the count of elements kept. `COMPACT`: the new `V` must also stay within
 /// [`crate::compact::BF16_MAX`].
 #[inline(always)]
-fn adam_update<T: Float, const FMA: bool, const COMPACT: bool>(
+fn adam_update<T: Float, W: Stored<T>, const FMA: bool, const COMPACT: bool>(
     co: &AdamCoefficients<T>,
-    th_t: &mut [T],
+    th_t: &mut [W],
     m_t: &mut [T],
     v_t: &mut [T],
     g_t: &[T],
@@ -547,7 +582,10 @@ fn adam_update<T: Float, const FMA: bool, const COMPACT: bool>(
     for (((th, mi), vi), &gi) in th_t.iter_mut().zip(m_t).zip(v_t).zip(g_t) {
         let mn = madd::<T, FMA>(beta1, *mi, c1 * gi);
         let vn = madd::<T, FMA>(beta2, *vi, c2 * gi * gi);
-        let tn = *th - rate * mn / (vn.sqrt() + epsilon);
+        // θ is updated in T and stored as W (for W = T, `store` and `load` are the identity);
+        // the guard looks at the value as stored (θ in f32 can overflow where T = f64 does not).
+        let sn = W::store(th.load() - rate * mn / (vn.sqrt() + epsilon));
+        let tn = sn.load();
         // `M` can only overflow with `V` (|M_new| ≤ max(|M|, |g|), and |g| that large
         // overflows g²), so V and θ decide.
         let ok = if COMPACT {
@@ -559,7 +597,7 @@ fn adam_update<T: Float, const FMA: bool, const COMPACT: bool>(
         kept += u32::from(keep);
         *mi = if keep { *mi } else { mn };
         *vi = if keep { *vi } else { vn };
-        *th = if keep { *th } else { tn };
+        *th = if keep { *th } else { sn };
     }
     kept
 }

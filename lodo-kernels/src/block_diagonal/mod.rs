@@ -15,6 +15,12 @@
 //! | [`Kernels::backward_pair_adam`] | the same, then Adam on $B$ with gradient $Δ$: $B$, $M$, $V$ read and written once |
 //! | [`Kernels::matmat`], [`Kernels::matmat_transpose`] | $Y = B X$, $Y = B^T X$ for many right-hand sides (matrixmultiply) |
 //!
+//! The kernels that read `θ` (the forward and backward layers and the two fused backward
+//! kernels) take it as `&[W]`, `W:` [`Stored`]`<T>`: `T` itself, or [`crate::compact::F32`]
+//! (`θ` in `f32` below an `f64` working float). Each `k × k` block is read with `W::load` into
+//! registers and the arithmetic stays in `T`, so a kernel gives the same bits as with `θ`
+//! decoded into `T`; the fused Adam kernel writes the new `θ` back with `W::store`.
+//!
 //! # Accuracy
 //! The reference bodies ([`crate::reference`]) sum each output in index order `0, …, k−1` with
 //! multiply-then-add. The SIMD paths keep that order but fuse each multiply-add (one rounding
@@ -74,18 +80,20 @@ pub struct GatheredPair<'a, T, A = T> {
 }
 
 /// One block layer's weights `θ` and its Adam moments `M`, `V` (each `h·k` entries), in the
-/// working float or stored compactly ([`Moments`]).
+/// working float or stored compactly ([`Moments`]). `θ` is held as `W` ([`Stored`]: `T`
+/// itself, or [`crate::compact::F32`] below an `f64` working float): read with `W::load`,
+/// updated in `T`, written back with `W::store`.
 #[derive(Debug)]
-pub struct AdamSlices<'a, T> {
+pub struct AdamSlices<'a, T, W = T> {
     /// The weights `θ`.
-    pub theta: &'a mut [T],
+    pub theta: &'a mut [W],
     /// The moments `M` and `V`.
     pub moments: Moments<'a, T>,
 }
 
-impl<'a, T> AdamSlices<'a, T> {
+impl<'a, T, W> AdamSlices<'a, T, W> {
     /// `θ` with moments in the working float.
-    pub fn full(theta: &'a mut [T], m: &'a mut [T], v: &'a mut [T]) -> Self {
+    pub fn full(theta: &'a mut [W], m: &'a mut [T], v: &'a mut [T]) -> Self {
         Self {
             theta,
             moments: Moments::Full { m, v },
@@ -158,10 +166,10 @@ pub(crate) mod check {
     /// (compact moments: `k ≤` [`crate::compact::COMPACT_MAX_K`], one scale pair per tile).
     #[track_caller]
     #[inline]
-    pub(crate) fn adam_shapes<T, A>(
+    pub(crate) fn adam_shapes<T, A, W>(
         k: usize,
         pair: &GatheredPair<'_, T, A>,
-        state: &AdamSlices<'_, T>,
+        state: &AdamSlices<'_, T, W>,
         zad: usize,
     ) {
         gathered_shapes(k, pair, state.theta.len(), zad);
@@ -198,18 +206,18 @@ macro_rules! simd_bodies {
         /// [`fast::layer_forward_into`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn layer_forward_into<T: Float, A: Stored<T>>(
+        pub(crate) fn layer_forward_into<T: Float, A: Stored<T>, W: Stored<T>>(
             k: usize,
-            blocks: &[T],
+            blocks: &[W],
             wiring: Wiring<'_>,
             x: &[T],
             p: &mut [A],
             y: &mut [T],
         ) {
             if k == 4 {
-                fast::layer_forward_into::<T, A, FMA, 4>(k, blocks, wiring, x, p, y)
+                fast::layer_forward_into::<T, A, W, FMA, 4>(k, blocks, wiring, x, p, y)
             } else {
-                fast::layer_forward_into::<T, A, FMA, 0>(k, blocks, wiring, x, p, y)
+                fast::layer_forward_into::<T, A, W, FMA, 0>(k, blocks, wiring, x, p, y)
             }
         }
 
@@ -233,51 +241,51 @@ macro_rules! simd_bodies {
         /// [`fast::layer_backward_gathered`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn layer_backward_gathered<T: Float>(
+        pub(crate) fn layer_backward_gathered<T: Float, W: Stored<T>>(
             k: usize,
-            blocks: &[T],
+            blocks: &[W],
             wiring: Wiring<'_>,
             w: &[T],
             z: &mut [T],
         ) {
             if k == 4 {
-                fast::layer_backward_gathered::<T, FMA, 4>(k, blocks, wiring, w, z)
+                fast::layer_backward_gathered::<T, W, FMA, 4>(k, blocks, wiring, w, z)
             } else {
-                fast::layer_backward_gathered::<T, FMA, 0>(k, blocks, wiring, w, z)
+                fast::layer_backward_gathered::<T, W, FMA, 0>(k, blocks, wiring, w, z)
             }
         }
 
         /// [`fast::backward_pair_gradient`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn backward_pair_gradient<T: Float, A: Stored<T>>(
+        pub(crate) fn backward_pair_gradient<T: Float, A: Stored<T>, W: Stored<T>>(
             k: usize,
             pair: GatheredPair<'_, T, A>,
-            theta: &[T],
+            theta: &[W],
             grad: &mut [T],
             zad: &mut [T],
         ) {
             if k == 4 {
-                fast::backward_pair_gradient::<T, A, FMA, 4>(k, pair, theta, grad, zad)
+                fast::backward_pair_gradient::<T, A, W, FMA, 4>(k, pair, theta, grad, zad)
             } else {
-                fast::backward_pair_gradient::<T, A, FMA, 0>(k, pair, theta, grad, zad)
+                fast::backward_pair_gradient::<T, A, W, FMA, 0>(k, pair, theta, grad, zad)
             }
         }
 
         /// [`fast::backward_pair_adam`] with the instruction set enabled.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn backward_pair_adam<T: Float, A: Stored<T>>(
+        pub(crate) fn backward_pair_adam<T: Float, A: Stored<T>, W: Stored<T>>(
             k: usize,
             pair: GatheredPair<'_, T, A>,
-            state: AdamSlices<'_, T>,
+            state: AdamSlices<'_, T, W>,
             co: AdamCoefficients<T>,
             zad: &mut [T],
         ) -> usize {
             if k == 4 {
-                fast::backward_pair_adam::<T, A, FMA, 4>(k, pair, state, co, zad)
+                fast::backward_pair_adam::<T, A, W, FMA, 4>(k, pair, state, co, zad)
             } else {
-                fast::backward_pair_adam::<T, A, FMA, 0>(k, pair, state, co, zad)
+                fast::backward_pair_adam::<T, A, W, FMA, 0>(k, pair, state, co, zad)
             }
         }
     };
@@ -363,10 +371,10 @@ impl Kernels {
     /// ```
     #[allow(clippy::too_many_arguments)]
     #[track_caller]
-    pub fn layer_forward_into<T: Float + 'static, A: Stored<T>>(
+    pub fn layer_forward_into<T: Float + 'static, A: Stored<T>, W: Stored<T>>(
         self,
         k: usize,
-        blocks: &[T],
+        blocks: &[W],
         wiring: Wiring<'_>,
         x: &[T],
         p: &mut [A],
@@ -436,10 +444,10 @@ impl Kernels {
     /// assert_eq!(z, [31.0, 42.0]);
     /// ```
     #[track_caller]
-    pub fn layer_backward_gathered<T: Float + 'static>(
+    pub fn layer_backward_gathered<T: Float + 'static, W: Stored<T>>(
         self,
         k: usize,
-        blocks: &[T],
+        blocks: &[W],
         wiring: Wiring<'_>,
         w: &[T],
         z: &mut [T],
@@ -479,11 +487,11 @@ impl Kernels {
     /// assert_eq!(grad, [2.0, 11.0]);            // â c + d̂ e
     /// ```
     #[track_caller]
-    pub fn backward_pair_gradient<T: Float + 'static, A: Stored<T>>(
+    pub fn backward_pair_gradient<T: Float + 'static, A: Stored<T>, W: Stored<T>>(
         self,
         k: usize,
         pair: GatheredPair<'_, T, A>,
-        theta: &[T],
+        theta: &[W],
         grad: &mut [T],
         zad: &mut [T],
     ) {
@@ -535,11 +543,11 @@ impl Kernels {
     /// assert_eq!(theta, [1.0]);             // 2 − 0.5/√0.25
     /// ```
     #[track_caller]
-    pub fn backward_pair_adam<T: Float + 'static, A: Stored<T>>(
+    pub fn backward_pair_adam<T: Float + 'static, A: Stored<T>, W: Stored<T>>(
         self,
         k: usize,
         pair: GatheredPair<'_, T, A>,
-        state: AdamSlices<'_, T>,
+        state: AdamSlices<'_, T, W>,
         coefficients: AdamCoefficients<T>,
         zad: &mut [T],
     ) -> usize {

@@ -28,14 +28,14 @@ pub fn matvec<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
 
 /// `y = Bᵀ x`: `y_b[c] = Σ_r B_b[r][c] x_b[r]`.
 #[track_caller]
-pub fn matvec_transpose<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) {
+pub fn matvec_transpose<T: Float, W: Stored<T>>(k: usize, blocks: &[W], x: &[T], y: &mut [T]) {
     square(k, blocks.len(), x.len());
     vec_eq("y", x.len(), y.len());
     for b in 0..x.len() / k {
         for c in 0..k {
             let mut acc = T::zero();
             for r in 0..k {
-                acc = acc + blocks[b * k * k + r * k + c] * x[b * k + r];
+                acc = acc + blocks[b * k * k + r * k + c].load() * x[b * k + r];
             }
             y[b * k + c] = acc;
         }
@@ -45,9 +45,9 @@ pub fn matvec_transpose<T: Float>(k: usize, blocks: &[T], x: &[T], y: &mut [T]) 
 /// `p_j = x_{s(j)}` (the wiring's sources), then `y = B p`.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
-pub fn layer_forward_into<T: Float, A: Stored<T>>(
+pub fn layer_forward_into<T: Float, A: Stored<T>, W: Stored<T>>(
     k: usize,
-    blocks: &[T],
+    blocks: &[W],
     wiring: Wiring<'_>,
     x: &[T],
     p: &mut [A],
@@ -61,7 +61,7 @@ pub fn layer_forward_into<T: Float, A: Stored<T>>(
         for (r, yr) in yb.iter_mut().enumerate() {
             let mut acc = T::zero();
             for c in 0..k {
-                acc = acc + blocks[b * k * k + r * k + c] * x[wiring.source(k, b * k + c)];
+                acc = acc + blocks[b * k * k + r * k + c].load() * x[wiring.source(k, b * k + c)];
             }
             *yr = acc;
         }
@@ -90,9 +90,9 @@ pub fn layer_backward<T: Float>(k: usize, blocks: &[T], perm: &[u32], w: &[T], y
 
 /// `z = Bᵀ Q w`: `z_b[c] = Σ_r B_b[r][c] ŵ_b[r]` with `ŵ[j] = w[s(j)]`, the wiring's sources.
 #[track_caller]
-pub fn layer_backward_gathered<T: Float>(
+pub fn layer_backward_gathered<T: Float, W: Stored<T>>(
     k: usize,
-    blocks: &[T],
+    blocks: &[W],
     wiring: Wiring<'_>,
     w: &[T],
     z: &mut [T],
@@ -104,7 +104,7 @@ pub fn layer_backward_gathered<T: Float>(
         for c in 0..k {
             let mut acc = T::zero();
             for r in 0..k {
-                acc = acc + blocks[b * k * k + r * k + c] * at(b * k + r);
+                acc = acc + blocks[b * k * k + r * k + c].load() * at(b * k + r);
             }
             z[b * k + c] = acc;
         }
@@ -119,19 +119,20 @@ fn cotangents<T: Float, A>(k: usize, pair: &GatheredPair<'_, T, A>, j: usize) ->
 
 /// Block `b`'s backward products `z_a = θ_bᵀ â_b`, `z_d = θ_bᵀ d̂_b` (`θ_b`: its `k²` numbers),
 /// interleaved into `zad`.
-fn block_backward<T: Float, A>(
+fn block_backward<T: Float, A, W: Stored<T>>(
     k: usize,
     pair: &GatheredPair<'_, T, A>,
     b: usize,
-    theta_b: &[T],
+    theta_b: &[W],
     zad: &mut [T],
 ) {
     for col in 0..k {
         let (mut sa, mut sd) = (T::zero(), T::zero());
         for r in 0..k {
             let (a, d) = cotangents(k, pair, b * k + r);
-            sa = sa + theta_b[r * k + col] * a;
-            sd = sd + theta_b[r * k + col] * d;
+            let t = theta_b[r * k + col].load();
+            sa = sa + t * a;
+            sd = sd + t * d;
         }
         zad[2 * (b * k + col)] = sa;
         zad[2 * (b * k + col) + 1] = sd;
@@ -153,10 +154,10 @@ fn gradient_entry<T: Float, A: Stored<T>>(
 /// `z_a = θᵀ â`, `z_d = θᵀ d̂` interleaved into `zad`, and `grad_b = s·(â_b c_bᵀ + d̂_b e_bᵀ)`,
 /// with `â_j = ad[2q(j)]`, `d̂_j = ad[2q(j)+1]` (see [`GatheredPair`]).
 #[track_caller]
-pub fn backward_pair_gradient<T: Float, A: Stored<T>>(
+pub fn backward_pair_gradient<T: Float, A: Stored<T>, W: Stored<T>>(
     k: usize,
     pair: GatheredPair<'_, T, A>,
-    theta: &[T],
+    theta: &[W],
     grad: &mut [T],
     zad: &mut [T],
 ) {
@@ -179,10 +180,10 @@ pub fn backward_pair_gradient<T: Float, A: Stored<T>>(
 /// kept their old values. Compact moments are decoded per tile, updated in `T` (where the new
 /// `V` also stays within [`crate::compact::BF16_MAX`]) and encoded again.
 #[track_caller]
-pub fn backward_pair_adam<T: Float, A: Stored<T>>(
+pub fn backward_pair_adam<T: Float, A: Stored<T>, W: Stored<T>>(
     k: usize,
     pair: GatheredPair<'_, T, A>,
-    state: AdamSlices<'_, T>,
+    state: AdamSlices<'_, T, W>,
     coefficients: AdamCoefficients<T>,
     zad: &mut [T],
 ) -> usize {
@@ -195,11 +196,12 @@ pub fn backward_pair_adam<T: Float, A: Stored<T>>(
         rate,
         key,
     } = coefficients;
-    let update = |mi: T, vi: T, th: T, g: T, limit: T| {
+    // θ is updated in T and stored as W; the guard checks the stored value.
+    let update = |mi: T, vi: T, th: W, g: T, limit: T| {
         let mn = beta1 * mi + (T::one() - beta1) * g;
         let vn = beta2 * vi + (T::one() - beta2) * g * g;
-        let tn = th - rate * mn / (vn.sqrt() + epsilon);
-        (mn.is_finite() && vn <= limit && tn.is_finite()).then_some((mn, vn, tn))
+        let sn = W::store(th.load() - rate * mn / (vn.sqrt() + epsilon));
+        (mn.is_finite() && vn <= limit && sn.load().is_finite()).then_some((mn, vn, sn))
     };
     let kk = k * k;
     let mut skipped = 0;
