@@ -24,6 +24,7 @@ use lodo::{EnvelopeError, FfiFloat, decode_state, encode_state, state_float_widt
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, BlockPreconditioner, ConfigError, Lodo, LodoConfig, MetaConfig,
     MetaOptimizer, Optimizer, PermutationFamily, Precision, Sgd, SgdConfig, StateError, StepError,
+    WeightPrecision,
 };
 use numpy::{
     BorrowError, Element, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray,
@@ -112,6 +113,9 @@ fn config_err(py: Python<'_>, e: ConfigError) -> PyErr {
         ),
         ConfigError::UnsupportedActivationPrecision => {
             raise(py, "UnsupportedActivationPrecisionError", msg, &[])
+        }
+        ConfigError::UnsupportedWeightPrecision => {
+            raise(py, "UnsupportedWeightPrecisionError", msg, &[])
         }
         ConfigError::OutOfMemory { bytes } => {
             raise(py, "OutOfMemoryError", msg, &[("bytes", int(py, bytes))])
@@ -284,6 +288,7 @@ struct Options<'a> {
     adam_epsilon: Option<f64>,
     moments: &'a str,
     activations: &'a str,
+    weights: &'a str,
 }
 
 fn precision(py: Python<'_>, what: &str, name: &str) -> PyResult<Precision> {
@@ -319,6 +324,12 @@ fn network<T: FfiFloat>(py: Python<'_>, o: &Options<'_>) -> PyResult<BlockConfig
         }
     };
     let activations = precision(py, "activations", o.activations)?;
+    let weights = WeightPrecision::from_name(o.weights).ok_or_else(|| {
+        option_err(
+            py,
+            format!("weights must be 'full' or 'f32', got {:?}", o.weights),
+        )
+    })?;
     let mut b = BlockConfig::<T>::default();
     let c = |r: Result<BlockConfig<T>, ConfigError>| r.map_err(|e| config_err(py, e));
     if let Some(layers) = o.layers {
@@ -329,6 +340,7 @@ fn network<T: FfiFloat>(py: Python<'_>, o: &Options<'_>) -> PyResult<BlockConfig
     }
     b = c(b.with_permutations(family))?;
     b = c(b.with_activations(activations))?;
+    b = c(b.with_weights(weights))?;
     if let Some(h) = o.hidden {
         b = c(b.with_hidden(h))?;
     }
@@ -650,7 +662,7 @@ impl PyLodo {
         n, *, dtype = None, seed = 0, meta = "adam", layers = None, block_size = None,
         hidden = None, family = "random", tile = None, beta = None, alpha0 = None,
         meta_lr = None, adam_beta1 = None, adam_beta2 = None, adam_epsilon = None,
-        moments = "full", activations = "full"
+        moments = "full", activations = "full", weights = "full"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -672,6 +684,7 @@ impl PyLodo {
         adam_epsilon: Option<f64>,
         moments: &str,
         activations: &str,
+        weights: &str,
     ) -> PyResult<Self> {
         let o = Options {
             layers,
@@ -687,6 +700,7 @@ impl PyLodo {
             adam_epsilon,
             moments,
             activations,
+            weights,
         };
         // Anything numpy.dtype() accepts: "float32", numpy.float32, numpy.dtype("f8"), …
         let dt = match dtype {
@@ -791,7 +805,7 @@ impl PyLodo {
     }
 
     /// The network's shape and options: `layers`, `block_size`, `hidden`, `family`, `tile`,
-    /// `activations`, `moments`, `alpha0`, `meta_lr`, `beta` (the momentum coefficient), and
+    /// `activations`, `weights`, `moments`, `alpha0`, `meta_lr`, `beta` (the momentum coefficient), and
     /// Adam's `adam_beta1`, `adam_beta2`, `adam_epsilon` (meta = "adam").
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = self.lock(py)?;
@@ -812,6 +826,7 @@ impl PyLodo {
             d.set_item("family", family)?;
             d.set_item("tile", tile)?;
             d.set_item("activations", p.activations().name())?;
+            d.set_item("weights", p.weight_precision().name())?;
             d.set_item("alpha0", wide(p.alpha0()))?;
             d.set_item("meta_lr", wide(MetaOptimizer::learning_rate(l.meta())))?;
             d.set_item("beta", wide(l.beta()))?;

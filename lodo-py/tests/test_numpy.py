@@ -135,6 +135,9 @@ CONFIG_ERRORS = [
     (dict(family="shuffle", hidden=24), errors.HiddenNotAlignedError),
     (dict(moments="q8", block_size=23), errors.CompactBlockTooLargeError),
     (dict(activations="q8"), errors.UnsupportedActivationPrecisionError),
+    (dict(weights="f32"), errors.UnsupportedWeightPrecisionError),
+    (dict(dtype=np.float32, weights="f32", meta="sgd"), errors.UnsupportedWeightPrecisionError),
+    (dict(dtype=np.float64, weights="bf16"), errors.InvalidOptionError),
     (dict(family="butterfly"), errors.InvalidOptionError),
     (dict(family="tiled_shuffle"), errors.InvalidOptionError),
     (dict(tile=8), errors.InvalidOptionError),
@@ -212,6 +215,31 @@ def test_resume_bit_for_bit(dtype, meta, policy):
             resumed.step(y, grad(y))
         assert np.array_equal(bits(x), bits(y))
         assert resumed.state_dict() == opt.state_dict()
+
+
+def test_weights_in_f32_below_float64(meta):
+    """weights='f32': theta is stored in f32 under a float64 optimizer. The saved state holds
+    theta as 4-byte codes (|theta| = layers * hidden * block_size weights, 8 -> 4 bytes each),
+    the run differs from the full one, and it resumes bit for bit."""
+    n = 20
+    full = small(np.float64, meta, n)
+    f32 = small(np.float64, meta, n, weights="f32")
+    assert full.config()["weights"] == "full" and f32.config()["weights"] == "f32"
+    c = f32.config()
+    x, grad = stepped(f32, n, np.float64, steps=9)
+    y, _ = stepped(full, n, np.float64, steps=9)
+    assert not np.array_equal(bits(x), bits(y))
+    saved = f32.state_dict()
+    weights = c["layers"] * c["hidden"] * c["block_size"]
+    assert len(full.state_dict()) - len(saved) == 4 * weights
+    resumed = lodo.Lodo.from_state_dict(saved)
+    assert resumed.config()["weights"] == "f32"
+    z = x.copy()
+    for _ in range(5):
+        f32.step(x, grad(x))
+        resumed.step(z, grad(z))
+    assert np.array_equal(bits(x), bits(z))
+    assert resumed.state_dict() == f32.state_dict()
 
 
 def test_pickle_round_trip(dtype, meta):

@@ -88,6 +88,11 @@ class UnsupportedActivationPrecisionError(ConfigError):
     """``activations='q8'``: activations are held in full precision or bf16."""
 
 
+class UnsupportedWeightPrecisionError(ConfigError):
+    """``weights='f32'`` with ``dtype=float32``: the weights are stored in f32 below a float64
+    optimizer only (an f32 optimizer already holds them in f32)."""
+
+
 class OutOfMemoryError(ConfigError, MemoryError):
     """The allocator refused a buffer (attribute ``bytes``); nothing was created."""
 
