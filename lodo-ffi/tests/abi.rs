@@ -910,3 +910,33 @@ fn f32_weights_memory_size_and_refusal() {
     let m = unsafe { CStr::from_ptr(lodo_status_message(LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION)) };
     assert!(m.to_str().unwrap().contains("f64"), "{m:?}");
 }
+
+/// An f32 state whose `weights` tag claims `θ` in f32 is refused by lodo-core's validation:
+/// [`LODO_ERR_STATE_INVALID`], as every state lodo-core refuses (a state is not a
+/// configuration: the typed configuration status is for `lodo_f32_new` and the memory query).
+#[test]
+fn f32_state_claiming_f32_weights_is_invalid() {
+    let h = new_f32(6);
+    let mut x = vec![0.0f32; 6];
+    steps_f32(h, &mut x, 3);
+    let saved = save_f32(h);
+    unsafe { lodo_f32_free(h) };
+    // postcard is positional: the network's last field, `weights` (variant 0 = Full), comes
+    // right before `meta`, a map of one entry (length 1) named "Adam" (length 4).
+    let tag = b"\x01\x04Adam";
+    let at: Vec<usize> = (24..saved.len() - tag.len())
+        .filter(|&i| &saved[i..i + tag.len()] == tag)
+        .collect();
+    assert_eq!(at.len(), 1, "one `meta` map");
+    let weights = at[0] - 1;
+    assert_eq!(saved[weights], 0, "WeightPrecision::Full");
+    let mut forged = saved.clone();
+    forged[weights] = 1; // WeightPrecision::F32
+    assert_eq!(
+        load_f32(&reseal(forged)).unwrap_err(),
+        LODO_ERR_STATE_INVALID
+    );
+    // The unforged bytes, resealed, still load (the edit, not the resealing, is refused).
+    let h = load_f32(&reseal(saved)).unwrap();
+    unsafe { lodo_f32_free(h) };
+}
