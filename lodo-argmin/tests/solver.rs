@@ -11,7 +11,8 @@ use argmin::core::{ArgminFloat, CostFunction, Error, Executor, Gradient, IterSta
 use argmin_checkpointing_file::FileCheckpoint;
 use lodo_argmin::{LodoIterState, LodoSolver, LodoSolverError};
 use lodo_core::{
-    AdamConfig, BlockConfig, LodoConfig, PermutationFamily, Precision, Real, StepError,
+    AdamConfig, BlockConfig, ConfigError, Lodo, LodoConfig, PermutationFamily, Precision, Real,
+    StepError, WeightPrecision,
 };
 use num_traits::FromPrimitive;
 use support::{NoisyBowl, Rosenbrock};
@@ -128,6 +129,15 @@ fn compact_config(alpha0: f64) -> LodoConfig<f64> {
     shuffle_config(alpha0, Precision::Q8, Precision::Bf16)
 }
 
+/// `config` with the weights `θ` held in f32 (below the f64 working float).
+fn f32_weights(config: LodoConfig<f64>) -> LodoConfig<f64> {
+    let block = config
+        .preconditioner()
+        .with_weights(WeightPrecision::F32)
+        .unwrap();
+    config.with_preconditioner(block)
+}
+
 #[test]
 fn checkpoint_resume_is_bit_identical() {
     checkpoint_resume(LodoConfig::default().with_alpha0(1e-3).unwrap(), "resume");
@@ -138,6 +148,12 @@ fn checkpoint_resume_is_bit_identical() {
 #[test]
 fn compact_state_checkpoint_resume_is_bit_identical() {
     checkpoint_resume(compact_config(1e-3), "resume-compact");
+}
+
+/// The same with `θ` held in f32: the checkpoint carries the f32 weights and their policy.
+#[test]
+fn f32_weights_checkpoint_resume_is_bit_identical() {
+    checkpoint_resume(f32_weights(compact_config(1e-3)), "resume-theta32");
 }
 
 fn checkpoint_resume(config: LodoConfig<f64>, name: &str) {
@@ -177,6 +193,10 @@ fn checkpoint_resume(config: LodoConfig<f64>, name: &str) {
     assert_eq!(
         lodo.preconditioner().activations(),
         config.preconditioner().activations()
+    );
+    assert_eq!(
+        lodo.preconditioner().weight_precision(),
+        config.preconditioner().weights()
     );
     assert_eq!(
         bits(resumed.state.get_param().unwrap()),
@@ -289,5 +309,82 @@ fn non_finite_gradient_is_a_typed_error() {
         Some(&LodoSolverError::Step(StepError::NonFiniteGradient {
             index: 0
         }))
+    );
+}
+
+/// `θ` held in f32 below f64 (issue 17, `BlockConfig::with_weights`): the solver's iterates are
+/// lodo-core's `Lodo` with that policy driven directly (gradient at `x_t`, one step), bit for
+/// bit; the policy changes the run (θ is rounded), and it still descends.
+#[test]
+fn f32_weights_are_lodo_cores_steps() {
+    let x0 = Rosenbrock::<f64>::start(4);
+    let c0 = Rosenbrock::<f64>::new().cost(&x0).unwrap();
+    let iters = 300;
+    let run = |config: LodoConfig<f64>| {
+        Executor::new(Rosenbrock::new(), LodoSolver::new(config, 5))
+            .configure(|s| s.param(x0.clone()).max_iters(iters))
+            .run()
+            .unwrap()
+    };
+    for base in [
+        LodoConfig::default().with_alpha0(1e-3).unwrap(),
+        compact_config(1e-3),
+    ] {
+        let config = f32_weights(base);
+        let result = run(config);
+        assert_eq!(
+            result
+                .solver
+                .lodo()
+                .unwrap()
+                .preconditioner()
+                .weight_precision(),
+            WeightPrecision::F32
+        );
+        let mut lodo = Lodo::<f64>::new(x0.len(), config, 5).unwrap();
+        let mut x = x0.clone();
+        for _ in 0..iters {
+            let g = Rosenbrock::<f64>::new().gradient(&x).unwrap();
+            lodo.step(&mut x, &g).unwrap();
+        }
+        let param = result.state.get_param().unwrap();
+        assert_eq!(bits(param), bits(&x));
+        assert_ne!(
+            bits(param),
+            bits(run(base).state.get_param().unwrap()),
+            "θ in f32 rounds"
+        );
+        assert!(
+            result.state.get_best_cost() < 0.5 * c0,
+            "{}",
+            result.state.get_best_cost()
+        );
+    }
+}
+
+/// `θ` in f32 needs f64: with `LodoSolver<f32>` the policy is a typed error (from the builder,
+/// and from a configuration deserialised with it: `LodoSolverError::Config` when the run starts).
+#[test]
+fn f32_weights_with_f32_are_refused() {
+    assert_eq!(
+        BlockConfig::<f32>::default()
+            .with_weights(WeightPrecision::F32)
+            .err(),
+        Some(ConfigError::UnsupportedWeightPrecision)
+    );
+    let mut json = serde_json::to_value(LodoConfig::<f32>::default()).unwrap();
+    assert_eq!(json["preconditioner"]["weights"], "Full");
+    json["preconditioner"]["weights"] = "F32".into();
+    let config: LodoConfig<f32> = serde_json::from_value(json).unwrap();
+    let err = Executor::new(Rosenbrock::<f32>::new(), LodoSolver::new(config, 0))
+        .configure(|s| s.param(Rosenbrock::<f32>::start(2)).max_iters(3))
+        .run()
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.downcast_ref::<LodoSolverError>(),
+        Some(&LodoSolverError::Config(
+            ConfigError::UnsupportedWeightPrecision
+        ))
     );
 }

@@ -69,8 +69,13 @@
 //! lodo-core's state-precision policy (issue 17: [`lodo_core::Precision`]) is part of the
 //! [`LodoConfig`] the adapter takes: `AdamConfig::default().with_precision(Precision::Q8)` for
 //! 8-bit block-wise moments, `BlockConfig::default().with_activations(Precision::Bf16)?` for bf16
-//! kept activations, combined with `LodoConfig::new(block, adam)`. Such an optimizer saves its
-//! compact state (a smaller file) and resumes it bit for bit (tested in `tests/adapter.rs`).
+//! kept activations, combined with `LodoConfig::new(block, adam)`; with `f64` variables,
+//! `BlockConfig::default().with_weights(WeightPrecision::F32)?` holds the weights `θ` in `f32`
+//! (lodo-core's [`lodo_core::WeightPrecision`]; half of `θ`'s bytes, the arithmetic stays in
+//! `f64`; with `LodoOptimizer<f32>` it is [`ConfigError::UnsupportedWeightPrecision`], as
+//! [`LodoCandleError::Config`] or, from a state file, [`LodoCandleError::State`]). Such an
+//! optimizer saves its compact state (a smaller file) and resumes it bit for bit (tested in
+//! `tests/adapter.rs`).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -7,7 +7,10 @@ mod support;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, VarMap};
 use lodo_candle::{LodoCandleError, LodoOptimizer, LodoOptimizerConfig};
-use lodo_core::{AdamConfig, BlockConfig, Lodo, LodoConfig, Precision, StepError};
+use lodo_core::{
+    AdamConfig, BlockConfig, ConfigError, Lodo, LodoConfig, Precision, StateError, StepError,
+    WeightPrecision,
+};
 
 fn config(alpha0: f64) -> LodoOptimizerConfig<f64> {
     LodoOptimizerConfig::new(LodoConfig::default().with_alpha0(alpha0).unwrap(), 3)
@@ -263,4 +266,140 @@ fn save_and_resume(cfg: LodoOptimizerConfig<f32>, name: &str) -> Saved {
     };
     std::fs::remove_dir_all(&dir).ok();
     saved
+}
+
+/// `Σ a² + Σ b·[1, 2, 3]` on the adapter's variables, one backward step.
+fn quadratic_step(opt: &mut LodoOptimizer<f64>, a: &Var, b: &Var) {
+    let w = Tensor::new(&[1.0f64, 2.0, 3.0], &Device::Cpu).unwrap();
+    let loss = (a.as_tensor().sqr().unwrap().sum_all().unwrap()
+        + b.as_tensor().mul(&w).unwrap().sum_all().unwrap())
+    .unwrap();
+    opt.backward_step(&loss).unwrap();
+}
+
+/// The same loss's gradient on the flat vector `a ++ b`.
+fn quadratic_gradient(flat: &[f64]) -> Vec<f64> {
+    let mut g: Vec<f64> = flat[..4].iter().map(|x| 2.0 * x).collect();
+    g.extend([1.0, 2.0, 3.0]);
+    g
+}
+
+fn bits64(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// `θ` held in f32 below f64 variables (issue 17, `BlockConfig::with_weights`): the adapter runs
+/// lodo-core's `Lodo` with that policy (same bits as driving it directly on the flat vector),
+/// the policy changes the run (θ is rounded), and a saved state resumes bit for bit with it.
+#[test]
+fn f32_weights_on_f64_variables_are_lodo_cores_and_resume() {
+    let block = BlockConfig::<f64>::default()
+        .with_weights(WeightPrecision::F32)
+        .unwrap();
+    let lodo = LodoConfig::default()
+        .with_preconditioner(block)
+        .with_alpha0(0.1)
+        .unwrap();
+    let cfg: LodoOptimizerConfig<f64> = LodoOptimizerConfig::new(lodo, 3);
+    let start = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+    let vars = || {
+        (
+            Var::new(&[[start[0], start[1]], [start[2], start[3]]], &Device::Cpu).unwrap(),
+            Var::new(&start[4..], &Device::Cpu).unwrap(),
+        )
+    };
+    let (a, b) = vars();
+    let mut opt = LodoOptimizer::try_new(vec![a.clone(), b.clone()], cfg).unwrap();
+    assert_eq!(
+        opt.lodo().preconditioner().weight_precision(),
+        WeightPrecision::F32
+    );
+    let mut core = Lodo::<f64>::new(7, cfg.lodo, 3).unwrap();
+    let mut flat = start.to_vec();
+    let (wa, wb) = vars();
+    let mut wide = LodoOptimizer::try_new(vec![wa.clone(), wb.clone()], config(0.1)).unwrap();
+    for _ in 0..10 {
+        quadratic_step(&mut opt, &a, &b);
+        quadratic_step(&mut wide, &wa, &wb);
+        let g = quadratic_gradient(&flat);
+        core.step(&mut flat, &g).unwrap();
+    }
+    let got = |a: &Var, b: &Var| {
+        let mut v = values(a);
+        v.extend(values(b));
+        v
+    };
+    assert_eq!(bits64(&got(&a, &b)), bits64(&flat));
+    assert_ne!(
+        bits64(&got(&a, &b)),
+        bits64(&got(&wa, &wb)),
+        "θ in f32 rounds"
+    );
+
+    // Save, 10 more steps; a fresh optimizer over variables at the saved values, loaded from the
+    // file, takes the same 10 steps to the same bits.
+    let dir = std::env::temp_dir().join(format!("lodo-candle-theta32-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lodo.json");
+    opt.save(&path).unwrap();
+    let saved = got(&a, &b);
+    for _ in 0..10 {
+        quadratic_step(&mut opt, &a, &b);
+    }
+    let a2 = Tensor::new(&saved[..4], &Device::Cpu)
+        .and_then(|t| t.reshape((2, 2)))
+        .and_then(|t| Var::from_tensor(&t))
+        .unwrap();
+    let b2 = Var::new(&saved[4..], &Device::Cpu).unwrap();
+    let mut opt2 = LodoOptimizer::<f64>::load(&path, vec![a2.clone(), b2.clone()]).unwrap();
+    assert_eq!(
+        opt2.lodo().preconditioner().weight_precision(),
+        WeightPrecision::F32
+    );
+    for _ in 0..10 {
+        quadratic_step(&mut opt2, &a2, &b2);
+    }
+    assert_eq!(bits64(&got(&a, &b)), bits64(&got(&a2, &b2)));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `θ` in f32 needs f64: with `LodoOptimizer<f32>` the policy is a typed error wherever it can
+/// come from (the builder, a configuration read from JSON, a state file edited to claim it).
+#[test]
+fn f32_weights_with_f32_variables_are_refused() {
+    assert_eq!(
+        BlockConfig::<f32>::default()
+            .with_weights(WeightPrecision::F32)
+            .err(),
+        Some(ConfigError::UnsupportedWeightPrecision)
+    );
+    let a = Var::new(&[1.0f32, 2.0, 3.0], &Device::Cpu).unwrap();
+    // A configuration deserialised with the policy (the builder would refuse it).
+    let mut json = serde_json::to_value(LodoConfig::<f32>::default()).unwrap();
+    assert_eq!(json["preconditioner"]["weights"], "Full");
+    json["preconditioner"]["weights"] = "F32".into();
+    let lodo: LodoConfig<f32> = serde_json::from_value(json).unwrap();
+    let err = LodoOptimizer::<f32>::try_new(vec![a.clone()], LodoOptimizerConfig::new(lodo, 1))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LodoCandleError::Config(ConfigError::UnsupportedWeightPrecision)
+        ),
+        "{err}"
+    );
+    // A saved f32 state that claims θ in f32.
+    let opt =
+        LodoOptimizer::<f32>::try_new(vec![a.clone()], LodoOptimizerConfig::default()).unwrap();
+    let mut state = serde_json::to_value(opt.state()).unwrap();
+    state["lodo"]["preconditioner"]["weights"] = "F32".into();
+    let state = serde_json::from_value(state).unwrap();
+    let err = LodoOptimizer::<f32>::from_state(vec![a], state).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LodoCandleError::State(StateError::Config(ConfigError::UnsupportedWeightPrecision))
+        ),
+        "{err}"
+    );
 }

@@ -29,6 +29,11 @@ typedef struct LodoF64 LodoF64;
 // refused (unknown values are [`LODO_ERR_INVALID_CONFIG`]).
 typedef uint32_t LodoPrecision;
 
+// How the network's weights `θ` are held between steps (lodo-core's `WeightPrecision`): one of
+// the `LODO_WEIGHTS_*` values, in [`LodoConfigC::weights`]. A plain `uint32_t`, as
+// [`LodoPrecision`] (unknown values are [`LODO_ERR_INVALID_CONFIG`]).
+typedef uint32_t LodoWeightPrecision;
+
 // LODO's hyperparameters, as plain C data. Start from [`lodo_config_default`] and change fields
 // (fields are appended as the ABI grows: see the crate docs' "ABI changes").
 //
@@ -67,6 +72,11 @@ typedef struct LodoConfigC {
   // [`LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION`], any other value
   // [`LODO_ERR_INVALID_CONFIG`]. (Added with state format 3; see the crate docs.)
   LodoPrecision activations;
+  // How the `|θ|` network weights are held between steps: [`LODO_WEIGHTS_FULL`] (0, default:
+  // `|θ|·s` bytes) or [`LODO_WEIGHTS_F32`] (1: `4·|θ|` bytes, f64 handles only; with an f32
+  // handle [`LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION`]). Any other value is
+  // [`LODO_ERR_INVALID_CONFIG`]. (Added with state format 4; see the crate docs.)
+  LodoWeightPrecision weights;
 } LodoConfigC;
 
 // The result of every call: [`LODO_OK`] (0) or one of the `LODO_ERR_*` codes.
@@ -137,6 +147,10 @@ typedef int32_t LodoStatus;
 // [`LODO_PRECISION_BF16`], not [`LODO_PRECISION_Q8`]. Nothing was created.
 #define LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION 18
 
+// The weights `θ` can be held in `f32` ([`LODO_WEIGHTS_F32`] in [`LodoConfigC::weights`]) only
+// below an `f64` working float: an f64 handle, not an f32 one. Nothing was created.
+#define LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION 19
+
 // In the handle's float type (the default; the paper's arithmetic).
 #define LODO_PRECISION_FULL 0
 
@@ -149,13 +163,22 @@ typedef int32_t LodoStatus;
 // "The compact state"; needs `block_size ≤ 22`).
 #define LODO_PRECISION_Q8 2
 
+// In the handle's float type (the default; the paper's arithmetic).
+#define LODO_WEIGHTS_FULL 0
+
+// In `f32` below an `f64` handle (4 bytes per weight instead of 8; f64 handles only, else
+// [`LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION`]): each block is read into `f64`, every product is
+// in `f64`, and the new `θ` is rounded to the nearest `f32` after each update.
+#define LODO_WEIGHTS_F32 1
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 // The default configuration: the paper's LODO (`β = 0.9`, `α₀ = 1`, `N = 16`, `k = 4`,
 // `h = 2n`, Adam `η = 1e-3`, `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-7`), with moments and
-// activations in full precision ([`LODO_PRECISION_FULL`]).
+// activations in full precision ([`LODO_PRECISION_FULL`]) and the weights in the handle's
+// float type ([`LODO_WEIGHTS_FULL`]).
 struct LodoConfigC lodo_config_default(void);
 
 // A static, NUL-terminated English description of `status` (never null; unknown codes get
@@ -224,8 +247,8 @@ struct LodoF32 *lodo_f32_load(const uint8_t *bytes, size_t len, LodoStatus *stat
 // The heap bytes an f32 optimizer for `n` parameters with `config` holds once built
 // (`lodo_core::Lodo::memory_bytes`: its state and scratch, from a documented formula checked
 // against a counting allocator; the handle's own few dozen bytes come on top), for the
-// configuration's `moments` and `activations` (a compact state holds less: the table in the
-// crate docs). Invalid `n` or `config`: the status [`lodo_f32_new`] would return.
+// configuration's `moments`, `activations` and `weights` (a compact state holds less: the
+// table in the crate docs). Invalid `n` or `config`: the status [`lodo_f32_new`] would return.
 //
 // # Safety
 // `config` is null or readable; `bytes` is null or writable.

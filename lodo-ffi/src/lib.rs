@@ -31,8 +31,9 @@
 //! The payload carries lodo-core's own `STATE_FORMAT` number; [`lodo_f32_load`] refuses other
 //! envelope versions and formats lodo-core cannot read with [`LODO_ERR_STATE_UNSUPPORTED_VERSION`].
 //! A resumed run continues bit for bit (same kernel path, on any platform), also with a compact
-//! state ([`LodoConfigC::moments`], [`LodoConfigC::activations`]: a compact state saves
-//! compact, and its bytes shrink with it).
+//! state ([`LodoConfigC::moments`], [`LodoConfigC::activations`], [`LodoConfigC::weights`]: a
+//! compact state saves compact, and its bytes shrink with it; `θ` held in `f32` is saved as
+//! `f32`, state format 4).
 //!
 //! States of format 2, written by lodo-ffi before the compact state (lodo-core 0.2, up to
 //! commit `c5a5d6e`), still load: postcard is positional, so the fields format 3 added
@@ -67,13 +68,26 @@
 //! configuration). Compact moments change the run (they are rounded): only
 //! [`LODO_PRECISION_FULL`] reproduces the paper's arithmetic exactly.
 //!
+//! [`LodoConfigC::weights`] chooses how the weights `θ` themselves are held (lodo-core's
+//! `WeightPrecision`): [`LODO_WEIGHTS_FULL`] (0, default) in the handle's float type, `|θ|·s`
+//! bytes; [`LODO_WEIGHTS_F32`] (1) in `f32` below an f64 handle, `4·|θ|` bytes (at the defaults
+//! `θ` is 128 weights per parameter: 1,024 bytes in f64, 512 in f32). Each `k × k` block is
+//! read into `f64`, every product is in `f64`, and the new `θ` is rounded to the nearest `f32`
+//! after each meta-update, so the run differs from a full one by that rounding. An f32 handle
+//! has nothing below its float: [`LODO_WEIGHTS_F32`] there is
+//! [`LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION`]. It combines with any `moments` and `activations`.
+//!
 //! # ABI changes
-//! `LodoConfigC` gained its last two fields, `moments` and `activations` ([`LodoPrecision`]),
-//! with lodo-core's compact state (state format 3). There is no size or version field in the
+//! `LodoConfigC` gained `moments` and `activations` ([`LodoPrecision`]) with lodo-core's compact
+//! state (state format 3), and then its last field, `weights` ([`LodoWeightPrecision`]), with
+//! `θ` held in `f32` (state format 4), together with the status
+//! [`LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION`] (19). There is no size or version field in the
 //! struct: a program compiled against an older `lodo.h` passes a shorter struct, which this
-//! build reads past its end. Recompile against the current header, and start every
-//! configuration from [`lodo_config_default`] (then change fields), so a field added later
-//! gets its default. The state envelope is unchanged ([`LODO_STATE_ENVELOPE_VERSION`] 1).
+//! build reads past its end (undefined behaviour: nothing can detect it). Recompile against the
+//! current header, and start every configuration from [`lodo_config_default`] (then change
+//! fields), so a field added later gets its default. The state envelope is unchanged
+//! ([`LODO_STATE_ENVELOPE_VERSION`] 1); states saved before `weights` existed load as
+//! [`LODO_WEIGHTS_FULL`] states.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -83,7 +97,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, BlockPreconditioner, ConfigError, Lodo, LodoConfig, MetaConfig,
-    MetaOptimizer, Optimizer, Precision, Real, StateError, StepError,
+    MetaOptimizer, Optimizer, Precision, Real, StateError, StepError, WeightPrecision,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -145,6 +159,9 @@ pub const LODO_ERR_COMPACT_BLOCK_TOO_LARGE: LodoStatus = 17;
 /// The kept activations ([`LodoConfigC::activations`]) can be [`LODO_PRECISION_FULL`] or
 /// [`LODO_PRECISION_BF16`], not [`LODO_PRECISION_Q8`]. Nothing was created.
 pub const LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION: LodoStatus = 18;
+/// The weights `θ` can be held in `f32` ([`LODO_WEIGHTS_F32`] in [`LodoConfigC::weights`]) only
+/// below an `f64` working float: an f64 handle, not an f32 one. Nothing was created.
+pub const LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION: LodoStatus = 19;
 
 /// The envelope version [`lodo_f32_save`] writes and [`lodo_f32_load`] reads.
 pub const LODO_STATE_ENVELOPE_VERSION: u16 = 1;
@@ -165,6 +182,18 @@ pub const LODO_PRECISION_BF16: LodoPrecision = 1;
 /// "The compact state"; needs `block_size ≤ 22`).
 pub const LODO_PRECISION_Q8: LodoPrecision = 2;
 
+/// How the network's weights `θ` are held between steps (lodo-core's `WeightPrecision`): one of
+/// the `LODO_WEIGHTS_*` values, in [`LodoConfigC::weights`]. A plain `uint32_t`, as
+/// [`LodoPrecision`] (unknown values are [`LODO_ERR_INVALID_CONFIG`]).
+pub type LodoWeightPrecision = u32;
+
+/// In the handle's float type (the default; the paper's arithmetic).
+pub const LODO_WEIGHTS_FULL: LodoWeightPrecision = 0;
+/// In `f32` below an `f64` handle (4 bytes per weight instead of 8; f64 handles only, else
+/// [`LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION`]): each block is read into `f64`, every product is
+/// in `f64`, and the new `θ` is rounded to the nearest `f32` after each update.
+pub const LODO_WEIGHTS_F32: LodoWeightPrecision = 1;
+
 /// lodo-core's policy of a `LodoPrecision` value; unknown values are [`LODO_ERR_INVALID_CONFIG`].
 fn precision_of(code: LodoPrecision) -> Result<Precision, LodoStatus> {
     match code {
@@ -181,6 +210,25 @@ fn precision_code(precision: Precision) -> LodoPrecision {
         Precision::Full => LODO_PRECISION_FULL,
         Precision::Bf16 => LODO_PRECISION_BF16,
         Precision::Q8 => LODO_PRECISION_Q8,
+    }
+}
+
+/// lodo-core's policy of a `LodoWeightPrecision` value; unknown values are
+/// [`LODO_ERR_INVALID_CONFIG`].
+fn weight_precision_of(code: LodoWeightPrecision) -> Result<WeightPrecision, LodoStatus> {
+    match code {
+        LODO_WEIGHTS_FULL => Ok(WeightPrecision::Full),
+        LODO_WEIGHTS_F32 => Ok(WeightPrecision::F32),
+        _ => Err(LODO_ERR_INVALID_CONFIG),
+    }
+}
+
+/// The `LodoWeightPrecision` value of a policy (exhaustive: a new policy in lodo-core needs a
+/// code).
+fn weight_precision_code(precision: WeightPrecision) -> LodoWeightPrecision {
+    match precision {
+        WeightPrecision::Full => LODO_WEIGHTS_FULL,
+        WeightPrecision::F32 => LODO_WEIGHTS_F32,
     }
 }
 
@@ -235,6 +283,11 @@ pub struct LodoConfigC {
     /// [`LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION`], any other value
     /// [`LODO_ERR_INVALID_CONFIG`]. (Added with state format 3; see the crate docs.)
     pub activations: LodoPrecision,
+    /// How the `|θ|` network weights are held between steps: [`LODO_WEIGHTS_FULL`] (0, default:
+    /// `|θ|·s` bytes) or [`LODO_WEIGHTS_F32`] (1: `4·|θ|` bytes, f64 handles only; with an f32
+    /// handle [`LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION`]). Any other value is
+    /// [`LODO_ERR_INVALID_CONFIG`]. (Added with state format 4; see the crate docs.)
+    pub weights: LodoWeightPrecision,
 }
 
 /// An f32 LODO optimizer. Opaque: create with [`lodo_f32_new`] or [`lodo_f32_load`], free with
@@ -354,7 +407,7 @@ unsafe fn construct<H: Handle>(
     handle
 }
 
-/// The status of a configuration error: out of memory, the two precision-policy refusals, or
+/// The status of a configuration error: out of memory, the three precision-policy refusals, or
 /// invalid (every other variant, including those lodo-core adds later: `ConfigError` is
 /// `#[non_exhaustive]`).
 fn config_status(e: ConfigError) -> LodoStatus {
@@ -362,6 +415,7 @@ fn config_status(e: ConfigError) -> LodoStatus {
         ConfigError::OutOfMemory { .. } => LODO_ERR_OUT_OF_MEMORY,
         ConfigError::CompactBlockTooLarge { .. } => LODO_ERR_COMPACT_BLOCK_TOO_LARGE,
         ConfigError::UnsupportedActivationPrecision => LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION,
+        ConfigError::UnsupportedWeightPrecision => LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION,
         _ => LODO_ERR_INVALID_CONFIG,
     }
 }
@@ -398,10 +452,12 @@ unsafe fn read_config<T: FfiFloat>(
     // SAFETY: non-null and aligned (checked above); valid for reads by the caller's contract.
     let c = unsafe { config.read() };
     let (moments, activations) = (precision_of(c.moments)?, precision_of(c.activations)?);
+    let weights = weight_precision_of(c.weights)?;
     let mut network = BlockConfig::<T>::default()
         .with_layers(c.layers)
         .and_then(|b| b.with_block_size(c.block_size))
         .and_then(|b| b.with_activations(activations))
+        .and_then(|b| b.with_weights(weights))
         .map_err(config_status)?;
     if c.hidden != 0 {
         network = network.with_hidden(c.hidden).map_err(config_status)?;
@@ -721,7 +777,8 @@ unsafe fn load_impl<T: FfiFloat>(bytes: *const u8, len: usize) -> Result<Lodo<T>
 
 /// The default configuration: the paper's LODO (`β = 0.9`, `α₀ = 1`, `N = 16`, `k = 4`,
 /// `h = 2n`, Adam `η = 1e-3`, `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-7`), with moments and
-/// activations in full precision ([`LODO_PRECISION_FULL`]).
+/// activations in full precision ([`LODO_PRECISION_FULL`]) and the weights in the handle's
+/// float type ([`LODO_WEIGHTS_FULL`]).
 #[unsafe(no_mangle)]
 pub extern "C" fn lodo_config_default() -> LodoConfigC {
     let c = LodoConfig::<f64>::default();
@@ -737,6 +794,7 @@ pub extern "C" fn lodo_config_default() -> LodoConfigC {
         hidden: 0,
         moments: precision_code(c.meta().precision()),
         activations: precision_code(c.preconditioner().activations()),
+        weights: weight_precision_code(c.preconditioner().weights()),
     }
 }
 
@@ -775,6 +833,9 @@ pub extern "C" fn lodo_status_message(status: LodoStatus) -> *const c_char {
         LODO_ERR_COMPACT_BLOCK_TOO_LARGE => c"compact (bf16 or q8) moments need block_size <= 22",
         LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION => {
             c"the kept activations can be full or bf16, not q8"
+        }
+        LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION => {
+            c"the weights can be held in f32 only by an f64 handle"
         }
         _ => c"unknown status code",
     };
@@ -887,8 +948,8 @@ pub unsafe extern "C" fn lodo_f32_load(
 /// The heap bytes an f32 optimizer for `n` parameters with `config` holds once built
 /// (`lodo_core::Lodo::memory_bytes`: its state and scratch, from a documented formula checked
 /// against a counting allocator; the handle's own few dozen bytes come on top), for the
-/// configuration's `moments` and `activations` (a compact state holds less: the table in the
-/// crate docs). Invalid `n` or `config`: the status [`lodo_f32_new`] would return.
+/// configuration's `moments`, `activations` and `weights` (a compact state holds less: the
+/// table in the crate docs). Invalid `n` or `config`: the status [`lodo_f32_new`] would return.
 ///
 /// # Safety
 /// `config` is null or readable; `bytes` is null or writable.

@@ -454,11 +454,12 @@ fn every_status_has_a_static_message() {
         LODO_ERR_NON_FINITE_META_UPDATE,
         LODO_ERR_COMPACT_BLOCK_TOO_LARGE,
         LODO_ERR_UNSUPPORTED_ACTIVATION_PRECISION,
+        LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION,
     ];
     let unknown = unsafe { CStr::from_ptr(lodo_status_message(-1)) };
     let mut seen = std::collections::HashSet::new();
     for (i, &code) in codes.iter().enumerate() {
-        assert_eq!(code, i as LodoStatus, "codes are 0..=18 in order");
+        assert_eq!(code, i as LodoStatus, "codes are 0..=19 in order");
         let m = unsafe { CStr::from_ptr(lodo_status_message(code)) };
         assert!(!m.is_empty() && m != unknown);
         assert!(seen.insert(m), "distinct messages");
@@ -493,6 +494,8 @@ fn default_config_is_lodo_cores() {
         (LODO_PRECISION_FULL, LODO_PRECISION_BF16, LODO_PRECISION_Q8),
         (0, 1, 2)
     );
+    assert_eq!(c.weights, LODO_WEIGHTS_FULL);
+    assert_eq!((LODO_WEIGHTS_FULL, LODO_WEIGHTS_F32), (0, 1));
 }
 
 // The compact state: `LodoConfigC::moments` and `LodoConfigC::activations`.
@@ -515,10 +518,27 @@ fn precision(code: LodoPrecision) -> lodo_core::Precision {
     }
 }
 
+fn weight_precision(code: LodoWeightPrecision) -> lodo_core::WeightPrecision {
+    match code {
+        LODO_WEIGHTS_FULL => lodo_core::WeightPrecision::Full,
+        LODO_WEIGHTS_F32 => lodo_core::WeightPrecision::F32,
+        _ => unreachable!("a test policy"),
+    }
+}
+
 /// lodo-core's configuration of `with_policy(moments, activations)`, built independently.
 fn core_config<T: lodo_core::Real>(
     moments: LodoPrecision,
     activations: LodoPrecision,
+) -> lodo_core::LodoConfig<T> {
+    core_config_weights(moments, activations, LODO_WEIGHTS_FULL)
+}
+
+/// [`core_config`] with the weights held as `weights` says.
+fn core_config_weights<T: lodo_core::Real>(
+    moments: LodoPrecision,
+    activations: LodoPrecision,
+    weights: LodoWeightPrecision,
 ) -> lodo_core::LodoConfig<T> {
     let c = lodo_core::LodoConfig::<T>::default()
         .with_alpha0(T::from(config().alpha0).unwrap())
@@ -526,6 +546,7 @@ fn core_config<T: lodo_core::Real>(
     let network = c
         .preconditioner()
         .with_activations(precision(activations))
+        .and_then(|b| b.with_weights(weight_precision(weights)))
         .unwrap();
     let meta = c.meta().with_precision(precision(moments));
     c.with_preconditioner(network).with_meta(meta)
@@ -703,6 +724,20 @@ fn precision_refusals_are_statuses() {
         (with_policy(3, LODO_PRECISION_FULL), LODO_ERR_INVALID_CONFIG),
         (with_policy(LODO_PRECISION_FULL, 3), LODO_ERR_INVALID_CONFIG),
         (with_policy(u32::MAX, u32::MAX), LODO_ERR_INVALID_CONFIG),
+        (
+            LodoConfigC {
+                weights: 2,
+                ..config()
+            },
+            LODO_ERR_INVALID_CONFIG,
+        ),
+        (
+            LodoConfigC {
+                weights: u32::MAX,
+                ..with_policy(LODO_PRECISION_Q8, LODO_PRECISION_BF16)
+            },
+            LODO_ERR_INVALID_CONFIG,
+        ),
     ];
     for (c, want) in cases {
         let mut status = -1;
@@ -731,4 +766,177 @@ fn precision_refusals_are_statuses() {
         assert_eq!(status, LODO_OK, "{c:?}");
         unsafe { lodo_f32_free(h) };
     }
+}
+
+// θ held in f32 below an f64 handle: `LodoConfigC::weights`.
+
+/// `with_policy(moments, activations)` with `θ` in f32.
+fn with_f32_weights(moments: LodoPrecision, activations: LodoPrecision) -> LodoConfigC {
+    LodoConfigC {
+        weights: LODO_WEIGHTS_F32,
+        ..with_policy(moments, activations)
+    }
+}
+
+fn bits64(x: &[f64]) -> Vec<u64> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+/// `steps` steps of the f64 handle on the quadratic of [`gradient`].
+fn steps_f64(h: *mut LodoF64, x: &mut [f64], steps: usize) {
+    let mut g = vec![0.0; x.len()];
+    for _ in 0..steps {
+        gradient(x, &mut g, |v| v);
+        assert_eq!(
+            unsafe { lodo_f64_step(h, x.as_mut_ptr(), g.as_ptr(), x.len()) },
+            LODO_OK
+        );
+    }
+}
+
+fn new_f64(n: usize, c: &LodoConfigC, seed: u64) -> *mut LodoF64 {
+    let mut status = -1;
+    let h = unsafe { lodo_f64_new(n, c, seed, &mut status) };
+    assert_eq!(status, LODO_OK, "{c:?}");
+    assert!(!h.is_null());
+    h
+}
+
+/// An f64 handle with `θ` in f32 runs lodo-core's `Lodo` with that policy (same bits), saves
+/// `θ` as f32 (exactly `4·|θ|` bytes fewer than the same state with `θ` in f64) and resumes bit
+/// for bit through `lodo_f64_save` / `lodo_f64_load`; with every moment and activation policy.
+#[test]
+fn f32_weights_train_save_compact_and_resume_bit_for_bit() {
+    let (n, seed) = (12, 5);
+    for (moments, activations) in POLICIES {
+        let c = with_f32_weights(moments, activations);
+        let h = new_f64(n, &c, seed);
+        let wide = new_f64(n, &with_policy(moments, activations), seed);
+        let mut core = lodo_core::Lodo::<f64>::new(
+            n,
+            core_config_weights(moments, activations, LODO_WEIGHTS_F32),
+            seed,
+        )
+        .unwrap();
+        assert_eq!(
+            core.preconditioner().weight_precision(),
+            lodo_core::WeightPrecision::F32
+        );
+        let (mut x, mut z, mut w) = (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
+        steps_f64(h, &mut x, 40);
+        steps_f64(wide, &mut w, 40);
+        let mut g = vec![0.0; n];
+        for _ in 0..40 {
+            gradient(&z, &mut g, |v| v);
+            core.step(&mut z, &g).unwrap();
+        }
+        // The C handle is lodo-core's θ-in-f32 optimizer, and the policy changes the run.
+        assert_eq!(bits64(&x), bits64(&z), "{c:?}");
+        assert_ne!(bits64(&x), bits64(&w), "{c:?}: θ in f32 rounds");
+
+        let saved = save_f64(h);
+        let saved_wide = save_f64(wide);
+        // postcard: `blocks` (f64) empty and `blocks_f32` holding |θ| f32, against the other way
+        // round; the length prefixes (varints of 0 and |θ|) and the `weights` tag take the same
+        // bytes, so the difference is 4 bytes a weight.
+        let theta = lodo_core::Preconditioner::weight_count(core.preconditioner());
+        assert_eq!(saved_wide.len() - saved.len(), 4 * theta, "{c:?}");
+        let restored = lodo::decode_state::<f64, lodo_core::Adam<f64>>(&saved).unwrap();
+        assert_eq!(
+            restored.preconditioner().weight_precision(),
+            lodo_core::WeightPrecision::F32
+        );
+
+        let x_saved = x.clone();
+        steps_f64(h, &mut x, 100);
+        let mut status = -1;
+        let resumed = unsafe { lodo_f64_load(saved.as_ptr(), saved.len(), &mut status) };
+        assert_eq!(status, LODO_OK, "{c:?}");
+        let mut y = x_saved;
+        steps_f64(resumed, &mut y, 100);
+        assert_eq!(bits64(&x), bits64(&y), "{c:?}");
+        // The two handles are in the same state, θ's policy included.
+        assert_eq!(save_f64(h), save_f64(resumed), "{c:?}");
+        assert!(x.iter().all(|v| (v - 1.0).abs() < 0.05), "{c:?}: {x:?}");
+        // An f64 state is still refused by the f32 loader.
+        assert_eq!(load_f32(&saved).unwrap_err(), LODO_ERR_STATE_WRONG_TYPE);
+        unsafe {
+            lodo_f64_free(h);
+            lodo_f64_free(wide);
+            lodo_f64_free(resumed);
+        }
+    }
+}
+
+/// `lodo_f64_memory_size` with `θ` in f32 is lodo-core's figure for the same configuration, and
+/// smaller than with `θ` in f64; an f32 handle refuses the policy with its own status.
+#[test]
+fn f32_weights_memory_size_and_refusal() {
+    for n in [1, 5, 1000] {
+        for (moments, activations) in POLICIES {
+            let c = with_f32_weights(moments, activations);
+            let (mut small, mut wide) = (0, 0);
+            assert_eq!(unsafe { lodo_f64_memory_size(n, &c, &mut small) }, LODO_OK);
+            assert_eq!(
+                unsafe { lodo_f64_memory_size(n, &with_policy(moments, activations), &mut wide) },
+                LODO_OK
+            );
+            let core = core_config_weights::<f64>(moments, activations, LODO_WEIGHTS_F32);
+            assert_eq!(
+                small,
+                lodo_core::Lodo::<f64>::memory_bytes(n, &core).unwrap(),
+                "n = {n}, {c:?}"
+            );
+            assert!(small < wide, "n = {n}, {c:?}: {small} !< {wide}");
+            // f32: refused, nothing written, nothing created.
+            let mut bytes = 0;
+            assert_eq!(
+                unsafe { lodo_f32_memory_size(n, &c, &mut bytes) },
+                LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION
+            );
+            assert_eq!(bytes, 0);
+            let mut status = -1;
+            assert!(unsafe { lodo_f32_new(n, &c, 1, &mut status) }.is_null());
+            assert_eq!(status, LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION, "{c:?}");
+        }
+    }
+    // lodo-core refuses the same policy for f32 with the error the status stands for.
+    assert_eq!(
+        lodo_core::BlockConfig::<f32>::default()
+            .with_weights(lodo_core::WeightPrecision::F32)
+            .err(),
+        Some(lodo_core::ConfigError::UnsupportedWeightPrecision)
+    );
+    let m = unsafe { CStr::from_ptr(lodo_status_message(LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION)) };
+    assert!(m.to_str().unwrap().contains("f64"), "{m:?}");
+}
+
+/// An f32 state whose `weights` tag claims `θ` in f32 is refused by lodo-core's validation:
+/// [`LODO_ERR_STATE_INVALID`], as every state lodo-core refuses (a state is not a
+/// configuration: the typed configuration status is for `lodo_f32_new` and the memory query).
+#[test]
+fn f32_state_claiming_f32_weights_is_invalid() {
+    let h = new_f32(6);
+    let mut x = vec![0.0f32; 6];
+    steps_f32(h, &mut x, 3);
+    let saved = save_f32(h);
+    unsafe { lodo_f32_free(h) };
+    // postcard is positional: the network's last field, `weights` (variant 0 = Full), comes
+    // right before `meta`, a map of one entry (length 1) named "Adam" (length 4).
+    let tag = b"\x01\x04Adam";
+    let at: Vec<usize> = (24..saved.len() - tag.len())
+        .filter(|&i| &saved[i..i + tag.len()] == tag)
+        .collect();
+    assert_eq!(at.len(), 1, "one `meta` map");
+    let weights = at[0] - 1;
+    assert_eq!(saved[weights], 0, "WeightPrecision::Full");
+    let mut forged = saved.clone();
+    forged[weights] = 1; // WeightPrecision::F32
+    assert_eq!(
+        load_f32(&reseal(forged)).unwrap_err(),
+        LODO_ERR_STATE_INVALID
+    );
+    // The unforged bytes, resealed, still load (the edit, not the resealing, is refused).
+    let h = load_f32(&reseal(saved)).unwrap();
+    unsafe { lodo_f32_free(h) };
 }

@@ -20,23 +20,38 @@ fn cases() -> u32 {
         .unwrap_or(512)
 }
 
-/// Valid states to mutate: f32 and f64, a small network (2 layers, k = 2) after a few steps.
-fn seeds() -> &'static [Vec<u8>; 2] {
-    static SEEDS: OnceLock<[Vec<u8>; 2]> = OnceLock::new();
+/// Valid states to mutate: f32 and f64, a small network (2 layers, k = 2) after a few steps,
+/// and an f64 one with `θ` held in f32, q8 moments and bf16 activations (the compact state).
+fn seeds() -> &'static [Vec<u8>; 3] {
+    static SEEDS: OnceLock<[Vec<u8>; 3]> = OnceLock::new();
     SEEDS.get_or_init(|| {
         let config = LodoConfigC {
             layers: 2,
             block_size: 2,
             ..lodo_config_default()
         };
+        let compact = LodoConfigC {
+            moments: LODO_PRECISION_Q8,
+            activations: LODO_PRECISION_BF16,
+            weights: LODO_WEIGHTS_F32,
+            ..config
+        };
         let mut status = -1;
         let h32 = unsafe { lodo_f32_new(3, &config, 5, &mut status) };
         let h64 = unsafe { lodo_f64_new(3, &config, 5, &mut status) };
+        let hc = unsafe { lodo_f64_new(3, &compact, 5, &mut status) };
+        assert_eq!(status, LODO_OK);
         let mut x32 = [0.0f32; 3];
         let mut x64 = [0.0f64; 3];
+        let mut xc = [0.0f64; 3];
         for _ in 0..4 {
             let g32 = x32.map(|v| v - 1.0);
             let g64 = x64.map(|v| v - 1.0);
+            let gc = xc.map(|v| v - 1.0);
+            assert_eq!(
+                unsafe { lodo_f64_step(hc, xc.as_mut_ptr(), gc.as_ptr(), 3) },
+                LODO_OK
+            );
             assert_eq!(
                 unsafe { lodo_f32_step(h32, x32.as_mut_ptr(), g32.as_ptr(), 3) },
                 LODO_OK
@@ -46,12 +61,13 @@ fn seeds() -> &'static [Vec<u8>; 2] {
                 LODO_OK
             );
         }
-        let (b32, b64) = (save_f32(h32), save_f64(h64));
+        let (b32, b64, bc) = (save_f32(h32), save_f64(h64), save_f64(hc));
         unsafe {
             lodo_f32_free(h32);
             lodo_f64_free(h64);
+            lodo_f64_free(hc);
         }
-        [b32, b64]
+        [b32, b64, bc]
     })
 }
 
@@ -158,7 +174,7 @@ proptest! {
 
     #[test]
     fn mutated_states_are_a_status(
-        which in 0usize..2,
+        which in 0usize..3,
         mutations in proptest::collection::vec(mutation(), 1..4),
         payload_only in any::<bool>(),
         resealed in any::<bool>(),

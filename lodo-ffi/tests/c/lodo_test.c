@@ -1,7 +1,7 @@
 /* The C ABI from C: minimise an ill-conditioned quadratic with f32 and f64 handles, save and
  * resume through a byte buffer (the resumed run must match the uninterrupted one bit for bit),
- * the same with a compact state (q8 or bf16 moments, bf16 activations), and check that bad
- * input is a status code. `.ci/ffi` builds it against liblodo.a and
+ * the same with a compact state (q8 or bf16 moments, bf16 activations; θ in f32 below an f64
+ * handle), and check that bad input is a status code. `.ci/ffi` builds it against liblodo.a and
  * liblodo.so; it prints "N passed, M failed" and exits non-zero on any failure. */
 #include <math.h>
 #include <stdio.h>
@@ -236,6 +236,64 @@ static void test_compact_state(void) {
   lodo_f64_free(resumed64);
 }
 
+/* θ in f32 below an f64 handle (with q8 moments and bf16 activations): trains, saves θ as f32
+ * (a smaller state), resumes bit for bit, needs less memory; an f32 handle refuses it. */
+static void test_f32_weights(void) {
+  LodoConfigC wide = lodo_config_default();
+  wide.alpha0 = 0.5;
+  wide.moments = LODO_PRECISION_Q8;
+  wide.activations = LODO_PRECISION_BF16;
+  CHECK(wide.weights == LODO_WEIGHTS_FULL);
+  LodoConfigC config = wide;
+  config.weights = LODO_WEIGHTS_F32;
+  LodoStatus status = -1;
+  LodoF64 *h = lodo_f64_new(N, &config, 2023, &status);
+  CHECK_STATUS(status, LODO_OK);
+  LodoF64 *plain = lodo_f64_new(N, &wide, 2023, &status);
+  CHECK_STATUS(status, LODO_OK);
+
+  double x[N] = {0}, y[N], g[N];
+  double loss0 = grad_f64(x, g);
+  run_f64(h, x, 100);
+  size_t size = 0, wide_size = 0;
+  CHECK_STATUS(lodo_f64_state_size(h, &size), LODO_OK);
+  CHECK_STATUS(lodo_f64_state_size(plain, &wide_size), LODO_OK);
+  CHECK(size < wide_size); /* θ saved as f32: 4 bytes a weight instead of 8 */
+  unsigned char *buf = malloc(size);
+  CHECK_STATUS(lodo_f64_save(h, buf, size, NULL), LODO_OK);
+  memcpy(y, x, sizeof x);
+  run_f64(h, x, 200);
+  LodoF64 *resumed = lodo_f64_load(buf, size, &status);
+  CHECK_STATUS(status, LODO_OK);
+  run_f64(resumed, y, 200);
+  CHECK(memcmp(x, y, sizeof x) == 0);
+  double loss = grad_f64(x, g);
+  printf("f64, theta in f32 + q8 moments + bf16 activations: loss %g -> %g after 300 steps; "
+         "state %zu bytes (theta in f64: %zu); resumed run bit-identical: %s\n",
+         loss0, loss, size, wide_size, memcmp(x, y, sizeof x) == 0 ? "yes" : "NO");
+  CHECK(loss < 1e-2 * loss0);
+  free(buf);
+
+  size_t bytes = 0, wide_bytes = 0;
+  CHECK_STATUS(lodo_f64_memory_size(1000, &config, &bytes), LODO_OK);
+  CHECK_STATUS(lodo_f64_memory_size(1000, &wide, &wide_bytes), LODO_OK);
+  CHECK(bytes < wide_bytes);
+
+  /* Refused: θ in f32 with an f32 handle; a value that names no policy. */
+  CHECK(lodo_f32_new(N, &config, 1, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION);
+  CHECK_STATUS(lodo_f32_memory_size(N, &config, &bytes), LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION);
+  config.weights = 2;
+  CHECK(lodo_f64_new(N, &config, 1, &status) == NULL);
+  CHECK_STATUS(status, LODO_ERR_INVALID_CONFIG);
+  CHECK(strcmp(lodo_status_message(LODO_ERR_UNSUPPORTED_WEIGHT_PRECISION),
+               "unknown status code") != 0);
+
+  lodo_f64_free(h);
+  lodo_f64_free(plain);
+  lodo_f64_free(resumed);
+}
+
 static void test_bad_input(void) {
   LodoConfigC config = lodo_config_default();
   LodoStatus status = -1;
@@ -289,6 +347,7 @@ int main(void) {
   test_f32_save_resume();
   test_f64_save_resume();
   test_compact_state();
+  test_f32_weights();
   test_bad_input();
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
