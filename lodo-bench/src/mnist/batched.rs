@@ -33,10 +33,10 @@ use super::net::{
     STAGES, STEM, W1, W2, cross_entropy, features,
 };
 
-/// Examples per chunk (one thread's unit of work, and the row count multiplier of every GEMM:
-/// 1,568 rows at stage 0). Fixed, so the summation order, and so every bit of the result, does
-/// not depend on the number of threads. Small because the chunk's activations (about 5 MB per
-/// example in f32) must stay near the 2 MB L2 of a core: `benches/mnist.rs` (Dec 7, process CPU
+/// Examples per chunk (the forward and backward passes' unit, and the row count multiplier of
+/// every GEMM: 1,568 rows at stage 0; a thread runs the chunks of a [`GROUP`] in order). Small
+/// because the chunk's activations (about 5 MB per example in f32) must stay near the 2 MB L2
+/// of a core: `benches/mnist.rs` (Dec 7, process CPU
 /// time, load average 14–15) measured 233 images/s with 8, 281 with 2, 278 with 1; after the
 /// channel-blocked depthwise loops (08:50 UTC, load 4.6–6.1, alternated in one run) 2 was
 /// 1.034× faster than 1 and 1.094× faster than 4.
