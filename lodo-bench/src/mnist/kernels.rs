@@ -122,21 +122,29 @@ impl Atan for f64 {
 #[must_use]
 pub fn atan_slope_f32(x: f32) -> (f32, f32) {
     let t = clamp_1e12(x.abs());
-    let (num, den, y0) = atan_reduce(t);
+    let (num, den, y0) = atan_reduce::<true>(t);
     let s = t.mul_add(t, 1.0);
     let q = 1.0 / (den * s);
-    ((y0 + atan_poly(num * (s * q))).copysign(x), den * q)
+    ((y0 + atan_poly::<true>(num * (s * q))).copysign(x), den * q)
 }
 
 /// Branch-free `atan` for `f32` (Cephes' `atanf` scheme): reduce `|x|` to `[0, tan(π/8)]` with
 /// `atan x = π/4 + atan((x−1)/(x+1))` or `π/2 + atan(−1/x)`, then an odd degree-9 polynomial.
 /// Tested against `f64::atan` over a sweep of all `f32` magnitudes (`tests/mnist_net.rs`);
-/// `±∞ → ±π/2`, NaN → NaN.
+/// `±∞ → ±π/2`, NaN → NaN. Separate multiplies and adds, not [`atan_slope_f32`]'s fused
+/// ones: this one runs in the per-example reference path, compiled without the FMA feature,
+/// where `mul_add` is a libm call (it made the reference 3.7× slower).
 #[inline(always)]
 #[must_use]
 pub fn atan_f32(x: f32) -> f32 {
-    let (num, den, y0) = atan_reduce(clamp_1e12(x.abs()));
-    (y0 + atan_poly(num / den)).copysign(x)
+    let (num, den, y0) = atan_reduce::<false>(clamp_1e12(x.abs()));
+    (y0 + atan_poly::<false>(num / den)).copysign(x)
+}
+
+/// `a·b + c`, fused (one rounding) if `FMA`, else a multiply and an add.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// `min(t, 10¹²)`, NaN kept (not `f32::min`, which would drop it). Beyond `10¹²` `atan` is
@@ -151,9 +159,9 @@ fn clamp_1e12(t: f32) -> f32 {
 /// formula `atan t = y0 + atan((t − c)/(1 + c·t))` at `c = tan y0 = 0, 1, ∞`, written as
 /// `num = a·t − b`, `den = b·t + a` with `(a, b) = (1, 0), (1, 1), (0, 1)`: the multiply-adds
 /// by 0 and 1 are exact, so `num, den` are exactly `t, 1`; `t − 1, t + 1`; `−1, t` (two
-/// selects and two multiply-adds instead of four selects and two additions).
+/// selects and two multiply-adds instead of four selects and two additions; exact either way).
 #[inline(always)]
-fn atan_reduce(t: f32) -> (f32, f32, f32) {
+fn atan_reduce<const FMA: bool>(t: f32) -> (f32, f32, f32) {
     use std::f32::consts::{FRAC_PI_2, FRAC_PI_4};
     let big = t > 2.414_213_6;
     let mid = t > 0.414_213_57;
@@ -166,18 +174,18 @@ fn atan_reduce(t: f32) -> (f32, f32, f32) {
     } else {
         0.0
     };
-    (a.mul_add(t, -b), b.mul_add(t, a), y0)
+    (madd::<FMA>(a, t, -b), madd::<FMA>(b, t, a), y0)
 }
 
-/// Cephes' odd degree-9 polynomial for `atan r`, `|r| ≤ tan(π/8)`, in fused multiply-adds.
+/// Cephes' odd degree-9 polynomial for `atan r`, `|r| ≤ tan(π/8)`, by Horner's rule
+/// ([`madd`]: fused multiply-adds if `FMA`).
 #[inline(always)]
-fn atan_poly(r: f32) -> f32 {
+fn atan_poly<const FMA: bool>(r: f32) -> f32 {
     let z = r * r;
-    let p = 8.053_744_5e-2f32
-        .mul_add(z, -1.387_768_6e-1)
-        .mul_add(z, 1.997_771_1e-1)
-        .mul_add(z, -3.333_295e-1);
-    (p * z).mul_add(r, r)
+    let p = madd::<FMA>(8.053_744_5e-2, z, -1.387_768_6e-1);
+    let p = madd::<FMA>(p, z, 1.997_771_1e-1);
+    let p = madd::<FMA>(p, z, -3.333_295e-1);
+    madd::<FMA>(p * z, r, r)
 }
 
 /// `Y[p] = b + X[p]·W` for every position `p` (`X: P×CI`, `W: CI×CO`, `Y: P×CO`): the plain
