@@ -117,72 +117,56 @@ impl Atan for f64 {
 /// `q = 1/(den·(1+x²))`, as `r = num·(1+x²)·q` and `1/(1+x²) = den·q`. Beyond `|x| = 10¹²`
 /// the shared reciprocal uses `10¹²` (so `den·(1+x²)` stays finite): `atan` is `±π/2` either
 /// way and the slope is `10⁻²⁴` instead of a smaller number. NaN gives NaN for both.
-/// Tested against `f64` (`atan` within 3·10⁻⁷ absolute, as [`atan_f32`]; the slope within
-/// 4 ulp relative).
+/// Tested against `f64` over a sweep of all `f32` magnitudes (`tests/mnist_net.rs`).
 #[inline(always)]
 #[must_use]
 pub fn atan_slope_f32(x: f32) -> (f32, f32) {
-    use std::f32::consts::{FRAC_PI_2, FRAC_PI_4};
-    let t = x.abs();
-    // Not `min`: a NaN must stay NaN.
-    let tc = if t > 1e12 { 1e12 } else { t };
-    let big = t > 2.414_213_6;
-    let mid = t > 0.414_213_57;
-    let num = if big {
-        -1.0
-    } else if mid {
-        tc - 1.0
-    } else {
-        tc
-    };
-    let den = if big {
-        tc
-    } else if mid {
-        tc + 1.0
-    } else {
-        1.0
-    };
-    let y0 = if big {
-        FRAC_PI_2
-    } else if mid {
-        FRAC_PI_4
-    } else {
-        0.0
-    };
-    let s = tc.mul_add(tc, 1.0);
+    let t = clamp_1e12(x.abs());
+    let (num, den, y0) = atan_reduce::<true>(t);
+    let s = t.mul_add(t, 1.0);
     let q = 1.0 / (den * s);
-    let r = num * (s * q);
-    let z = r * r;
-    let p =
-        (((8.053_744_5e-2 * z - 1.387_768_6e-1) * z + 1.997_771_1e-1) * z - 3.333_295e-1) * z * r
-            + r;
-    ((y0 + p).copysign(x), den * q)
+    ((y0 + atan_poly::<true>(num * (s * q))).copysign(x), den * q)
 }
 
 /// Branch-free `atan` for `f32` (Cephes' `atanf` scheme): reduce `|x|` to `[0, tan(π/8)]` with
 /// `atan x = π/4 + atan((x−1)/(x+1))` or `π/2 + atan(−1/x)`, then an odd degree-9 polynomial.
-/// Maximum error about 2·10⁻⁷ absolute (tested against `f64::atan`); `±∞ → ±π/2`, NaN → NaN.
+/// Tested against `f64::atan` over a sweep of all `f32` magnitudes (`tests/mnist_net.rs`);
+/// `±∞ → ±π/2`, NaN → NaN. Separate multiplies and adds, not [`atan_slope_f32`]'s fused
+/// ones: this one runs in the per-example reference path, compiled without the FMA feature,
+/// where `mul_add` is a libm call (it made the reference 3.7× slower).
 #[inline(always)]
 #[must_use]
 pub fn atan_f32(x: f32) -> f32 {
+    let (num, den, y0) = atan_reduce::<false>(clamp_1e12(x.abs()));
+    (y0 + atan_poly::<false>(num / den)).copysign(x)
+}
+
+/// `a·b + c`, fused (one rounding) if `FMA`, else a multiply and an add.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// `min(t, 10¹²)`, NaN kept (not `f32::min`, which would drop it). Beyond `10¹²` `atan` is
+/// `π/2` in `f32` either way; the clamp keeps `0·t` and `den·(1+t²)` finite.
+#[inline(always)]
+fn clamp_1e12(t: f32) -> f32 {
+    if t > 1e12 { 1e12 } else { t }
+}
+
+/// Cephes' reduction of `t = |x|` (finite or NaN): `(num, den, y0)` with
+/// `atan t = y0 + atan(num/den)` and `|num/den| ≤ tan(π/8)`. It is the tangent subtraction
+/// formula `atan t = y0 + atan((t − c)/(1 + c·t))` at `c = tan y0 = 0, 1, ∞`, written as
+/// `num = a·t − b`, `den = b·t + a` with `(a, b) = (1, 0), (1, 1), (0, 1)`: the multiply-adds
+/// by 0 and 1 are exact, so `num, den` are exactly `t, 1`; `t − 1, t + 1`; `−1, t` (two
+/// selects and two multiply-adds instead of four selects and two additions; exact either way).
+#[inline(always)]
+fn atan_reduce<const FMA: bool>(t: f32) -> (f32, f32, f32) {
     use std::f32::consts::{FRAC_PI_2, FRAC_PI_4};
-    let t = x.abs();
     let big = t > 2.414_213_6;
     let mid = t > 0.414_213_57;
-    let num = if big {
-        -1.0
-    } else if mid {
-        t - 1.0
-    } else {
-        t
-    };
-    let den = if big {
-        t
-    } else if mid {
-        t + 1.0
-    } else {
-        1.0
-    };
+    let a: f32 = if big { 0.0 } else { 1.0 };
+    let b: f32 = if mid { 1.0 } else { 0.0 };
     let y0 = if big {
         FRAC_PI_2
     } else if mid {
@@ -190,12 +174,18 @@ pub fn atan_f32(x: f32) -> f32 {
     } else {
         0.0
     };
-    let r = num / den;
+    (madd::<FMA>(a, t, -b), madd::<FMA>(b, t, a), y0)
+}
+
+/// Cephes' odd degree-9 polynomial for `atan r`, `|r| ≤ tan(π/8)`, by Horner's rule
+/// ([`madd`]: fused multiply-adds if `FMA`).
+#[inline(always)]
+fn atan_poly<const FMA: bool>(r: f32) -> f32 {
     let z = r * r;
-    let p =
-        (((8.053_744_5e-2 * z - 1.387_768_6e-1) * z + 1.997_771_1e-1) * z - 3.333_295e-1) * z * r
-            + r;
-    (y0 + p).copysign(x)
+    let p = madd::<FMA>(8.053_744_5e-2, z, -1.387_768_6e-1);
+    let p = madd::<FMA>(p, z, 1.997_771_1e-1);
+    let p = madd::<FMA>(p, z, -3.333_295e-1);
+    madd::<FMA>(p * z, r, r)
 }
 
 /// `Y[p] = b + X[p]·W` for every position `p` (`X: P×CI`, `W: CI×CO`, `Y: P×CO`): the plain
