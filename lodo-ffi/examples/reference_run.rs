@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use lodo::{FfiFloat, encode_state};
 use lodo_core::{
     Adam, AdamConfig, BlockConfig, BlockPreconditioner, Lodo, LodoConfig, MetaOptimizer,
-    PermutationFamily, Precision, Sgd, SgdConfig,
+    PermutationFamily, Precision, Sgd, SgdConfig, WeightPrecision,
 };
 use serde::Serialize;
 
@@ -61,11 +61,12 @@ fn run<T: Bits, M: MetaOptimizer<T> + Serialize>(
 }
 
 /// The cases; `lodo-py/tests/test_reference.py` holds the same list as keyword options.
-const CASES: [&str; 4] = [
+const CASES: [&str; 5] = [
     "adam-f64",
     "adam-f32-shuffle-q8",
     "sgd-f32-tiled",
     "adam-f64-custom",
+    "adam-f64-theta32",
 ];
 
 fn case(name: &str) -> Result<(), Box<dyn std::error::Error>> {
@@ -85,6 +86,16 @@ fn case(name: &str) -> Result<(), Box<dyn std::error::Error>> {
             let adam = AdamConfig::default().with_precision(Precision::Q8);
             let config = LodoConfig::new(network, adam).with_alpha0(0.25)?;
             run(Lodo::<f32>::new(50, config, 11)?, 50)
+        }
+        // θ held in f32 below f64, with q8 moments and bf16 activations, Shuffle wiring.
+        "adam-f64-theta32" => {
+            let network = BlockConfig::<f64>::default()
+                .with_permutations(PermutationFamily::Shuffle)?
+                .with_activations(Precision::Bf16)?
+                .with_weights(WeightPrecision::F32)?;
+            let adam = AdamConfig::default().with_precision(Precision::Q8);
+            let config = LodoConfig::new(network, adam).with_alpha0(0.3)?;
+            run(Lodo::<f64>::new(41, config, 13)?, 41)
         }
         // SGD meta-optimizer, tiled shuffle of tile 8, β = 0.5, α₀ = 0.1.
         "sgd-f32-tiled" => {

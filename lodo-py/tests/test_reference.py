@@ -36,6 +36,12 @@ CASES = {
         dict(seed=5, layers=4, block_size=2, hidden=64, adam_beta1=0.8, adam_beta2=0.99,
              adam_epsilon=1e-8, alpha0=0.2, meta_lr=3e-3),
     ),
+    "adam-f64-theta32": (
+        41,
+        np.float64,
+        dict(seed=13, family="shuffle", activations="bf16", moments="q8", weights="f32",
+             alpha0=0.3),
+    ),
 }
 
 
