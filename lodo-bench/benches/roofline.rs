@@ -39,7 +39,11 @@
 //!    q8's scale pair per tile), the passes' inputs and outputs (`10·F`), and the kept
 //!    activations written once and read once (`4·s_A`, `s_A` = F or 2); in f64 also q8 + bf16 with
 //!    θ held in f32 (`WeightPrecision::F32`: θ's `5k·F` becomes `5k·4`). The ratio of the full
-//!    floor to a compact one bounds the speed-up fewer bytes can buy. `LODO_ROOFLINE_SECTIONS=compact`
+//!    floor to a compact one bounds the speed-up fewer bytes can buy. Beside it, each layout's
+//!    **arithmetic**: the same step at n = 500 (the state in L1/L2, so no memory stalls), timed
+//!    per weight and scaled to the table's `N·h·k` weights, a lower bound on the step from the
+//!    instructions alone (the decode, Adam and encode of compact moments, the bf16 and f32
+//!    roundings); a step cannot beat `max(floor, arithmetic)`. `LODO_ROOFLINE_SECTIONS=compact`
 //!    runs this section alone.
 //!
 //! Each figure is printed for the reference kernel path and for the best SIMD path, switched
@@ -613,7 +617,7 @@ fn main() {
 
 /// The state policies of the compact table: (name, Adam's moments, kept activations, θ).
 /// `θ in f32` is for the f64 table only (it needs a wider `T`).
-const POLICIES: [(&str, Precision, Precision, WeightPrecision); 5] = [
+const POLICIES: [(&str, Precision, Precision, WeightPrecision); 6] = [
     (
         "full",
         Precision::Full,
@@ -639,16 +643,39 @@ const POLICIES: [(&str, Precision, Precision, WeightPrecision); 5] = [
         Precision::Bf16,
         WeightPrecision::F32,
     ),
+    (
+        "bf16, θ in f32",
+        Precision::Bf16,
+        Precision::Bf16,
+        WeightPrecision::F32,
+    ),
 ];
+
+/// The size whose whole optimizer state sits in L1/L2 (about 1.5 MB in f64 with the full
+/// state), at which a step's time is its arithmetic.
+const IN_CACHE_N: usize = 500;
+
+/// Seconds per weight of a step of `config` at [`IN_CACHE_N`] (best of 41 after 5 warm-up steps):
+/// the layout's arithmetic with the state in cache.
+fn in_cache_seconds_per_weight<T: Real>(config: LodoConfig<T>, pool: &rayon::ThreadPool) -> f64 {
+    let mut lodo = Lodo::<T>::new(IN_CACHE_N, config, 1).expect("config");
+    let weights = (LAYERS * lodo.preconditioner().hidden() * K) as f64;
+    let (mut g, mut x) = (vec![T::zero(); IN_CACHE_N], vec![T::zero(); IN_CACHE_N]);
+    let (best, _) = time_steps(5, 41, |t| {
+        gradient(t % 17, &mut g);
+        pool.install(|| lodo.step(black_box(&mut x), black_box(&g)).expect("finite"));
+    });
+    best / weights
+}
 
 /// The compact-state table: each policy's step (`Shuffle`, one thread) against its own floor,
 /// with the copy bandwidth measured now at the size of θ (see the module docs, section 6).
 fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool) {
     println!("\n## Compact state, {name}, n = {n}, Shuffle, 1 thread (best and median of 5 steps)");
     println!(
-        "| state | B/param held | bytes moved per step | floor | best step | median | step / floor | speed-up over full |"
+        "| state | B/param held | bytes moved per step | floor | arithmetic (n = {IN_CACHE_N}, scaled) | best step | median | step / floor | step / max(floor, arithmetic) | speed-up over full | full's best / max(floor, arithmetic) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let copy_gbs = copy_bandwidth_on(pool, LAYERS * 2 * n * K * bytes);
     let mut full = None;
     for (policy, moments, activations, weights) in POLICIES {
@@ -666,6 +693,8 @@ fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool
         };
         let moved = step_bytes(LAYERS, h, K, (bytes, weight_bytes), moments, activations);
         let floor = moved / (copy_gbs * 1e9);
+        let arithmetic = in_cache_seconds_per_weight::<T>(config, pool) * (LAYERS * h * K) as f64;
+        let bound = floor.max(arithmetic);
         let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
         let (best, median) = time_steps(1, 5, |t| {
             gradient(t % 17, &mut g);
@@ -673,16 +702,19 @@ fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool
         });
         let (full_best, full_floor) = *full.get_or_insert((best, floor));
         println!(
-            "| {policy} | {:.0} | {:.2} GB ({:.0}h) | {:.1} ms ({:.2}× below full's) | {:.1} ms | {:.1} ms | {:.2} | {:.2}× |",
+            "| {policy} | {:.0} | {:.2} GB ({:.0}h) | {:.1} ms ({:.2}× below full's) | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} | {:.2} | {:.2}× | {:.2}× |",
             held as f64 / n as f64,
             moved / 1e9,
             moved / (LAYERS * h) as f64,
             floor * 1e3,
             full_floor / floor,
+            arithmetic * 1e3,
             best * 1e3,
             median * 1e3,
             best / floor,
-            full_best / best
+            best / bound,
+            full_best / best,
+            full_best / bound
         );
     }
     println!(
