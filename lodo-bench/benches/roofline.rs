@@ -655,13 +655,13 @@ const POLICIES: [(&str, Precision, Precision, WeightPrecision); 6] = [
 /// state), at which a step's time is its arithmetic.
 const IN_CACHE_N: usize = 500;
 
-/// Seconds per weight of a step of `config` at [`IN_CACHE_N`] (best of 41 after 5 warm-up steps):
+/// Seconds per weight of a step of `config` at [`IN_CACHE_N`] (best of 201 after 20 warm-up steps):
 /// the layout's arithmetic with the state in cache.
 fn in_cache_seconds_per_weight<T: Real>(config: LodoConfig<T>, pool: &rayon::ThreadPool) -> f64 {
     let mut lodo = Lodo::<T>::new(IN_CACHE_N, config, 1).expect("config");
     let weights = (LAYERS * lodo.preconditioner().hidden() * K) as f64;
     let (mut g, mut x) = (vec![T::zero(); IN_CACHE_N], vec![T::zero(); IN_CACHE_N]);
-    let (best, _) = time_steps(5, 41, |t| {
+    let (best, _) = time_steps(20, 201, |t| {
         gradient(t % 17, &mut g);
         pool.install(|| lodo.step(black_box(&mut x), black_box(&g)).expect("finite"));
     });
