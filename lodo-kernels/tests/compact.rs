@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{cases, kernels};
+use common::{cases, kernels, max_blocks};
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
 use lodo_kernels::compact::{adam_tile, decode_tile, encode_tile, q8_scales};
 use lodo_kernels::reference;
@@ -234,12 +234,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(24), ..ProptestConfig::default() })]
 
     #[test]
-    fn compact_adam_f32(k in 1usize..7, blocks in 1usize..80, q8 in any::<bool>(), seed in 0u64..1000) {
+    fn compact_adam_f32(k in 1usize..7, blocks in 1usize..max_blocks(80), q8 in any::<bool>(), seed in 0u64..1000) {
         check::<f32>(k, blocks, q8, seed);
     }
 
     #[test]
-    fn compact_adam_f64(k in 1usize..7, blocks in 1usize..80, q8 in any::<bool>(), seed in 0u64..1000) {
+    fn compact_adam_f64(k in 1usize..7, blocks in 1usize..max_blocks(80), q8 in any::<bool>(), seed in 0u64..1000) {
         check::<f64>(k, blocks, q8, seed);
     }
 }
@@ -457,12 +457,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(24), ..ProptestConfig::default() })]
 
     #[test]
-    fn compact_codes_bit_for_bit_f32(k in 1usize..7, blocks in 1usize..200, q8 in any::<bool>(), seed in 0u64..1000) {
+    fn compact_codes_bit_for_bit_f32(k in 1usize..7, blocks in 1usize..max_blocks(200), q8 in any::<bool>(), seed in 0u64..1000) {
         codes_bit_for_bit::<f32>(k, blocks, q8, seed);
     }
 
     #[test]
-    fn compact_codes_bit_for_bit_f64(k in 1usize..7, blocks in 1usize..200, q8 in any::<bool>(), seed in 0u64..1000) {
+    fn compact_codes_bit_for_bit_f64(k in 1usize..7, blocks in 1usize..max_blocks(200), q8 in any::<bool>(), seed in 0u64..1000) {
         codes_bit_for_bit::<f64>(k, blocks, q8, seed);
     }
 }

@@ -29,3 +29,11 @@ pub fn cases(default: u32) -> u32 {
             default
         })
 }
+
+/// The bound of a proptest case's random block count: `default`, or 16 under Miri, where one
+/// case of up to 200 blocks took minutes to interpret (every `unsafe` dispatch arm runs at any
+/// size; the many-tile cases keep their own, larger, fixed sizes).
+#[allow(dead_code)] // compact.rs and theta_f32.rs use it; each test binary compiles this module
+pub fn max_blocks(default: usize) -> usize {
+    if cfg!(miri) { 16 } else { default }
+}
