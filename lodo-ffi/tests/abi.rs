@@ -92,24 +92,14 @@ fn f64_minimises_and_resumes_bit_for_bit() {
     let mut status = -1;
     let h = unsafe { lodo_f64_new(n, &config(), 3, &mut status) };
     assert_eq!(status, LODO_OK);
-    let run = |h: *mut LodoF64, x: &mut [f64], steps: usize| {
-        let mut g = vec![0.0; x.len()];
-        for _ in 0..steps {
-            gradient(x, &mut g, |v| v);
-            assert_eq!(
-                unsafe { lodo_f64_step(h, x.as_mut_ptr(), g.as_ptr(), x.len()) },
-                LODO_OK
-            );
-        }
-    };
     let mut x = vec![0.0f64; n];
-    run(h, &mut x, 40);
+    steps_f64(h, &mut x, 40);
     let buf = save_f64(h);
     let mut y = x.clone();
-    run(h, &mut x, 100);
+    steps_f64(h, &mut x, 100);
     let resumed = unsafe { lodo_f64_load(buf.as_ptr(), buf.len(), &mut status) };
     assert_eq!(status, LODO_OK);
-    run(resumed, &mut y, 100);
+    steps_f64(resumed, &mut y, 100);
     assert_eq!(
         x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
         y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
@@ -605,24 +595,14 @@ fn compact_states_train_save_compact_and_resume_bit_for_bit() {
     let mut status = -1;
     let h = unsafe { lodo_f64_new(n, &c, 3, &mut status) };
     assert_eq!(status, LODO_OK);
-    let run = |h: *mut LodoF64, x: &mut [f64], steps: usize| {
-        let mut g = vec![0.0; x.len()];
-        for _ in 0..steps {
-            gradient(x, &mut g, |v| v);
-            assert_eq!(
-                unsafe { lodo_f64_step(h, x.as_mut_ptr(), g.as_ptr(), x.len()) },
-                LODO_OK
-            );
-        }
-    };
     let mut x = vec![0.0f64; n];
-    run(h, &mut x, 40);
+    steps_f64(h, &mut x, 40);
     let buf = save_f64(h);
     let mut y = x.clone();
-    run(h, &mut x, 100);
+    steps_f64(h, &mut x, 100);
     let resumed = unsafe { lodo_f64_load(buf.as_ptr(), buf.len(), &mut status) };
     assert_eq!(status, LODO_OK);
-    run(resumed, &mut y, 100);
+    steps_f64(resumed, &mut y, 100);
     assert_eq!(
         x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
         y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
