@@ -131,6 +131,22 @@ fn time_steps(warm: usize, reps: usize, mut f: impl FnMut(usize)) -> (f64, f64) 
     (ts[0], ts[ts.len() / 2])
 }
 
+/// Best and median seconds of `reps` steps of `lodo` on `pool` after `warm` untimed ones, on the
+/// gradients of [`gradient`] from `x = 0`.
+fn lodo_step_times<T: Real>(
+    lodo: &mut Lodo<T>,
+    warm: usize,
+    reps: usize,
+    pool: &rayon::ThreadPool,
+) -> (f64, f64) {
+    let n = lodo.dim();
+    let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
+    time_steps(warm, reps, |t| {
+        gradient(t % 17, &mut g);
+        pool.install(|| lodo.step(black_box(&mut x), black_box(&g)).expect("finite"));
+    })
+}
+
 fn config<T: Real>() -> LodoConfig<T> {
     LodoConfig::default()
         .with_alpha0(T::from(1e-3).expect("f64"))
@@ -285,11 +301,7 @@ fn family_step<T: Real>(
     );
     let mut lodo = Lodo::<T>::new(n, config, 1).expect("config");
     let h = lodo.preconditioner().hidden();
-    let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
-    let (best, _) = time_steps(1, reps, |t| {
-        gradient(t % 17, &mut g);
-        pool.install(|| lodo.step(black_box(&mut x), black_box(&g)).expect("finite"));
-    });
+    let (best, _) = lodo_step_times(&mut lodo, 1, reps, pool);
     (best, h)
 }
 
@@ -660,11 +672,7 @@ const IN_CACHE_N: usize = 500;
 fn in_cache_seconds_per_weight<T: Real>(config: LodoConfig<T>, pool: &rayon::ThreadPool) -> f64 {
     let mut lodo = Lodo::<T>::new(IN_CACHE_N, config, 1).expect("config");
     let weights = (LAYERS * lodo.preconditioner().hidden() * K) as f64;
-    let (mut g, mut x) = (vec![T::zero(); IN_CACHE_N], vec![T::zero(); IN_CACHE_N]);
-    let (best, _) = time_steps(20, 201, |t| {
-        gradient(t % 17, &mut g);
-        pool.install(|| lodo.step(black_box(&mut x), black_box(&g)).expect("finite"));
-    });
+    let (best, _) = lodo_step_times(&mut lodo, 20, 201, pool);
     best / weights
 }
 
@@ -695,11 +703,7 @@ fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool
         let floor = moved / (copy_gbs * 1e9);
         let arithmetic = in_cache_seconds_per_weight::<T>(config, pool) * (LAYERS * h * K) as f64;
         let bound = floor.max(arithmetic);
-        let (mut g, mut x) = (vec![T::zero(); n], vec![T::zero(); n]);
-        let (best, median) = time_steps(1, 5, |t| {
-            gradient(t % 17, &mut g);
-            pool.install(|| lodo.step(black_box(&mut x), black_box(&g)).expect("finite"));
-        });
+        let (best, median) = lodo_step_times(&mut lodo, 1, 5, pool);
         let (full_best, full_floor) = *full.get_or_insert((best, floor));
         println!(
             "| {policy} | {:.0} | {:.2} GB ({:.0}h) | {:.1} ms ({:.2}× below full's) | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} | {:.2} | {:.2}× | {:.2}× |",
