@@ -11,7 +11,8 @@
 //!   followed by a uniformly random permutation inside each run of `tile` outputs);
 //! - the state policy ([`StatePolicy`]) decides the precision Adam's moments of `θ` and the
 //!   kept activations are stored in between steps (`full`: the working float, the paper's
-//!   arithmetic; `bf16`; `q8`: 8-bit block-wise moments with bf16 activations).
+//!   arithmetic; `bf16`; `q8`: 8-bit block-wise moments with bf16 activations; `q8-theta32`:
+//!   q8 with `θ` itself held in f32, for f64 tasks).
 //!
 //! Each layout other than the paper's (`Random`, `full`) is run as its own LODO row
 //! (`LODO-Shuffle`, `LODO-q8`, `LODO-Shuffle-q8`) at LODO's hyperparameters — `α₀`, `η`, `β`
@@ -101,8 +102,9 @@ impl Layout {
 }
 
 /// The layouts of the table: the paper's first; the shuffle and the tiled shuffle at
-/// [`DEFAULT_TILE`] with the full state; the paper's permutations with each compact state.
-pub const STUDY_LAYOUTS: [Layout; 5] = [
+/// [`DEFAULT_TILE`] with the full state; the paper's permutations with each compact state
+/// (the harness's tasks are f64, so `q8-theta32`, `θ` held in f32, runs on every case).
+pub const STUDY_LAYOUTS: [Layout; 6] = [
     Layout::PAPER,
     Layout::new(PermutationFamily::Shuffle, StatePolicy::Full),
     Layout::new(
@@ -111,6 +113,7 @@ pub const STUDY_LAYOUTS: [Layout; 5] = [
     ),
     Layout::new(PermutationFamily::Random, StatePolicy::Bf16),
     Layout::new(PermutationFamily::Random, StatePolicy::Q8),
+    Layout::new(PermutationFamily::Random, StatePolicy::Q8Theta32),
 ];
 
 /// The significance level of the verdict (two-sided, uncorrected).
@@ -140,7 +143,7 @@ pub fn layout_rows(families: &FamilyList, states: &StateList) -> Vec<LodoRow> {
 }
 
 /// The `--state` list: distinct policies in the order given (case-insensitive, comma-separated:
-/// `full`, `bf16`, `q8`).
+/// `full`, `bf16`, `q8`, `q8-theta32`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateList(Vec<StatePolicy>);
 
@@ -166,7 +169,7 @@ impl FromStr for StateList {
         let mut out: Vec<StatePolicy> = Vec::new();
         for item in s.split(',') {
             if item.trim().is_empty() {
-                return Err("empty state policy; known: full, bf16, q8".into());
+                return Err("empty state policy; known: full, bf16, q8, q8-theta32".into());
             }
             let p: StatePolicy = item.parse()?;
             if out.contains(&p) {
@@ -837,7 +840,8 @@ impl LayoutStudy {
              optimum). Stored state (`--state`): full (moments and kept activations in the \
              working float, f64 here: the paper's arithmetic), bf16 (Adam's moments in bf16 \
              with seeded stochastic rounding, activations in bf16), q8 (moments in 8-bit \
-             block-wise log codes, activations in bf16). Every layout runs at LODO's α₀, η, β \
+             block-wise log codes, activations in bf16), q8-theta32 (q8, and θ itself held \
+             in f32 between steps; the arithmetic stays in f64). Every layout runs at LODO's α₀, η, β \
              (not re-tuned), N = 16, k = 4; run r of every layout sees the same task draw and \
              the same LODO seed. Final-10% loss: mean ± sample std (n − 1) over the \
              non-diverged runs; Δ = difference of means relative to the paper's layout \
