@@ -366,19 +366,21 @@ fn the_study_runs_every_layout_and_reuses_a_given_paper_group() {
     // up to k² = 16, which the table prints per layout.
     let rosen = &first.cases[1];
     let widths: Vec<usize> = rosen.layouts.iter().map(|f| f.hidden).collect();
-    assert_eq!(widths, [4, 16, 16, 4, 4]);
+    assert_eq!(widths, [4, 16, 16, 4, 4, 4]);
     let md = first.markdown();
     assert!(md.contains("| Shuffle | full | 16 |"), "{md}");
     assert!(md.contains("| Random | q8 | 4 |"), "{md}");
+    assert!(md.contains("| Random | q8-theta32 | 4 |"), "{md}");
     assert!(md.contains(&first.verdict()));
     let csv = std::fs::read_to_string(dir.join("layouts.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 10, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 12, "{csv}");
     assert!(
         csv.lines().next().unwrap().ends_with(",hessian_error"),
         "{csv}"
     );
     assert!(dir.join("bowl/curves/LODO-Shuffle/run2.csv").is_file());
     assert!(dir.join("bowl/curves/LODO-q8/run2.csv").is_file());
+    assert!(dir.join("bowl/curves/LODO-q8-theta32/run2.csv").is_file());
 
     // A paper's group given with the case is used as it is, not run again.
     let mut given = case("bowl", bowl, 3);
