@@ -336,13 +336,31 @@ pub fn q8_unsigned_decode(c: u8) -> f32 {
 }
 
 #[inline(always)]
-fn to_f32<T: Float>(x: T) -> f32 {
+pub(crate) fn to_f32<T: Float>(x: T) -> f32 {
     x.to_f32().unwrap_or(f32::NAN)
 }
 
 #[inline(always)]
 fn from_f32<T: Float>(x: f32) -> T {
     T::from(x).unwrap_or_else(T::nan)
+}
+
+/// The value in `T` of a bf16 moment.
+#[inline(always)]
+pub(crate) fn bf16_value<T: Float>(c: u16) -> T {
+    from_f32(bf16_decode(c))
+}
+
+/// The value in `T` of `M`'s q8 code `c` in a tile of scale `s`: `decode(c)·s`, in `f32`.
+#[inline(always)]
+pub(crate) fn q8_m_value<T: Float>(c: u8, s: f32) -> T {
+    from_f32(q8_signed_decode(c) * s)
+}
+
+/// The value in `T` of `V`'s q8 code `c` in a tile of scale `s`: `decode(c)·s`, in `f32`.
+#[inline(always)]
+pub(crate) fn q8_v_value<T: Float>(c: u8, s: f32) -> T {
+    from_f32(q8_unsigned_decode(c) * s)
 }
 
 /// The largest value compact moments hold, in `T`.
@@ -371,19 +389,19 @@ pub fn decode_tile<T: Float>(
         }
         Moments::Bf16 { m, v } => {
             for (x, &c) in mb.iter_mut().zip(&m[at..at + len]) {
-                *x = from_f32(bf16_decode(c));
+                *x = bf16_value(c);
             }
             for (x, &c) in vb.iter_mut().zip(&v[at..at + len]) {
-                *x = from_f32(bf16_decode(c));
+                *x = bf16_value(c);
             }
         }
         Moments::Q8 { m, v, scales } => {
             let [sm, sv] = scales[tile];
             for (x, &c) in mb.iter_mut().zip(&m[at..at + len]) {
-                *x = from_f32(q8_signed_decode(c) * sm);
+                *x = q8_m_value(c, sm);
             }
             for (x, &c) in vb.iter_mut().zip(&v[at..at + len]) {
-                *x = from_f32(q8_unsigned_decode(c) * sv);
+                *x = q8_v_value(c, sv);
             }
         }
     }
@@ -419,8 +437,10 @@ pub fn encode_tile<T: Float>(
             }
         }
         Moments::Q8 { m, v, scales } => {
-            let sm = mb.iter().fold(0.0f32, |a, &x| a.max(to_f32(x).abs()));
-            let sv = vb.iter().fold(0.0f32, |a, &x| a.max(to_f32(x)));
+            // `V ≥ 0`, so its largest magnitude is `max V`; rounding to `f32` is monotonic, so
+            // the largest rounded magnitude is the rounded largest one.
+            let largest = |xs: &[T]| xs.iter().fold(0, |a, &x| a.max(magnitude_bits(to_f32(x))));
+            let [sm, sv] = [largest(mb), largest(vb)].map(f32::from_bits);
             scales[tile] = [sm, sv];
             let (im, iv) = (inverse(sm), inverse(sv));
             for (c, &x) in m[at..at + len].iter_mut().zip(mb) {
@@ -433,31 +453,17 @@ pub fn encode_tile<T: Float>(
     }
 }
 
-/// Hints the cache to fetch the codes of entries `[at, at + len)` (compact moments only; past
-/// the end is allowed: a hint never faults). For the fast bodies, which exist where the
-/// cursors' prefetch does (x86-64, aarch64).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// The bits of `|x|`, which order like the magnitudes themselves: a tile's scale is the
+/// largest of them over its (finite) entries, an integer maximum that vectorises without the
+/// NaN handling of [`f32::max`] (the same value as the largest `|x|`).
 #[inline(always)]
-pub(crate) fn prefetch_codes<T>(moments: &Moments<'_, T>, at: usize, len: usize) {
-    fn lines<C>(codes: &[C], at: usize, len: usize) {
-        crate::cursor::prefetch_lines(codes.as_ptr().wrapping_add(at), len * size_of::<C>());
-    }
-    match moments {
-        Moments::Full { .. } => {}
-        Moments::Bf16 { m, v } => {
-            lines(m, at, len);
-            lines(v, at, len);
-        }
-        Moments::Q8 { m, v, .. } => {
-            lines(m, at, len);
-            lines(v, at, len);
-        }
-    }
+pub(crate) fn magnitude_bits(x: f32) -> u32 {
+    x.to_bits() & 0x7FFF_FFFF
 }
 
 /// `1/s`, or 0 for a zero scale (a tile of zeros).
 #[inline(always)]
-fn inverse(s: f32) -> f32 {
+pub(crate) fn inverse(s: f32) -> f32 {
     if s > 0.0 {
         (1.0 / s).min(f32::MAX)
     } else {

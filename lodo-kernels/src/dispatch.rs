@@ -1,6 +1,6 @@
 //! Which implementation runs: CPU detection, the cached choice and the `LODO_KERNEL` override.
 //!
-//! Paths, best first: [`Path::Avx512`] (x86-64, `avx512f + avx2 + fma`), [`Path::Avx2`]
+//! Paths, best first: [`Path::Avx512`] (x86-64, `avx512f + avx512vl + avx512bw + avx512dq + avx2 + fma`), [`Path::Avx2`]
 //! (x86-64, `avx2 + fma`), [`Path::Neon`] (aarch64), and [`Path::Reference`], the portable
 //! bodies written as the formulas read, always available.
 //!
@@ -27,7 +27,7 @@ pub enum Path {
     Reference = 1,
     /// x86-64 with AVX2 and FMA.
     Avx2 = 2,
-    /// x86-64 with AVX-512F (and AVX2, FMA).
+    /// x86-64 with AVX-512 F, VL, BW, DQ (and AVX2, FMA).
     Avx512 = 3,
     /// aarch64 with NEON.
     Neon = 4,
@@ -117,15 +117,26 @@ fn has_avx2() -> bool {
     false
 }
 
-/// Whether AVX-512F, AVX2 and FMA are usable (run-time detection, as [`has_avx2`]).
+/// Whether AVX-512 (F, VL, BW, DQ), AVX2 and FMA are usable (run-time detection, as
+/// [`has_avx2`]).
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 fn has_avx512() -> bool {
-    has_avx2() && std::is_x86_feature_detected!("avx512f")
+    has_avx2()
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512dq")
 }
-/// Whether AVX-512F, AVX2 and FMA are enabled at compile time.
+/// Whether AVX-512 (F, VL, BW, DQ), AVX2 and FMA are enabled at compile time.
 #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
 fn has_avx512() -> bool {
-    has_avx2() && cfg!(target_feature = "avx512f")
+    has_avx2()
+        && cfg!(all(
+            target_feature = "avx512f",
+            target_feature = "avx512vl",
+            target_feature = "avx512bw",
+            target_feature = "avx512dq"
+        ))
 }
 /// Never outside x86-64.
 #[cfg(not(target_arch = "x86_64"))]

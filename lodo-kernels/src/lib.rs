@@ -15,7 +15,7 @@
 //!
 //! # Paths
 //! Every kernel has a portable reference body (module `reference`, hidden from the docs) and SIMD bodies for x86-64
-//! AVX2+FMA, AVX-512F and aarch64 NEON, chosen at run time ([`dispatch`]). `f32` and `f64` take
+//! AVX2+FMA, AVX-512 (F, VL, BW, DQ) and aarch64 NEON, chosen at run time ([`dispatch`]). `f32` and `f64` take
 //! the SIMD bodies; other float types the reference. The block kernels are methods of a
 //! [`Kernels`] handle, which runs one chosen path ([`Kernels::selected`]: the process-wide
 //! choice, [`dispatch::selected`]); the permutation [`permutation::gather`] uses that choice.

@@ -54,7 +54,8 @@ pub fn fma_chains<T: Float + 'static>(kernels: Kernels, iters: usize, x: T, y: T
         #[cfg(target_arch = "x86_64")]
         Path::Avx512 => {
             // SAFETY: `kernels` holds `Path::Avx512` only after `Path::is_available` confirmed
-            // avx512f + avx2 + fma (`Kernels::new` or `dispatch::selected`).
+            // avx512f + avx512vl + avx512bw + avx512dq + avx2 + fma (`Kernels::new` or
+            // `dispatch::selected`).
             unsafe { body_avx512(iters, x, y) }
         }
         #[cfg(target_arch = "x86_64")]

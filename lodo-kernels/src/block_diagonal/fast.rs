@@ -10,7 +10,10 @@
 use num_traits::Float;
 
 use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
-use crate::compact::{Stored, compact_limit, decode_tile, encode_tile, prefetch_codes};
+use crate::compact::{
+    Stored, bf16_stochastic, bf16_value, compact_limit, inverse, magnitude_bits, noise, q8_m_value,
+    q8_signed, q8_unsigned, q8_v_value, to_f32,
+};
 use crate::cursor::{Cursor, prefetch, prefetch_lines, with_cursor};
 use crate::tuning::{
     ADAM_TILE, ADAM_TILE_MAX_K, FORWARD_AHEAD, PREFETCH_BLOCKS, PREFETCH_MIN_BYTES, THETA_AHEAD,
@@ -498,8 +501,10 @@ pub(crate) fn backward_pair_adam<
     ))
 }
 
-/// [`backward_pair_adam`] for one cursor type: moments in `T` are updated in place, compact
-/// ones decoded into stack buffers per tile, updated, and encoded again ([`crate::compact`]).
+/// [`backward_pair_adam`] for one cursor type: moments in `T` are updated in place; compact
+/// ones are decoded inside the update loop itself, element by element, and encoded again
+/// ([`crate::compact`]): bf16 in the same loop, q8 in a second loop over the tile once its
+/// scales (the new moments' largest magnitudes, taken in the first) are known.
 #[inline(always)]
 fn adam_with<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usize>(
     k: usize,
@@ -510,94 +515,198 @@ fn adam_with<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usi
     zad: &mut [T],
 ) -> usize {
     let k = block_k::<K>(k);
-    let tile = (ADAM_TILE / (k * k)) * k * k;
     let AdamSlices { theta, moments } = state;
     let far = size_of_val(theta) >= PREFETCH_MIN_BYTES;
-    let mut grad = [T::zero(); ADAM_TILE];
-    let mut skipped = 0;
-    let mut moments = match moments {
-        Moments::Full { m, v } => {
-            let tiles = theta
-                .chunks_mut(tile)
-                .zip(m.chunks_mut(tile))
-                .zip(v.chunks_mut(tile))
-                .zip(zad.chunks_mut(2 * tile / k));
-            for (t, (((th_t, m_t), v_t), zad_t)) in tiles.enumerate() {
-                let g_t = &mut grad[..th_t.len()];
-                pair_tile::<T, A, W, FMA, K>(
-                    k,
-                    pair,
-                    &mut cur,
-                    far,
-                    t * tile / k,
-                    th_t,
-                    g_t,
-                    zad_t,
-                );
-                skipped += adam_update::<T, W, FMA, false>(&co, th_t, m_t, v_t, g_t) as usize;
-            }
-            return skipped;
-        }
-        compact => compact,
+    let tiles = Tiles {
+        k,
+        pair,
+        far,
+        theta,
+        zad,
     };
-    let (mut mb, mut vb) = ([T::zero(); ADAM_TILE], [T::zero(); ADAM_TILE]);
-    let tiles = theta.chunks_mut(tile).zip(zad.chunks_mut(2 * tile / k));
-    for (t, (th_t, zad_t)) in tiles.enumerate() {
-        let n = th_t.len();
-        let (g_t, mb, vb) = (&mut grad[..n], &mut mb[..n], &mut vb[..n]);
-        if far {
-            // The next tile's codes, fetched while this tile computes (a hint).
-            prefetch_codes(&moments, (t + 1) * tile, tile);
+    match moments {
+        Moments::Full { m, v } => tiles.update::<FMA, K>(&mut cur, |_, at, th_t, g_t| {
+            let n = th_t.len();
+            adam_full::<T, W, FMA>(&co, th_t, &mut m[at..at + n], &mut v[at..at + n], g_t)
+        }),
+        Moments::Bf16 { m, v } => tiles.update::<FMA, K>(&mut cur, |_, at, th_t, g_t| {
+            let n = th_t.len();
+            if far {
+                // The next tile's codes, fetched while this tile computes (a hint).
+                prefetch_lines(m.as_ptr().wrapping_add(at + n), n * 2);
+                prefetch_lines(v.as_ptr().wrapping_add(at + n), n * 2);
+            }
+            let codes = (&mut m[at..at + n], &mut v[at..at + n]);
+            adam_bf16::<T, W, FMA>(&co, at, th_t, codes, g_t)
+        }),
+        Moments::Q8 { m, v, scales } => {
+            let (mut mb, mut vb) = ([0.0f32; ADAM_TILE], [0.0f32; ADAM_TILE]);
+            tiles.update::<FMA, K>(&mut cur, |t, at, th_t, g_t| {
+                let n = th_t.len();
+                if far {
+                    prefetch_lines(m.as_ptr().wrapping_add(at + n), n);
+                    prefetch_lines(v.as_ptr().wrapping_add(at + n), n);
+                }
+                let codes = (&mut m[at..at + n], &mut v[at..at + n]);
+                let buffers = (&mut mb[..n], &mut vb[..n]);
+                adam_q8::<T, W, FMA>(&co, th_t, codes, &mut scales[t], g_t, buffers)
+            })
         }
-        pair_tile::<T, A, W, FMA, K>(k, pair, &mut cur, far, t * tile / k, th_t, g_t, zad_t);
-        decode_tile(&moments, t, t * tile, mb, vb);
-        skipped += adam_update::<T, W, FMA, true>(&co, th_t, mb, vb, g_t) as usize;
-        encode_tile(&mut moments, t, t * tile, co.key, mb, vb);
     }
-    skipped
 }
 
-/// The Keras-Adam update of one tile, as one straight elementwise loop (vectorised); returns
-/// the count of elements kept. `COMPACT`: the new `V` must also stay within
-/// [`crate::compact::BF16_MAX`].
+/// The tiles of a layer's `θ`, for the fused step.
+struct Tiles<'p, 'a, T, A, W> {
+    k: usize,
+    pair: &'p GatheredPair<'a, T, A>,
+    far: bool,
+    theta: &'p mut [W],
+    zad: &'p mut [T],
+}
+
+impl<T: Float, A: Stored<T>, W: Stored<T>> Tiles<'_, '_, T, A, W> {
+    /// For each tile in order: phase 1 ([`pair_tile`]) into a gradient buffer, then
+    /// `update(t, at, θ_t, g_t)` (tile `t`, its first entry `at`); the sum of the counts the
+    /// updates return. Generic, so that everything is inlined into the caller's
+    /// `#[target_feature]` body.
+    #[inline(always)]
+    fn update<const FMA: bool, const K: usize>(
+        self,
+        cur: &mut impl Cursor,
+        mut update: impl FnMut(usize, usize, &mut [W], &[T]) -> u32,
+    ) -> usize {
+        let Tiles {
+            k,
+            pair,
+            far,
+            theta,
+            zad,
+        } = self;
+        let tile = (ADAM_TILE / (k * k)) * k * k;
+        let mut grad = [T::zero(); ADAM_TILE];
+        let mut skipped = 0;
+        let tiles = theta.chunks_mut(tile).zip(zad.chunks_mut(2 * tile / k));
+        for (t, (th_t, zad_t)) in tiles.enumerate() {
+            let g_t = &mut grad[..th_t.len()];
+            pair_tile::<T, A, W, FMA, K>(k, pair, cur, far, t * tile / k, th_t, g_t, zad_t);
+            skipped += update(t, t * tile, th_t, g_t) as usize;
+        }
+        skipped
+    }
+}
+
+/// The Keras-Adam update of one element (`COMPACT`: the new `V` must also stay within
+/// [`crate::compact::BF16_MAX`]): the new `M`, `V`, stored `θ`, and whether the element keeps
+/// its old values instead (a new `V` or `θ` that is not finite, or too large to store).
 #[inline(always)]
-fn adam_update<T: Float, W: Stored<T>, const FMA: bool, const COMPACT: bool>(
+fn adam_element<T: Float, W: Stored<T>, const FMA: bool, const COMPACT: bool>(
+    co: &AdamCoefficients<T>,
+    th: W,
+    mi: T,
+    vi: T,
+    gi: T,
+) -> (T, T, W, bool) {
+    let (c1, c2) = (T::one() - co.beta1, T::one() - co.beta2);
+    let mn = madd::<T, FMA>(co.beta1, mi, c1 * gi);
+    let vn = madd::<T, FMA>(co.beta2, vi, c2 * gi * gi);
+    // θ is updated in T and stored as W (for W = T, `store` and `load` are the identity);
+    // the guard looks at the value as stored (θ in f32 can overflow where T = f64 does not).
+    let sn = W::store(th.load() - co.rate * mn / (vn.sqrt() + co.epsilon));
+    let tn = sn.load();
+    // `M` can only overflow with `V` (|M_new| ≤ max(|M|, |g|), and |g| that large
+    // overflows g²), so V and θ decide.
+    let ok = if COMPACT {
+        vn <= compact_limit::<T>() && both_finite(tn, tn)
+    } else {
+        both_finite(vn, tn)
+    };
+    (mn, vn, sn, !ok)
+}
+
+/// The update of one tile with moments in `T`, in place, as one straight elementwise loop
+/// (vectorised); returns the count of elements kept.
+#[inline(always)]
+fn adam_full<T: Float, W: Stored<T>, const FMA: bool>(
     co: &AdamCoefficients<T>,
     th_t: &mut [W],
     m_t: &mut [T],
     v_t: &mut [T],
     g_t: &[T],
 ) -> u32 {
-    let AdamCoefficients {
-        beta1,
-        beta2,
-        epsilon,
-        rate,
-        ..
-    } = *co;
-    let (c1, c2) = (T::one() - beta1, T::one() - beta2);
-    let limit = compact_limit::<T>();
     // A 32-bit count (a tile has far fewer than 2³² elements) keeps the loop vectorised.
     let mut kept = 0u32;
     for (((th, mi), vi), &gi) in th_t.iter_mut().zip(m_t).zip(v_t).zip(g_t) {
-        let mn = madd::<T, FMA>(beta1, *mi, c1 * gi);
-        let vn = madd::<T, FMA>(beta2, *vi, c2 * gi * gi);
-        // θ is updated in T and stored as W (for W = T, `store` and `load` are the identity);
-        // the guard looks at the value as stored (θ in f32 can overflow where T = f64 does not).
-        let sn = W::store(th.load() - rate * mn / (vn.sqrt() + epsilon));
-        let tn = sn.load();
-        // `M` can only overflow with `V` (|M_new| ≤ max(|M|, |g|), and |g| that large
-        // overflows g²), so V and θ decide.
-        let ok = if COMPACT {
-            vn <= limit && both_finite(tn, tn)
-        } else {
-            both_finite(vn, tn)
-        };
-        let keep = !ok;
+        let (mn, vn, sn, keep) = adam_element::<T, W, FMA, false>(co, *th, *mi, *vi, gi);
         kept += u32::from(keep);
         *mi = if keep { *mi } else { mn };
         *vi = if keep { *vi } else { vn };
         *th = if keep { *th } else { sn };
+    }
+    kept
+}
+
+/// The update of one tile with bf16 moments (the tile's entries start at `at` of the layer):
+/// each element decoded, updated and encoded again with [`noise`]`(key, at + i)` in one loop
+/// (the bits of [`crate::compact::decode_tile`], the update, [`crate::compact::encode_tile`]).
+#[inline(always)]
+fn adam_bf16<T: Float, W: Stored<T>, const FMA: bool>(
+    co: &AdamCoefficients<T>,
+    at: usize,
+    th_t: &mut [W],
+    (cm, cv): (&mut [u16], &mut [u16]),
+    g_t: &[T],
+) -> u32 {
+    let mut kept = 0u32;
+    let codes = cm.iter_mut().zip(cv.iter_mut());
+    for (i, ((th, (cm, cv)), &gi)) in th_t.iter_mut().zip(codes).zip(g_t).enumerate() {
+        let (mi, vi) = (bf16_value::<T>(*cm), bf16_value::<T>(*cv));
+        let (mn, vn, sn, keep) = adam_element::<T, W, FMA, true>(co, *th, mi, vi, gi);
+        kept += u32::from(keep);
+        let (m1, v1) = if keep { (mi, vi) } else { (mn, vn) };
+        *th = if keep { *th } else { sn };
+        let r = noise(co.key, (at + i) as u32);
+        *cm = bf16_stochastic(to_f32(m1), r);
+        *cv = bf16_stochastic(to_f32(v1), r >> 16);
+    }
+    kept
+}
+
+/// The update of one tile with q8 moments: decoded and updated in one loop, which keeps the
+/// new moments (in `f32`, as they are encoded) in `mb`, `vb` and their largest magnitudes,
+/// the tile's new scales; a second loop encodes them (the bits of
+/// [`crate::compact::decode_tile`], the update, [`crate::compact::encode_tile`]).
+#[inline(always)]
+fn adam_q8<T: Float, W: Stored<T>, const FMA: bool>(
+    co: &AdamCoefficients<T>,
+    th_t: &mut [W],
+    (cm, cv): (&mut [u8], &mut [u8]),
+    scales: &mut [f32; 2],
+    g_t: &[T],
+    (mb, vb): (&mut [f32], &mut [f32]),
+) -> u32 {
+    let [sm, sv] = *scales;
+    let mut kept = 0u32;
+    let codes = cm.iter().zip(cv.iter());
+    let buffers = mb.iter_mut().zip(vb.iter_mut());
+    for (((th, (&cm, &cv)), (mo, vo)), &gi) in th_t.iter_mut().zip(codes).zip(buffers).zip(g_t) {
+        let (mi, vi) = (q8_m_value::<T>(cm, sm), q8_v_value::<T>(cv, sv));
+        let (mn, vn, sn, keep) = adam_element::<T, W, FMA, true>(co, *th, mi, vi, gi);
+        kept += u32::from(keep);
+        let (m1, v1) = if keep { (mi, vi) } else { (mn, vn) };
+        *th = if keep { *th } else { sn };
+        (*mo, *vo) = (to_f32(m1), to_f32(v1));
+    }
+    let largest = |xs: &[f32]| xs.iter().fold(0, |a, &x| a.max(magnitude_bits(x)));
+    let [sm, sv] = [largest(mb), largest(vb)].map(f32::from_bits);
+    *scales = [sm, sv];
+    let (im, iv) = (inverse(sm), inverse(sv));
+    for ((cm, cv), (&m1, &v1)) in cm
+        .iter_mut()
+        .zip(cv.iter_mut())
+        .zip(mb.iter().zip(vb.iter()))
+    {
+        *cm = q8_signed(m1 * im);
+        *cv = q8_unsigned(v1 * iv);
     }
     kept
 }

@@ -300,8 +300,9 @@ macro_rules! dispatch {
             #[cfg(target_arch = "x86_64")]
             Path::Avx512 => {
                 // SAFETY: a `Kernels` holds `Path::Avx512` only after `Path::is_available`
-                // confirmed avx512f + avx2 + fma (`Kernels::new`, or `dispatch::selected` via
-                // `initial`/`force`); those are exactly the features this body enables.
+                // confirmed avx512f + avx512vl + avx512bw + avx512dq + avx2 + fma
+                // (`Kernels::new`, or `dispatch::selected` via `initial`/`force`); those are
+                // exactly the features this body enables.
                 unsafe { x86::avx512::$name($($arg),*) }
             }
             #[cfg(target_arch = "x86_64")]
@@ -339,7 +340,8 @@ impl Kernels {
         #[cfg(target_arch = "x86_64")]
         if crate::tuning::MATVEC_AVX512_RUNS_AVX2 && self.path_for::<T>() == Path::Avx512 {
             // SAFETY: a `Kernels` holds `Path::Avx512` only after `Path::is_available`
-            // confirmed avx512f + avx2 + fma, which include the avx2 + fma this body enables.
+            // confirmed avx512f + avx512vl + avx512bw + avx512dq + avx2 + fma, which include the
+            // avx2 + fma this body enables.
             return unsafe { x86::avx2::matvec::<T>(k, blocks, x, y) };
         }
         dispatch!(self, T, matvec(k, blocks, x, y));

@@ -40,7 +40,8 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             Path::Avx512 if is_native::<T>() => {
                 // SAFETY: a `Kernels` holds `Path::Avx512` only after `Path::is_available`
-                // confirmed avx512f + avx2 + fma (`Kernels::new` or `dispatch::selected`).
+                // confirmed avx512f + avx512vl + avx512bw + avx512dq + avx2 + fma (`Kernels::new`
+                // or `dispatch::selected`).
                 unsafe { x86::gather_avx512(perm, x, y) }
             }
             #[cfg(target_arch = "x86_64")]
