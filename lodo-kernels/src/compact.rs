@@ -259,9 +259,11 @@ pub fn bf16_nearest(x: f32) -> u16 {
     ((sign | rounded) >> 16) as u16
 }
 
-/// [`bf16_nearest`] without branches (every case computed, then selected); the same bits for
-/// every `x` (tested on a sweep of `f32` bit patterns and the rounding boundaries, and through
-/// [`Stored::store_run`] on every kernel path).
+/// [`bf16_nearest`] without branches: every case computed, then combined with bit masks (not
+/// `if`s, which LLVM turned back into branches, so the forward's store of a block's `k`
+/// activations ran as `k` scalar branchy sequences); the same bits for every `x` (tested on a
+/// sweep of `f32` bit patterns and the rounding boundaries, and through [`Stored::store_run`]
+/// on every kernel path).
 #[inline(always)]
 #[must_use]
 pub fn bf16_nearest_lanes(x: f32) -> u16 {
@@ -270,14 +272,12 @@ pub fn bf16_nearest_lanes(x: f32) -> u16 {
     let mag = bits & 0x7FFF_FFFF;
     // `mag + 0x8000` cannot overflow (`mag < 2³¹`).
     let rounded = (mag + 0x7FFF + ((mag >> 16) & 1)).min(0x7F7F_FFFF);
-    let rounded = if mag == 0x7F80_0000 { mag } else { rounded };
-    let nan = (bits >> 16) | 0x0040;
-    let code = if mag > 0x7F80_0000 {
-        nan
-    } else {
-        (sign | rounded) >> 16
-    };
-    code as u16
+    // All ones where `x` is ±∞ or NaN (`mag ≥ 0x7F80_0000`), else 0; NaN sets the quiet bit.
+    let special = u32::from(mag >= 0x7F80_0000).wrapping_neg();
+    let quiet = u32::from(mag > 0x7F80_0000) << 6;
+    let finite = (sign | rounded) >> 16;
+    let other = (bits >> 16) | quiet;
+    ((special & other) | (!special & finite)) as u16
 }
 
 /// The `f32` value of bf16 bits (exact).

@@ -59,6 +59,32 @@ pub(crate) trait Cursor {
     }
 }
 
+/// `out[c] = x[base + c·stride]` (the block of a cursor whose sources are evenly spaced),
+/// through one sub-slice: one bounds check per block instead of one per source.
+#[inline(always)]
+fn gather_strided<T: Copy>(x: &[T], base: usize, stride: usize, out: &mut [T]) {
+    let Some(last) = out.len().checked_sub(1) else {
+        return;
+    };
+    let span = &x[base..=base + last * stride];
+    for (o, &v) in out.iter_mut().zip(span.iter().step_by(stride)) {
+        *o = v;
+    }
+}
+
+/// `a[c] = ad[2(base + c·stride)]`, `d[c] = ad[2(base + c·stride) + 1]`, as [`gather_strided`].
+#[inline(always)]
+fn gather_pairs_strided<T: Copy>(ad: &[T], base: usize, stride: usize, a: &mut [T], d: &mut [T]) {
+    let Some(last) = a.len().checked_sub(1) else {
+        return;
+    };
+    let span = &ad[2 * base..2 * (base + last * stride) + 2];
+    let pairs = span.chunks_exact(2).step_by(stride);
+    for ((x, y), p) in a.iter_mut().zip(d.iter_mut()).zip(pairs) {
+        (*x, *y) = (p[0], p[1]);
+    }
+}
+
 /// `s(j) = j`.
 pub(crate) struct IdentityCursor {
     j0: usize,
@@ -146,6 +172,14 @@ impl Cursor for ShuffleCursor {
         (self.pos + c) * self.k + self.a
     }
     #[inline(always)]
+    fn gather<T: Copy>(&self, x: &[T], out: &mut [T]) {
+        gather_strided(x, self.at(0), self.k, out);
+    }
+    #[inline(always)]
+    fn gather_pairs<T: Copy>(&self, ad: &[T], a: &mut [T], d: &mut [T]) {
+        gather_pairs_strided(ad, self.at(0), self.k, a, d);
+    }
+    #[inline(always)]
     fn advance(&mut self) {
         self.pos += self.k;
         if self.pos == self.r {
@@ -198,6 +232,14 @@ impl Cursor for UnshuffleCursor {
     #[inline(always)]
     fn at(&self, c: usize) -> usize {
         c * self.r + self.b
+    }
+    #[inline(always)]
+    fn gather<T: Copy>(&self, x: &[T], out: &mut [T]) {
+        gather_strided(x, self.b, self.r, out);
+    }
+    #[inline(always)]
+    fn gather_pairs<T: Copy>(&self, ad: &[T], a: &mut [T], d: &mut [T]) {
+        gather_pairs_strided(ad, self.b, self.r, a, d);
     }
     #[inline(always)]
     fn advance(&mut self) {

@@ -424,9 +424,15 @@ fn pair_tile<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usi
                 z[1] = sd;
             }
         }
+        // The block's kept activations read once (decoded, for a compact `A`), used by every row.
+        let (mut cbuf, mut ebuf) = ([T::zero(); ADAM_TILE_MAX_K], [T::zero(); ADAM_TILE_MAX_K]);
+        let (cv, ev) = (&mut cbuf[..k], &mut ebuf[..k]);
+        for ((cv, ev), (&cc, &ec)) in cv.iter_mut().zip(ev.iter_mut()).zip(cb.iter().zip(eb)) {
+            (*cv, *ev) = (cc.load(), ec.load());
+        }
         for ((grow, &ar), &dr) in gb.chunks_exact_mut(k).zip(ab.iter()).zip(db.iter()) {
-            for ((gi, &cc), &ec) in grow.iter_mut().zip(cb).zip(eb) {
-                *gi = scale * madd::<T, FMA>(ar, cc.load(), dr * ec.load());
+            for ((gi, &cc), &ec) in grow.iter_mut().zip(cv.iter()).zip(ev.iter()) {
+                *gi = scale * madd::<T, FMA>(ar, cc, dr * ec);
             }
         }
     }
