@@ -31,7 +31,8 @@
 //!    of the same length; both best of 5, same thread count), paid by the `4N` passes. A tile
 //!    sweep (f32, n = 10⁶, one thread) shows the tile's effect. `LODO_ROOFLINE_SECTIONS=families`
 //!    runs this section alone.
-//! 6. **Compact state** (issue 17): `Shuffle` at n = 10⁶, f32 and f64, one thread, for each
+//! 6. **Compact state** (issue 17): `Shuffle` at n = 10⁶, f32 and f64, on one thread and (with
+//!    `--features parallel`) on both cores, for each
 //!    state policy (full; bf16 moments + bf16 activations; q8 moments + bf16 activations), the
 //!    step time against **that layout's floor, measured in the same run**:
 //!    `floor = N·h·(5k·F + 4k·s_M + 10·F + 4·s_A) / copy bw`: θ read four times and written
@@ -43,7 +44,8 @@
 //!    **arithmetic**: the same step at n = 500 (the state in L1/L2, so no memory stalls), timed
 //!    per weight and scaled to the table's `N·h·k` weights, a lower bound on the step from the
 //!    instructions alone (the decode, Adam and encode of compact moments, the bf16 and f32
-//!    roundings); a step cannot beat `max(floor, arithmetic)`. `LODO_ROOFLINE_SECTIONS=compact`
+//!    roundings), divided by the thread count for the both-cores table; a step cannot beat
+//!    `max(floor, arithmetic)`. `LODO_ROOFLINE_SECTIONS=compact`
 //!    runs this section alone.
 //!
 //! Each figure is printed for the reference kernel path and for the best SIMD path, switched
@@ -563,18 +565,17 @@ fn main() {
     }
     let only = std::env::var("LODO_ROOFLINE_ONLY").unwrap_or_default();
     let sections = std::env::var("LODO_ROOFLINE_SECTIONS").unwrap_or_default();
+    dispatch::force(simd).expect("available");
+    let pools = thread_pools();
     if sections == "compact" {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .expect("thread pool");
-        dispatch::force(simd).expect("available");
         let n = if quick { 100_000 } else { 1_000_000 };
-        if only != "f64" {
-            compact::<f32>("f32", 4, n, &pool);
-        }
-        if only != "f32" {
-            compact::<f64>("f64", 8, n, &pool);
+        for pool in &pools {
+            if only != "f64" {
+                compact::<f32>("f32", 4, n, pool);
+            }
+            if only != "f32" {
+                compact::<f64>("f64", 8, n, pool);
+            }
         }
         return;
     }
@@ -591,26 +592,6 @@ fn main() {
         }
     }
     dispatch::force(simd).expect("available");
-    // One thread, and both cores when lodo-core splits layers (`--features parallel`).
-    let mut counts = vec![1];
-    if cfg!(feature = "parallel") {
-        counts.push(
-            std::thread::available_parallelism()
-                .map_or(2, |c| c.get())
-                .max(2),
-        );
-    } else {
-        println!("\n(one thread only: build with `--features parallel` for the both-cores rows)");
-    }
-    let pools: Vec<rayon::ThreadPool> = counts
-        .into_iter()
-        .map(|t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .expect("thread pool")
-        })
-        .collect();
     let sizes: &[usize] = if quick {
         &[10_000, 100_000]
     } else {
@@ -625,6 +606,29 @@ fn main() {
     if !quick && only != "f64" {
         tile_sweep(&pools[0]);
     }
+}
+
+/// One thread, and both cores when lodo-core splits layers (`--features parallel`).
+fn thread_pools() -> Vec<rayon::ThreadPool> {
+    let mut counts = vec![1];
+    if cfg!(feature = "parallel") {
+        counts.push(
+            std::thread::available_parallelism()
+                .map_or(2, |c| c.get())
+                .max(2),
+        );
+    } else {
+        println!("\n(one thread only: build with `--features parallel` for the both-cores rows)");
+    }
+    counts
+        .into_iter()
+        .map(|t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .expect("thread pool")
+        })
+        .collect()
 }
 
 /// The state policies of the compact table: (name, Adam's moments, kept activations, θ).
@@ -676,12 +680,18 @@ fn in_cache_seconds_per_weight<T: Real>(config: LodoConfig<T>, pool: &rayon::Thr
     best / weights
 }
 
-/// The compact-state table: each policy's step (`Shuffle`, one thread) against its own floor,
-/// with the copy bandwidth measured now at the size of θ (see the module docs, section 6).
+/// The compact-state table: each policy's step (`Shuffle`, on the threads of `pool`) against
+/// its own floor, with the copy bandwidth measured now at the size of θ on those threads (see
+/// the module docs, section 6). The arithmetic bound is the in-cache step (one thread: at
+/// [`IN_CACHE_N`] the layers are too small to split) divided by the thread count, as if the
+/// threads shared it perfectly.
 fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool) {
-    println!("\n## Compact state, {name}, n = {n}, Shuffle, 1 thread (best and median of 5 steps)");
+    let threads = pool.current_num_threads();
     println!(
-        "| state | B/param held | bytes moved per step | floor | arithmetic (n = {IN_CACHE_N}, scaled) | best step | median | step / floor | step / max(floor, arithmetic) | speed-up over full | full's best / max(floor, arithmetic) |"
+        "\n## Compact state, {name}, n = {n}, Shuffle, {threads} thread(s) (best and median of 5 steps)"
+    );
+    println!(
+        "| state | B/param held | bytes moved per step | floor | arithmetic (n = {IN_CACHE_N}, scaled, ÷ {threads}) | best step | median | step / floor | step / max(floor, arithmetic) | speed-up over full | full's best / max(floor, arithmetic) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let copy_gbs = copy_bandwidth_on(pool, LAYERS * 2 * n * K * bytes);
@@ -701,7 +711,8 @@ fn compact<T: Real>(name: &str, bytes: usize, n: usize, pool: &rayon::ThreadPool
         };
         let moved = step_bytes(LAYERS, h, K, (bytes, weight_bytes), moments, activations);
         let floor = moved / (copy_gbs * 1e9);
-        let arithmetic = in_cache_seconds_per_weight::<T>(config, pool) * (LAYERS * h * K) as f64;
+        let arithmetic = in_cache_seconds_per_weight::<T>(config, pool) * (LAYERS * h * K) as f64
+            / threads as f64;
         let bound = floor.max(arithmetic);
         let (best, median) = lodo_step_times(&mut lodo, 1, 5, pool);
         let (full_best, full_floor) = *full.get_or_insert((best, floor));
