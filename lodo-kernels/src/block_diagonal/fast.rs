@@ -346,7 +346,18 @@ fn backward_with<T: Float, W: Stored<T>, const FMA: bool, const K: usize>(
     z: &mut [T],
 ) {
     let k = block_k::<K>(k);
-    for (bb, zb) in blocks.chunks_exact(k * k).zip(z.chunks_exact_mut(k)) {
+    let far = size_of_val(blocks) >= PREFETCH_MIN_BYTES;
+    for (i, (bb, zb)) in blocks
+        .chunks_exact(k * k)
+        .zip(z.chunks_exact_mut(k))
+        .enumerate()
+    {
+        if far {
+            // `θ` streams from memory: ask for the block `THETA_AHEAD` on, as in the fused
+            // sweep (a hint: the bits do not change).
+            let ahead = blocks.as_ptr().wrapping_add((i + THETA_AHEAD) * k * k);
+            prefetch_lines(ahead, k * k * size_of::<W>());
+        }
         cur.prefetch(w, 1, PREFETCH_BLOCKS);
         if K > 0 {
             let mut wb = [T::zero(); K];
