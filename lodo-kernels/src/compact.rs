@@ -431,16 +431,16 @@ pub fn encode_tile<T: Float>(
         Moments::Bf16 { m, v } => {
             let codes = m[at..at + len].iter_mut().zip(&mut v[at..at + len]);
             for (i, ((cm, cv), (&x, &y))) in codes.zip(mb.iter().zip(vb)).enumerate() {
-                let r = noise(key, (at + i) as u32);
-                *cm = bf16_stochastic(to_f32(x), r);
-                *cv = bf16_stochastic(to_f32(y), r >> 16);
+                (*cm, *cv) = bf16_moment_codes(key, at + i, x, y);
             }
         }
         Moments::Q8 { m, v, scales } => {
-            // `V ≥ 0`, so its largest magnitude is `max V`; rounding to `f32` is monotonic, so
-            // the largest rounded magnitude is the rounded largest one.
-            let largest = |xs: &[T]| xs.iter().fold(0, |a, &x| a.max(magnitude_bits(to_f32(x))));
-            let [sm, sv] = [largest(mb), largest(vb)].map(f32::from_bits);
+            // Rounding to `f32` is monotonic, so the largest rounded magnitude is the rounded
+            // largest one.
+            let (sm, sv) = (
+                q8_scale(mb.iter().map(|&x| to_f32(x))),
+                q8_scale(vb.iter().map(|&x| to_f32(x))),
+            );
             scales[tile] = [sm, sv];
             let (im, iv) = (inverse(sm), inverse(sv));
             for (c, &x) in m[at..at + len].iter_mut().zip(mb) {
@@ -453,12 +453,27 @@ pub fn encode_tile<T: Float>(
     }
 }
 
-/// The bits of `|x|`, which order like the magnitudes themselves: a tile's scale is the
-/// largest of them over its (finite) entries, an integer maximum that vectorises without the
-/// NaN handling of [`f32::max`] (the same value as the largest `|x|`).
+/// A q8 tile's scale: the largest `|x|` of its (finite) entries (`V ≥ 0`, so `max V` for the
+/// second moment). Taken as the largest of the magnitudes' bit patterns, which order like the
+/// magnitudes themselves: an integer maximum that vectorises without the NaN handling of
+/// [`f32::max`], and the same value.
 #[inline(always)]
-pub(crate) fn magnitude_bits(x: f32) -> u32 {
-    x.to_bits() & 0x7FFF_FFFF
+pub(crate) fn q8_scale(xs: impl IntoIterator<Item = f32>) -> f32 {
+    f32::from_bits(
+        xs.into_iter()
+            .fold(0, |a, x| a.max(x.to_bits() & 0x7FFF_FFFF)),
+    )
+}
+
+/// The bf16 codes of one element's moments `M`, `V` (entry `index` of the layer), rounded
+/// stochastically with [`noise`]`(key, index)`: its low 16 bits for `M`, its high 16 for `V`.
+#[inline(always)]
+pub(crate) fn bf16_moment_codes<T: Float>(key: u32, index: usize, m: T, v: T) -> (u16, u16) {
+    let r = noise(key, index as u32);
+    (
+        bf16_stochastic(to_f32(m), r),
+        bf16_stochastic(to_f32(v), r >> 16),
+    )
 }
 
 /// `1/s`, or 0 for a zero scale (a tile of zeros).

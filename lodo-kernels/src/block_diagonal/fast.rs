@@ -11,8 +11,8 @@ use num_traits::Float;
 
 use super::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
 use crate::compact::{
-    Stored, bf16_stochastic, bf16_value, compact_limit, inverse, magnitude_bits, noise, q8_m_value,
-    q8_signed, q8_unsigned, q8_v_value, to_f32,
+    Stored, bf16_moment_codes, bf16_value, compact_limit, inverse, q8_m_value, q8_scale, q8_signed,
+    q8_unsigned, q8_v_value, to_f32,
 };
 use crate::cursor::{Cursor, prefetch, prefetch_lines, with_cursor};
 use crate::tuning::{
@@ -681,9 +681,7 @@ fn adam_bf16<T: Float, W: Stored<T>, const FMA: bool>(
         kept += u32::from(keep);
         let (m1, v1) = if keep { (mi, vi) } else { (mn, vn) };
         *th = if keep { *th } else { sn };
-        let r = noise(co.key, (at + i) as u32);
-        *cm = bf16_stochastic(to_f32(m1), r);
-        *cv = bf16_stochastic(to_f32(v1), r >> 16);
+        (*cm, *cv) = bf16_moment_codes(co.key, at + i, m1, v1);
     }
     kept
 }
@@ -713,8 +711,7 @@ fn adam_q8<T: Float, W: Stored<T>, const FMA: bool>(
         *th = if keep { *th } else { sn };
         (*mo, *vo) = (to_f32(m1), to_f32(v1));
     }
-    let largest = |xs: &[f32]| xs.iter().fold(0, |a, &x| a.max(magnitude_bits(x)));
-    let [sm, sv] = [largest(mb), largest(vb)].map(f32::from_bits);
+    let (sm, sv) = (q8_scale(mb.iter().copied()), q8_scale(vb.iter().copied()));
     *scales = [sm, sv];
     let (im, iv) = (inverse(sm), inverse(sv));
     for ((cm, cv), (&m1, &v1)) in cm
