@@ -414,8 +414,8 @@ pub fn fingerprint(plan: &Plan) -> Vec<String> {
     }));
     lines.push(format!("keep final points: {}", plan.keep_final));
     // Only a CPU clock adds a line, so manifests written before `--clock` existed still match.
-    if plan.clock == Clock::Cpu {
-        lines.push("clock: process CPU".into());
+    if plan.clock != Clock::Wall {
+        lines.push(format!("clock: {}", plan.clock.describe()));
     }
     // The order of the optimizers does not change their runs (seeds depend on the run index).
     lines.sort();

@@ -233,7 +233,10 @@ pub struct RunOptions {
 /// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`), which other processes do not inflate; it belongs
 /// to one run only if runs do not overlap, so [`protocol::run_plan`] runs them one at a time with
 /// it (each still spreading its batch over the threads), and on an idle machine with one thread
-/// it equals the wall-clock time.
+/// it equals the wall-clock time. `Thread` is the CPU time of the one thread a run runs on
+/// (`CLOCK_THREAD_CPUTIME_ID`): [`protocol::phase_runs`] runs each run alone on a one-thread
+/// pool of its own, as many runs at once as there are threads, so runs overlap (the machine's
+/// cores all work) and each run's seconds are still its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Clock {
     /// Elapsed real time.
@@ -241,6 +244,8 @@ pub enum Clock {
     Wall,
     /// CPU time of the process (all threads).
     Cpu,
+    /// CPU time of the run's own thread (each run on one thread, runs in parallel).
+    Thread,
 }
 
 impl Clock {
@@ -250,19 +255,20 @@ impl Clock {
         match self {
             Self::Wall => "wall-clock",
             Self::Cpu => "process CPU",
+            Self::Thread => "thread CPU",
         }
     }
 
-    /// Checks that the clock can be read here (the process CPU clock needs Unix).
+    /// Checks that the clock can be read here (the CPU clocks need Unix).
     ///
     /// # Errors
-    /// `Cpu` where the process CPU clock cannot be read.
+    /// `Cpu` or `Thread` where that CPU clock cannot be read.
     pub fn check(self) -> anyhow::Result<()> {
         match self {
             Self::Wall => Ok(()),
-            Self::Cpu => process_cpu_seconds()
-                .map(|_| ())
-                .ok_or_else(|| anyhow::anyhow!("the process CPU clock cannot be read here")),
+            Self::Cpu | Self::Thread => cpu_seconds(self).map(|_| ()).ok_or_else(|| {
+                anyhow::anyhow!("the {} clock cannot be read here", self.describe())
+            }),
         }
     }
 }
@@ -270,15 +276,27 @@ impl Clock {
 /// The process's CPU time in seconds (all threads, user + system), if the OS gives it.
 #[must_use]
 pub fn process_cpu_seconds() -> Option<f64> {
+    cpu_seconds(Clock::Cpu)
+}
+
+/// The CPU time in seconds of `clock` (`Cpu`: the process, `Thread`: the calling thread; user +
+/// system), if the OS gives it; `None` for `Wall`.
+fn cpu_seconds(clock: Clock) -> Option<f64> {
     #[cfg(unix)]
     {
         use nix::time::{ClockId, clock_gettime};
-        let t = clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).ok()?;
+        let id = match clock {
+            Clock::Wall => return None,
+            Clock::Cpu => ClockId::CLOCK_PROCESS_CPUTIME_ID,
+            Clock::Thread => ClockId::CLOCK_THREAD_CPUTIME_ID,
+        };
+        let t = clock_gettime(id).ok()?;
         #[allow(clippy::cast_precision_loss)]
         Some(t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
     }
     #[cfg(not(unix))]
     {
+        let _ = clock;
         None
     }
 }
@@ -287,27 +305,26 @@ pub fn process_cpu_seconds() -> Option<f64> {
 #[derive(Clone, Copy, Debug)]
 pub struct Stopwatch {
     wall: Instant,
+    clock: Clock,
     cpu: Option<f64>,
 }
 
 impl Stopwatch {
-    /// Starts now (a `Cpu` clock that cannot be read falls back to wall-clock time; check
-    /// [`Clock::check`] first).
+    /// Starts now (a CPU clock that cannot be read falls back to wall-clock time; check
+    /// [`Clock::check`] first). A `Thread` stopwatch must be read on the thread that started it.
     #[must_use]
     pub fn start(clock: Clock) -> Self {
         Self {
             wall: Instant::now(),
-            cpu: match clock {
-                Clock::Wall => None,
-                Clock::Cpu => process_cpu_seconds(),
-            },
+            clock,
+            cpu: cpu_seconds(clock),
         }
     }
 
     /// Seconds since [`Stopwatch::start`].
     #[must_use]
     pub fn elapsed(&self) -> f64 {
-        match self.cpu.and_then(|c0| Some(process_cpu_seconds()? - c0)) {
+        match self.cpu.and_then(|c0| Some(cpu_seconds(self.clock)? - c0)) {
             Some(s) => s,
             None => self.wall.elapsed().as_secs_f64(),
         }

@@ -115,7 +115,7 @@ pub struct Plan {
     /// tuning.
     pub checkpoint: Option<Checkpoints>,
     /// The clock of the runs' seconds; with [`Clock::Cpu`] the main runs and ablations run one
-    /// at a time (see [`Clock`]).
+    /// at a time, with [`Clock::Thread`] each on a thread of its own (see [`Clock`]).
     pub clock: Clock,
 }
 
@@ -410,7 +410,7 @@ pub fn hyperparameters(plan: &Plan) -> Result<Vec<Setting>> {
 }
 
 /// Runs `budget.runs` seeded runs of every `(label, optimizer)` in parallel (one at a time with
-/// [`Clock::Cpu`]); run `r` of every
+/// [`Clock::Cpu`]; each alone on one thread with [`Clock::Thread`]); run `r` of every
 /// optimizer sees the same task draw (common random numbers). Each run writes its files when done.
 ///
 /// # Errors
@@ -504,16 +504,55 @@ pub fn phase_runs(
     };
     let records: Vec<Result<RunRecord>> = match plan.clock {
         Clock::Wall => jobs.par_iter().map(one).collect(),
-        // One run at a time, so that the process's CPU time is the run's; run 0 of every row
-        // first, then run 1, ... (an experiment stopped early has runs of every row).
+        // One run at a time, so that the process's CPU time is the run's.
         Clock::Cpu => {
-            let mut order: Vec<usize> = (0..jobs.len()).collect();
-            order.sort_by_key(|&j| (jobs[j].1, jobs[j].0));
             let mut done: Vec<Option<Result<RunRecord>>> = jobs.iter().map(|_| None).collect();
-            for j in order {
+            for j in run_major(&jobs) {
                 done[j] = Some(one(&jobs[j]));
             }
             done.into_iter().flatten().collect()
+        }
+        // Each run alone on a one-thread pool of its own (its inner parallel loops stay on that
+        // thread, so the thread's CPU time is the run's), as many at once as the pool has
+        // threads, taken in the same order as with `Cpu`.
+        Clock::Thread => {
+            let order = run_major(&jobs);
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let done: Vec<std::sync::Mutex<Option<Result<RunRecord>>>> =
+                jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+            let workers = rayon::current_num_threads().min(jobs.len()).max(1);
+            std::thread::scope(|s| -> Result<()> {
+                let workers: Vec<_> = (0..workers)
+                    .map(|_| {
+                        s.spawn(|| -> Result<()> {
+                            let pool = rayon::ThreadPoolBuilder::new()
+                                .num_threads(1)
+                                .build()
+                                .context("building a one-thread pool for a run")?;
+                            while let Some(&j) =
+                                order.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                            {
+                                let rec = pool.install(|| one(&jobs[j]));
+                                *done[j]
+                                    .lock()
+                                    .map_err(|_| anyhow::anyhow!("a run panicked"))? = Some(rec);
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    w.join().map_err(|_| anyhow::anyhow!("a run panicked"))??;
+                }
+                Ok(())
+            })?;
+            done.into_iter()
+                .map(|m| {
+                    m.into_inner()
+                        .map_err(|_| anyhow::anyhow!("a run panicked"))?
+                        .ok_or_else(|| anyhow::anyhow!("a run did not finish"))?
+                })
+                .collect()
         }
     };
     pb.finish_and_clear();
@@ -537,6 +576,14 @@ pub fn phase_runs(
         });
     }
     Ok((groups, finished))
+}
+
+/// The order of `jobs` (`(row, run)` pairs) by run first: run 0 of every row, then run 1, ... (an
+/// experiment stopped early has runs of every row).
+fn run_major(jobs: &[(usize, usize)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&j| (jobs[j].1, jobs[j].0));
+    order
 }
 
 /// The key of run `r` of the row `label` in its checkpoint: the row, the optimizer with its

@@ -70,10 +70,11 @@ pub struct MnistArgs {
     /// run).
     #[arg(long)]
     pub seconds: Option<f64>,
-    /// The clock of the runs' seconds: `wall` (elapsed time; runs in parallel over the threads)
-    /// or `cpu` (the process's CPU time, all threads; runs one at a time, each spreading its
-    /// batch over the threads; other processes on a shared machine do not inflate it). Part of
-    /// a checkpoint's experiment: give the same one with --resume.
+    /// The clock of the runs' seconds: `wall` (elapsed time; runs in parallel over the threads),
+    /// `cpu` (the process's CPU time, all threads; runs one at a time, each spreading its batch
+    /// over the threads) or `thread` (the CPU time of the run's own thread; runs in parallel,
+    /// each alone on one thread). Other processes on a shared machine do not inflate `cpu` or
+    /// `thread`. Part of a checkpoint's experiment: give the same one with --resume.
     #[arg(long, value_enum, default_value_t = Clock::Wall)]
     pub clock: Clock,
     /// Batch size.
@@ -915,12 +916,18 @@ fn results_markdown(
          point within that budget (a step took longer). Diverged: {}.\n",
         crate::experiment::DIVERGED
     ));
-    if args.clock == Clock::Cpu {
-        md.push_str(
+    match args.clock {
+        Clock::Wall => {}
+        Clock::Cpu => md.push_str(
             "\nSeconds are the process's CPU time (all threads; the runs ran one at a time), \
              not wall-clock time: other processes on the machine do not count. steps/s are per \
              CPU second.\n",
-        );
+        ),
+        Clock::Thread => md.push_str(
+            "\nSeconds are the CPU time of each run's own thread (each run ran alone on one \
+             thread, as many runs at once as threads), not wall-clock time: other runs and other \
+             processes on the machine do not count. steps/s are per CPU second.\n",
+        ),
     }
     let moved: Vec<String> = groups
         .iter()
