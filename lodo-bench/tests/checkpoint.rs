@@ -259,12 +259,13 @@ fn a_run_of_2k_steps_equals_k_steps_and_a_resume_for_k_more() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// `--clock cpu` (runs one at a time, seconds from the process CPU clock) changes the seconds
-/// only: every logged number equals the wall-clock plan's (parallel runs on two threads), for
-/// LODO, its compact layout and a baseline; a checkpoint of one clock does not resume under the
-/// other (its seconds would mix the two).
+/// `--clock cpu` (runs one at a time, seconds from the process CPU clock) and `--clock thread`
+/// (runs in parallel, each alone on one thread, seconds from its thread's CPU clock) change the
+/// seconds only: every logged number equals the wall-clock plan's (parallel runs on two
+/// threads), for LODO and a baseline; a checkpoint of one clock does not resume under another
+/// (its seconds would mix the two).
 #[test]
-fn the_cpu_clock_changes_the_seconds_only() {
+fn the_cpu_clocks_change_the_seconds_only() {
     let _g = lock();
     let imgs = images();
     let kinds = [OptimizerKind::Lodo, OptimizerKind::Adam];
@@ -278,17 +279,30 @@ fn the_cpu_clock_changes_the_seconds_only() {
     let mut p = at("cpu", ckpt(&dir.join("c"), 3, false));
     p.clock = Clock::Cpu;
     let cpu = two.install(|| run_plan(&p)).unwrap();
-    assert_same_results(&wall, &cpu);
-    for g in &cpu.main {
-        let t = &g.runs[0].times;
-        assert!(
-            t[0] > 0.0 && t.windows(2).all(|w| w[0] <= w[1]),
-            "{}: {t:?}",
-            g.label
-        );
-        // The run's total also counts the work after its last curve point.
-        assert!(g.runs[0].seconds >= *t.last().unwrap(), "{}", g.label);
+    let mut p = at("thread", ckpt(&dir.join("t"), 3, false));
+    p.clock = Clock::Thread;
+    let thread = two.install(|| run_plan(&p)).unwrap();
+    for timed in [&cpu, &thread] {
+        assert_same_results(&wall, timed);
+        for g in &timed.main {
+            let t = &g.runs[0].times;
+            assert!(
+                t[0] > 0.0 && t.windows(2).all(|w| w[0] <= w[1]),
+                "{}: {t:?}",
+                g.label
+            );
+            // The run's total also counts the work after its last curve point.
+            assert!(g.runs[0].seconds >= *t.last().unwrap(), "{}", g.label);
+        }
     }
+    // A thread-clock checkpoint does not resume under the process clock.
+    let mut q = at("c2", ckpt(&dir.join("t"), 3, true));
+    q.clock = Clock::Cpu;
+    let e = err_of(two.install(|| run_plan(&q)));
+    assert!(
+        e.contains("another experiment") && e.contains("clock"),
+        "{e}"
+    );
     // The same checkpoint under the wall clock (the plan's default).
     let q = at("w2", ckpt(&dir.join("c"), 3, true));
     let e = err_of(two.install(|| run_plan(&q)));
