@@ -178,6 +178,7 @@ fn bench_kernels<T: Real>(c: &mut Criterion, ty: &str) {
             epsilon: T::from(1e-7).unwrap(),
             rate: T::from(1e-3).unwrap(),
             key: 0,
+            first: 0,
         };
         let ad: Vec<T> = w.iter().zip(&d).flat_map(|(&x, &y)| [x, y]).collect();
         let pair = GatheredPair {

@@ -408,8 +408,9 @@ pub fn decode_tile<T: Float>(
 }
 
 /// Encodes `mb`, `vb` (every entry finite, `|M|, V ≤` [`BF16_MAX`]) into tile `tile` at `at`.
-/// bf16 rounds stochastically with [`noise`]`(key, at + i)`: 16 bits for `M`, 16 for `V`;
-/// q8 sets the tile's scales to `max|M|`, `max V` first.
+/// bf16 rounds stochastically with [`noise`]`(key, index + i)` for `(key, index) = noise_at`
+/// (`index`: the tile's first entry in its layer, `at` for moments that start with the layer):
+/// 16 bits for `M`, 16 for `V`; q8 sets the tile's scales to `max|M|`, `max V` first.
 ///
 /// # Panics
 /// If the tile lies outside the moments.
@@ -418,7 +419,7 @@ pub fn encode_tile<T: Float>(
     moments: &mut Moments<'_, T>,
     tile: usize,
     at: usize,
-    key: u32,
+    (key, index): (u32, usize),
     mb: &[T],
     vb: &[T],
 ) {
@@ -431,7 +432,7 @@ pub fn encode_tile<T: Float>(
         Moments::Bf16 { m, v } => {
             let codes = m[at..at + len].iter_mut().zip(&mut v[at..at + len]);
             for (i, ((cm, cv), (&x, &y))) in codes.zip(mb.iter().zip(vb)).enumerate() {
-                (*cm, *cv) = bf16_moment_codes(key, at + i, x, y);
+                (*cm, *cv) = bf16_moment_codes(key, index + i, x, y);
             }
         }
         Moments::Q8 { m, v, scales } => {

@@ -44,7 +44,7 @@ impl Store {
         let mut mo = self.moments::<T>();
         for (t, at) in (0..m.len()).step_by(tile).enumerate() {
             let end = (at + tile).min(m.len());
-            encode_tile(&mut mo, t, at, key, &m[at..end], &v[at..end]);
+            encode_tile(&mut mo, t, at, (key, at), &m[at..end], &v[at..end]);
         }
     }
     fn decode<T: Float>(&mut self, k: usize, len: usize) -> (Vec<T>, Vec<T>) {
@@ -160,6 +160,7 @@ fn check<T: Float + std::fmt::Debug + 'static>(k: usize, blocks: usize, q8: bool
         epsilon: T::from(1e-7).unwrap(),
         rate: T::from(1e-2).unwrap(),
         key: (seed as u32).wrapping_mul(31),
+        first: 0,
     };
     for wiring in [Wiring::Index(&perm), Wiring::Identity] {
         let pair = GatheredPair {
@@ -312,6 +313,7 @@ fn bf16_activations<T: Float + std::fmt::Debug + 'static>(k: usize, blocks: usiz
                 epsilon: T::from(1e-7).unwrap(),
                 rate: T::from(1e-2).unwrap(),
                 key: 1,
+                first: 0,
             };
             let run = |pair_is_bf16: bool| {
                 let (mut th, mut m, mut v) = (b.clone(), vec![T::zero(); hk], vec![T::zero(); hk]);
@@ -419,6 +421,7 @@ fn codes_bit_for_bit<T: Float + std::fmt::Debug + 'static>(
         epsilon: T::from(pow2(-10)).unwrap(),
         rate: T::from(pow2(-4)).unwrap(),
         key: (seed as u32).wrapping_mul(0x0101_0101),
+        first: 0,
     };
     let bits = |x: &[T]| {
         x.iter()

@@ -329,6 +329,7 @@ macro_rules! float_tests {
                     epsilon: 1e-7,
                     rate: rate as T,
                     key: 0,
+                    first: 0,
                 };
                 // The kernels see a and d interleaved, read through the index (or not).
                 let ad: Vec<T> = a.iter().zip(&d).flat_map(|(&x, &y)| [x, y]).collect();
@@ -759,6 +760,7 @@ fn adam_guard_keeps_overflowing_elements<T: Float + 'static>(huge: T) {
             epsilon: T::from(1e-7).unwrap(),
             rate: T::from(1e-3).unwrap(),
             key: 0,
+            first: 0,
         };
         let run = |kern: Option<Kernels>| {
             let (mut th, mut m, mut v) = (theta0.clone(), m0.clone(), v0.clone());

@@ -119,6 +119,7 @@ fn check(k: usize, blocks: usize, seed: u64) {
         epsilon: 1e-7,
         rate: 1e-2,
         key: seed as u32,
+        first: 0,
     };
     for wiring in wirings {
         // The reference body with θ in F32 = with θ decoded, then every path the same way.
@@ -250,6 +251,7 @@ fn theta_f32_guard_refuses_what_f32_cannot_hold() {
             epsilon: 0.0,
             rate: 1e38,
             key: 0,
+            first: 0,
         };
         let mut zad = [0.0; 2];
         let state = AdamSlices::full(&mut theta, &mut m, &mut v);

@@ -7,7 +7,8 @@
 //! 2. On every path (reference and each SIMD path this CPU has), every layer kernel gives the
 //!    same bits through a structured wiring as through [`Wiring::Index`] holding its
 //!    materialised sources, and a layer computed in two parts ([`Wiring::part`]) equals the
-//!    whole, bit for bit. (Each path against the reference is `tests/paths.rs`' business, with
+//!    whole, bit for bit; so does the fused Adam step cut at a tile boundary, with every moment
+//!    storage. (Each path against the reference is `tests/paths.rs`' business, with
 //!    an index.)
 //!
 //! Shapes: `k ∈ {1, 2, 3, 4, 5, 8}`, tile `T = k·t`, `r = k·m` (often not a multiple of `T`:
@@ -18,7 +19,9 @@ mod common;
 
 use common::{cases, fast, kernels};
 use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair};
-use lodo_kernels::compact::Bf16;
+use lodo_kernels::compact::{
+    Bf16, COMPACT_MAX_K, Moments, Stored, adam_tile, encode_tile, q8_scales,
+};
 use lodo_kernels::reference;
 use lodo_kernels::wiring::{Shuffle, Tiles, Wiring};
 use lodo_kernels::{Kernels, Path};
@@ -210,6 +213,7 @@ macro_rules! typed {
                     epsilon: 1e-7,
                     rate: 1e-2,
                     key: 0,
+                    first: 0,
                 };
                 for kern in kernels() {
                     let path = kern.path();
@@ -248,6 +252,120 @@ macro_rules! typed {
                                 .any(|(a, b)| a.to_bits() != b.to_bits())
                                 || theta.is_empty()
                         );
+                    }
+                }
+            }
+
+            /// The fused Adam step of a layer cut into two parts at a tile boundary (as the
+            /// `parallel` feature splits it: each part reads the whole layer's `ad` through its
+            /// part of the wiring, or its own slice without one, and starts its stochastic
+            /// rounding at [`AdamCoefficients::first`]) equals the whole layer's, bit for bit,
+            /// with moments in `T`, bf16 and q8.
+            pub(super) fn fused_parts(c: &Case) {
+                let (k, h) = (c.k, c.h);
+                let rows = adam_tile(k) / k;
+                let cut = (h / rows / 2) * rows;
+                if k > COMPACT_MAX_K || cut == 0 {
+                    return;
+                }
+                let hk = h * k;
+                let (ad, cc, e) = (
+                    c.vals::<$T>(7, 2 * h),
+                    c.vals::<$T>(11, h),
+                    c.vals::<$T>(13, h),
+                );
+                let theta = c.scaled::<$T>(17, hk, 1.0);
+                let (m0, v0) = (c.scaled::<$T>(19, hk, 1.0), c.scaled::<$T>(23, hk, 1.0));
+                let v0: Vec<$T> = v0.iter().map(|v| v * v).collect();
+                let co = AdamCoefficients {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    epsilon: 1e-7,
+                    rate: 1e-2,
+                    key: 0x5EED,
+                    first: 0,
+                };
+                // The state after one step, with the layer in the parts `cuts` (row ranges):
+                // θ, M and V (decoded), zad, the count kept, and the compact codes.
+                let step = |kern: Kernels, w: Wiring<'_>, store: u8, cuts: &[(usize, usize)]| {
+                    let mut th = theta.clone();
+                    let (mut m, mut v) = (m0.clone(), v0.clone());
+                    // The compact moments start from M₀, V₀ encoded (order 1, so θ moves).
+                    let bf = |x: &Vec<$T>| -> Vec<u16> {
+                        x.iter()
+                            .map(|&x| <Bf16 as Stored<$T>>::store(x).0)
+                            .collect()
+                    };
+                    let (mut m16, mut v16) = (bf(&m0), bf(&v0));
+                    let (mut m8, mut v8) = (vec![0u8; hk], vec![0u8; hk]);
+                    let mut scales = vec![[0.0f32; 2]; q8_scales(hk, k)];
+                    let mut q8 = Moments::Q8 {
+                        m: &mut m8,
+                        v: &mut v8,
+                        scales: &mut scales,
+                    };
+                    for (t, at) in (0..hk).step_by(adam_tile(k)).enumerate() {
+                        let end = (at + adam_tile(k)).min(hk);
+                        encode_tile(&mut q8, t, at, (0, at), &m0[at..end], &v0[at..end]);
+                    }
+                    let mut zad = vec![<$T>::nan(); 2 * h];
+                    let mut kept = 0;
+                    for &(r0, r1) in cuts {
+                        let (a, b) = (r0 * k, r1 * k);
+                        let pair = GatheredPair {
+                            scale: -0.5,
+                            ad: if w == Wiring::Identity {
+                                &ad[2 * r0..2 * r1]
+                            } else {
+                                &ad
+                            },
+                            wiring: w.part(r0, r1 - r0),
+                            c: &cc[r0..r1],
+                            e: &e[r0..r1],
+                        };
+                        let moments = match store {
+                            0 => Moments::Full {
+                                m: &mut m[a..b],
+                                v: &mut v[a..b],
+                            },
+                            1 => Moments::Bf16 {
+                                m: &mut m16[a..b],
+                                v: &mut v16[a..b],
+                            },
+                            _ => Moments::Q8 {
+                                m: &mut m8[a..b],
+                                v: &mut v8[a..b],
+                                scales: &mut scales[a / adam_tile(k)..q8_scales(b, k)],
+                            },
+                        };
+                        let state = AdamSlices {
+                            theta: &mut th[a..b],
+                            moments,
+                        };
+                        let co = AdamCoefficients { first: a, ..co };
+                        let z = &mut zad[2 * r0..2 * r1];
+                        kept += kern.backward_pair_adam(k, pair, state, co, z);
+                    }
+                    (th, m, v, zad, kept, (m16, v16, m8, v8, scales))
+                };
+                for kern in kernels() {
+                    let path = kern.path();
+                    let idx = sources(c.wirings()[0], k, h);
+                    let mut ws = c.wirings().to_vec();
+                    ws.extend([Wiring::Index(&idx), Wiring::Identity]);
+                    for w in ws {
+                        for store in 0..3 {
+                            let whole = step(kern, w, store, &[(0, h)]);
+                            let parts = step(kern, w, store, &[(0, cut), (cut, h)]);
+                            same_bits("parts θ", path, &parts.0, &whole.0);
+                            same_bits("parts M", path, &parts.1, &whole.1);
+                            same_bits("parts V", path, &parts.2, &whole.2);
+                            same_bits("parts zad", path, &parts.3, &whole.3);
+                            assert_eq!(parts.4, whole.4, "[{path}] kept");
+                            assert!(parts.5 == whole.5, "[{path}] compact codes of parts");
+                            // The step moved θ (not two no-ops compared).
+                            assert!(whole.0.iter().zip(&theta).any(|(a, b)| a != b));
+                        }
                     }
                 }
             }
@@ -335,6 +453,8 @@ fn long_segments_and_bf16_kept_activations() {
         f64s::layers(&c);
         f32s::fused(&c);
         f64s::fused(&c);
+        f32s::fused_parts(&c);
+        f64s::fused_parts(&c);
         bf16_forward::<f32>(&c);
         bf16_forward::<f64>(&c);
     }
@@ -381,5 +501,11 @@ proptest! {
     fn structured_fused_sweep_equals_its_index_on_bits(c in case()) {
         f32s::fused(&c);
         f64s::fused(&c);
+    }
+
+    #[test]
+    fn a_fused_adam_layer_in_parts_equals_the_whole_on_bits(c in case()) {
+        f32s::fused_parts(&c);
+        f64s::fused_parts(&c);
     }
 }

@@ -5,7 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use lodo_kernels::Kernels;
-use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, Moments};
+use lodo_kernels::block_diagonal::{AdamCoefficients, AdamSlices, GatheredPair, Moments};
 use lodo_kernels::compact::{
     BF16_MAX, COMPACT_MAX_K, Stored, adam_tile, decode_tile, encode_tile, noise, q8_scales,
 };
@@ -229,6 +229,7 @@ impl<T: Real> Adam<T> {
             epsilon: self.epsilon,
             rate: self.rate.unwrap_or_else(|| self.rate_at(self.t.max(1))),
             key: noise(self.t as u32, segment as u32),
+            first: 0,
         }
     }
 
@@ -318,7 +319,7 @@ impl<T: Real> Adam<T> {
                     kept += 1;
                 }
             }
-            encode_tile(&mut view, t, at, co.key, mb, vb);
+            encode_tile(&mut view, t, at, (co.key, at), mb, vb);
             i = stop;
         }
         kept
@@ -365,6 +366,96 @@ fn segment_view<T>(compact: &mut AdamMoments, layout: WeightLayout, s: usize) ->
                 scales: &mut scales[s * per..s * per + count],
             }
         }
+    }
+}
+
+/// One fused layer step, [`Kernels::backward_pair_adam`]. With the `parallel` feature, from
+/// [`PARALLEL_MIN_ROWS`](crate::preconditioner::block::PARALLEL_MIN_ROWS) hidden rows, the
+/// layer runs in parts of whole Adam tiles ([`adam_tile`]; a q8 tile is a quantization block)
+/// on rayon's threads: each part reads the whole layer's cotangents through its part of the
+/// wiring ([`lodo_kernels::wiring::Wiring::part`]; without a wiring, its own slice) and
+/// starts its stochastic rounding at its first entry ([`AdamCoefficients::first`]), so every
+/// entry is computed as in the whole layer: the same bits. The counts of kept elements add up.
+fn fused_layer<T: Real, A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
+    kernels: Kernels,
+    k: usize,
+    pair: GatheredPair<'_, T, A>,
+    state: AdamSlices<'_, T, W>,
+    co: AdamCoefficients<T>,
+    zad: &mut [T],
+) -> usize {
+    #[cfg(feature = "parallel")]
+    {
+        let h = pair.c.len();
+        let rows = crate::preconditioner::block::part_rows(h, adam_tile(k) / k);
+        if k <= COMPACT_MAX_K && rows < h {
+            return fused_parts(kernels, k, pair, state, co, zad, rows);
+        }
+    }
+    kernels.backward_pair_adam(k, pair, state, co, zad)
+}
+
+/// [`fused_layer`] in parts of `rows` hidden rows (a multiple of the tile's rows) on rayon's
+/// threads.
+#[cfg(feature = "parallel")]
+fn fused_parts<T: Real, A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
+    kernels: Kernels,
+    k: usize,
+    pair: GatheredPair<'_, T, A>,
+    state: AdamSlices<'_, T, W>,
+    co: AdamCoefficients<T>,
+    zad: &mut [T],
+    rows: usize,
+) -> usize {
+    use lodo_kernels::wiring::Wiring;
+    use rayon::prelude::*;
+    let len = rows * k;
+    // Part `i` of the layer: its pair, its first entry and its `zad`.
+    let part = |i: usize, theta: &[W]| {
+        let (r0, r1) = (i * rows, i * rows + theta.len() / k);
+        let ad = if pair.wiring == Wiring::Identity {
+            &pair.ad[2 * r0..2 * r1]
+        } else {
+            pair.ad
+        };
+        let p = GatheredPair {
+            ad,
+            wiring: pair.wiring.part(r0, r1 - r0),
+            c: &pair.c[r0..r1],
+            e: &pair.e[r0..r1],
+            ..pair
+        };
+        (
+            p,
+            AdamCoefficients {
+                first: r0 * k,
+                ..co
+            },
+        )
+    };
+    let AdamSlices { theta, moments } = state;
+    let thetas = theta.par_chunks_mut(len).zip(zad.par_chunks_mut(2 * rows));
+    let run = |i: usize, theta: &mut [W], zad: &mut [T], moments: Moments<'_, T>| {
+        let (p, co) = part(i, theta);
+        kernels.backward_pair_adam(k, p, AdamSlices { theta, moments }, co, zad)
+    };
+    match moments {
+        Moments::Full { m, v } => thetas
+            .zip(m.par_chunks_mut(len).zip(v.par_chunks_mut(len)))
+            .enumerate()
+            .map(|(i, ((th, z), (m, v)))| run(i, th, z, Moments::Full { m, v }))
+            .sum(),
+        Moments::Bf16 { m, v } => thetas
+            .zip(m.par_chunks_mut(len).zip(v.par_chunks_mut(len)))
+            .enumerate()
+            .map(|(i, ((th, z), (m, v)))| run(i, th, z, Moments::Bf16 { m, v }))
+            .sum(),
+        Moments::Q8 { m, v, scales } => thetas
+            .zip(m.par_chunks_mut(len).zip(v.par_chunks_mut(len)))
+            .zip(scales.par_chunks_mut(len / adam_tile(k)))
+            .enumerate()
+            .map(|(i, (((th, z), (m, v)), scales))| run(i, th, z, Moments::Q8 { m, v, scales }))
+            .sum(),
     }
 }
 
@@ -485,7 +576,7 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
     /// [`MetaOptimizer::update`], compact moments decoded and encoded per tile); `scratch` is
     /// unused.
     #[track_caller]
-    fn update_block_layer<A: Stored<T>, W: Stored<T>>(
+    fn update_block_layer<A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
         &mut self,
         kernels: Kernels,
         offset: usize,
@@ -513,7 +604,7 @@ impl<T: Real> MetaOptimizer<T> for Adam<T> {
             theta: step.theta,
             moments,
         };
-        kernels.backward_pair_adam(step.k, step.pair, state, co, step.zad)
+        fused_layer(kernels, step.k, step.pair, state, co, step.zad)
     }
 
     fn validate_state(&mut self, dim: usize) -> Result<(), StateError> {

@@ -185,7 +185,7 @@ pub trait MetaOptimizer<T: Real>: Clone + Debug {
     /// If the shapes disagree, `scratch` is shorter than `θ_l` (twice `θ_l` when `θ_l` is held
     /// below `T`), or the range exceeds the dimension.
     #[track_caller]
-    fn update_block_layer<A: Stored<T>, W: Stored<T>>(
+    fn update_block_layer<A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
         &mut self,
         kernels: Kernels,
         offset: usize,

@@ -687,10 +687,11 @@ fn cotangent_wiring(wires: &[Wires], l: usize) -> Wiring<'_> {
 /// saves (the default `h = 2n` reaches it at `n = 16,384`).
 pub const PARALLEL_MIN_ROWS: usize = 1 << 15;
 
-/// Rows per part of a layer of `h` rows: whole blocks, the layer spread evenly over rayon's
-/// threads, or the whole layer below [`PARALLEL_MIN_ROWS`] or on one thread.
+/// Rows per part of a layer of `h` rows: whole units of `k` rows (blocks, or Adam tiles), the
+/// layer spread evenly over rayon's threads, or the whole layer below [`PARALLEL_MIN_ROWS`] or
+/// on one thread.
 #[cfg(feature = "parallel")]
-fn part_rows(h: usize, k: usize) -> usize {
+pub(crate) fn part_rows(h: usize, k: usize) -> usize {
     let threads = rayon::current_num_threads();
     if threads < 2 || h < PARALLEL_MIN_ROWS {
         h.max(k)

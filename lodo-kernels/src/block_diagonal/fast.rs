@@ -554,7 +554,7 @@ fn adam_with<T: Float, A: Stored<T>, W: Stored<T>, const FMA: bool, const K: usi
                 prefetch_lines(v.as_ptr().wrapping_add(at + n), n * 2);
             }
             let codes = (&mut m[at..at + n], &mut v[at..at + n]);
-            adam_bf16::<T, W, FMA>(&co, at, th_t, codes, g_t)
+            adam_bf16::<T, W, FMA>(&co, co.first + at, th_t, codes, g_t)
         }),
         Moments::Q8 { m, v, scales } => {
             let (mut mb, mut vb) = ([0.0f32; ADAM_TILE], [0.0f32; ADAM_TILE]);
@@ -662,7 +662,8 @@ fn adam_full<T: Float, W: Stored<T>, const FMA: bool>(
     kept
 }
 
-/// The update of one tile with bf16 moments (the tile's entries start at `at` of the layer):
+/// The update of one tile with bf16 moments (the tile's entries start at `at` of the layer,
+/// [`AdamCoefficients::first`] included):
 /// each element decoded, updated and encoded again with [`noise`]`(key, at + i)` in one loop
 /// (the bits of [`crate::compact::decode_tile`], the update, [`crate::compact::encode_tile`]).
 #[inline(always)]

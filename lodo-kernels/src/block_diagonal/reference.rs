@@ -195,6 +195,7 @@ pub fn backward_pair_adam<T: Float, A: Stored<T>, W: Stored<T>>(
         epsilon,
         rate,
         key,
+        first,
     } = coefficients;
     // θ is updated in T and stored as W; the guard checks the stored value.
     let update = |mi: T, vi: T, th: W, g: T, limit: T| {
@@ -244,7 +245,7 @@ pub fn backward_pair_adam<T: Float, A: Stored<T>, W: Stored<T>>(
                 }
             }
         }
-        encode_tile(&mut moments, t, at, key, mb, vb);
+        encode_tile(&mut moments, t, at, (key, first + at), mb, vb);
     }
     skipped
 }
