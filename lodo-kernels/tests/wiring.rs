@@ -364,7 +364,13 @@ macro_rules! typed {
                             assert_eq!(parts.4, whole.4, "[{path}] kept");
                             assert!(parts.5 == whole.5, "[{path}] compact codes of parts");
                             // The step moved θ (not two no-ops compared).
-                            assert!(whole.0.iter().zip(&theta).any(|(a, b)| a != b));
+                            assert!(
+                                whole
+                                    .0
+                                    .iter()
+                                    .zip(&theta)
+                                    .any(|(a, b)| a.to_bits() != b.to_bits())
+                            );
                         }
                     }
                 }
