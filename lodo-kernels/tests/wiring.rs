@@ -194,19 +194,42 @@ macro_rules! typed {
                 }
             }
 
+            /// The inputs of a fused layer: the interleaved cotangents, the kept vectors, and
+            /// `θ`, `M`, `V` of order 1 (so a step always moves `θ` by more than its last bit).
+            struct Inputs {
+                ad: Vec<$T>,
+                cc: Vec<$T>,
+                e: Vec<$T>,
+                theta: Vec<$T>,
+                m0: Vec<$T>,
+                v0: Vec<$T>,
+            }
+
+            fn inputs(c: &Case) -> Inputs {
+                let (h, hk) = (c.h, c.h * c.k);
+                let v0: Vec<$T> = c.scaled::<$T>(23, hk, 1.0);
+                Inputs {
+                    ad: c.vals::<$T>(7, 2 * h),
+                    cc: c.vals::<$T>(11, h),
+                    e: c.vals::<$T>(13, h),
+                    theta: c.scaled::<$T>(17, hk, 1.0),
+                    m0: c.scaled::<$T>(19, hk, 1.0),
+                    v0: v0.iter().map(|v| v * v).collect(),
+                }
+            }
+
             /// The fused hypergradient sweep, with and without Adam: structured = index (bits).
             pub(super) fn fused(c: &Case) {
                 let (k, h) = (c.k, c.h);
                 let hk = h * k;
-                let (ad, cc, e) = (
-                    c.vals::<$T>(7, 2 * h),
-                    c.vals::<$T>(11, h),
-                    c.vals::<$T>(13, h),
-                );
-                // θ, M, V of order 1, so a step always moves θ by more than its last bit.
-                let theta = c.scaled::<$T>(17, hk, 1.0);
-                let (m0, v0) = (c.scaled::<$T>(19, hk, 1.0), c.scaled::<$T>(23, hk, 1.0));
-                let v0: Vec<$T> = v0.iter().map(|v| v * v).collect();
+                let Inputs {
+                    ad,
+                    cc,
+                    e,
+                    theta,
+                    m0,
+                    v0,
+                } = inputs(c);
                 let co = AdamCoefficients {
                     beta1: 0.9,
                     beta2: 0.999,
@@ -269,14 +292,14 @@ macro_rules! typed {
                     return;
                 }
                 let hk = h * k;
-                let (ad, cc, e) = (
-                    c.vals::<$T>(7, 2 * h),
-                    c.vals::<$T>(11, h),
-                    c.vals::<$T>(13, h),
-                );
-                let theta = c.scaled::<$T>(17, hk, 1.0);
-                let (m0, v0) = (c.scaled::<$T>(19, hk, 1.0), c.scaled::<$T>(23, hk, 1.0));
-                let v0: Vec<$T> = v0.iter().map(|v| v * v).collect();
+                let Inputs {
+                    ad,
+                    cc,
+                    e,
+                    theta,
+                    m0,
+                    v0,
+                } = inputs(c);
                 let co = AdamCoefficients {
                     beta1: 0.9,
                     beta2: 0.999,
