@@ -373,7 +373,7 @@ fn segment_view<T>(compact: &mut AdamMoments, layout: WeightLayout, s: usize) ->
 /// [`PARALLEL_MIN_ROWS`](crate::preconditioner::block::PARALLEL_MIN_ROWS) hidden rows, the
 /// layer runs in parts of whole Adam tiles ([`adam_tile`]; a q8 tile is a quantization block)
 /// on rayon's threads: each part reads the whole layer's cotangents through its part of the
-/// wiring ([`lodo_kernels::wiring::Wiring::part`]; without a wiring, its own slice) and
+/// wiring ([`GatheredPair::part`]; without a wiring, its own slice) and
 /// starts its stochastic rounding at its first entry ([`AdamCoefficients::first`]), so every
 /// entry is computed as in the whole layer: the same bits. The counts of kept elements add up.
 fn fused_layer<T: Real, A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
@@ -407,24 +407,12 @@ fn fused_parts<T: Real, A: Stored<T> + Send + Sync, W: Stored<T> + Send + Sync>(
     zad: &mut [T],
     rows: usize,
 ) -> usize {
-    use lodo_kernels::wiring::Wiring;
     use rayon::prelude::*;
     let len = rows * k;
     // Part `i` of the layer: its pair, its first entry and its `zad`.
     let part = |i: usize, theta: &[W]| {
-        let (r0, r1) = (i * rows, i * rows + theta.len() / k);
-        let ad = if pair.wiring == Wiring::Identity {
-            &pair.ad[2 * r0..2 * r1]
-        } else {
-            pair.ad
-        };
-        let p = GatheredPair {
-            ad,
-            wiring: pair.wiring.part(r0, r1 - r0),
-            c: &pair.c[r0..r1],
-            e: &pair.e[r0..r1],
-            ..pair
-        };
+        let r0 = i * rows;
+        let p = pair.part(r0, theta.len() / k);
         (
             p,
             AdamCoefficients {

@@ -79,6 +79,31 @@ pub struct GatheredPair<'a, T, A = T> {
     pub e: &'a [A],
 }
 
+impl<'a, T, A> GatheredPair<'a, T, A> {
+    /// The pair of outputs `start..start + len` only (a part of a layer split across threads):
+    /// through a wiring, the whole layer's `ad` read at the part's sources
+    /// ([`Wiring::part`]); without one, the part's own slice of `ad`.
+    ///
+    /// # Panics
+    /// If the part lies outside the layer.
+    #[must_use]
+    #[track_caller]
+    pub fn part(self, start: usize, len: usize) -> Self {
+        let end = start + len;
+        Self {
+            ad: if self.wiring == Wiring::Identity {
+                &self.ad[2 * start..2 * end]
+            } else {
+                self.ad
+            },
+            wiring: self.wiring.part(start, len),
+            c: &self.c[start..end],
+            e: &self.e[start..end],
+            ..self
+        }
+    }
+}
+
 /// One block layer's weights `θ` and its Adam moments `M`, `V` (each `h·k` entries), in the
 /// working float or stored compactly ([`Moments`]). `θ` is held as `W` ([`Stored`]: `T`
 /// itself, or [`crate::compact::F32`] below an `f64` working float): read with `W::load`,
